@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages exitpool needs, and only those that are missing.
+#   scripts/install-deps.sh          build dependencies
+#   scripts/install-deps.sh --test   build dependencies and what the integration tests run
+# Runs `apt-get update` once, and only when something has to be installed.
+# Uses sudo only when not already root.
+set -euo pipefail
+
+build_deps=(
+  build-essential cmake ninja-build pkg-config
+  libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
+  libssl-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
+  libhiredis-dev libcurl4-openssl-dev libgtest-dev libbenchmark-dev
+)
+test_deps=(
+  squid tinyproxy dante-server microsocks nginx-light stunnel4 redis-server
+  curl python3 python3-pytest python3-requests python3-socks openssl
+)
+
+want=("${build_deps[@]}")
+for arg in "$@"; do
+  case "$arg" in
+    --test) want+=("${test_deps[@]}") ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for pkg in "${want[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  if [[ "$status" != "install ok installed" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps.sh: all ${#want[@]} packages already installed"
+  exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  sudo=(sudo)
+fi
+
+echo "install-deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update
+# Some of these (nginx, squid, redis, tinyproxy, danted) may start a daemon on its default port from their
+# postinst. The tests never use those: every fixture starts its own instance on a free loopback port.
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"

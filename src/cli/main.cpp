@@ -1,0 +1,28 @@
+// exitpool: one binary, subcommands. Thin: everything else lives in the libraries.
+#include <csignal>
+#include <cstdio>
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/serve.hpp"
+
+int main(int argc, char** argv) {
+  // Writes to a peer that has gone (splice(2) has no MSG_NOSIGNAL) must fail with EPIPE, not kill us.
+  std::signal(SIGPIPE, SIG_IGN);
+  CLI::App app("exitpool: a rotating proxy gateway and batch fetcher over pools of exit IPs", "exitpool");
+  app.require_subcommand(1);
+  std::function<int()> run;
+  exitpool::cli::add_serve(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    return run ? run() : 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "exitpool: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,131 @@
+#include "cli/serve.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "gateway/server.hpp"
+#include "proto/pool_line.hpp"
+
+namespace exitpool::cli {
+
+namespace {
+
+constexpr std::string_view embedded_pool = "direct:// id=direct\n";
+
+struct serve_options {
+  gateway::config cfg;
+  std::string policy = "round-robin";
+  double handshake_s = 10;
+  double dial_s = 10;
+  double idle_s = 300;
+  std::string log_level = "info";
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw std::runtime_error(fmt::format("{}: cannot open pool file", path));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::chrono::milliseconds seconds(double s) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+}
+
+int serve(serve_options& o) {
+  auto logger = spdlog::stderr_color_mt("exitpool");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+
+  auto& cfg = o.cfg;
+  auto policy = pool::parse_policy(o.policy);
+  if (!policy) {
+    throw std::runtime_error(
+        fmt::format("--policy: unknown policy '{}' (round-robin, random, least-inflight, fastest)", o.policy));
+  }
+  cfg.policy = *policy;
+  cfg.handshake_timeout = seconds(o.handshake_s);
+  cfg.dial_timeout = seconds(o.dial_s);
+  cfg.idle_timeout = seconds(o.idle_s);
+
+  std::vector<proto::exit_spec> specs;
+  std::string pool_origin;
+  if (cfg.pool_file.empty()) {
+    specs = proto::parse_pool_text(embedded_pool, "<embedded default pool>");
+    pool_origin = "the embedded default pool (direct://: this machine's own address)";
+  } else {
+    specs = proto::parse_pool_text(read_file(cfg.pool_file), cfg.pool_file);
+    pool_origin = cfg.pool_file;
+  }
+  std::unordered_map<std::string, std::string> users;
+  if (!cfg.users_file.empty()) {
+    users = gateway::load_users(cfg.users_file);
+    if (users.empty()) {
+      throw std::runtime_error(cfg.users_file + ": no users in the users file");
+    }
+  }
+  boost::asio::ip::tcp::endpoint ep;
+  try {
+    ep = gateway::parse_listen(cfg.listen);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(fmt::format("--listen {}: {}", cfg.listen, e.what()));
+  }
+  if (!ep.address().is_loopback() && users.empty() && !cfg.allow_open) {
+    throw std::runtime_error(fmt::format(
+        "refusing to listen on {} without --users: anyone who can reach it could use your exits. "
+        "Add --users FILE, or --allow-open if an open proxy is really what you want",
+        cfg.listen));
+  }
+  const std::size_t exits = specs.size();
+  auto snap = pool::snapshot::build(std::move(specs));
+  const std::string listen = cfg.listen;
+  const std::string policy_name = o.policy;
+  const bool auth = !users.empty();
+  return gateway::run_server(std::move(cfg), std::move(snap), std::move(users), [&](int threads) {
+    std::printf(
+        "exitpool serve: listening on %s (HTTP proxy, CONNECT and SOCKS5 on this one port); %zu exit%s from %s; "
+        "%d thread%s; policy %s%s. Try: curl -x http://%s http://example.com/\n",
+        listen.c_str(), exits, exits == 1 ? "" : "s", pool_origin.c_str(), threads, threads == 1 ? "" : "s",
+        policy_name.c_str(), auth ? "; authentication required" : "", listen.c_str());
+    std::fflush(stdout);
+  });
+}
+
+}  // namespace
+
+void add_serve(CLI::App& app, std::function<int()>& run) {
+  auto o = std::make_shared<serve_options>();
+  auto* cmd = app.add_subcommand("serve", "Run the rotating proxy gateway (HTTP proxy, CONNECT and SOCKS5 on one port)");
+  cmd->set_config("--config", "", "TOML config file; keys are the long option names (pool = \"pool.txt\")");
+  cmd->add_option("--pool", o->cfg.pool_file, "Pool file, one exit per line (default: the embedded direct:// pool)");
+  cmd->add_option("--listen", o->cfg.listen, "Address and port to listen on")->capture_default_str();
+  cmd->add_option("--threads", o->cfg.threads, "Shards (threads); 0 = one per CPU")->capture_default_str();
+  cmd->add_option("--policy", o->policy, "Rotation policy: round-robin, random, least-inflight, fastest")
+      ->capture_default_str();
+  cmd->add_option("--users", o->cfg.users_file, "Users file (user:password per line); enables authentication");
+  cmd->add_option("--retries", o->cfg.retries, "Further exits tried when a dial fails")->capture_default_str();
+  cmd->add_option("--handshake-timeout", o->handshake_s, "Seconds a client has to send its request head")
+      ->capture_default_str();
+  cmd->add_option("--dial-timeout", o->dial_s, "Seconds for one dial through an exit (connect and proxy handshake)")
+      ->capture_default_str();
+  cmd->add_option("--idle-timeout", o->idle_s, "Seconds a tunnel or kept-alive connection may stay silent")
+      ->capture_default_str();
+  cmd->add_option("--sesstime", o->cfg.session_minutes, "Default sticky session lifetime in minutes")
+      ->capture_default_str();
+  cmd->add_option("--ca-file", o->cfg.ca_file, "Extra CA certificates (PEM) for verifying https:// exits");
+  cmd->add_flag("--allow-open", o->cfg.allow_open, "Allow a non-loopback listener without --users");
+  cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error, off")->capture_default_str();
+  cmd->callback([&run, o] { run = [o] { return serve(*o); }; });
+}
+
+}  // namespace exitpool::cli

@@ -1,0 +1,709 @@
+#include "gateway/session.hpp"
+
+#include <openssl/crypto.h>
+
+#include <boost/asio.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "net/dialer.hpp"
+#include "net/relay.hpp"
+#include "net/stream.hpp"
+#include "proto/base64.hpp"
+#include "proto/http_head.hpp"
+#include "proto/socks5.hpp"
+#include "proto/user_params.hpp"
+
+namespace exitpool::gateway {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace socks5 = proto::socks5;
+using net::awaitable;
+using net::clock;
+using net::error_code;
+using net::nothrow_awaitable;
+using net::tcp;
+
+// Per-connection state, shared by the session coroutine and its watchdog.
+struct session {
+  session(tcp::socket s, shard_state& sh) : shard(sh), client(std::move(s)), timer(client.socket().get_executor()) {}
+
+  shard_state& shard;
+  net::stream client;
+  net::stream upstream;
+  std::string buf;  // bytes read from the client and not consumed yet
+  net::activity act;
+  clock::duration limit{};  // inactivity allowed in the current phase; zero: none
+  bool done = false;
+  bool timed_out = false;
+  asio::steady_timer timer;
+
+  const config& cfg() const { return shard.shared.cfg; }
+
+  // Starts a phase whose inactivity limit is `d` (zero disables the watchdog).
+  void arm(clock::duration d) {
+    limit = d;
+    act.touch();
+    if (d != clock::duration::zero()) {
+      timer.cancel();  // the watchdog re-reads the deadline
+    }
+  }
+
+  // Reads more client bytes onto buf. False on EOF, error or timeout.
+  awaitable<bool> read_client() {
+    std::size_t old = buf.size();
+    buf.resize(old + 8192);
+    auto [ec, n] = co_await client.read_some(asio::buffer(buf.data() + old, 8192));
+    buf.resize(old + n);
+    if (n > 0) {
+      act.touch();
+    }
+    co_return !ec || n > 0;
+  }
+
+  awaitable<bool> write_client(std::string_view data) {
+    auto [ec, n] = co_await client.write_all(asio::buffer(data.data(), data.size()));
+    co_return !ec;
+  }
+};
+
+// Closes the session's sockets once it has been inactive for longer than its
+// phase allows; the session's pending I/O then fails and it unwinds.
+awaitable<void> watchdog(std::shared_ptr<session> s) {
+  while (!s->done) {
+    if (s->limit == clock::duration::zero()) {
+      s->timer.expires_after(std::chrono::hours(24));
+    } else {
+      auto deadline = s->act.last + s->limit;
+      if (clock::now() >= deadline) {
+        s->timed_out = true;
+        s->client.close();
+        s->upstream.close();
+        co_return;
+      }
+      s->timer.expires_at(deadline);
+    }
+    co_await s->timer.async_wait(nothrow_awaitable);
+  }
+}
+
+std::string sanitize(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
+  }
+  return out;
+}
+
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : sanitize(text)) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 405: return "Method Not Allowed";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+  }
+}
+
+// An error the client can read: status, X-Exitpool-Error, RFC 9209 Proxy-Status.
+struct http_error {
+  int status = 0;
+  std::string message;
+  std::string proxy_status;  // RFC 9209 error type; empty: none
+};
+
+std::string error_response(const http_error& e) {
+  std::string body = e.message + "\n";
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", e.status, reason_phrase(e.status));
+  out += "Content-Type: text/plain; charset=utf-8\r\n";
+  out += fmt::format("Content-Length: {}\r\n", body.size());
+  out += "X-Exitpool-Error: " + sanitize(e.message) + "\r\n";
+  if (!e.proxy_status.empty()) {
+    out += fmt::format("Proxy-Status: exitpool; error={}; details={}\r\n", e.proxy_status, quoted(e.message));
+  }
+  if (e.status == 407) {
+    out += "Proxy-Authenticate: Basic realm=\"exitpool\"\r\n";
+  }
+  out += "Connection: close\r\n\r\n";
+  return out + body;
+}
+
+// ---- authentication and client options ----
+
+struct auth_result {
+  std::optional<proto::route_params> params;
+  std::string error;  // why the credentials were refused
+};
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+auth_result authenticate(const shared_state& g, const std::optional<std::pair<std::string, std::string>>& creds) {
+  auth_result r;
+  if (!creds) {
+    if (!g.users.empty()) {
+      r.error = "proxy authentication required";
+      return r;
+    }
+    r.params.emplace();
+    return r;
+  }
+  std::function<bool(std::string_view)> is_user;
+  if (!g.users.empty()) {
+    is_user = [&g](std::string_view u) { return g.users.find(std::string(u)) != g.users.end(); };
+  }
+  auto parsed = proto::parse_credentials(creds->first, creds->second, is_user);
+  if (!parsed.params) {
+    r.error = parsed.error;
+    return r;
+  }
+  if (!g.users.empty()) {
+    auto it = g.users.find(parsed.params->user);
+    if (it == g.users.end() || !constant_time_equal(it->second, parsed.params->password)) {
+      r.error = "bad username or password";
+      return r;
+    }
+  }
+  r.params = std::move(parsed.params);
+  return r;
+}
+
+std::optional<std::pair<std::string, std::string>> basic_credentials(const proto::request_head& head) {
+  const auto* h = proto::find_header(head.headers, "Proxy-Authorization");
+  if (h == nullptr) {
+    return std::nullopt;
+  }
+  std::string_view v = h->value;
+  if (v.size() < 6 || !proto::iequals(v.substr(0, 6), "basic ")) {
+    return std::pair{std::string(), std::string()};  // present but unusable: refused below
+  }
+  v.remove_prefix(6);
+  while (!v.empty() && v.front() == ' ') {
+    v.remove_prefix(1);
+  }
+  auto decoded = proto::base64_decode(v);
+  if (!decoded) {
+    return std::pair{std::string(), std::string()};
+  }
+  auto colon = decoded->find(':');
+  if (colon == std::string::npos) {
+    return std::pair{*decoded, std::string()};
+  }
+  return std::pair{decoded->substr(0, colon), decoded->substr(colon + 1)};
+}
+
+// ---- exit selection and dialing with retries ----
+
+struct connect_outcome {
+  net::dial_result dial;  // on success: the upstream and leftover bytes
+  std::shared_ptr<const pool::snapshot> snap;  // keeps the exit alive
+  pool::exit* chosen = nullptr;
+  pool::lease lease;
+  http_error error;  // status 0 on success
+  socks5::reply socks = socks5::reply::succeeded;
+};
+
+awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::route_params& params, std::string host,
+                                            std::uint16_t port, net::dial_mode mode) {
+  auto& g = shard.shared;
+  connect_outcome out;
+  out.snap = g.pool.load();
+  pool::pick_request req;
+  req.f.country = params.country;
+  req.f.city = params.city;
+  req.f.type = params.type;
+  std::string key;
+  if (!params.session.empty()) {
+    key = params.user + '\x1f' + params.session;
+    auto minutes = params.session_minutes.value_or(g.cfg.session_minutes);
+    req.sticky_key = key;
+    req.sticky_generation = g.sessions.generation(key, std::chrono::minutes(minutes), clock::now());
+  }
+  net::dial_options opts;
+  opts.timeout = g.cfg.dial_timeout;
+  opts.tls_verified = &g.tls_verified;
+  opts.tls_insecure = &g.tls_insecure;
+
+  std::vector<const pool::exit*> tried;
+  std::string failures;
+  net::dial_result last;
+  for (int attempt = 0; attempt <= g.cfg.retries; ++attempt) {
+    req.exclude = tried;
+    auto pick = shard.selector.pick(*out.snap, req, clock::now());
+    if (pick.error == pool::pick_error::no_match) {
+      out.error = {503, "no exit matches " + req.f.describe(), "destination_unavailable"};
+      out.socks = socks5::reply::network_unreachable;
+      co_return out;
+    }
+    if (pick.chosen == nullptr) {
+      break;
+    }
+    pool::lease lease(*pick.chosen);
+    auto t0 = clock::now();
+    auto r = co_await net::dial(*pick.chosen, host, port, mode, opts);
+    auto now = clock::now();
+    auto latency = std::chrono::duration_cast<std::chrono::microseconds>(now - t0);
+    if (r.error == net::dial_error::none) {
+      pick.chosen->report({true, latency}, now, g.cfg.health);
+      out.dial = std::move(r);
+      out.chosen = pick.chosen;
+      out.lease = std::move(lease);
+      co_return out;
+    }
+    if (r.exit_fault) {
+      pick.chosen->report({false, latency}, now, g.cfg.health);
+    }
+    spdlog::info("dial {} via exit {} failed: {}", proto::format_authority(host, port), pick.chosen->id(), r.detail);
+    tried.push_back(pick.chosen);
+    if (!failures.empty()) {
+      failures += "; ";
+    }
+    failures += pick.chosen->id() + ": " + r.detail;
+    last = std::move(r);
+  }
+  int status = last.error == net::dial_error::connection_timeout ? 504 : 502;
+  std::string what = tried.size() == 1 ? "exit failed: " : fmt::format("all {} exits tried failed: ", tried.size());
+  out.error = {status, what + failures, net::proxy_status_error(last.error)};
+  out.socks = net::socks_reply_for(last);
+  co_return out;
+}
+
+// ---- tunnels ----
+
+awaitable<void> relay_tunnel(std::shared_ptr<session> s, connect_outcome c) {
+  s->upstream = std::move(c.dial.upstream);
+  s->arm(s->cfg().idle_timeout);
+  std::string pending = std::move(s->buf);
+  auto r = co_await net::relay(s->client, s->upstream, std::move(pending), std::move(c.dial.leftover), s->act);
+  spdlog::debug("tunnel via {} closed: {} bytes up, {} down{}", c.chosen->id(), r.bytes_up, r.bytes_down,
+                r.error ? ", " + r.error.message() : std::string());
+}
+
+awaitable<void> handle_connect(std::shared_ptr<session> s, proto::request_head head) {
+  auto auth = authenticate(s->shard.shared, basic_credentials(head));
+  if (!auth.params) {
+    co_await s->write_client(error_response({407, auth.error, ""}));
+    co_return;
+  }
+  auto where = proto::parse_authority(head.target, 0);
+  if (!where || where->port == 0) {
+    co_await s->write_client(
+        error_response({400, "bad CONNECT target '" + sanitize(head.target) + "': expected host:port", "http_request_error"}));
+    co_return;
+  }
+  s->arm(clock::duration::zero());
+  auto c = co_await connect_via_pool(s->shard, *auth.params, where->host, where->port, net::dial_mode::tunnel);
+  if (c.error.status != 0) {
+    co_await s->write_client(error_response(c.error));
+    co_return;
+  }
+  std::string ok = "HTTP/1.1 200 Connection established\r\nX-Exitpool-Exit: " + sanitize(c.chosen->id()) + "\r\n\r\n";
+  if (!co_await s->write_client(ok)) {
+    co_return;
+  }
+  co_await relay_tunnel(s, std::move(c));
+}
+
+// ---- forwarding absolute-form requests ----
+
+// Copies a message body of the given framing from `from` (with `pending` bytes
+// already read from it) to `to`. Bytes after the body stay in `pending`.
+// Returns false if either side failed before the body was complete.
+awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& to, proto::body_framing framing,
+                          net::activity& act) {
+  using proto::body_kind;
+  if (framing.kind == body_kind::none) {
+    co_return true;
+  }
+  std::uint64_t remaining = framing.length;
+  proto::chunked_scanner scanner;
+  auto buffer = std::make_unique<char[]>(16 * 1024);
+  for (;;) {
+    if (!pending.empty()) {
+      std::size_t take = 0;
+      bool finished = false;
+      if (framing.kind == body_kind::content_length) {
+        take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, pending.size()));
+        remaining -= take;
+        finished = remaining == 0;
+      } else if (framing.kind == body_kind::chunked) {
+        auto r = scanner.feed(pending);
+        if (r.error) {
+          co_return false;
+        }
+        take = r.consumed;
+        finished = r.done;
+      } else {
+        take = pending.size();
+      }
+      if (take > 0) {
+        auto [ec, n] = co_await to.write_all(asio::buffer(pending.data(), take));
+        if (ec) {
+          co_return false;
+        }
+        pending.erase(0, take);
+      }
+      if (finished) {
+        co_return true;
+      }
+    } else if (framing.kind == body_kind::content_length && remaining == 0) {
+      co_return true;
+    }
+    auto [ec, n] = co_await from.read_some(asio::buffer(buffer.get(), 16 * 1024));
+    if (n > 0) {
+      act.touch();
+      pending.append(buffer.get(), n);
+      continue;
+    }
+    if (ec) {
+      // Reading until close: EOF is the end of the body.
+      co_return framing.kind == body_kind::until_close && ec == asio::error::eof;
+    }
+  }
+}
+
+bool wants_keep_alive(const proto::request_head& head) {
+  const auto* c = proto::find_header(head.headers, "Connection");
+  const auto* pc = proto::find_header(head.headers, "Proxy-Connection");
+  auto has = [&](std::string_view token) {
+    return (c && proto::header_has_token(c->value, token)) || (pc && proto::header_has_token(pc->value, token));
+  };
+  if (head.version_minor == 0) {
+    return has("keep-alive");
+  }
+  return !has("close");
+}
+
+bool is_expect_continue(const proto::request_head& head) {
+  const auto* e = proto::find_header(head.headers, "Expect");
+  return e != nullptr && proto::iequals(e->value, "100-continue");
+}
+
+// Returns true when the client connection may carry another request.
+awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head head) {
+  auto auth = authenticate(s->shard.shared, basic_credentials(head));
+  if (!auth.params) {
+    co_await s->write_client(error_response({407, auth.error, ""}));
+    co_return false;
+  }
+  auto target = proto::parse_absolute_target(head.target);
+  if (!target) {
+    std::string why = !head.target.empty() && head.target.front() == '/'
+                          ? "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT"
+                      : head.target.starts_with("https://")
+                          ? "https:// targets must use CONNECT"
+                          : "bad request target '" + sanitize(head.target) + "'";
+    co_await s->write_client(error_response({400, why, "http_request_error"}));
+    co_return false;
+  }
+  auto framing = proto::request_body_framing(head);
+  if (!framing.framing) {
+    co_await s->write_client(error_response({framing.error_status, framing.error, "http_request_error"}));
+    co_return false;
+  }
+  const bool keep_client = wants_keep_alive(head);
+  const bool expect = is_expect_continue(head);
+  if (expect && head.version_minor == 1 && framing.framing->kind != proto::body_kind::none) {
+    // Answer 100-continue here: the body must come to us before any exit is picked.
+    if (!co_await s->write_client("HTTP/1.1 100 Continue\r\n\r\n")) {
+      co_return false;
+    }
+  }
+
+  s->arm(clock::duration::zero());
+  auto c = co_await connect_via_pool(s->shard, *auth.params, target->where.host, target->where.port,
+                                     net::dial_mode::forward);
+  if (c.error.status != 0) {
+    co_await s->write_client(error_response(c.error));
+    co_return false;
+  }
+  s->upstream = std::move(c.dial.upstream);
+  const auto& spec = c.chosen->spec();
+  const bool via_http_proxy = spec.scheme == proto::exit_scheme::http || spec.scheme == proto::exit_scheme::https;
+
+  std::string out = fmt::format("{} {} HTTP/1.1\r\n", head.method, via_http_proxy ? head.target : target->origin_form);
+  bool has_host = false;
+  for (const auto& h : head.headers) {
+    if (proto::iequals(h.name, "Transfer-Encoding")) {
+      out += h.name + ": " + h.value + "\r\n";  // bodies pass through as they came
+      continue;
+    }
+    if (proto::is_hop_by_hop(h.name, head.headers) || (expect && proto::iequals(h.name, "Expect"))) {
+      continue;
+    }
+    has_host = has_host || proto::iequals(h.name, "Host");
+    out += h.name + ": " + h.value + "\r\n";
+  }
+  if (!has_host) {
+    out += "Host: " + proto::format_authority(target->where.host, target->where.port) + "\r\n";
+  }
+  if (via_http_proxy && !spec.user.empty()) {
+    out += "Proxy-Authorization: Basic " + proto::base64_encode(spec.user + ":" + spec.pass) + "\r\n";
+  }
+  // One upstream connection per request: a kept-alive upstream would pin rotation.
+  out += "Connection: close\r\n\r\n";
+
+  s->arm(s->cfg().idle_timeout);
+  if (auto [ec, n] = co_await s->upstream.write_all(asio::buffer(out)); ec) {
+    co_await s->write_client(error_response({502, "exit " + c.chosen->id() + " closed while sending the request: " + ec.message(),
+                                             "connection_terminated"}));
+    co_return false;
+  }
+  if (!co_await copy_body(s->client, s->buf, s->upstream, *framing.framing, s->act)) {
+    co_await s->write_client(error_response({400, "request body incomplete or malformed", "http_request_error"}));
+    co_return false;
+  }
+
+  // Response head(s): 1xx interim responses are passed on, then the final one.
+  std::string rbuf;
+  proto::response_head resp;
+  for (;;) {
+    auto parsed = proto::parse_response_head(rbuf);
+    if (parsed.status == proto::parse_status::error) {
+      co_await s->write_client(error_response(
+          {502, "exit " + c.chosen->id() + " sent a malformed response: " + parsed.error, "http_protocol_error"}));
+      co_return false;
+    }
+    if (parsed.status == proto::parse_status::complete) {
+      if (parsed.head.status >= 100 && parsed.head.status < 200 && parsed.head.status != 101) {
+        // Interim responses are dropped: 100-continue was answered by us already.
+        rbuf.erase(0, parsed.consumed);
+        continue;
+      }
+      resp = std::move(parsed.head);
+      rbuf.erase(0, parsed.consumed);
+      break;
+    }
+    std::size_t old = rbuf.size();
+    rbuf.resize(old + 8192);
+    auto [ec, n] = co_await s->upstream.read_some(asio::buffer(rbuf.data() + old, 8192));
+    rbuf.resize(old + n);
+    if (n == 0 && ec) {
+      bool timeout = s->timed_out;
+      co_await s->write_client(error_response(
+          timeout ? http_error{504, "exit " + c.chosen->id() + " sent no response in time", "http_response_timeout"}
+                  : http_error{502, "exit " + c.chosen->id() + " closed before responding: " + ec.message(),
+                               "http_response_incomplete"}));
+      co_return false;
+    }
+    s->act.touch();
+  }
+  auto rframing = proto::response_body_framing(resp, head.method);
+  if (!rframing.framing) {
+    co_await s->write_client(error_response(
+        {502, "exit " + c.chosen->id() + " sent a response with bad framing: " + rframing.error, "http_protocol_error"}));
+    co_return false;
+  }
+  const bool keep = keep_client && rframing.framing->kind != proto::body_kind::until_close;
+  std::string rhead = fmt::format("HTTP/1.1 {} {}\r\n", resp.status, resp.reason);
+  for (const auto& h : resp.headers) {
+    if (proto::iequals(h.name, "Transfer-Encoding") || !proto::is_hop_by_hop(h.name, resp.headers)) {
+      rhead += h.name + ": " + h.value + "\r\n";
+    }
+  }
+  rhead += "X-Exitpool-Exit: " + sanitize(c.chosen->id()) + "\r\n";
+  rhead += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+  if (!co_await s->write_client(rhead)) {
+    co_return false;
+  }
+  bool complete = co_await copy_body(s->upstream, rbuf, s->client, *rframing.framing, s->act);
+  s->upstream.close();
+  s->upstream = net::stream();
+  co_return complete && keep;
+}
+
+// ---- HTTP proxy front ----
+
+awaitable<void> serve_http(std::shared_ptr<session> s) {
+  for (bool first = true;; first = false) {
+    s->arm(first ? s->cfg().handshake_timeout : s->cfg().idle_timeout);
+    proto::request_parse_result parsed;
+    for (;;) {
+      parsed = proto::parse_request_head(s->buf);
+      if (parsed.status != proto::parse_status::incomplete) {
+        break;
+      }
+      if (!first && s->buf.empty()) {
+        // Between requests: wait for the next one under the idle limit, then the head's.
+        if (!co_await s->read_client()) {
+          co_return;
+        }
+        s->arm(s->cfg().handshake_timeout);
+        continue;
+      }
+      if (!co_await s->read_client()) {
+        if (s->timed_out && !s->buf.empty()) {
+          spdlog::debug("client sent an incomplete request head before the deadline");
+        }
+        co_return;
+      }
+    }
+    if (parsed.status == proto::parse_status::error) {
+      co_await s->write_client(error_response({parsed.error_status, parsed.error, "http_request_error"}));
+      co_return;
+    }
+    s->buf.erase(0, parsed.consumed);
+    if (parsed.head.method == "CONNECT") {
+      co_await handle_connect(s, std::move(parsed.head));
+      co_return;
+    }
+    if (!co_await handle_forward(s, std::move(parsed.head))) {
+      co_return;
+    }
+  }
+}
+
+// ---- SOCKS5 front ----
+
+template <typename Parse>
+awaitable<std::optional<std::invoke_result_t<Parse, std::string_view>>> read_socks(std::shared_ptr<session> s,
+                                                                                  Parse parse) {
+  for (;;) {
+    auto r = parse(std::string_view(s->buf));
+    if (r.st != socks5::status::incomplete) {
+      if (r.st == socks5::status::complete) {
+        s->buf.erase(0, r.consumed);
+      }
+      co_return r;
+    }
+    if (!co_await s->read_client()) {
+      co_return std::nullopt;
+    }
+  }
+}
+
+awaitable<void> serve_socks5(std::shared_ptr<session> s) {
+  auto& g = s->shard.shared;
+  auto greeting = co_await read_socks(s, socks5::parse_greeting);
+  if (!greeting) {
+    co_return;
+  }
+  if (greeting->st == socks5::status::error) {
+    spdlog::debug("bad SOCKS5 greeting: {}", greeting->error);
+    co_await s->write_client(socks5::make_method_choice(socks5::method::none_acceptable));
+    co_return;
+  }
+  auto offers = [&](std::uint8_t m) {
+    return std::find(greeting->methods.begin(), greeting->methods.end(), m) != greeting->methods.end();
+  };
+  // Options travel in the username, so prefer username/password whenever offered.
+  std::uint8_t method = offers(socks5::method::userpass)                     ? socks5::method::userpass
+                        : (g.users.empty() && offers(socks5::method::no_auth)) ? socks5::method::no_auth
+                                                                               : socks5::method::none_acceptable;
+  if (!co_await s->write_client(socks5::make_method_choice(method)) || method == socks5::method::none_acceptable) {
+    co_return;
+  }
+  proto::route_params params;
+  if (method == socks5::method::userpass) {
+    auto up = co_await read_socks(s, socks5::parse_userpass);
+    if (!up) {
+      co_return;
+    }
+    if (up->st == socks5::status::error) {
+      co_await s->write_client(socks5::make_userpass_status(false));
+      co_return;
+    }
+    auto auth = authenticate(g, std::pair{up->user, up->pass});
+    if (!auth.params) {
+      spdlog::info("SOCKS5 authentication refused: {}", auth.error);
+      co_await s->write_client(socks5::make_userpass_status(false));
+      co_return;
+    }
+    params = std::move(*auth.params);
+    if (!co_await s->write_client(socks5::make_userpass_status(true))) {
+      co_return;
+    }
+  }
+  auto req = co_await read_socks(s, socks5::parse_request);
+  if (!req) {
+    co_return;
+  }
+  if (req->st == socks5::status::error) {
+    co_await s->write_client(socks5::make_reply(req->error_reply));
+    co_return;
+  }
+  if (req->cmd != socks5::command::connect) {
+    co_await s->write_client(socks5::make_reply(socks5::reply::command_not_supported));
+    co_return;
+  }
+  s->arm(clock::duration::zero());
+  auto c = co_await connect_via_pool(s->shard, params, req->dst.host, req->dst.port, net::dial_mode::tunnel);
+  if (c.error.status != 0) {
+    spdlog::debug("SOCKS5 CONNECT {} failed: {}", proto::format_authority(req->dst.host, req->dst.port), c.error.message);
+    co_await s->write_client(socks5::make_reply(c.socks));
+    co_return;
+  }
+  socks5::address bound;
+  error_code ec;
+  auto local = c.dial.upstream.socket().local_endpoint(ec);
+  if (!ec && c.chosen->spec().scheme == proto::exit_scheme::direct) {
+    bound.type = local.address().is_v4() ? socks5::address::kind::ipv4 : socks5::address::kind::ipv6;
+    bound.host = local.address().to_string();
+    bound.port = local.port();
+  } else {
+    bound.host = "0.0.0.0";
+  }
+  if (!co_await s->write_client(socks5::make_reply(socks5::reply::succeeded, &bound))) {
+    co_return;
+  }
+  co_await relay_tunnel(s, std::move(c));
+}
+
+awaitable<void> serve(std::shared_ptr<session> s) {
+  s->arm(s->cfg().handshake_timeout);
+  if (!co_await s->read_client()) {
+    co_return;
+  }
+  const auto first = static_cast<unsigned char>(s->buf.front());
+  if (first == socks5::version) {
+    co_await serve_socks5(s);
+  } else if (first == 0x04) {
+    // SOCKS4: answer "request rejected" in its own format rather than garbage.
+    const char reject[8] = {0x00, 0x5b, 0, 0, 0, 0, 0, 0};
+    co_await s->write_client(std::string_view(reject, sizeof reject));
+  } else {
+    co_await serve_http(s);
+  }
+}
+
+}  // namespace
+
+awaitable<void> run_session(tcp::socket socket, shard_state& shard) {
+  error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  auto s = std::make_shared<session>(std::move(socket), shard);
+  asio::co_spawn(s->timer.get_executor(), watchdog(s), asio::detached);
+  co_await serve(s);
+  s->done = true;
+  s->timer.cancel();
+  s->client.close();
+  s->upstream.close();
+}
+
+}  // namespace exitpool::gateway

@@ -1,0 +1,389 @@
+#include "net/dialer.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <fmt/format.h>
+
+#include "proto/base64.hpp"
+#include "proto/http_head.hpp"
+
+namespace exitpool::net {
+
+namespace {
+
+namespace socks5 = proto::socks5;
+
+dial_error error_from(const error_code& ec) {
+  namespace e = asio::error;
+  if (ec == e::connection_refused) {
+    return dial_error::connection_refused;
+  }
+  if (ec == e::network_unreachable || ec == e::host_unreachable || ec == e::address_family_not_supported ||
+      ec == e::address_in_use) {
+    return dial_error::destination_ip_unroutable;
+  }
+  if (ec == e::timed_out || ec == e::operation_aborted) {
+    return dial_error::connection_timeout;
+  }
+  if (ec == e::eof || ec == e::connection_reset || ec == e::broken_pipe) {
+    return dial_error::connection_terminated;
+  }
+  return dial_error::destination_unavailable;
+}
+
+dial_result failed(dial_error e, bool exit_fault, std::string detail) {
+  dial_result r;
+  r.error = e;
+  r.exit_fault = exit_fault;
+  r.detail = std::move(detail);
+  return r;
+}
+
+awaitable<std::tuple<error_code, std::vector<tcp::endpoint>>> resolve(std::string host, std::uint16_t port) {
+  error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (!ec) {
+    co_return std::tuple{error_code{}, std::vector<tcp::endpoint>{tcp::endpoint(addr, port)}};
+  }
+  tcp::resolver resolver(co_await asio::this_coro::executor);
+  auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), nothrow_awaitable);
+  std::vector<tcp::endpoint> out;
+  if (!rec) {
+    for (const auto& r : results) {
+      out.push_back(r.endpoint());
+    }
+  }
+  co_return std::tuple{rec, std::move(out)};
+}
+
+// Connects to the first endpoint that accepts, binding `source` first when set.
+awaitable<std::tuple<error_code, tcp::socket>> connect_any(const std::vector<tcp::endpoint>& eps,
+                                                           const std::optional<asio::ip::address>& source) {
+  auto ex = co_await asio::this_coro::executor;
+  error_code last = asio::error::address_family_not_supported;
+  for (const auto& ep : eps) {
+    if (source && source->is_v4() != ep.address().is_v4()) {
+      continue;
+    }
+    tcp::socket sock(ex);
+    error_code ec;
+    sock.open(ep.protocol(), ec);
+    if (!ec && source) {
+      sock.bind(tcp::endpoint(*source, 0), ec);
+    }
+    if (ec) {
+      last = ec;
+      continue;
+    }
+    auto [cec] = co_await sock.async_connect(ep, nothrow_awaitable);
+    if (!cec) {
+      sock.set_option(tcp::no_delay(true), ec);
+      co_return std::tuple{error_code{}, std::move(sock)};
+    }
+    last = cec;
+    if (cec == asio::error::operation_aborted) {
+      break;
+    }
+  }
+  co_return std::tuple{last, tcp::socket(ex)};
+}
+
+// Reads more bytes from `s` onto the end of `buf`.
+awaitable<error_code> read_more(stream& s, std::string& buf) {
+  char tmp[4096];
+  auto [ec, n] = co_await s.read_some(asio::buffer(tmp));
+  buf.append(tmp, n);
+  co_return ec;
+}
+
+std::string basic_credentials(const proto::exit_spec& spec) {
+  return proto::base64_encode(spec.user + ":" + spec.pass);
+}
+
+awaitable<dial_result> http_connect(stream up, const proto::exit_spec& spec, const std::string& host,
+                                    std::uint16_t port) {
+  std::string authority = proto::format_authority(host, port);
+  std::string req = fmt::format("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n", authority);
+  if (!spec.user.empty()) {
+    req += "Proxy-Authorization: Basic " + basic_credentials(spec) + "\r\n";
+  }
+  req += "\r\n";
+  if (auto [ec, n] = co_await up.write_all(asio::buffer(req)); ec) {
+    co_return failed(error_from(ec), true, fmt::format("sending CONNECT to exit: {}", ec.message()));
+  }
+  std::string buf;
+  for (;;) {
+    auto parsed = proto::parse_response_head(buf);
+    if (parsed.status == proto::parse_status::error) {
+      co_return failed(dial_error::http_protocol_error, true,
+                       fmt::format("exit answered CONNECT with a malformed response: {}", parsed.error));
+    }
+    if (parsed.status == proto::parse_status::complete) {
+      int st = parsed.head.status;
+      if (st >= 200 && st < 300) {
+        dial_result r;
+        r.leftover = buf.substr(parsed.consumed);
+        r.upstream = std::move(up);
+        co_return r;
+      }
+      if (st == 407) {
+        co_return failed(dial_error::proxy_auth_failed, true, "exit rejected our credentials (407 to CONNECT)");
+      }
+      auto r = failed(dial_error::destination_unavailable, st == 403,
+                      fmt::format("exit answered CONNECT {} with {} {}", authority, st, parsed.head.reason));
+      r.socks_reply = st == 403 ? socks5::reply::not_allowed : socks5::reply::host_unreachable;
+      co_return r;
+    }
+    if (auto ec = co_await read_more(up, buf); ec) {
+      co_return failed(error_from(ec), true, fmt::format("exit closed during CONNECT: {}", ec.message()));
+    }
+  }
+}
+
+// Reads one complete SOCKS5 message with `parse`; returns the parse result.
+template <typename Parse>
+awaitable<std::tuple<error_code, std::invoke_result_t<Parse, std::string_view>>> read_socks(stream& up,
+                                                                                             std::string& buf,
+                                                                                             Parse parse) {
+  for (;;) {
+    auto r = parse(std::string_view(buf));
+    if (r.st != socks5::status::incomplete) {
+      if (r.st == socks5::status::complete) {
+        buf.erase(0, r.consumed);
+      }
+      co_return std::tuple{error_code{}, std::move(r)};
+    }
+    if (auto ec = co_await read_more(up, buf); ec) {
+      co_return std::tuple{ec, std::move(r)};
+    }
+  }
+}
+
+awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, std::string host,
+                                      std::uint16_t port) {
+  const bool with_auth = !spec.user.empty();
+  std::string buf;
+  auto closed = [](const error_code& ec) {
+    return failed(error_from(ec), true, fmt::format("SOCKS5 exit closed during handshake: {}", ec.message()));
+  };
+  if (auto [ec, n] = co_await up.write_all(asio::buffer(socks5::make_greeting(with_auth))); ec) {
+    co_return closed(ec);
+  }
+  auto [mec, choice] = co_await read_socks(up, buf, socks5::parse_method_choice);
+  if (mec) {
+    co_return closed(mec);
+  }
+  if (choice.st == socks5::status::error) {
+    co_return failed(dial_error::http_protocol_error, true, "SOCKS5 exit answered garbage: " + choice.error);
+  }
+  if (choice.method == socks5::method::userpass && with_auth) {
+    if (auto [ec, n] = co_await up.write_all(asio::buffer(socks5::make_userpass(spec.user, spec.pass))); ec) {
+      co_return closed(ec);
+    }
+    auto [aec, st] = co_await read_socks(up, buf, socks5::parse_userpass_status);
+    if (aec) {
+      co_return closed(aec);
+    }
+    if (st.st == socks5::status::error || !st.ok) {
+      co_return failed(dial_error::proxy_auth_failed, true, "SOCKS5 exit rejected our credentials");
+    }
+  } else if (choice.method != socks5::method::no_auth) {
+    co_return failed(dial_error::proxy_auth_failed, true,
+                     with_auth ? "SOCKS5 exit accepts none of our methods"
+                               : "SOCKS5 exit requires credentials and the pool line has none");
+  }
+  if (auto [ec, n] = co_await up.write_all(asio::buffer(socks5::make_connect(host, port))); ec) {
+    co_return closed(ec);
+  }
+  auto [rec, reply] = co_await read_socks(up, buf, socks5::parse_reply);
+  if (rec) {
+    co_return closed(rec);
+  }
+  if (reply.st == socks5::status::error) {
+    co_return failed(dial_error::http_protocol_error, true, "SOCKS5 exit answered garbage: " + reply.error);
+  }
+  if (reply.code != socks5::reply::succeeded) {
+    auto r = failed(reply.code == socks5::reply::connection_refused ? dial_error::connection_refused
+                    : reply.code == socks5::reply::ttl_expired      ? dial_error::connection_timeout
+                                                                    : dial_error::destination_unavailable,
+                    reply.code == socks5::reply::general_failure || reply.code == socks5::reply::not_allowed,
+                    fmt::format("SOCKS5 exit could not reach {}: {}", proto::format_authority(host, port),
+                                socks5::describe(reply.code)));
+    r.socks_reply = reply.code;
+    co_return r;
+  }
+  dial_result r;
+  r.leftover = std::move(buf);
+  r.upstream = std::move(up);
+  co_return r;
+}
+
+awaitable<dial_result> tls_handshake(tcp::socket sock, const proto::exit_spec& spec, const dial_options& opts,
+                                     std::unique_ptr<tls_stream>& out) {
+  auto* ctx = spec.tls_verify ? opts.tls_verified : opts.tls_insecure;
+  if (ctx == nullptr) {
+    co_return failed(dial_error::tls_protocol_error, true, "no TLS context configured");
+  }
+  auto tls = std::make_unique<tls_stream>(std::move(sock), *ctx);
+  SSL* ssl = tls->native_handle();
+  error_code aec;
+  asio::ip::make_address(spec.host, aec);
+  const bool is_ip = !aec;
+  if (!is_ip) {
+    SSL_set_tlsext_host_name(ssl, spec.host.c_str());
+  }
+  if (spec.tls_verify) {
+    tls->set_verify_mode(asio::ssl::verify_peer);
+    if (is_ip) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), spec.host.c_str());
+    } else {
+      SSL_set1_host(ssl, spec.host.c_str());
+    }
+  } else {
+    tls->set_verify_mode(asio::ssl::verify_none);
+  }
+  auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::client, nothrow_awaitable);
+  if (ec) {
+    long vr = SSL_get_verify_result(ssl);
+    if (spec.tls_verify && vr != X509_V_OK) {
+      co_return failed(dial_error::tls_certificate_error, true,
+                       fmt::format("exit's TLS certificate did not verify: {}", X509_verify_cert_error_string(vr)));
+    }
+    co_return failed(dial_error::tls_protocol_error, true, fmt::format("TLS handshake with exit failed: {}", ec.message()));
+  }
+  out = std::move(tls);
+  co_return dial_result{};
+}
+
+awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::uint16_t port, dial_mode mode,
+                                 dial_options opts) {
+  const auto& spec = ex.spec();
+  if (spec.scheme == proto::exit_scheme::direct) {
+    std::optional<asio::ip::address> source;
+    if (!spec.host.empty()) {
+      error_code ec;
+      source = asio::ip::make_address(spec.host, ec);
+      if (ec) {
+        co_return failed(dial_error::destination_ip_unroutable, true, "bad source address " + spec.host);
+      }
+    }
+    auto [rec, eps] = co_await resolve(host, port);
+    if (rec) {
+      auto r = failed(dial_error::dns_error, false, fmt::format("cannot resolve {}: {}", host, rec.message()));
+      r.socks_reply = socks5::reply::host_unreachable;
+      co_return r;
+    }
+    auto [cec, sock] = co_await connect_any(eps, source);
+    if (cec) {
+      // A source address this host does not have is the exit's fault; a refusing target is not.
+      bool bind_fault = cec.value() == EADDRNOTAVAIL;
+      co_return failed(bind_fault ? dial_error::destination_ip_unroutable : error_from(cec), bind_fault,
+                       fmt::format("connect to {} from {} failed: {}", proto::format_authority(host, port),
+                                   source ? spec.host : std::string("default route"), cec.message()));
+    }
+    dial_result r;
+    r.upstream = stream(std::move(sock));
+    co_return r;
+  }
+
+  // Through a proxy: first reach the proxy itself.
+  auto [rec, eps] = co_await resolve(spec.host, spec.port);
+  if (rec) {
+    co_return failed(dial_error::dns_error, true, fmt::format("cannot resolve exit host {}: {}", spec.host, rec.message()));
+  }
+  auto [cec, sock] = co_await connect_any(eps, std::nullopt);
+  if (cec) {
+    co_return failed(error_from(cec), true,
+                     fmt::format("connect to exit {} failed: {}", proto::format_authority(spec.host, spec.port),
+                                 cec.message()));
+  }
+  stream up;
+  if (spec.scheme == proto::exit_scheme::https) {
+    std::unique_ptr<tls_stream> tls;
+    auto hr = co_await tls_handshake(std::move(sock), spec, opts, tls);
+    if (hr.error != dial_error::none) {
+      co_return hr;
+    }
+    up = stream(std::move(tls));
+  } else {
+    up = stream(std::move(sock));
+  }
+
+  switch (spec.scheme) {
+    case proto::exit_scheme::http:
+    case proto::exit_scheme::https:
+      if (mode == dial_mode::forward) {
+        dial_result r;
+        r.upstream = std::move(up);
+        co_return r;
+      }
+      co_return co_await http_connect(std::move(up), spec, host, port);
+    case proto::exit_scheme::socks5: {
+      // socks5:// means the gateway resolves names; socks5h:// lets the exit do it.
+      auto [dec, targets] = co_await resolve(host, port);
+      if (dec || targets.empty()) {
+        auto r = failed(dial_error::dns_error, false, fmt::format("cannot resolve {}: {}", host, dec.message()));
+        r.socks_reply = socks5::reply::host_unreachable;
+        co_return r;
+      }
+      co_return co_await socks5_connect(std::move(up), spec, targets.front().address().to_string(), port);
+    }
+    case proto::exit_scheme::socks5h:
+      co_return co_await socks5_connect(std::move(up), spec, host, port);
+    case proto::exit_scheme::direct:
+      break;
+  }
+  co_return failed(dial_error::destination_unavailable, true, "unsupported exit scheme");
+}
+
+awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(nothrow_awaitable);
+}
+
+}  // namespace
+
+const char* proxy_status_error(dial_error e) {
+  switch (e) {
+    case dial_error::none: return "";
+    case dial_error::dns_error: return "dns_error";
+    case dial_error::connection_refused: return "connection_refused";
+    case dial_error::connection_timeout: return "connection_timeout";
+    case dial_error::destination_unavailable: return "destination_unavailable";
+    case dial_error::destination_ip_unroutable: return "destination_ip_unroutable";
+    case dial_error::tls_protocol_error: return "tls_protocol_error";
+    case dial_error::tls_certificate_error: return "tls_certificate_error";
+    case dial_error::proxy_auth_failed: return "proxy_internal_error";
+    case dial_error::http_protocol_error: return "http_protocol_error";
+    case dial_error::connection_terminated: return "connection_terminated";
+  }
+  return "proxy_internal_error";
+}
+
+socks5::reply socks_reply_for(const dial_result& r) {
+  switch (r.error) {
+    case dial_error::none: return socks5::reply::succeeded;
+    case dial_error::connection_refused: return socks5::reply::connection_refused;
+    case dial_error::connection_timeout: return socks5::reply::ttl_expired;
+    case dial_error::dns_error: return socks5::reply::host_unreachable;
+    case dial_error::destination_ip_unroutable: return socks5::reply::network_unreachable;
+    case dial_error::destination_unavailable: return r.socks_reply;
+    default: return socks5::reply::general_failure;
+  }
+}
+
+awaitable<dial_result> dial(const pool::exit& ex, std::string host, std::uint16_t port, dial_mode mode,
+                            dial_options opts) {
+  using namespace asio::experimental::awaitable_operators;
+  auto timeout = opts.timeout;
+  auto outcome = co_await (dial_impl(ex, std::move(host), port, mode, opts) || sleep_for(timeout));
+  if (outcome.index() == 0) {
+    co_return std::move(std::get<0>(outcome));
+  }
+  co_return failed(dial_error::connection_timeout, true,
+                   fmt::format("dial through exit {} timed out after {} ms", ex.id(), timeout.count()));
+}
+
+}  // namespace exitpool::net

@@ -1,0 +1,6 @@
+#pragma once
+// Precompiled header for the network library: the heavy, stable includes.
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
+#include <spdlog/spdlog.h>

@@ -1,0 +1,36 @@
+#pragma once
+// The shard runtime: N threads, each running its own io_context (concurrency
+// hint 1). Work posted to a shard stays on that shard's thread.
+
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace exitpool::net {
+
+class shards {
+ public:
+  explicit shards(int count);
+  ~shards();
+  shards(const shards&) = delete;
+  shards& operator=(const shards&) = delete;
+
+  int size() const { return static_cast<int>(contexts_.size()); }
+  boost::asio::io_context& context(int i) { return *contexts_[static_cast<std::size_t>(i)]; }
+
+  // Starts one thread per shard; returns at once.
+  void start();
+  // Asks every shard's loop to return (safe from any thread), then joins them.
+  void stop();
+  void join();
+
+ private:
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<std::thread> threads_;
+};
+
+// Threads the machine offers (at least 1).
+int hardware_threads();
+
+}  // namespace exitpool::net

@@ -1,0 +1,70 @@
+#pragma once
+// An upstream byte stream: a plain TCP socket, or TLS over one (https:// exits).
+// Lives on one shard; not thread-safe.
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <memory>
+#include <tuple>
+
+namespace exitpool::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+template <typename T>
+using awaitable = asio::awaitable<T>;
+using clock = std::chrono::steady_clock;
+
+// Completion token for the data plane: no exceptions, (error_code, ...) tuples.
+inline constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+
+using tls_stream = asio::ssl::stream<tcp::socket>;
+
+class stream {
+ public:
+  stream() = default;
+  explicit stream(tcp::socket s) : plain_(std::make_unique<tcp::socket>(std::move(s))) {}
+  explicit stream(std::unique_ptr<tls_stream> s) : tls_(std::move(s)) {}
+
+  bool valid() const { return plain_ || tls_; }
+  bool is_plain() const { return plain_ != nullptr; }
+  tcp::socket& socket() { return plain_ ? *plain_ : tls_->next_layer(); }
+
+  awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) {
+    if (plain_) {
+      co_return co_await plain_->async_read_some(b, nothrow_awaitable);
+    }
+    co_return co_await tls_->async_read_some(b, nothrow_awaitable);
+  }
+
+  awaitable<std::tuple<error_code, std::size_t>> write_all(asio::const_buffer b) {
+    if (plain_) {
+      co_return co_await asio::async_write(*plain_, b, nothrow_awaitable);
+    }
+    co_return co_await asio::async_write(*tls_, b, nothrow_awaitable);
+  }
+
+  // Half-close: FIN on plain TCP. TLS cannot half-close; it sends close_notify.
+  awaitable<void> shutdown_send() {
+    error_code ec;
+    if (plain_) {
+      plain_->shutdown(tcp::socket::shutdown_send, ec);
+      co_return;
+    }
+    co_await tls_->async_shutdown(nothrow_awaitable);
+  }
+
+  void close() {
+    error_code ec;
+    if (valid()) {
+      socket().close(ec);
+    }
+  }
+
+ private:
+  std::unique_ptr<tcp::socket> plain_;
+  std::unique_ptr<tls_stream> tls_;
+};
+
+}  // namespace exitpool::net

@@ -1,0 +1,218 @@
+#include "pool/pool.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstddef>
+
+#include "pool/sticky.hpp"
+
+namespace exitpool::pool {
+
+namespace {
+
+constexpr double ewma_alpha = 0.2;
+
+std::int64_t to_ns(time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    c = lower(c);
+  }
+  return out;
+}
+
+bool has_upper(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return std::isupper(static_cast<unsigned char>(c)) != 0; });
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// An empty filter value matches anything; otherwise compare case-insensitively.
+bool field_matches(std::string_view want, std::string_view have) { return want.empty() || iequals(want, have); }
+
+// Everything that defines how an exit is dialled and indexed. `line` is left out:
+// moving an unchanged exit within the file must not reset its stats.
+bool same_spec(const proto::exit_spec& a, const proto::exit_spec& b) {
+  return a.id == b.id && a.scheme == b.scheme && a.host == b.host && a.port == b.port && a.user == b.user &&
+         a.pass == b.pass && a.country == b.country && a.city == b.city && a.type == b.type &&
+         a.weight == b.weight && a.tls_verify == b.tls_verify && a.tags == b.tags;
+}
+
+using tag_index = std::unordered_map<std::string, std::vector<std::uint32_t>>;
+
+void add_to_index(tag_index& index, std::string_view value, std::uint32_t i) {
+  if (!value.empty()) {
+    index[to_lower(value)].push_back(i);
+  }
+}
+
+// The index list for `value`; null when no exit has it.
+const std::vector<std::uint32_t>* lookup(const tag_index& index, const std::string& value) {
+  // Filter values normally arrive lower-cased; only allocate when they do not.
+  auto it = has_upper(value) ? index.find(to_lower(value)) : index.find(value);
+  return it == index.end() ? nullptr : &it->second;
+}
+
+}  // namespace
+
+// ---- exit -------------------------------------------------------------------------------------
+
+exit::exit(proto::exit_spec spec, std::uint32_t index)
+    : spec_(std::move(spec)), id_hash_(hash64(spec_.id)), index_(index) {}
+
+bool exit::usable(time_point now) const { return to_ns(now) >= down_until_ns_.load(std::memory_order_relaxed); }
+
+time_point exit::down_until() const {
+  return time_point(std::chrono::duration_cast<clock::duration>(
+      std::chrono::nanoseconds(down_until_ns_.load(std::memory_order_relaxed))));
+}
+
+double exit::ewma_latency_us() const {
+  const std::int64_t ns = ewma_latency_ns_.load(std::memory_order_relaxed);
+  return ns < 0 ? -1.0 : static_cast<double>(ns) / 1000.0;
+}
+
+void exit::report(const outcome& o, time_point now, const health_config& cfg) {
+  if (o.ok) {
+    successes_.fetch_add(1, std::memory_order_relaxed);
+    consecutive_failures_.store(0, std::memory_order_relaxed);
+    ejections_.store(0, std::memory_order_relaxed);
+    // A success ends any cool-down early: the exit was picked anyway (panic fallback) and works.
+    down_until_ns_.store(0, std::memory_order_relaxed);
+
+    const auto sample = static_cast<std::int64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(o.latency).count());
+    std::int64_t old = ewma_latency_ns_.load(std::memory_order_relaxed);
+    std::int64_t next = 0;
+    do {
+      next = old < 0 ? sample
+                     : old + static_cast<std::int64_t>(ewma_alpha * static_cast<double>(sample - old));
+    } while (!ewma_latency_ns_.compare_exchange_weak(old, next, std::memory_order_relaxed));
+    return;
+  }
+
+  failures_.fetch_add(1, std::memory_order_relaxed);
+  int seen = consecutive_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (seen < cfg.failures_to_eject) {
+    return;
+  }
+  // Only the thread that resets the streak ejects, so concurrent failures eject once.
+  if (!consecutive_failures_.compare_exchange_strong(seen, 0, std::memory_order_relaxed)) {
+    return;
+  }
+  const int previous_ejections = ejections_.fetch_add(1, std::memory_order_relaxed);
+  auto cooldown = cfg.base_cooldown;
+  for (int i = 0; i < previous_ejections && cooldown < cfg.max_cooldown; ++i) {
+    cooldown *= 2;
+  }
+  cooldown = std::min(cooldown, cfg.max_cooldown);
+  down_until_ns_.store(to_ns(now) + std::chrono::duration_cast<std::chrono::nanoseconds>(cooldown).count(),
+                       std::memory_order_relaxed);
+}
+
+// ---- filter -----------------------------------------------------------------------------------
+
+bool filter::matches(const exit& e) const {
+  const auto& s = e.spec();
+  return field_matches(country, s.country) && field_matches(city, s.city) && field_matches(type, s.type);
+}
+
+std::string filter::describe() const {
+  if (empty()) {
+    return "any";
+  }
+  std::string out;
+  auto add = [&out](std::string_view key, const std::string& value) {
+    if (value.empty()) {
+      return;
+    }
+    if (!out.empty()) {
+      out += ' ';
+    }
+    out += key;
+    out += '=';
+    out += value;
+  };
+  add("country", country);
+  add("city", city);
+  add("type", type);
+  return out;
+}
+
+// ---- snapshot ---------------------------------------------------------------------------------
+
+std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> specs, const snapshot* previous) {
+  auto s = std::make_shared<snapshot>();
+  s->exits_.reserve(specs.size());
+  s->all_.reserve(specs.size());
+  for (auto& spec : specs) {
+    const auto i = static_cast<std::uint32_t>(s->exits_.size());
+    // Duplicate ids (the pool parser rejects them; direct callers might not):
+    // the first wins, the rest are dropped.
+    if (s->by_id_.count(spec.id) != 0) {
+      continue;
+    }
+    std::shared_ptr<exit> e;
+    if (previous != nullptr) {
+      auto it = previous->by_id_.find(spec.id);
+      if (it != previous->by_id_.end() && same_spec(previous->exits_[it->second]->spec(), spec)) {
+        e = previous->exits_[it->second];
+      }
+    }
+    if (!e) {
+      e = std::make_shared<exit>(std::move(spec), i);
+    }
+    add_to_index(s->by_country_, e->spec().country, i);
+    add_to_index(s->by_city_, e->spec().city, i);
+    add_to_index(s->by_type_, e->spec().type, i);
+    // The key views the id inside the exit, which lives as long as the snapshot holds it.
+    s->by_id_.emplace(e->id(), i);
+    s->all_.push_back(i);
+    s->exits_.push_back(std::move(e));
+  }
+  return s;
+}
+
+const exit* snapshot::find(std::string_view id) const {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : exits_[it->second].get();
+}
+
+std::span<const std::uint32_t> snapshot::candidates(const filter& f) const {
+  if (f.empty()) {
+    return all_;
+  }
+  const std::vector<std::uint32_t>* best = nullptr;
+  const std::pair<const tag_index*, const std::string*> fields[] = {
+      {&by_country_, &f.country}, {&by_city_, &f.city}, {&by_type_, &f.type}};
+  for (const auto& [index, value] : fields) {
+    if (value->empty()) {
+      continue;
+    }
+    const auto* list = lookup(*index, *value);
+    if (list == nullptr) {
+      return {};  // no exit has this tag value: nothing can match
+    }
+    if (best == nullptr || list->size() < best->size()) {
+      best = list;
+    }
+  }
+  return *best;
+}
+
+}  // namespace exitpool::pool

@@ -1,0 +1,148 @@
+#pragma once
+// HTTP/1.x message heads and body framing: pure codecs, no I/O.
+// Callable from any thread; every function is re-entrant.
+//
+// The gateway never re-encodes bodies: it uses these codecs to find where a
+// message ends (Content-Length or chunked) and passes the bytes through as-is.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace exitpool::proto {
+
+struct header {
+  std::string name;
+  std::string value;
+};
+
+struct head_limits {
+  std::size_t max_head_bytes = 64 * 1024;   // whole head, start line included
+  std::size_t max_line_bytes = 16 * 1024;   // any one line (start line or header line)
+  std::size_t max_headers = 100;
+};
+
+enum class parse_status { complete, incomplete, error };
+
+// On error, `error_status` is the HTTP status the gateway answers with
+// (400 malformed, 414 URI too long, 431 header too large, 501 unknown method /
+// transfer coding, 505 version) and `error` a short reason for X-Exitpool-Error.
+struct request_head {
+  std::string method;        // as sent (token, case-sensitive)
+  std::string target;        // request-target as sent
+  int version_minor = 1;     // HTTP/1.<minor>; only 1.0 and 1.1 are accepted
+  std::vector<header> headers;
+};
+
+struct request_parse_result {
+  parse_status status = parse_status::incomplete;
+  std::size_t consumed = 0;  // bytes of the head (through the blank line) when complete
+  request_head head;
+  int error_status = 0;
+  std::string error;
+};
+
+// Parses a request head from the start of `buf`. Lines end in CRLF; a bare LF
+// is accepted only as a line ending (never a bare CR). Rejects: obs-fold,
+// control bytes, invalid tokens, missing/invalid version, over-long lines,
+// too many headers, heads over the limit.
+request_parse_result parse_request_head(std::string_view buf, const head_limits& limits = {});
+
+struct response_head {
+  int version_minor = 1;
+  int status = 0;
+  std::string reason;
+  std::vector<header> headers;
+};
+
+struct response_parse_result {
+  parse_status status = parse_status::incomplete;
+  std::size_t consumed = 0;
+  response_head head;
+  std::string error;  // on error: what is wrong with the upstream's response
+};
+
+response_parse_result parse_response_head(std::string_view buf, const head_limits& limits = {});
+
+// Case-insensitive header lookup; the first match.
+const header* find_header(const std::vector<header>& headers, std::string_view name);
+bool iequals(std::string_view a, std::string_view b);
+// True when the comma-separated header value list contains `token` (case-insensitive).
+bool header_has_token(std::string_view value, std::string_view token);
+
+enum class body_kind { none, content_length, chunked, until_close };
+
+struct body_framing {
+  body_kind kind = body_kind::none;
+  std::uint64_t length = 0;  // for content_length
+};
+
+struct framing_result {
+  std::optional<body_framing> framing;  // empty on error
+  int error_status = 0;                 // 400 or 501
+  std::string error;
+};
+
+// RFC 9112 section 6: request bodies. Errors: both Transfer-Encoding and
+// Content-Length, repeated/conflicting/invalid Content-Length, a Transfer-Encoding
+// whose final coding is not chunked (501 for unknown codings).
+framing_result request_body_framing(const request_head& head);
+
+// Response bodies: none for HEAD requests, 1xx, 204, 304 and 2xx to CONNECT;
+// chunked when Transfer-Encoding ends in chunked; Content-Length; else until close.
+// Errors as for requests.
+framing_result response_body_framing(const response_head& head, std::string_view request_method);
+
+// Incremental chunked-body scanner. It does not decode: it tells how many of
+// the given bytes belong to the chunked body so the caller can forward them
+// unchanged and knows where the message ends (after the last chunk and trailers).
+class chunked_scanner {
+ public:
+  struct result {
+    std::size_t consumed = 0;  // bytes of `data` that belong to the body
+    bool done = false;         // the body ended within `consumed`
+    bool error = false;        // malformed chunk framing; `error_reason` says why
+  };
+  result feed(std::string_view data);
+  const std::string& error_reason() const { return error_; }
+
+ private:
+  enum class state { size, size_ext, size_lf, data, data_cr, data_lf, trailer_start, trailer_line, trailer_lf, final_lf, done };
+  state state_ = state::size;
+  std::uint64_t remaining_ = 0;
+  int size_digits_ = 0;
+  std::size_t line_len_ = 0;
+  std::size_t trailer_bytes_ = 0;  // whole trailer section, bounded
+  bool trailer_colon_ = false;     // the current trailer line has its ':'
+  std::string error_;
+};
+
+struct authority {
+  std::string host;  // without brackets for IPv6 literals, as given (not lower-cased)
+  std::uint16_t port = 0;
+};
+
+// "host:port", "[v6]:port"; `default_port` used when the port is absent (0 → port required).
+std::optional<authority> parse_authority(std::string_view s, std::uint16_t default_port);
+
+struct absolute_target {
+  std::string scheme;       // lower-case, "http" only is served by the gateway
+  authority where;
+  std::string origin_form;  // path and query, "/" when empty
+};
+
+// "http://host[:port][/path][?query]" (userinfo is rejected; fragment is an error).
+std::optional<absolute_target> parse_absolute_target(std::string_view target);
+
+// "host:port" or "[v6]:port" for use on the wire (brackets added for IPv6 literals).
+std::string format_authority(std::string_view host, std::uint16_t port);
+
+// Hop-by-hop header names (RFC 9110 section 7.6.1) plus Proxy-Connection,
+// Proxy-Authorization and Proxy-Authenticate, and every name listed in the Connection
+// header. Transfer-Encoding, Content-Length and Host are never hop-by-hop here, even when
+// Connection lists them: the gateway forwards bodies as-is, so their framing travels with them.
+bool is_hop_by_hop(std::string_view name, const std::vector<header>& headers);
+
+}  // namespace exitpool::proto

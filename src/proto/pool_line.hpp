@@ -1,0 +1,66 @@
+#pragma once
+// Pool file codec: one exit per line. Pure functions, no I/O.
+//
+//   scheme://[user:pass@]host:port [key=value ...]     # comment
+//   host:port[:user:pass] [key=value ...]              # vendor list format, means http://
+//   direct://[ADDR] [key=value ...]                    # connect from local source ADDR
+//
+// Schemes: http, https (TLS to the proxy), socks5 (gateway resolves names),
+// socks5h (the exit resolves names), direct. user and pass are percent-decoded.
+// Known keys: id, country, city, type, weight (> 0), tls_verify (true/false; also
+// the bare word `insecure` = tls_verify=false). Any other key=value is kept as a tag.
+// country/city/type values are lower-cased; keys are case-insensitive.
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace exitpool::proto {
+
+enum class exit_scheme { http, https, socks5, socks5h, direct };
+const char* scheme_name(exit_scheme s);
+
+struct exit_spec {
+  exit_scheme scheme = exit_scheme::direct;
+  std::string host;        // proxy host, or the source address for direct ("" = default route)
+  std::uint16_t port = 0;  // 0 for direct
+  std::string user;
+  std::string pass;
+  std::string id;          // explicit id=, else derived (see default_exit_id)
+  std::string country;     // lower-case, "" = untagged
+  std::string city;
+  std::string type;
+  double weight = 1.0;
+  bool tls_verify = true;  // https:// only
+  std::vector<std::pair<std::string, std::string>> tags;  // other key=value, in order
+  std::size_t line = 0;    // line number in its file, 0 when not from a file
+};
+
+// "host:port" for proxies, "user@host:port" when a user is set,
+// "direct:ADDR" or "direct" for direct exits.
+std::string default_exit_id(const exit_spec& spec);
+
+// "scheme://user:***@host:port" — never prints the password.
+std::string redacted_url(const exit_spec& spec);
+
+struct pool_line_result {
+  std::optional<exit_spec> spec;  // empty for blank lines and comments, and on error
+  std::string error;              // non-empty on error: what is wrong, with the offending text
+};
+pool_line_result parse_pool_line(std::string_view line);
+
+// Thrown by parse_pool_text: what() is "FILE:LINE: message".
+class pool_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses a whole file. Errors (bad line, duplicate id, no exits at all) throw
+// pool_error naming `filename` and the line number.
+std::vector<exit_spec> parse_pool_text(std::string_view text, std::string_view filename);
+
+}  // namespace exitpool::proto

@@ -1,0 +1,48 @@
+#pragma once
+// Client options carried in proxy credentials, as commercial gateways do.
+// Pure functions, no I/O.
+//
+// Username: USER[-key-value]...   e.g. alice-country-us-session-ab12-sesstime-30
+// Password: PASS[_key-value]...   e.g. secret_country-us_session-ab12
+// Keys (case-insensitive) and aliases:
+//   country | cc | region      → country (lower-cased)
+//   city                       → city (lower-cased)
+//   type                       → type (lower-cased)
+//   session | sessid           → session id (case kept)
+//   sesstime | sessionduration → sticky lifetime in minutes (1..1440)
+//   zone                       → accepted and ignored
+// Any other key is an error ("unknown option 'x'").
+//
+// USER may contain '-': when `is_user` is given (a users file is configured), USER is
+// the longest '-'-joined prefix for which is_user() is true; without it, USER is the
+// text before the first '-'. Options in the password are recognised only when every
+// '_'-separated part after the first is a key-value pair with a known key; otherwise
+// the whole field is the password. Options in both fields are merged; the same key with
+// two different values is an error.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace exitpool::proto {
+
+struct route_params {
+  std::string user;
+  std::string password;
+  std::string country;
+  std::string city;
+  std::string type;
+  std::string session;
+  std::optional<int> session_minutes;
+};
+
+struct params_result {
+  std::optional<route_params> params;  // set on success
+  std::string error;                   // set on failure, e.g. "unknown option 'colour' in username"
+};
+
+params_result parse_credentials(std::string_view username, std::string_view password,
+                                const std::function<bool(std::string_view)>& is_user = {});
+
+}  // namespace exitpool::proto

@@ -1,0 +1,227 @@
+"""The HTTP side of the listening port: absolute-form requests, CONNECT, bodies, keep-alive, errors."""
+import os
+import re
+
+import pytest
+import requests
+
+from helpers import (EXIT_IPS, Conn, build_request, chunked, curl, sha256, via_connect, via_http)
+
+ALL_EXITS = sorted(EXIT_IPS)
+
+
+def session() -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False  # no *_proxy from the environment
+    return s
+
+
+@pytest.mark.parametrize("exit_id", ALL_EXITS)
+def test_every_exit_kind_absolute_form(start_gateway, lab, exit_id):
+    """http, https (TLS to the proxy), socks5, socks5h, direct, with and without upstream credentials."""
+    gw = start_gateway([lab.line(exit_id)])
+    res = curl("-x", gw.proxy(), "-D", "-", lab.origin.url())
+    assert res.status == 200, res.stderr + gw.log()
+    head, _, body = res.text.partition("\r\n\r\n")
+    assert body == EXIT_IPS[exit_id] + "\n"
+    assert re.search(rf"(?im)^x-exitpool-exit: {re.escape(exit_id)}\r?$", head), head
+
+
+@pytest.mark.parametrize("exit_id", ALL_EXITS)
+def test_every_exit_kind_connect(start_gateway, lab, exit_id):
+    gw = start_gateway([lab.line(exit_id)])
+    res = curl("-p", "-x", gw.proxy(), lab.origin.url())
+    assert res.status == 200, res.stderr + gw.log()
+    assert res.text == EXIT_IPS[exit_id] + "\n"
+    hop = via_connect(gw.port, lab.origin.hostport)
+    assert (hop.status, hop.exit_id, hop.origin_saw) == (200, exit_id, EXIT_IPS[exit_id])
+
+
+def test_connect_200_carries_exit_header_curl_verbose(gw_all, lab):
+    res = curl("-v", "-p", "-x", gw_all.proxy(), lab.origin.url())
+    assert res.status == 200
+    m = re.search(r"(?im)^< x-exitpool-exit: (\S+)", res.stderr)
+    assert m, res.stderr
+    assert EXIT_IPS[m.group(1)] == res.text.strip()
+
+
+def test_python_requests_http_proxy(gw_all, lab):
+    with session() as s:
+        r = s.get(lab.origin.url(), proxies={"http": gw_all.proxy()}, timeout=10)
+    assert r.status_code == 200
+    assert EXIT_IPS[r.headers["X-Exitpool-Exit"]] == r.text.strip()
+
+
+def test_python_requests_with_credentials_in_proxy_url(gw_all, lab):
+    with session() as s:
+        r = s.get(lab.origin.url(), proxies={"http": gw_all.proxy(user="alice-country-de")}, timeout=10)
+    assert r.status_code == 200
+    assert r.headers["X-Exitpool-Exit"] in ("dante", "microsocks")
+
+
+@pytest.mark.parametrize("exit_id", ["squid", "tinyproxy", "dante", "d1", "squid-tls"])
+def test_post_content_length_body(start_gateway, lab, exit_id):
+    gw = start_gateway([lab.line(exit_id)])
+    body = os.urandom(300_000)
+    with Conn("127.0.0.1", gw.port) as c:
+        r = c.request("POST", lab.origin.url("/echo"), {"X-Test-Header": "cl"}, body)
+    assert r.status == 200, r.text[:300]
+    assert r.header("X-Echo-Method") == "POST"
+    assert r.header("X-Echo-Test-Header") == "cl"
+    assert len(r.body) == len(body) and sha256(r.body) == sha256(body)
+    assert r.header("X-Exitpool-Exit") == exit_id
+
+
+@pytest.mark.parametrize("exit_id", ["squid", "tinyproxy", "dante", "d1", "squid-tls"])
+def test_post_chunked_body(start_gateway, lab, exit_id):
+    gw = start_gateway([lab.line(exit_id)])
+    body = os.urandom(200_003)
+    with Conn("127.0.0.1", gw.port) as c:
+        r = c.request("POST", lab.origin.url("/echo"), {"Transfer-Encoding": "chunked"}, chunked(body, 4099))
+        assert r.status == 200, r.text[:300]
+        assert sha256(r.body) == sha256(body)
+        # The connection is still usable: the chunked body was framed exactly.
+        r2 = c.request("GET", lab.origin.url())
+        assert r2.status == 200 and r2.text == EXIT_IPS[exit_id] + "\n"
+
+
+def test_post_via_requests_and_curl(gw_all, lab):
+    body = os.urandom(100_000)
+    with session() as s:
+        r = s.post(lab.origin.url("/echo"), data=body, proxies={"http": gw_all.proxy()}, timeout=20)
+        assert r.status_code == 200 and r.content == body
+        # a generator body makes requests send Transfer-Encoding: chunked
+        r = s.post(lab.origin.url("/echo"), data=(body[i:i + 10_000] for i in range(0, len(body), 10_000)),
+                   proxies={"http": gw_all.proxy()}, timeout=20)
+        assert r.status_code == 200 and r.content == body
+    res = curl("-x", gw_all.proxy(), "--data-binary", "hello curl", lab.origin.url("/echo"))
+    assert res.status == 200 and res.text == "hello curl"
+
+
+def test_chunked_response_is_relayed(gw_all, lab):
+    with Conn("127.0.0.1", gw_all.port) as c:
+        for _ in range(3):
+            r = c.request("GET", lab.origin.url("/chunked"))
+            assert r.status == 200
+            lines = r.text.split("\n")
+            assert lines[:2] == ["chunk-one", "chunk-two"]
+            assert EXIT_IPS[r.header("X-Exitpool-Exit")] == lines[2]
+
+
+def test_big_response_absolute_form(gw_all, lab):
+    res = curl("-x", gw_all.proxy(), lab.origin.url("/big"), max_time=30)
+    assert res.status == 200
+    assert len(res.body) == lab.origin.big_size and sha256(res.body) == lab.origin.big_sha256
+
+
+@pytest.mark.parametrize("exit_id", ["squid", "dante", "microsocks", "d1", "squid-tls"])
+def test_big_response_through_connect(start_gateway, lab, exit_id):
+    gw = start_gateway([lab.line(exit_id)])
+    res = curl("-p", "-x", gw.proxy(), lab.origin.url("/big"), max_time=30)
+    assert res.status == 200
+    assert len(res.body) == lab.origin.big_size and sha256(res.body) == lab.origin.big_sha256
+
+
+def test_big_upload_through_connect(gw_all, lab):
+    body = os.urandom(3 * 1024 * 1024 + 17)
+    with Conn("127.0.0.1", gw_all.port, timeout=30) as c:
+        c.send(build_request("CONNECT", lab.origin.hostport))
+        assert c.read_response("CONNECT").status == 200
+        r = c.request("POST", "/echo", {"Connection": "close"}, body, host=lab.origin.hostport)
+    assert r.status == 200 and sha256(r.body) == sha256(body)
+
+
+def test_keep_alive_rotates_per_request(gw_all, lab):
+    """Several requests on one client connection; each may leave through a different exit."""
+    seen = set()
+    with Conn("127.0.0.1", gw_all.port) as c:
+        for i in range(12):
+            r = c.request("GET", lab.origin.url(f"/ka/{i}"))
+            assert r.status == 200
+            exit_id = r.header("X-Exitpool-Exit")
+            assert EXIT_IPS[exit_id] == r.text.strip(), (exit_id, r.text)
+            seen.add(exit_id)
+    assert len(seen) > 1, seen
+
+
+def test_keep_alive_with_requests_session(gw_all, lab):
+    seen = set()
+    with session() as s:
+        for _ in range(12):
+            r = s.get(lab.origin.url(), proxies={"http": gw_all.proxy()}, timeout=10)
+            assert r.status_code == 200
+            assert EXIT_IPS[r.headers["X-Exitpool-Exit"]] == r.text.strip()
+            seen.add(r.headers["X-Exitpool-Exit"])
+    assert len(seen) > 1
+
+
+def test_keep_alive_sticky_session_on_one_connection(gw_all, lab):
+    from helpers import basic
+    seen = set()
+    with Conn("127.0.0.1", gw_all.port) as c:
+        for _ in range(10):
+            r = c.request("GET", lab.origin.url(), {"Proxy-Authorization": basic("alice-session-ka1", "x")})
+            assert r.status == 200
+            seen.add(r.text.strip())
+    assert len(seen) == 1
+
+
+def test_pipelined_requests(gw_all, lab):
+    with Conn("127.0.0.1", gw_all.port) as c:
+        c.send(b"".join(build_request("GET", lab.origin.url(f"/p{i}")) for i in range(3)))
+        for _ in range(3):
+            r = c.read_response()
+            assert r.status == 200 and EXIT_IPS[r.header("X-Exitpool-Exit")] == r.text.strip()
+
+
+def test_head_request(gw_all, lab):
+    with Conn("127.0.0.1", gw_all.port) as c:
+        r = c.request("HEAD", lab.origin.url())
+        assert r.status == 200 and r.body == b""
+        r = c.request("GET", lab.origin.url())  # framing survived the bodiless HEAD response
+        assert r.status == 200 and EXIT_IPS[r.header("X-Exitpool-Exit")] == r.text.strip()
+
+
+@pytest.mark.parametrize("garbage", [
+    b"GARBAGE\r\n\r\n",
+    b"GET http://127.0.0.1:1/ HTTP/1.1\r\nThis is not a header\r\n\r\n",
+    b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: a\r\nContent-Length: nope\r\n\r\n",
+    b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+    b"GET http://127.0.0.1:1/ HTTP/9.9\r\nHost: a\r\n\r\n",
+])
+def test_malformed_request_gets_400_and_gateway_keeps_serving(gw_all, lab, garbage):
+    with Conn("127.0.0.1", gw_all.port) as c:
+        c.send(garbage)
+        r = c.read_response()
+        allowed = (400, 505) if b"HTTP/9.9" in garbage else (400,)
+        assert r.status in allowed, r
+        assert r.header("X-Exitpool-Error"), r.headers
+    hop = via_http(gw_all.port, lab.origin.url())
+    assert hop.status == 200 and hop.consistent()
+
+
+def test_origin_form_request_is_rejected(gw_all, lab):
+    """A proxy request must be absolute-form (or CONNECT); origin-form is a client error, not a crash."""
+    with Conn("127.0.0.1", gw_all.port) as c:
+        r = c.request("GET", "/", host=lab.origin.hostport)
+        assert 400 <= r.status < 500
+    assert via_http(gw_all.port, lab.origin.url()).status == 200
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1", "127.0.0.1:notaport", ":80", "[::1"])
+def test_bad_connect_target_is_400(gw_all, lab, target):
+    with Conn("127.0.0.1", gw_all.port) as c:
+        c.send(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        r = c.read_response("CONNECT")
+        assert r.status == 400, r
+    assert via_http(gw_all.port, lab.origin.url()).status == 200
+
+
+def test_many_clients_after_bad_ones(gw_all, lab):
+    for _ in range(3):
+        with Conn("127.0.0.1", gw_all.port) as c:
+            c.send(b"\x16\x03\x01\x00\x05hello")  # a TLS record: neither HTTP nor SOCKS5
+            assert c.closed_by_peer(timeout=4), "an unknown first byte should be refused at once"
+    for _ in range(5):
+        hop = via_http(gw_all.port, lab.origin.url())
+        assert hop.status == 200 and hop.consistent()

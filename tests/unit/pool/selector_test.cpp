@@ -1,0 +1,381 @@
+#include "pool/selector.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace exitpool::pool {
+namespace {
+
+using namespace std::chrono_literals;
+
+const time_point t0 = time_point{} + 1000h;
+const health_config eject_once{.failures_to_eject = 1, .base_cooldown = 10s, .max_cooldown = 300s};
+
+proto::exit_spec spec(std::string id, std::string country = "", std::string city = "", std::string type = "",
+                      double weight = 1.0) {
+  proto::exit_spec s;
+  s.scheme = proto::exit_scheme::socks5;
+  s.host = "10.0.0.1";
+  s.port = 1080;
+  s.id = std::move(id);
+  s.country = std::move(country);
+  s.city = std::move(city);
+  s.type = std::move(type);
+  s.weight = weight;
+  return s;
+}
+
+std::shared_ptr<const snapshot> numbered(int n, double weight = 1.0) {
+  std::vector<proto::exit_spec> specs;
+  for (int i = 0; i < n; ++i) {
+    specs.push_back(spec("e" + std::to_string(i), "", "", "", weight));
+  }
+  return snapshot::build(std::move(specs));
+}
+
+std::shared_ptr<const snapshot> mixed() {
+  return snapshot::build({
+      spec("us-nyc-res-1", "us", "nyc", "residential"),
+      spec("us-nyc-res-2", "us", "nyc", "residential"),
+      spec("us-nyc-dc", "us", "nyc", "datacenter"),
+      spec("us-la-res", "us", "la", "residential"),
+      spec("us-la-dc", "us", "la", "datacenter"),
+      spec("de-ber-res", "de", "berlin", "residential"),
+      spec("de-ber-dc", "de", "berlin", "datacenter"),
+      spec("untagged"),
+  });
+}
+
+void eject(exit& e, time_point now, const health_config& cfg = eject_once) { e.report({false, 0us}, now, cfg); }
+
+// Picks `n` times and counts the chosen ids; every pick must succeed.
+std::map<std::string, int> tally(selector& sel, const snapshot& s, const pick_request& r, int n,
+                                 time_point now = t0) {
+  std::map<std::string, int> counts;
+  for (int i = 0; i < n; ++i) {
+    auto res = sel.pick(s, r, now);
+    EXPECT_EQ(res.error, pick_error::none);
+    if (res.chosen == nullptr) {
+      ADD_FAILURE() << "no exit chosen";
+      break;
+    }
+    ++counts[res.chosen->id()];
+  }
+  return counts;
+}
+
+const policy all_policies[] = {policy::round_robin, policy::random, policy::least_inflight, policy::fastest};
+
+TEST(Policy, ParseAndName) {
+  for (policy p : all_policies) {
+    EXPECT_EQ(parse_policy(policy_name(p)), p);
+  }
+  EXPECT_EQ(parse_policy("round-robin"), policy::round_robin);
+  EXPECT_EQ(parse_policy("least-inflight"), policy::least_inflight);
+  EXPECT_EQ(parse_policy("sticky"), std::nullopt);
+  EXPECT_EQ(parse_policy(""), std::nullopt);
+}
+
+TEST(RoundRobin, SpreadsEvenly) {
+  auto s = numbered(7);
+  for (std::uint64_t seed : {0ull, 1ull, 123456789ull}) {
+    selector sel(policy::round_robin, seed);
+    auto counts = tally(sel, *s, {}, 7 * 100);
+    ASSERT_EQ(counts.size(), 7u);
+    for (const auto& [id, n] : counts) {
+      EXPECT_EQ(n, 100) << id;
+    }
+  }
+}
+
+TEST(RoundRobin, VisitsEveryExitOncePerCycle) {
+  auto s = numbered(5);
+  selector sel(policy::round_robin, 3);
+  std::vector<std::string> order;
+  for (int i = 0; i < 10; ++i) {
+    order.push_back(sel.pick(*s, {}, t0).chosen->id());
+  }
+  EXPECT_EQ(std::set<std::string>(order.begin(), order.begin() + 5).size(), 5u);
+  EXPECT_TRUE(std::equal(order.begin(), order.begin() + 5, order.begin() + 5));
+}
+
+TEST(RoundRobin, SpreadsEvenlyOverFilteredExits) {
+  auto s = mixed();
+  selector sel(policy::round_robin, 0);
+  pick_request r;
+  r.f = {"us", "", "residential"};
+  auto counts = tally(sel, *s, r, 300);
+  EXPECT_EQ(counts, (std::map<std::string, int>{{"us-nyc-res-1", 100}, {"us-nyc-res-2", 100}, {"us-la-res", 100}}));
+}
+
+struct filter_case {
+  filter f;
+  std::set<std::string> expected;  // exactly the exits that may be chosen
+};
+
+TEST(Selector, FiltersSelectOnlyMatchingExits) {
+  auto s = mixed();
+  const std::vector<filter_case> cases = {
+      {{}, {"us-nyc-res-1", "us-nyc-res-2", "us-nyc-dc", "us-la-res", "us-la-dc", "de-ber-res", "de-ber-dc",
+            "untagged"}},
+      {{"us", "", ""}, {"us-nyc-res-1", "us-nyc-res-2", "us-nyc-dc", "us-la-res", "us-la-dc"}},
+      {{"US", "", ""}, {"us-nyc-res-1", "us-nyc-res-2", "us-nyc-dc", "us-la-res", "us-la-dc"}},
+      {{"de", "", ""}, {"de-ber-res", "de-ber-dc"}},
+      {{"", "nyc", ""}, {"us-nyc-res-1", "us-nyc-res-2", "us-nyc-dc"}},
+      {{"", "", "datacenter"}, {"us-nyc-dc", "us-la-dc", "de-ber-dc"}},
+      {{"", "", "Datacenter"}, {"us-nyc-dc", "us-la-dc", "de-ber-dc"}},
+      {{"us", "la", ""}, {"us-la-res", "us-la-dc"}},
+      {{"us", "", "datacenter"}, {"us-nyc-dc", "us-la-dc"}},
+      {{"us", "nyc", "residential"}, {"us-nyc-res-1", "us-nyc-res-2"}},
+      {{"de", "berlin", "datacenter"}, {"de-ber-dc"}},
+  };
+  for (policy p : all_policies) {
+    for (const auto& c : cases) {
+      SCOPED_TRACE(std::string(policy_name(p)) + " " + c.f.describe());
+      selector sel(p, 42);
+      pick_request r;
+      r.f = c.f;
+      auto first = sel.pick(*s, r, t0);
+      EXPECT_EQ(first.matching, c.expected.size());
+      auto counts = tally(sel, *s, r, 400);
+      std::set<std::string> seen;
+      for (const auto& [id, n] : counts) {
+        seen.insert(id);
+      }
+      if (p == policy::round_robin || p == policy::random) {
+        EXPECT_EQ(seen, c.expected);  // every matching exit gets its turn
+      } else {
+        EXPECT_TRUE(std::includes(c.expected.begin(), c.expected.end(), seen.begin(), seen.end()));
+      }
+    }
+  }
+}
+
+TEST(Selector, NoMatch) {
+  auto s = mixed();
+  const filter no_such[] = {{"fr", "", ""}, {"de", "nyc", ""}, {"us", "nyc", "mobile"}, {"de", "la", "datacenter"}};
+  for (policy p : all_policies) {
+    selector sel(p, 1);
+    for (const auto& f : no_such) {
+      pick_request r;
+      r.f = f;
+      auto res = sel.pick(*s, r, t0);
+      EXPECT_EQ(res.error, pick_error::no_match) << f.describe();
+      EXPECT_EQ(res.chosen, nullptr);
+      EXPECT_EQ(res.matching, 0u);
+      r.sticky_key = "user-session";
+      EXPECT_EQ(sel.pick(*s, r, t0).error, pick_error::no_match);
+    }
+  }
+  auto empty = snapshot::build({});
+  selector sel(policy::round_robin, 1);
+  EXPECT_EQ(sel.pick(*empty, {}, t0).error, pick_error::no_match);
+}
+
+TEST(Selector, ExcludeIsHonoured) {
+  auto s = numbered(3);
+  const exit* ex[] = {s->exits()[0].get(), s->exits()[2].get()};
+  for (policy p : all_policies) {
+    selector sel(p, 9);
+    pick_request r;
+    r.exclude = ex;
+    auto counts = tally(sel, *s, r, 50);
+    EXPECT_EQ(counts, (std::map<std::string, int>{{"e1", 50}})) << policy_name(p);
+  }
+}
+
+TEST(Selector, RetriesExhaustTheMatches) {
+  auto s = mixed();
+  for (policy p : all_policies) {
+    for (bool sticky : {false, true}) {
+      SCOPED_TRACE(std::string(policy_name(p)) + (sticky ? " sticky" : ""));
+      selector sel(p, 5);
+      std::vector<const exit*> tried;
+      pick_request r;
+      r.f = {"us", "", ""};
+      r.sticky_key = sticky ? "u-s1" : "";
+      for (;;) {
+        r.exclude = tried;
+        auto res = sel.pick(*s, r, t0);
+        EXPECT_EQ(res.matching, 5u);
+        if (res.error != pick_error::none) {
+          EXPECT_EQ(res.error, pick_error::exhausted);
+          EXPECT_EQ(res.chosen, nullptr);
+          break;
+        }
+        ASSERT_NE(res.chosen, nullptr);
+        EXPECT_EQ(std::find(tried.begin(), tried.end(), res.chosen), tried.end());
+        EXPECT_EQ(res.chosen->spec().country, "us");
+        tried.push_back(res.chosen);
+        ASSERT_LE(tried.size(), 5u);
+      }
+      EXPECT_EQ(tried.size(), 5u);
+    }
+  }
+}
+
+TEST(Selector, SkipsExitsInCooldown) {
+  auto s = numbered(4);
+  eject(*s->exits()[1], t0);
+  eject(*s->exits()[3], t0);
+  for (policy p : all_policies) {
+    selector sel(p, 11);
+    auto counts = tally(sel, *s, {}, 200, t0 + 5s);
+    EXPECT_EQ(counts.count("e1"), 0u) << policy_name(p);
+    EXPECT_EQ(counts.count("e3"), 0u) << policy_name(p);
+  }
+  // Cool-down over: back in rotation.
+  selector rr(policy::round_robin, 0);
+  auto later = tally(rr, *s, {}, 400, t0 + 10s);
+  EXPECT_EQ(later, (std::map<std::string, int>{{"e0", 100}, {"e1", 100}, {"e2", 100}, {"e3", 100}}));
+}
+
+TEST(Selector, PanicFallbackPicksSoonestBack) {
+  auto s = numbered(4);
+  // Staggered cool-downs: e2 comes back first.
+  eject(*s->exits()[0], t0);
+  eject(*s->exits()[1], t0 + 3s);
+  eject(*s->exits()[2], t0 - 5s);
+  eject(*s->exits()[3], t0 + 1s);
+  for (policy p : all_policies) {
+    for (bool sticky : {false, true}) {
+      selector sel(p, 2);
+      pick_request r;
+      r.sticky_key = sticky ? "k" : "";
+      auto res = sel.pick(*s, r, t0 + 4s);
+      EXPECT_EQ(res.error, pick_error::none);
+      ASSERT_NE(res.chosen, nullptr);
+      EXPECT_EQ(res.chosen->id(), "e2") << policy_name(p) << sticky;
+      // With the soonest excluded, the next soonest.
+      const exit* ex[] = {res.chosen};
+      r.exclude = ex;
+      res = sel.pick(*s, r, t0 + 4s);
+      ASSERT_NE(res.chosen, nullptr);
+      EXPECT_EQ(res.chosen->id(), "e0");
+    }
+  }
+}
+
+TEST(Selector, PanicFallbackOnlyAmongMatches) {
+  auto s = mixed();
+  for (const auto& e : s->exits()) {
+    if (e->spec().country == "de") {
+      eject(*e, t0);
+    }
+  }
+  selector sel(policy::random, 1);
+  pick_request r;
+  r.f = {"de", "", ""};
+  auto res = sel.pick(*s, r, t0);
+  ASSERT_NE(res.chosen, nullptr);
+  EXPECT_EQ(res.chosen->spec().country, "de");
+}
+
+TEST(Random, RespectsWeights) {
+  auto s = snapshot::build({spec("w1", "", "", "", 1), spec("w2", "", "", "", 2), spec("w3", "", "", "", 3),
+                            spec("w4", "", "", "", 4)});
+  selector sel(policy::random, 2024);
+  const int n = 100000;
+  auto counts = tally(sel, *s, {}, n);
+  for (int w = 1; w <= 4; ++w) {
+    const double share = static_cast<double>(counts["w" + std::to_string(w)]) / n;
+    EXPECT_NEAR(share, w / 10.0, 0.01) << "w" << w;
+  }
+}
+
+TEST(Random, DifferentSeedsDifferentSequences) {
+  auto s = numbered(50);
+  selector a(policy::random, 1);
+  selector b(policy::random, 2);
+  selector a2(policy::random, 1);
+  int same = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto x = a.pick(*s, {}, t0).chosen;
+    same += x == b.pick(*s, {}, t0).chosen ? 1 : 0;
+    EXPECT_EQ(x, a2.pick(*s, {}, t0).chosen);  // deterministic for a seed
+  }
+  EXPECT_LT(same, 20);
+}
+
+TEST(LeastInflight, PrefersIdleExit) {
+  auto s = numbered(3);
+  lease a(*s->exits()[0]);
+  lease b(*s->exits()[2]);
+  lease b2(*s->exits()[2]);
+  selector sel(policy::least_inflight, 3);
+  auto counts = tally(sel, *s, {}, 50);
+  EXPECT_EQ(counts, (std::map<std::string, int>{{"e1", 50}}));
+  // Leases taken as picks are made spread the load.
+  std::vector<lease> held;
+  for (int i = 0; i < 9; ++i) {
+    held.emplace_back(*sel.pick(*s, {}, t0).chosen);
+  }
+  for (const auto& e : s->exits()) {
+    EXPECT_EQ(e->inflight(), 4);
+  }
+}
+
+TEST(LeastInflight, TiesAreRandom) {
+  auto s = numbered(4);
+  selector sel(policy::least_inflight, 8);
+  auto counts = tally(sel, *s, {}, 4000);
+  ASSERT_EQ(counts.size(), 4u);
+  for (const auto& [id, n] : counts) {
+    EXPECT_NEAR(n, 1000, 150) << id;
+  }
+}
+
+TEST(LeastInflight, PowerOfTwoChoicesOnLargePools) {
+  auto s = numbered(200);
+  std::vector<lease> busy;
+  for (int i = 0; i < 100; ++i) {  // even exits carry 3 leases each
+    for (int k = 0; k < 3; ++k) {
+      busy.emplace_back(*s->exits()[2 * i]);
+    }
+  }
+  selector sel(policy::least_inflight, 77);
+  int idle = 0;
+  const int n = 4000;
+  std::set<const exit*> seen;
+  for (int i = 0; i < n; ++i) {
+    auto* e = sel.pick(*s, {}, t0).chosen;
+    idle += e->inflight() == 0 ? 1 : 0;
+    seen.insert(e);
+  }
+  // Two samples, the less loaded wins: idle unless both were busy (~1/4).
+  EXPECT_NEAR(static_cast<double>(idle) / n, 0.75, 0.04);
+  EXPECT_GT(seen.size(), 150u);  // no herding onto one exit
+}
+
+TEST(Fastest, PrefersLowLatency) {
+  auto s = numbered(3);
+  health_config cfg;
+  s->exits()[0]->report({true, 100ms}, t0, cfg);
+  s->exits()[1]->report({true, 10ms}, t0, cfg);
+  s->exits()[2]->report({true, 50ms}, t0, cfg);
+  selector sel(policy::fastest, 4);
+  const int n = 4000;
+  auto counts = tally(sel, *s, {}, n);
+  // 95% exploitation plus a third of the 5% exploration.
+  EXPECT_NEAR(static_cast<double>(counts["e1"]) / n, 0.95 + 0.05 / 3, 0.02);
+  EXPECT_GT(counts["e0"], 0);  // slow exits still get re-measured
+  EXPECT_GT(counts["e2"], 0);
+}
+
+TEST(Fastest, UnmeasuredExitsFirst) {
+  auto s = numbered(3);
+  health_config cfg;
+  s->exits()[0]->report({true, 1ms}, t0, cfg);
+  selector sel(policy::fastest, 4);
+  auto counts = tally(sel, *s, {}, 1000);
+  EXPECT_LT(counts["e0"], 60);  // only by exploration
+  EXPECT_GT(counts["e1"], 400);
+  EXPECT_GT(counts["e2"], 400);
+}
+
+}  // namespace
+}  // namespace exitpool::pool

@@ -1,0 +1,369 @@
+#include "pool/sticky.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <barrier>
+#include <cmath>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pool/selector.hpp"
+
+namespace exitpool::pool {
+namespace {
+
+using namespace std::chrono_literals;
+
+const time_point t0 = time_point{} + 1000h;
+
+proto::exit_spec spec(std::string id, double weight = 1.0) {
+  proto::exit_spec s;
+  s.scheme = proto::exit_scheme::http;
+  s.host = "proxy.example";
+  s.port = 3128;
+  s.id = std::move(id);
+  s.weight = weight;
+  return s;
+}
+
+std::shared_ptr<const snapshot> numbered(int n) {
+  std::vector<proto::exit_spec> specs;
+  for (int i = 0; i < n; ++i) {
+    specs.push_back(spec("exit-" + std::to_string(i)));
+  }
+  return snapshot::build(std::move(specs));
+}
+
+std::string key(int i) { return "user1-session-" + std::to_string(i); }
+
+exit* sticky_pick(selector& sel, const snapshot& s, std::string_view k, std::uint64_t generation = 0,
+                  time_point now = t0) {
+  pick_request r;
+  r.sticky_key = k;
+  r.sticky_generation = generation;
+  auto res = sel.pick(s, r, now);
+  EXPECT_EQ(res.error, pick_error::none);
+  return res.chosen;
+}
+
+// ---- hashing ----------------------------------------------------------------------------------
+
+TEST(Hash, StableAcrossBuilds) {
+  // Pinned: sticky sessions of a fleet depend on every process computing these.
+  EXPECT_EQ(hash64(""), 0x9CA066F1A4AB2EEAULL);
+  EXPECT_EQ(hash64("abc"), 0xCEB3551AE13032E9ULL);
+  EXPECT_EQ(hash64("user1-session-abc123"), 0x503AE60240352EFDULL);
+  EXPECT_EQ(mix64(1, 2), 0x25ABCB5C468F3099ULL);
+}
+
+TEST(Hash, SeedAndInputMatter) {
+  EXPECT_NE(hash64("abc"), hash64("abd"));
+  EXPECT_NE(hash64("abc"), hash64("abc", 1));
+  EXPECT_NE(hash64("abcdefgh"), hash64(std::string_view("abcdefgh\0", 9)));  // trailing zero byte counts
+  EXPECT_NE(hash64(std::string_view("a\0", 2)), hash64("a"));
+  EXPECT_NE(mix64(1, 2), mix64(2, 1));
+}
+
+TEST(Hash, LowBitsAreUniform) {
+  // Stripes and shards use the low bits of hashes of similar keys.
+  std::vector<int> buckets(64);
+  const int n = 64000;
+  for (int i = 0; i < n; ++i) {
+    ++buckets[hash64(key(i)) & 63];
+  }
+  for (int b : buckets) {
+    EXPECT_NEAR(b, n / 64, 150);
+  }
+}
+
+TEST(Hash, Avalanche) {
+  // Flipping one input bit flips about half the output bits.
+  double total = 0;
+  int samples = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::string s = key(i);
+    const auto h = hash64(s);
+    for (std::size_t byte = 0; byte < s.size(); ++byte) {
+      for (int bit = 0; bit < 8; ++bit) {
+        std::string t = s;
+        t[byte] = static_cast<char>(t[byte] ^ (1 << bit));
+        total += __builtin_popcountll(h ^ hash64(t));
+        ++samples;
+      }
+    }
+  }
+  EXPECT_NEAR(total / samples, 32.0, 0.5);
+}
+
+TEST(Rendezvous, ScoreIsPositiveFiniteAndWeighted) {
+  for (int i = 0; i < 1000; ++i) {
+    const double s = rendezvous_score(hash64(key(i)), hash64("exit"), 1.0);
+    EXPECT_GT(s, 0.0);
+    EXPECT_TRUE(std::isfinite(s));
+    EXPECT_DOUBLE_EQ(rendezvous_score(hash64(key(i)), hash64("exit"), 2.0), 2 * s);
+  }
+  EXPECT_EQ(rendezvous_score(1, 2, 0.0), 0.0);
+  // Extreme hashes stay inside (0, 1) for u.
+  EXPECT_TRUE(std::isfinite(rendezvous_score(0, 0, 1.0)));
+  for (std::uint64_t a : {0ull, ~0ull}) {
+    for (std::uint64_t b : {0ull, ~0ull, 1ull}) {
+      const double s = rendezvous_score(a, b, 1.0);
+      EXPECT_GT(s, 0.0);
+      EXPECT_TRUE(std::isfinite(s));
+    }
+  }
+}
+
+// ---- sticky selection -------------------------------------------------------------------------
+
+TEST(Sticky, SameExitOnEveryShardWhateverThePolicy) {
+  auto s = numbered(25);
+  const policy policies[] = {policy::round_robin, policy::random, policy::least_inflight, policy::fastest};
+  std::vector<selector> shards;
+  for (std::uint64_t seed = 0; seed < 16; ++seed) {
+    shards.emplace_back(policies[seed % 4], seed * 7919 + 1);
+  }
+  for (int i = 0; i < 500; ++i) {
+    const exit* expected = sticky_pick(shards[0], *s, key(i));
+    ASSERT_NE(expected, nullptr);
+    for (auto& shard : shards) {
+      for (int repeat = 0; repeat < 3; ++repeat) {
+        EXPECT_EQ(sticky_pick(shard, *s, key(i)), expected) << key(i);
+      }
+    }
+  }
+}
+
+TEST(Sticky, SameExitInAnotherProcessSnapshot) {
+  // Another gateway of the fleet builds its own snapshot from the same pool, in another order.
+  auto a = numbered(20);
+  std::vector<proto::exit_spec> reversed;
+  for (int i = 19; i >= 0; --i) {
+    reversed.push_back(spec("exit-" + std::to_string(i)));
+  }
+  auto b = snapshot::build(reversed);
+  selector sa(policy::round_robin, 1);
+  selector sb(policy::random, 2);
+  for (int i = 0; i < 500; ++i) {
+    EXPECT_EQ(sticky_pick(sa, *a, key(i))->id(), sticky_pick(sb, *b, key(i))->id());
+  }
+}
+
+TEST(Sticky, KeysSpreadEvenly) {
+  auto s = numbered(10);
+  selector sel(policy::round_robin, 0);
+  std::map<std::string, int> counts;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    ++counts[sticky_pick(sel, *s, key(i))->id()];
+  }
+  ASSERT_EQ(counts.size(), 10u);
+  for (const auto& [id, c] : counts) {
+    EXPECT_NEAR(c, n / 10, 200) << id;  // ~4.7 sigma
+  }
+}
+
+TEST(Sticky, OnlySessionsOfAFailedExitMove) {
+  auto s = numbered(10);
+  selector sel(policy::random, 3);
+  const int n = 5000;
+  std::vector<const exit*> before;
+  for (int i = 0; i < n; ++i) {
+    before.push_back(sticky_pick(sel, *s, key(i)));
+  }
+  exit& failed = *s->exits()[4];
+  failed.report({false, 0us}, t0, {.failures_to_eject = 1});
+  int moved = 0;
+  std::map<const exit*, int> moved_to;
+  for (int i = 0; i < n; ++i) {
+    const exit* now = sticky_pick(sel, *s, key(i));
+    if (before[i] == &failed) {
+      EXPECT_NE(now, &failed);
+      ++moved;
+      ++moved_to[now];
+    } else {
+      EXPECT_EQ(now, before[i]) << key(i);  // untouched, every single one
+    }
+  }
+  EXPECT_GT(moved, 350);
+  EXPECT_EQ(moved_to.size(), 9u);  // the failed exit's sessions spread over the rest
+  // When it comes back, its sessions return to it.
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(sticky_pick(sel, *s, key(i), 0, t0 + 1h), before[i]);
+  }
+}
+
+TEST(Sticky, RetryMovesToTheSameSecondChoiceEverywhere) {
+  auto s = numbered(10);
+  selector a(policy::round_robin, 1);
+  selector b(policy::fastest, 99);
+  for (int i = 0; i < 200; ++i) {
+    const std::string k = key(i);  // pick_request borrows the key
+    const exit* first = sticky_pick(a, *s, k);
+    const exit* ex[] = {first};
+    pick_request r;
+    r.sticky_key = k;
+    r.exclude = ex;
+    const exit* second = a.pick(*s, r, t0).chosen;
+    EXPECT_NE(second, first);
+    EXPECT_EQ(b.pick(*s, r, t0).chosen, second);
+  }
+}
+
+TEST(Sticky, AddingAnExitMovesOnlySessionsToIt) {
+  auto s10 = numbered(10);
+  auto s11 = numbered(11);
+  selector sel(policy::round_robin, 0);
+  int moved = 0;
+  const int n = 5000;
+  for (int i = 0; i < n; ++i) {
+    const auto& before = sticky_pick(sel, *s10, key(i))->id();
+    const auto& after = sticky_pick(sel, *s11, key(i))->id();
+    if (before != after) {
+      EXPECT_EQ(after, "exit-10");
+      ++moved;
+    }
+  }
+  EXPECT_NEAR(moved, n / 11, 120);
+}
+
+TEST(Sticky, NewGenerationMovesMostSessions) {
+  auto s = numbered(10);
+  selector sel(policy::least_inflight, 0);
+  int moved = 0;
+  const int n = 5000;
+  for (int i = 0; i < n; ++i) {
+    moved += sticky_pick(sel, *s, key(i), 0) != sticky_pick(sel, *s, key(i), 1) ? 1 : 0;
+  }
+  EXPECT_NEAR(static_cast<double>(moved) / n, 0.9, 0.03);  // 1 in 10 lands on the same exit by chance
+}
+
+TEST(Sticky, RespectsWeights) {
+  auto s = snapshot::build({spec("light", 1.0), spec("heavy", 3.0)});
+  selector sel(policy::round_robin, 0);
+  int heavy = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    heavy += sticky_pick(sel, *s, key(i))->id() == "heavy" ? 1 : 0;
+  }
+  EXPECT_NEAR(static_cast<double>(heavy) / n, 0.75, 0.015);
+}
+
+TEST(Sticky, AllDownPicksSoonestBackConsistently) {
+  auto s = numbered(5);
+  health_config cfg{.failures_to_eject = 1, .base_cooldown = 10s, .max_cooldown = 300s};
+  for (int i = 0; i < 5; ++i) {
+    s->exits()[i]->report({false, 0us}, t0 + std::chrono::seconds(i == 3 ? 0 : 5), cfg);
+  }
+  selector a(policy::random, 1);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(sticky_pick(a, *s, key(i), 0, t0 + 6s)->id(), "exit-3");
+  }
+  // Equal cool-downs: ties broken by rendezvous score, the same on every shard.
+  auto t = numbered(5);
+  for (const auto& e : t->exits()) {
+    e->report({false, 0us}, t0, cfg);
+  }
+  selector b(policy::fastest, 2);
+  std::set<const exit*> chosen;
+  for (int i = 0; i < 200; ++i) {
+    const exit* e = sticky_pick(a, *t, key(i), 0, t0 + 1s);
+    EXPECT_EQ(sticky_pick(b, *t, key(i), 0, t0 + 1s), e);
+    chosen.insert(e);
+  }
+  EXPECT_EQ(chosen.size(), 5u);
+}
+
+// ---- session_table ----------------------------------------------------------------------------
+
+TEST(SessionTable, LifetimeAnchoredToFirstUse) {
+  session_table table;
+  const auto ttl = 60s;
+  EXPECT_EQ(table.generation("k", ttl, t0), 0u);
+  // Use does not extend the lifetime.
+  EXPECT_EQ(table.generation("k", ttl, t0 + 30s), 0u);
+  EXPECT_EQ(table.generation("k", ttl, t0 + 59s), 0u);
+  EXPECT_EQ(table.generation("k", ttl, t0 + 59999ms), 0u);
+  // Lifetime over: a new generation, anchored at this use.
+  EXPECT_EQ(table.generation("k", ttl, t0 + 60s), 1u);
+  EXPECT_EQ(table.generation("k", ttl, t0 + 119s), 1u);
+  EXPECT_EQ(table.generation("k", ttl, t0 + 120s), 2u);
+  // Long idle: one bump, not one per elapsed ttl.
+  EXPECT_EQ(table.generation("k", ttl, t0 + 1h), 3u);
+  // Keys are independent.
+  EXPECT_EQ(table.generation("other", ttl, t0 + 1h), 0u);
+  EXPECT_EQ(table.size(), 2u);
+}
+
+TEST(SessionTable, GenerationBumpMovesTheSessionOnlyAfterTtl) {
+  auto s = numbered(10);
+  selector sel(policy::round_robin, 0);
+  session_table table;
+  const int n = 2000;
+  std::vector<const exit*> first;
+  for (int i = 0; i < n; ++i) {
+    first.push_back(sticky_pick(sel, *s, key(i), table.generation(key(i), 600s, t0)));
+  }
+  int moved = 0;
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(sticky_pick(sel, *s, key(i), table.generation(key(i), 600s, t0 + 599s)), first[i]);
+  }
+  for (int i = 0; i < n; ++i) {
+    moved += sticky_pick(sel, *s, key(i), table.generation(key(i), 600s, t0 + 600s)) != first[i] ? 1 : 0;
+  }
+  EXPECT_GT(moved, n * 85 / 100);
+}
+
+TEST(SessionTable, Sweep) {
+  session_table table;
+  for (int i = 0; i < 100; ++i) {
+    table.generation(key(i), std::chrono::seconds(i < 30 ? 10 : 100), t0);
+  }
+  EXPECT_EQ(table.size(), 100u);
+  EXPECT_EQ(table.sweep(t0 + 9s), 100u);
+  EXPECT_EQ(table.sweep(t0 + 10s), 70u);
+  EXPECT_EQ(table.size(), 70u);
+  EXPECT_EQ(table.sweep(t0 + 1h), 0u);
+  // A swept key starts over.
+  EXPECT_EQ(table.generation(key(0), 10s, t0 + 1h), 0u);
+}
+
+TEST(SessionTable, ConcurrentUse) {
+  session_table table;
+  const int threads = 8;
+  const int keys = 500;
+  const int rounds = 20;
+  std::atomic<int> mismatches{0};
+  // Shards share one clock: every thread finishes round r (time t0 + 10 s * r) before any starts r + 1.
+  std::barrier sync(threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&table, &mismatches, &sync, t] {
+      for (int r = 0; r < rounds; ++r) {
+        const time_point now = t0 + std::chrono::seconds(10 * r);
+        for (int k = 0; k < keys; ++k) {
+          const int i = (k + t * 61) % keys;  // threads start on different keys, then collide
+          if (table.generation(key(i), 10s, now) != static_cast<std::uint64_t>(r)) {
+            mismatches.fetch_add(1);
+          }
+        }
+        if (t == 0 && r % 5 == 0) {
+          table.sweep(now - 1h);  // races with the lookups; removes nothing
+        }
+        sync.arrive_and_wait();
+      }
+    });
+  }
+  for (auto& th : pool) {
+    th.join();
+  }
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(table.size(), static_cast<std::size_t>(keys));
+}
+
+}  // namespace
+}  // namespace exitpool::pool
