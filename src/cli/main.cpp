@@ -1,10 +1,14 @@
 // exitpool: one binary, subcommands. Thin: everything else lives in the libraries.
 #include <csignal>
 #include <cstdio>
+#include <algorithm>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "cli/config_file.hpp"
 #include "cli/serve.hpp"
 
 int main(int argc, char** argv) {
@@ -14,8 +18,16 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::function<int()> run;
   exitpool::cli::add_serve(app, run);
+  std::vector<std::string> args(argv + 1, argv + argc);
   try {
-    app.parse(argc, argv);
+    exitpool::cli::expand_config(args, app);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "exitpool: %s\n", e.what());
+    return 2;
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
+  try {
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

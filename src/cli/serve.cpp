@@ -106,7 +106,9 @@ int serve(serve_options& o) {
 void add_serve(CLI::App& app, std::function<int()>& run) {
   auto o = std::make_shared<serve_options>();
   auto* cmd = app.add_subcommand("serve", "Run the rotating proxy gateway (HTTP proxy, CONNECT and SOCKS5 on one port)");
-  cmd->set_config("--config", "", "TOML config file; keys are the long option names (pool = \"pool.txt\")");
+  // Read by expand_config before parsing; declared here so --help lists it.
+  cmd->add_option("--config", "TOML config file; keys are the long option names (pool = \"pool.txt\")");
+  cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("--pool", o->cfg.pool_file, "Pool file, one exit per line (default: the embedded direct:// pool)");
   cmd->add_option("--listen", o->cfg.listen, "Address and port to listen on")->capture_default_str();
   cmd->add_option("--threads", o->cfg.threads, "Shards (threads); 0 = one per CPU")->capture_default_str();

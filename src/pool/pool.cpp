@@ -49,8 +49,8 @@ bool field_matches(std::string_view want, std::string_view have) { return want.e
 // moving an unchanged exit within the file must not reset its stats.
 bool same_spec(const proto::exit_spec& a, const proto::exit_spec& b) {
   return a.id == b.id && a.scheme == b.scheme && a.host == b.host && a.port == b.port && a.user == b.user &&
-         a.pass == b.pass && a.country == b.country && a.city == b.city && a.type == b.type &&
-         a.weight == b.weight && a.tls_verify == b.tls_verify && a.tags == b.tags;
+         a.pass == b.pass && a.country == b.country && a.city == b.city && a.type == b.type && a.weight == b.weight &&
+         a.tls_verify == b.tls_verify && a.tags == b.tags;
 }
 
 using tag_index = std::unordered_map<std::string, std::vector<std::uint32_t>>;
@@ -95,13 +95,12 @@ void exit::report(const outcome& o, time_point now, const health_config& cfg) {
     // A success ends any cool-down early: the exit was picked anyway (panic fallback) and works.
     down_until_ns_.store(0, std::memory_order_relaxed);
 
-    const auto sample = static_cast<std::int64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(o.latency).count());
+    const auto sample =
+        static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(o.latency).count());
     std::int64_t old = ewma_latency_ns_.load(std::memory_order_relaxed);
     std::int64_t next = 0;
     do {
-      next = old < 0 ? sample
-                     : old + static_cast<std::int64_t>(ewma_alpha * static_cast<double>(sample - old));
+      next = old < 0 ? sample : old + static_cast<std::int64_t>(ewma_alpha * static_cast<double>(sample - old));
     } while (!ewma_latency_ns_.compare_exchange_weak(old, next, std::memory_order_relaxed));
     return;
   }

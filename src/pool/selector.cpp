@@ -17,19 +17,18 @@ bool contains(std::span<const exit* const> set, const exit* e) {
 }
 
 int set_fields(const filter& f) {
-  return static_cast<int>(!f.country.empty()) + static_cast<int>(!f.city.empty()) +
-         static_cast<int>(!f.type.empty());
+  return static_cast<int>(!f.country.empty()) + static_cast<int>(!f.city.empty()) + static_cast<int>(!f.type.empty());
 }
 
 double weight_of(const exit& e) { return std::max(e.spec().weight, 0.0); }
 
 // Counts gathered in one pass over the candidates.
 struct scan {
-  std::size_t matching = 0;  // match the filter
-  std::size_t remaining = 0; // ... and are not excluded
-  std::size_t usable = 0;    // ... and are not cooling down
-  double total_weight = 0;   // of the usable ones
-  exit* soonest = nullptr;   // remaining exit whose cool-down ends first (panic fallback)
+  std::size_t matching = 0;   // match the filter
+  std::size_t remaining = 0;  // ... and are not excluded
+  std::size_t usable = 0;     // ... and are not cooling down
+  double total_weight = 0;    // of the usable ones
+  exit* soonest = nullptr;    // remaining exit whose cool-down ends first (panic fallback)
 };
 
 }  // namespace
@@ -108,7 +107,7 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
     return true;
   };
 
-  auto finish = [](const scan& sc, exit* chosen) {
+  auto finish = [&](const scan& sc, exit* chosen) {
     pick_result out;
     out.matching = sc.matching;
     if (sc.matching == 0) {
@@ -118,6 +117,17 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
     } else {
       // Nothing usable left: better an exit cooling down than no exit at all.
       out.chosen = chosen != nullptr ? chosen : sc.soonest;
+      if (out.chosen == nullptr) {
+        // Two-pass policies only: other shards ejected every usable exit between
+        // the passes. Take the first remaining match.
+        for (std::uint32_t i : cands) {
+          exit& e = *exits[i];
+          if ((all_match || r.f.matches(e)) && !contains(r.exclude, &e)) {
+            out.chosen = &e;
+            break;
+          }
+        }
+      }
     }
     return out;
   };
@@ -146,8 +156,7 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
       double soonest_score = -1;
       for (std::uint32_t i : cands) {
         exit& e = *exits[i];
-        if ((!all_match && !r.f.matches(e)) || contains(r.exclude, &e) ||
-            e.down_until() != sc.soonest->down_until()) {
+        if ((!all_match && !r.f.matches(e)) || contains(r.exclude, &e) || e.down_until() != sc.soonest->down_until()) {
           continue;
         }
         const double score = rendezvous_score(key_hash, e.id_hash(), weight_of(e));
@@ -172,10 +181,10 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
       });
       if (chosen != nullptr) {
         // Stopped early: count every match for the result.
-        sc.matching = all_match ? n
-                                : static_cast<std::size_t>(std::count_if(cands.begin(), cands.end(), [&](std::uint32_t i) {
-                                    return r.f.matches(*exits[i]);
-                                  }));
+        sc.matching =
+            all_match ? n : static_cast<std::size_t>(std::count_if(cands.begin(), cands.end(), [&](std::uint32_t i) {
+              return r.f.matches(*exits[i]);
+            }));
       }
       return finish(sc, chosen);
     }
@@ -220,7 +229,11 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
           ++k;
           return first == nullptr || second == nullptr;
         });
-        chosen = second->inflight() < first->inflight() ? second : first;
+        if (first != nullptr && second != nullptr) {
+          chosen = second->inflight() < first->inflight() ? second : first;
+        } else {
+          chosen = first != nullptr ? first : second;  // exits ejected meanwhile by other shards
+        }
       } else if (sc.usable > 0) {
         int best = std::numeric_limits<int>::max();
         std::uint64_t ties = 0;

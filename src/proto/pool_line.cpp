@@ -151,6 +151,9 @@ struct line_parser {
       after.remove_prefix(1);
     } else {
       const auto colon = hp.find(':');
+      if (colon != std::string_view::npos && hp.find(':', colon + 1) != std::string_view::npos) {
+        return fail(fmt::format("IPv6 addresses need brackets: '{}'", whole));
+      }
       host = hp.substr(0, colon);
       if (host.empty()) {
         return fail(fmt::format("missing host in '{}'", whole));
@@ -159,9 +162,6 @@ struct line_parser {
         return fail(fmt::format("missing port in '{}'", whole));
       }
       after = hp.substr(colon + 1);
-      if (after.find(':') != std::string_view::npos) {
-        return fail(fmt::format("IPv6 addresses need brackets: '{}'", whole));
-      }
       if (!valid_hostname(host)) {
         return fail(fmt::format("bad host '{}'", host));
       }
@@ -174,8 +174,8 @@ struct line_parser {
     if (rest.empty()) {
       return true;
     }
-    if (rest.find('@') != std::string_view::npos) {
-      return fail(fmt::format("direct exits take no port or credentials: '{}'", whole));
+    if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+      return fail(fmt::format("direct exits take no port or credentials: 'direct://***{}'", rest.substr(at)));
     }
     if (rest.front() == '[') {
       const auto close = rest.find(']');

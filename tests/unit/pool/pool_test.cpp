@@ -184,8 +184,8 @@ TEST(Filter, Describe) {
 
 std::vector<proto::exit_spec> mixed_specs() {
   return {
-      spec("us-ny-res", "us", "nyc", "residential"), spec("us-ny-dc", "us", "nyc", "datacenter"),
-      spec("us-la-res", "us", "la", "residential"),  spec("de-be-res", "DE", "Berlin", "Residential"),
+      spec("us-ny-res", "us", "nyc", "residential"),  spec("us-ny-dc", "us", "nyc", "datacenter"),
+      spec("us-la-res", "us", "la", "residential"),   spec("de-be-res", "DE", "Berlin", "Residential"),
       spec("de-mu-dc", "de", "munich", "datacenter"), spec("untagged"),
   };
 }
@@ -238,10 +238,10 @@ TEST(Snapshot, CarriesOverUnchangedExits) {
   lease l(*kept);
 
   auto specs = mixed_specs();
-  specs.erase(specs.begin());   // us-ny-res removed
-  specs[1].weight = 2.0;        // us-la-res changed
+  specs.erase(specs.begin());    // us-ny-res removed
+  specs[1].weight = 2.0;         // us-la-res changed
   specs.push_back(spec("new"));  // added
-  specs[0].line = 42;           // a line number alone is no change
+  specs[0].line = 42;            // a line number alone is no change
   auto second = snapshot::build(specs, first.get());
 
   ASSERT_EQ(second->size(), 6u);

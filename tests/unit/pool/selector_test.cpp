@@ -53,8 +53,7 @@ std::shared_ptr<const snapshot> mixed() {
 void eject(exit& e, time_point now, const health_config& cfg = eject_once) { e.report({false, 0us}, now, cfg); }
 
 // Picks `n` times and counts the chosen ids; every pick must succeed.
-std::map<std::string, int> tally(selector& sel, const snapshot& s, const pick_request& r, int n,
-                                 time_point now = t0) {
+std::map<std::string, int> tally(selector& sel, const snapshot& s, const pick_request& r, int n, time_point now = t0) {
   std::map<std::string, int> counts;
   for (int i = 0; i < n; ++i) {
     auto res = sel.pick(s, r, now);
@@ -120,8 +119,8 @@ struct filter_case {
 TEST(Selector, FiltersSelectOnlyMatchingExits) {
   auto s = mixed();
   const std::vector<filter_case> cases = {
-      {{}, {"us-nyc-res-1", "us-nyc-res-2", "us-nyc-dc", "us-la-res", "us-la-dc", "de-ber-res", "de-ber-dc",
-            "untagged"}},
+      {{},
+       {"us-nyc-res-1", "us-nyc-res-2", "us-nyc-dc", "us-la-res", "us-la-dc", "de-ber-res", "de-ber-dc", "untagged"}},
       {{"us", "", ""}, {"us-nyc-res-1", "us-nyc-res-2", "us-nyc-dc", "us-la-res", "us-la-dc"}},
       {{"US", "", ""}, {"us-nyc-res-1", "us-nyc-res-2", "us-nyc-dc", "us-la-res", "us-la-dc"}},
       {{"de", "", ""}, {"de-ber-res", "de-ber-dc"}},
@@ -276,8 +275,8 @@ TEST(Selector, PanicFallbackOnlyAmongMatches) {
 }
 
 TEST(Random, RespectsWeights) {
-  auto s = snapshot::build({spec("w1", "", "", "", 1), spec("w2", "", "", "", 2), spec("w3", "", "", "", 3),
-                            spec("w4", "", "", "", 4)});
+  auto s = snapshot::build(
+      {spec("w1", "", "", "", 1), spec("w2", "", "", "", 2), spec("w3", "", "", "", 3), spec("w4", "", "", "", 4)});
   selector sel(policy::random, 2024);
   const int n = 100000;
   auto counts = tally(sel, *s, {}, n);

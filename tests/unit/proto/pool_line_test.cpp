@@ -122,7 +122,7 @@ TEST(pool_line, rejects_bad_lines_precisely) {
       {"http://u%zz:p@h:1", "bad percent-encoding in user of 'http://u%zz:***@h:1'"},
       {"http://u:p%2@h:1", "bad percent-encoding in password of 'http://u:***@h:1'"},
       {"direct://127.0.0.5:80", "direct exits take no port or credentials: 'direct://127.0.0.5:80'"},
-      {"direct://u:p@127.0.0.5", "direct exits take no port or credentials: 'direct://u:p@127.0.0.5'"},
+      {"direct://u:p@127.0.0.5", "direct exits take no port or credentials: 'direct://***@127.0.0.5'"},
       {"direct://[::1]:80", "direct exits take no port or credentials: 'direct://[::1]:80'"},
       {"direct://eth0", "direct source must be an IP address, not 'eth0'"},
       {"direct://[::zz]", "bad IPv6 address '::zz'"},
@@ -155,7 +155,8 @@ TEST(pool_line, rejects_bad_lines_precisely) {
 
 TEST(pool_line, errors_never_show_passwords) {
   for (const char* line : {"http://u:hunter2@h", "http://u:hunter2@h:99999", "http://u:hunter2@h:1/x",
-                           "http://u:hunter2@::1:80", "http://:hunter2@h:1"}) {
+                           "http://u:hunter2@::1:80", "http://:hunter2@h:1",
+                           "direct://u:hunter2@1.2.3.4"}) {
     const auto r = parse_pool_line(line);
     ASSERT_FALSE(r.error.empty()) << line;
     EXPECT_EQ(r.error.find("hunter2"), std::string::npos) << r.error;
