@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/check.hpp"
 #include "cli/config_file.hpp"
 #include "cli/serve.hpp"
 
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::function<int()> run;
   exitpool::cli::add_serve(app, run);
+  exitpool::cli::add_check(app, run);
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
     exitpool::cli::expand_config(args, app);

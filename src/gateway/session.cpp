@@ -308,19 +308,27 @@ awaitable<void> relay_tunnel(std::shared_ptr<session> s, connect_outcome c) {
 awaitable<void> handle_connect(std::shared_ptr<session> s, proto::request_head head) {
   auto auth = authenticate(s->shard.shared, basic_credentials(head));
   if (!auth.params) {
-    co_await s->write_client(error_response({407, auth.error, ""}));
+    {
+      const std::string reply = error_response({407, auth.error, ""});
+      co_await s->write_client(reply);
+    }
     co_return;
   }
   auto where = proto::parse_authority(head.target, 0);
   if (!where || where->port == 0) {
-    co_await s->write_client(
-        error_response({400, "bad CONNECT target '" + sanitize(head.target) + "': expected host:port", "http_request_error"}));
+    {
+      const std::string reply = error_response({400, "bad CONNECT target '" + sanitize(head.target) + "': expected host:port", "http_request_error"});
+      co_await s->write_client(reply);
+    }
     co_return;
   }
   s->arm(clock::duration::zero());
   auto c = co_await connect_via_pool(s->shard, *auth.params, where->host, where->port, net::dial_mode::tunnel);
   if (c.error.status != 0) {
-    co_await s->write_client(error_response(c.error));
+    {
+      const std::string reply = error_response(c.error);
+      co_await s->write_client(reply);
+    }
     co_return;
   }
   std::string ok = "HTTP/1.1 200 Connection established\r\nX-Exitpool-Exit: " + sanitize(c.chosen->id()) + "\r\n\r\n";
@@ -409,7 +417,10 @@ bool is_expect_continue(const proto::request_head& head) {
 awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head head) {
   auto auth = authenticate(s->shard.shared, basic_credentials(head));
   if (!auth.params) {
-    co_await s->write_client(error_response({407, auth.error, ""}));
+    {
+      const std::string reply = error_response({407, auth.error, ""});
+      co_await s->write_client(reply);
+    }
     co_return false;
   }
   auto target = proto::parse_absolute_target(head.target);
@@ -419,12 +430,18 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
                       : head.target.starts_with("https://")
                           ? "https:// targets must use CONNECT"
                           : "bad request target '" + sanitize(head.target) + "'";
-    co_await s->write_client(error_response({400, why, "http_request_error"}));
+    {
+      const std::string reply = error_response({400, why, "http_request_error"});
+      co_await s->write_client(reply);
+    }
     co_return false;
   }
   auto framing = proto::request_body_framing(head);
   if (!framing.framing) {
-    co_await s->write_client(error_response({framing.error_status, framing.error, "http_request_error"}));
+    {
+      const std::string reply = error_response({framing.error_status, framing.error, "http_request_error"});
+      co_await s->write_client(reply);
+    }
     co_return false;
   }
   const bool keep_client = wants_keep_alive(head);
@@ -440,7 +457,10 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
   auto c = co_await connect_via_pool(s->shard, *auth.params, target->where.host, target->where.port,
                                      net::dial_mode::forward);
   if (c.error.status != 0) {
-    co_await s->write_client(error_response(c.error));
+    {
+      const std::string reply = error_response(c.error);
+      co_await s->write_client(reply);
+    }
     co_return false;
   }
   s->upstream = std::move(c.dial.upstream);
@@ -471,12 +491,18 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
 
   s->arm(s->cfg().idle_timeout);
   if (auto [ec, n] = co_await s->upstream.write_all(asio::buffer(out)); ec) {
-    co_await s->write_client(error_response({502, "exit " + c.chosen->id() + " closed while sending the request: " + ec.message(),
-                                             "connection_terminated"}));
+    {
+      const std::string reply = error_response({502, "exit " + c.chosen->id() + " closed while sending the request: " + ec.message(),
+                                             "connection_terminated"});
+      co_await s->write_client(reply);
+    }
     co_return false;
   }
   if (!co_await copy_body(s->client, s->buf, s->upstream, *framing.framing, s->act)) {
-    co_await s->write_client(error_response({400, "request body incomplete or malformed", "http_request_error"}));
+    {
+      const std::string reply = error_response({400, "request body incomplete or malformed", "http_request_error"});
+      co_await s->write_client(reply);
+    }
     co_return false;
   }
 
@@ -486,8 +512,11 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
   for (;;) {
     auto parsed = proto::parse_response_head(rbuf);
     if (parsed.status == proto::parse_status::error) {
-      co_await s->write_client(error_response(
-          {502, "exit " + c.chosen->id() + " sent a malformed response: " + parsed.error, "http_protocol_error"}));
+      {
+        const std::string reply = error_response(
+          {502, "exit " + c.chosen->id() + " sent a malformed response: " + parsed.error, "http_protocol_error"});
+        co_await s->write_client(reply);
+      }
       co_return false;
     }
     if (parsed.status == proto::parse_status::complete) {
@@ -506,18 +535,24 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     rbuf.resize(old + n);
     if (n == 0 && ec) {
       bool timeout = s->timed_out;
-      co_await s->write_client(error_response(
+      {
+        const std::string reply = error_response(
           timeout ? http_error{504, "exit " + c.chosen->id() + " sent no response in time", "http_response_timeout"}
                   : http_error{502, "exit " + c.chosen->id() + " closed before responding: " + ec.message(),
-                               "http_response_incomplete"}));
+                               "http_response_incomplete"});
+        co_await s->write_client(reply);
+      }
       co_return false;
     }
     s->act.touch();
   }
   auto rframing = proto::response_body_framing(resp, head.method);
   if (!rframing.framing) {
-    co_await s->write_client(error_response(
-        {502, "exit " + c.chosen->id() + " sent a response with bad framing: " + rframing.error, "http_protocol_error"}));
+    {
+      const std::string reply = error_response(
+        {502, "exit " + c.chosen->id() + " sent a response with bad framing: " + rframing.error, "http_protocol_error"});
+      co_await s->write_client(reply);
+    }
     co_return false;
   }
   const bool keep = keep_client && rframing.framing->kind != proto::body_kind::until_close;
@@ -565,7 +600,10 @@ awaitable<void> serve_http(std::shared_ptr<session> s) {
       }
     }
     if (parsed.status == proto::parse_status::error) {
-      co_await s->write_client(error_response({parsed.error_status, parsed.error, "http_request_error"}));
+      {
+        const std::string reply = error_response({parsed.error_status, parsed.error, "http_request_error"});
+        co_await s->write_client(reply);
+      }
       co_return;
     }
     s->buf.erase(0, parsed.consumed);
@@ -606,7 +644,10 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
   }
   if (greeting->st == socks5::status::error) {
     spdlog::debug("bad SOCKS5 greeting: {}", greeting->error);
-    co_await s->write_client(socks5::make_method_choice(socks5::method::none_acceptable));
+    {
+      const std::string reply = socks5::make_method_choice(socks5::method::none_acceptable);
+      co_await s->write_client(reply);
+    }
     co_return;
   }
   auto offers = [&](std::uint8_t m) {
@@ -616,7 +657,8 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
   std::uint8_t method = offers(socks5::method::userpass)                     ? socks5::method::userpass
                         : (g.users.empty() && offers(socks5::method::no_auth)) ? socks5::method::no_auth
                                                                                : socks5::method::none_acceptable;
-  if (!co_await s->write_client(socks5::make_method_choice(method)) || method == socks5::method::none_acceptable) {
+  const std::string choice = socks5::make_method_choice(method);
+  if (!co_await s->write_client(choice) || method == socks5::method::none_acceptable) {
     co_return;
   }
   proto::route_params params;
@@ -626,17 +668,25 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
       co_return;
     }
     if (up->st == socks5::status::error) {
-      co_await s->write_client(socks5::make_userpass_status(false));
+      {
+        const std::string reply = socks5::make_userpass_status(false);
+        co_await s->write_client(reply);
+      }
       co_return;
     }
-    auto auth = authenticate(g, std::pair{up->user, up->pass});
+    const auto creds = std::optional(std::pair{up->user, up->pass});
+    auto auth = authenticate(g, creds);
     if (!auth.params) {
       spdlog::info("SOCKS5 authentication refused: {}", auth.error);
-      co_await s->write_client(socks5::make_userpass_status(false));
+      {
+        const std::string reply = socks5::make_userpass_status(false);
+        co_await s->write_client(reply);
+      }
       co_return;
     }
     params = std::move(*auth.params);
-    if (!co_await s->write_client(socks5::make_userpass_status(true))) {
+    const std::string accepted = socks5::make_userpass_status(true);
+    if (!co_await s->write_client(accepted)) {
       co_return;
     }
   }
@@ -645,18 +695,27 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
     co_return;
   }
   if (req->st == socks5::status::error) {
-    co_await s->write_client(socks5::make_reply(req->error_reply));
+    {
+      const std::string reply = socks5::make_reply(req->error_reply);
+      co_await s->write_client(reply);
+    }
     co_return;
   }
   if (req->cmd != socks5::command::connect) {
-    co_await s->write_client(socks5::make_reply(socks5::reply::command_not_supported));
+    {
+      const std::string reply = socks5::make_reply(socks5::reply::command_not_supported);
+      co_await s->write_client(reply);
+    }
     co_return;
   }
   s->arm(clock::duration::zero());
   auto c = co_await connect_via_pool(s->shard, params, req->dst.host, req->dst.port, net::dial_mode::tunnel);
   if (c.error.status != 0) {
     spdlog::debug("SOCKS5 CONNECT {} failed: {}", proto::format_authority(req->dst.host, req->dst.port), c.error.message);
-    co_await s->write_client(socks5::make_reply(c.socks));
+    {
+      const std::string reply = socks5::make_reply(c.socks);
+      co_await s->write_client(reply);
+    }
     co_return;
   }
   socks5::address bound;
@@ -669,7 +728,8 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
   } else {
     bound.host = "0.0.0.0";
   }
-  if (!co_await s->write_client(socks5::make_reply(socks5::reply::succeeded, &bound))) {
+  const std::string granted = socks5::make_reply(socks5::reply::succeeded, &bound);
+  if (!co_await s->write_client(granted)) {
     co_return;
   }
   co_await relay_tunnel(s, std::move(c));
@@ -686,7 +746,10 @@ awaitable<void> serve(std::shared_ptr<session> s) {
   } else if (first == 0x04) {
     // SOCKS4: answer "request rejected" in its own format rather than garbage.
     const char reject[8] = {0x00, 0x5b, 0, 0, 0, 0, 0, 0};
-    co_await s->write_client(std::string_view(reject, sizeof reject));
+    {
+      const std::string reply(reject, sizeof reject);
+      co_await s->write_client(reply);
+    }
   } else {
     co_await serve_http(s);
   }

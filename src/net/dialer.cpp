@@ -168,7 +168,8 @@ awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, s
   auto closed = [](const error_code& ec) {
     return failed(error_from(ec), true, fmt::format("SOCKS5 exit closed during handshake: {}", ec.message()));
   };
-  if (auto [ec, n] = co_await up.write_all(asio::buffer(socks5::make_greeting(with_auth))); ec) {
+  const std::string greeting = socks5::make_greeting(with_auth);
+  if (auto [ec, n] = co_await up.write_all(asio::buffer(greeting)); ec) {
     co_return closed(ec);
   }
   auto [mec, choice] = co_await read_socks(up, buf, socks5::parse_method_choice);
@@ -179,7 +180,8 @@ awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, s
     co_return failed(dial_error::http_protocol_error, true, "SOCKS5 exit answered garbage: " + choice.error);
   }
   if (choice.method == socks5::method::userpass && with_auth) {
-    if (auto [ec, n] = co_await up.write_all(asio::buffer(socks5::make_userpass(spec.user, spec.pass))); ec) {
+    const std::string login = socks5::make_userpass(spec.user, spec.pass);
+    if (auto [ec, n] = co_await up.write_all(asio::buffer(login)); ec) {
       co_return closed(ec);
     }
     auto [aec, st] = co_await read_socks(up, buf, socks5::parse_userpass_status);
@@ -194,7 +196,8 @@ awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, s
                      with_auth ? "SOCKS5 exit accepts none of our methods"
                                : "SOCKS5 exit requires credentials and the pool line has none");
   }
-  if (auto [ec, n] = co_await up.write_all(asio::buffer(socks5::make_connect(host, port))); ec) {
+  const std::string request = socks5::make_connect(host, port);
+  if (auto [ec, n] = co_await up.write_all(asio::buffer(request)); ec) {
     co_return closed(ec);
   }
   auto [rec, reply] = co_await read_socks(up, buf, socks5::parse_reply);

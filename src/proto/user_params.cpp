@@ -132,15 +132,22 @@ struct collector {
   }
 };
 
-// Password options are recognised only when every part after the first is KEY-VALUE with a known key.
+// The password carries options when every part after the first '_' has the shape
+// KEY-VALUE (KEY made of letters). Their keys must then be known: a misspelt option is
+// an error, never silently part of the password. "my_secret" stays a password.
 bool password_has_options(const std::vector<std::string_view>& parts) {
   if (parts.size() < 2) {
     return false;
   }
   for (std::size_t i = 1; i < parts.size(); ++i) {
     const auto dash = parts[i].find('-');
-    if (dash == std::string_view::npos || !lookup_key(parts[i].substr(0, dash))) {
+    if (dash == std::string_view::npos || dash == 0) {
       return false;
+    }
+    for (char c : parts[i].substr(0, dash)) {
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+        return false;
+      }
     }
   }
   return true;

@@ -15,9 +15,9 @@
 //
 // USER may contain '-': when `is_user` is given (a users file is configured), USER is
 // the longest '-'-joined prefix for which is_user() is true; without it, USER is the
-// text before the first '-'. Options in the password are recognised only when every
-// '_'-separated part after the first is a key-value pair with a known key; otherwise
-// the whole field is the password. Options in both fields are merged; the same key with
+// text before the first '-'. The password carries options when every '_'-separated
+// part after the first has the shape KEY-VALUE (KEY made of letters); those keys must
+// be known (else an error). Otherwise the whole field is the password ("my_secret"). Options in both fields are merged; the same key with
 // two different values is an error.
 
 #include <functional>

@@ -485,6 +485,7 @@ class Gateway:
     svc: Service
     pool_path: Path
     host: str = "127.0.0.1"
+    exit_expected: bool = False  # a test that stops the gateway itself sets this
 
     @property
     def hostport(self) -> str:
@@ -555,13 +556,43 @@ def start_gateway(gateway_dir):
     """Factory: start_gateway(pool_lines, *extra_args, users={...}, threads=2) -> Gateway, stopped after the test."""
     factory = GatewayFactory(gateway_dir)
     yield factory
+    crashed = [gw for gw in factory.started if not gw.alive() and not gw.exit_expected]
     factory.stop_all()
+    if crashed:
+        gw = crashed[0]
+        pytest.fail(f"exitpool died during this test (exit code {gw.proc.returncode})\n"
+                    f"--- {gw.svc.log_path} ---\n{gw.svc.log(6000)}", pytrace=False)
+
+
+class SharedGateway:
+    """A gateway kept for the whole session; started again if a test killed it."""
+
+    def __init__(self, factory: GatewayFactory, pool_lines: list[str], *args: str):
+        self.factory, self.pool_lines, self.args = factory, pool_lines, args
+        self.gw: Gateway | None = None
+
+    def get(self) -> Gateway:
+        if self.gw is None or not self.gw.alive():
+            self.gw = self.factory(self.pool_lines, *self.args)
+        return self.gw
 
 
 @pytest.fixture(scope="session")
-def gw_all(lab, gateway_dir):
-    """One gateway over every exit of the lab, round-robin, 2 shards; shared by tests that only read."""
+def _gw_all_shared(lab, gateway_dir):
     factory = GatewayFactory(gateway_dir)
-    gw = factory(lab.pool(), "--policy", "round-robin")
-    yield gw
+    yield SharedGateway(factory, lab.pool(), "--policy", "round-robin")
     factory.stop_all()
+
+
+@pytest.fixture
+def gw_all(_gw_all_shared):
+    """One gateway over every exit of the lab, round-robin, 2 shards, shared by the tests that only read.
+
+    A test during which it died fails at teardown with the gateway's log; the next test gets a fresh one,
+    so one crash does not fail every test after it.
+    """
+    gw = _gw_all_shared.get()
+    yield gw
+    if not gw.alive():
+        pytest.fail(f"exitpool died during this test (exit code {gw.proc.returncode})\n"
+                    f"--- {gw.svc.log_path} ---\n{gw.svc.log(6000)}", pytrace=False)

@@ -480,6 +480,10 @@ def socks5_connect(gw_port: int, host: str, port: int, user: str | None = None, 
     return c, rep
 
 
+def host_header(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -533,7 +537,7 @@ def via_socks(gw_port: int, host: str, port: int, path: str = "/", user: str | N
             return Hop(407, None, "")
         if rep != 0:
             return Hop(1000 + rep, None, "")
-        r = c.request("GET", path, {"Connection": "close"}, host=f"{host}:{port}")
+        r = c.request("GET", path, {"Connection": "close"}, host=host_header(host, port))
     saw = r.text.strip()
     ids = IP_EXITS.get(saw, set())
     return Hop(200, next(iter(ids)) if len(ids) == 1 else None, saw, r)

@@ -134,6 +134,7 @@ def test_embedded_default_pool(tmp_path, origin):
 def test_sigterm_stops_cleanly(start_gateway, lab):
     gw = start_gateway([lab.line("d1")])
     assert curl("-x", f"http://127.0.0.1:{gw.port}", lab.origin.url()).status == 200
+    gw.exit_expected = True
     gw.proc.send_signal(signal.SIGTERM)
     try:
         rc = gw.proc.wait(timeout=10)

@@ -31,7 +31,7 @@ TEST(user_params, parses_valid_credentials) {
       // Not every part is a known KEY-VALUE: the whole field is the password.
       {"alice", "my_secret", {"alice", "my_secret", "", "", "", "", std::nullopt}},
       {"alice", "pw_country-us_extra", {"alice", "pw_country-us_extra", "", "", "", "", std::nullopt}},
-      {"alice", "pw_colour-red", {"alice", "pw_colour-red", "", "", "", "", std::nullopt}},
+      {"alice", "pw_c0lour-red", {"alice", "pw_c0lour-red", "", "", "", "", std::nullopt}},
       {"alice", "pw_country", {"alice", "pw_country", "", "", "", "", std::nullopt}},
       {"alice", "", {"alice", "", "", "", "", "", std::nullopt}},
       // Options in both fields merge; the same value twice is fine.
@@ -82,6 +82,8 @@ TEST(user_params, rejects_bad_credentials) {
       {"alice-sesstime-10", "pw_sesstime-20", "conflicting values for 'sesstime': '10' in username, '20' in password"},
       {"alice", "pw_sesstime-0", "bad sesstime '0' in password (want minutes 1..1440)"},
       {"alice", "pw_country-", "empty value for 'country' in password"},
+      {"alice", "pw_colour-red", "unknown option 'colour' in password"},
+      {"alice", "pw_country-us_colour-red", "unknown option 'colour' in password"},
       {"", "pw", "empty user name"},
       {"-country-us", "pw", "empty user name"},
   };

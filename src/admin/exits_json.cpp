@@ -1,0 +1,87 @@
+#include "admin/exits_json.hpp"
+
+#include <boost/json.hpp>
+
+#include <chrono>
+
+namespace exitpool::admin {
+
+namespace json = boost::json;
+
+namespace {
+
+json::value string_or_null(const std::string& s) {
+  if (s.empty()) {
+    return nullptr;
+  }
+  return json::string(s);
+}
+
+json::object exit_json(const pool::exit& e, pool::time_point now) {
+  const auto& spec = e.spec();
+  json::object o;
+  o["id"] = spec.id;
+  o["url"] = proto::redacted_url(spec);
+  o["scheme"] = proto::scheme_name(spec.scheme);
+  o["tags"] = exit_tags_json(spec);
+  const bool usable = e.usable(now);
+  o["state"] = usable ? "usable" : "ejected";
+  o["inflight"] = e.inflight();
+  const std::uint64_t ok = e.successes();
+  const std::uint64_t bad = e.failures();
+  o["successes"] = ok;
+  o["failures"] = bad;
+  if (ok + bad == 0) {
+    o["success_rate"] = nullptr;
+  } else {
+    o["success_rate"] = static_cast<double>(ok) / static_cast<double>(ok + bad);
+  }
+  const double us = e.ewma_latency_us();
+  if (us < 0) {
+    o["ewma_latency_ms"] = nullptr;
+  } else {
+    o["ewma_latency_ms"] = us / 1000.0;
+  }
+  o["consecutive_failures"] = e.consecutive_failures();
+  double cooldown = 0;
+  if (!usable) {
+    cooldown = std::chrono::duration<double>(e.down_until() - now).count();
+    cooldown = cooldown < 0 ? 0 : cooldown;
+  }
+  o["cooldown_remaining_s"] = cooldown;
+  o["bans"] = json::array();  // TODO(issue 3, item 2): per-host bans with their cool-down ends
+  return o;
+}
+
+}  // namespace
+
+json::object exit_tags_json(const proto::exit_spec& spec) {
+  json::object tags;
+  tags["country"] = string_or_null(spec.country);
+  tags["city"] = string_or_null(spec.city);
+  tags["type"] = string_or_null(spec.type);
+  tags["weight"] = spec.weight;
+  for (const auto& [k, v] : spec.tags) {
+    tags[k] = v;
+  }
+  return tags;
+}
+
+json::value exits_json(const pool::snapshot& snap, pool::time_point now) {
+  json::array exits;
+  exits.reserve(snap.size());
+  for (const auto& e : snap.exits()) {
+    exits.push_back(exit_json(*e, now));
+  }
+  json::object root;
+  root["exits"] = std::move(exits);
+  return root;
+}
+
+std::string render_exits_json(const pool::snapshot& snap, pool::time_point now) {
+  std::string s = json::serialize(exits_json(snap, now));
+  s += '\n';
+  return s;
+}
+
+}  // namespace exitpool::admin

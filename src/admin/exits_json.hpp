@@ -1,0 +1,29 @@
+#pragma once
+// The `/exits` admin document: every exit of a pool snapshot with its tags,
+// state and live statistics, as JSON (Boost.JSON). Pure function of its inputs:
+// any thread. URLs are redacted (proto::redacted_url): no password is ever output.
+//
+// Shape:
+//   {"exits": [{"id", "url", "scheme", "tags": {"country", "city", "type", "weight", <other tags>},
+//               "state": "usable"|"ejected", "inflight", "successes", "failures",
+//               "success_rate" (null before the first dial), "ewma_latency_ms" (null before the first sample),
+//               "consecutive_failures", "cooldown_remaining_s", "bans": []}, ...]}
+// `bans` is reserved for per-host bans (issue 3, item 2); empty until they exist.
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <string>
+
+#include "pool/pool.hpp"
+
+namespace exitpool::admin {
+
+// {"country", "city", "type" (null when untagged), "weight", <other tags as strings>}.
+boost::json::object exit_tags_json(const proto::exit_spec& spec);
+
+boost::json::value exits_json(const pool::snapshot& snap, pool::time_point now);
+
+// exits_json serialized, with a trailing newline.
+std::string render_exits_json(const pool::snapshot& snap, pool::time_point now);
+
+}  // namespace exitpool::admin

@@ -1,0 +1,204 @@
+#include "admin/prometheus.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <iterator>
+
+namespace exitpool::admin {
+
+namespace {
+
+// Writes one metric family: HELP and TYPE once, then its samples.
+class family_writer {
+ public:
+  explicit family_writer(std::string& out) : out_(out) {}
+
+  void begin(std::string_view name, std::string_view type, std::string_view help) {
+    name_ = name;
+    fmt::format_to(std::back_inserter(out_), "# HELP {} {}\n# TYPE {} {}\n", name, escape_help(help), name, type);
+  }
+
+  // `labels` is already rendered: `a="x",b="y"` (escaped) or empty.
+  void sample(std::string_view suffix, std::string_view labels, std::uint64_t v) {
+    head(suffix, labels);
+    fmt::format_to(std::back_inserter(out_), "{}\n", v);
+  }
+  void sample(std::string_view suffix, std::string_view labels, std::int64_t v) {
+    head(suffix, labels);
+    fmt::format_to(std::back_inserter(out_), "{}\n", v);
+  }
+  void sample(std::string_view suffix, std::string_view labels, double v) {
+    head(suffix, labels);
+    if (std::isnan(v)) {
+      out_ += "NaN\n";
+    } else if (std::isinf(v)) {
+      out_ += v > 0 ? "+Inf\n" : "-Inf\n";
+    } else {
+      fmt::format_to(std::back_inserter(out_), "{}\n", v);
+    }
+  }
+
+ private:
+  void head(std::string_view suffix, std::string_view labels) {
+    out_ += name_;
+    out_ += suffix;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    out_ += ' ';
+  }
+
+  static std::string escape_help(std::string_view h) {
+    std::string r;
+    for (char c : h) {
+      if (c == '\\') {
+        r += "\\\\";
+      } else if (c == '\n') {
+        r += "\\n";
+      } else {
+        r += c;
+      }
+    }
+    return r;
+  }
+
+  std::string& out_;
+  std::string_view name_;
+};
+
+std::string label(std::string_view name, std::string_view value) {
+  return fmt::format("{}=\"{}\"", name, escape_label_value(value));
+}
+
+const char* const status_classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+}  // namespace
+
+std::string escape_label_value(std::string_view v) {
+  std::string r;
+  r.reserve(v.size());
+  for (char c : v) {
+    switch (c) {
+      case '\\': r += "\\\\"; break;
+      case '"': r += "\\\""; break;
+      case '\n': r += "\\n"; break;
+      default: r += c;
+    }
+  }
+  return r;
+}
+
+std::string render_prometheus(const metrics_registry& metrics, const pool::snapshot& snap, pool::time_point now) {
+  const metrics_totals t = aggregate(metrics);
+  std::string out;
+  out.reserve(4096 + snap.size() * 512);
+  family_writer w(out);
+
+  w.begin("exitpool_client_connections_total", "counter",
+          "Client connections accepted, by the protocol the client spoke.");
+  for (std::size_t p = 0; p < client_protocol_count; ++p) {
+    w.sample("", label("protocol", protocol_name(static_cast<client_protocol>(p))), t.accepted[p]);
+  }
+
+  w.begin("exitpool_requests_total", "counter", "Client requests (HTTP, CONNECT, SOCKS5 CONNECT) by outcome.");
+  for (std::size_t p = 0; p < client_protocol_count; ++p) {
+    for (std::size_t o = 0; o < request_outcome_count; ++o) {
+      w.sample("",
+               label("protocol", protocol_name(static_cast<client_protocol>(p))) + "," +
+                   label("outcome", outcome_name(static_cast<request_outcome>(o))),
+               t.requests[p][o]);
+    }
+  }
+
+  w.begin("exitpool_http_responses_total", "counter", "HTTP responses sent to clients, by status class.");
+  for (std::size_t i = 0; i < t.http_responses.size(); ++i) {
+    w.sample("", label("code", status_classes[i]), t.http_responses[i]);
+  }
+
+  w.begin("exitpool_dial_attempts_total", "counter", "Dials through an exit, successful or not.");
+  w.sample("", "", t.dial_attempts);
+
+  w.begin("exitpool_dial_failures_total", "counter", "Failed dials through an exit, by RFC 9209 Proxy-Status error type.");
+  for (std::size_t i = 0; i < dial_error_types.size(); ++i) {
+    w.sample("", label("error", dial_error_types[i]), t.dial_failures[i]);
+  }
+
+  w.begin("exitpool_retries_total", "counter", "Dials retried on another exit after a failed dial.");
+  w.sample("", "", t.retries);
+
+  w.begin("exitpool_relayed_bytes_total", "counter", "Payload bytes relayed between clients and upstreams.");
+  w.sample("", label("direction", "client_to_upstream"), t.bytes_client_to_upstream);
+  w.sample("", label("direction", "upstream_to_client"), t.bytes_upstream_to_client);
+
+  w.begin("exitpool_active_tunnels", "gauge", "Tunnels (CONNECT and SOCKS5) open now.");
+  w.sample("", "", t.active_tunnels);
+
+  // Count and +Inf come from the buckets themselves, so the histogram is
+  // self-consistent even when the scrape races a shard's update.
+  w.begin("exitpool_dial_duration_seconds", "histogram",
+          "Time to dial through an exit (connect and proxy handshake), successful or not.");
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < dial_latency_buckets.size(); ++i) {
+    cumulative += t.dial_latency_hist[i];
+    w.sample("_bucket", label("le", dial_latency_bucket_labels[i]), cumulative);
+  }
+  cumulative += t.dial_latency_hist.back();
+  w.sample("_bucket", label("le", "+Inf"), cumulative);
+  w.sample("_sum", "", static_cast<double>(t.dial_latency_sum_ns) / 1e9);
+  w.sample("_count", "", cumulative);
+
+  // ---- per exit, from the snapshot's atomics ----
+  const auto& exits = snap.exits();
+  std::vector<std::string> ids;
+  ids.reserve(exits.size());
+  std::size_t usable = 0;
+  for (const auto& e : exits) {
+    ids.push_back(label("exit", e->id()));
+    usable += e->usable(now) ? 1 : 0;
+  }
+
+  w.begin("exitpool_exits", "gauge", "Exits in the current pool, by state.");
+  w.sample("", label("state", "usable"), static_cast<std::uint64_t>(usable));
+  w.sample("", label("state", "ejected"), static_cast<std::uint64_t>(exits.size() - usable));
+
+  w.begin("exitpool_exit_up", "gauge", "1 when the exit may be chosen, 0 while it is ejected after failures.");
+  for (std::size_t i = 0; i < exits.size(); ++i) {
+    w.sample("", ids[i], static_cast<std::uint64_t>(exits[i]->usable(now) ? 1 : 0));
+  }
+
+  w.begin("exitpool_exit_dial_successes_total", "counter", "Successful dials through the exit.");
+  for (std::size_t i = 0; i < exits.size(); ++i) {
+    w.sample("", ids[i], exits[i]->successes());
+  }
+
+  w.begin("exitpool_exit_dial_failures_total", "counter", "Failed dials that were the exit's fault.");
+  for (std::size_t i = 0; i < exits.size(); ++i) {
+    w.sample("", ids[i], exits[i]->failures());
+  }
+
+  w.begin("exitpool_exit_inflight", "gauge", "Connections and requests using the exit now.");
+  for (std::size_t i = 0; i < exits.size(); ++i) {
+    w.sample("", ids[i], static_cast<std::int64_t>(exits[i]->inflight()));
+  }
+
+  w.begin("exitpool_exit_consecutive_failures", "gauge", "Failed dials in a row through the exit.");
+  for (std::size_t i = 0; i < exits.size(); ++i) {
+    w.sample("", ids[i], static_cast<std::int64_t>(exits[i]->consecutive_failures()));
+  }
+
+  // Exits without a latency sample yet have no series (absent, rather than a fake 0).
+  w.begin("exitpool_exit_ewma_dial_latency_seconds", "gauge",
+          "Exponentially weighted moving average of the exit's dial latency.");
+  for (std::size_t i = 0; i < exits.size(); ++i) {
+    const double us = exits[i]->ewma_latency_us();
+    if (us >= 0) {
+      w.sample("", ids[i], us / 1e6);
+    }
+  }
+  return out;
+}
+
+}  // namespace exitpool::admin

@@ -1,0 +1,27 @@
+#pragma once
+// Prometheus text exposition format 0.0.4 for the gateway: shard counters summed
+// at scrape time, plus per-exit series read from the pool snapshot's atomics.
+// Pure function of its inputs (no I/O, no clock read): any thread.
+//
+// Exit ids are used as label values; they never contain credentials (a pool
+// line's id is explicit or derived from user@host:port without the password),
+// and no exit URL is ever rendered here.
+
+#include <string>
+#include <string_view>
+
+#include "admin/metrics.hpp"
+#include "pool/pool.hpp"
+
+namespace exitpool::admin {
+
+// Content-Type of render_prometheus's output.
+inline constexpr std::string_view prometheus_content_type = "text/plain; version=0.0.4; charset=utf-8";
+
+// `now` decides which exits are ejected (exit::usable(now)).
+std::string render_prometheus(const metrics_registry& metrics, const pool::snapshot& snap, pool::time_point now);
+
+// A label value escaped for the text format: backslash, double quote and line feed.
+std::string escape_label_value(std::string_view v);
+
+}  // namespace exitpool::admin

@@ -1,0 +1,86 @@
+#include "admin/exits_json.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+namespace exitpool::admin {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+const pool::time_point t0 = pool::time_point{} + 1000h;
+
+std::shared_ptr<const pool::snapshot> make_pool() {
+  auto specs = proto::parse_pool_text(
+      "http://alice:s3cret-password@10.0.0.1:8080 id=a country=US city=Paris type=residential weight=2 tier=1\n"
+      "socks5h://10.0.0.2:1080 id=b\n"
+      "direct://127.0.0.21 id=c\n",
+      "pool.txt");
+  return pool::snapshot::build(std::move(specs));
+}
+
+TEST(ExitsJson, ParsesBackWithEveryField) {
+  auto snap = make_pool();
+  pool::health_config h;
+  h.failures_to_eject = 1;
+  h.base_cooldown = 10s;
+  snap->exits()[0]->report({true, 4000us}, t0, h);
+  snap->exits()[0]->report({true, 4000us}, t0, h);
+  snap->exits()[1]->report({false, 0us}, t0, h);  // ejected for 10 s
+  pool::lease busy(*snap->exits()[2]);
+
+  const std::string text = render_exits_json(*snap, t0 + 4s);
+  EXPECT_EQ(text.find("s3cret"), std::string::npos) << "no password in /exits";
+  json::value v = json::parse(text);
+  const auto& exits = v.as_object().at("exits").as_array();
+  ASSERT_EQ(exits.size(), 3u);
+  for (const auto& ev : exits) {
+    const auto& e = ev.as_object();
+    for (const char* key : {"id", "url", "scheme", "tags", "state", "inflight", "successes", "failures", "success_rate",
+                            "ewma_latency_ms", "consecutive_failures", "cooldown_remaining_s", "bans"}) {
+      EXPECT_TRUE(e.contains(key)) << key;
+    }
+    EXPECT_TRUE(e.at("bans").is_array());
+    EXPECT_TRUE(e.at("bans").as_array().empty());
+  }
+  const auto& a = exits[0].as_object();
+  EXPECT_EQ(a.at("id").as_string(), "a");
+  EXPECT_EQ(a.at("url").as_string(), "http://alice:***@10.0.0.1:8080");
+  EXPECT_EQ(a.at("scheme").as_string(), "http");
+  EXPECT_EQ(a.at("state").as_string(), "usable");
+  EXPECT_EQ(a.at("successes").to_number<std::uint64_t>(), 2u);
+  EXPECT_EQ(a.at("failures").to_number<std::uint64_t>(), 0u);
+  EXPECT_DOUBLE_EQ(a.at("success_rate").to_number<double>(), 1.0);
+  EXPECT_NEAR(a.at("ewma_latency_ms").to_number<double>(), 4.0, 1e-9);
+  EXPECT_DOUBLE_EQ(a.at("cooldown_remaining_s").to_number<double>(), 0.0);
+  const auto& tags = a.at("tags").as_object();
+  EXPECT_EQ(tags.at("country").as_string(), "us");
+  EXPECT_EQ(tags.at("city").as_string(), "paris");
+  EXPECT_EQ(tags.at("type").as_string(), "residential");
+  EXPECT_DOUBLE_EQ(tags.at("weight").to_number<double>(), 2.0);
+  EXPECT_EQ(tags.at("tier").as_string(), "1");
+
+  const auto& b = exits[1].as_object();
+  EXPECT_EQ(b.at("state").as_string(), "ejected");
+  EXPECT_DOUBLE_EQ(b.at("success_rate").to_number<double>(), 0.0);
+  EXPECT_TRUE(b.at("ewma_latency_ms").is_null());
+  EXPECT_EQ(b.at("consecutive_failures").to_number<int>(), 1);
+  EXPECT_NEAR(b.at("cooldown_remaining_s").to_number<double>(), 6.0, 1e-6);
+  EXPECT_TRUE(b.at("tags").as_object().at("country").is_null());
+  EXPECT_EQ(b.at("scheme").as_string(), "socks5h");
+
+  const auto& c = exits[2].as_object();
+  EXPECT_EQ(c.at("inflight").to_number<int>(), 1);
+  EXPECT_TRUE(c.at("success_rate").is_null());
+  EXPECT_EQ(c.at("scheme").as_string(), "direct");
+}
+
+TEST(ExitsJson, EmptyPool) {
+  auto snap = pool::snapshot::build({});
+  json::value v = json::parse(render_exits_json(*snap, t0));
+  EXPECT_TRUE(v.as_object().at("exits").as_array().empty());
+}
+
+}  // namespace
+}  // namespace exitpool::admin
