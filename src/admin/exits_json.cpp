@@ -1,7 +1,7 @@
 #include "admin/exits_json.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
-
 #include <chrono>
 
 namespace exitpool::admin {
@@ -17,15 +17,16 @@ json::value string_or_null(const std::string& s) {
   return json::string(s);
 }
 
-json::object exit_json(const pool::exit& e, pool::time_point now) {
+json::object exit_json(const pool::exit& e, pool::time_point now, const pool::ban_table* bans) {
   const auto& spec = e.spec();
   json::object o;
   o["id"] = spec.id;
   o["url"] = proto::redacted_url(spec);
   o["scheme"] = proto::scheme_name(spec.scheme);
   o["tags"] = exit_tags_json(spec);
-  const bool usable = e.usable(now);
-  o["state"] = usable ? "usable" : "ejected";
+  const auto state = e.state(now);
+  o["state"] = pool::state_name(state);
+  o["tier"] = e.tier();
   o["inflight"] = e.inflight();
   const std::uint64_t ok = e.successes();
   const std::uint64_t bad = e.failures();
@@ -44,12 +45,21 @@ json::object exit_json(const pool::exit& e, pool::time_point now) {
   }
   o["consecutive_failures"] = e.consecutive_failures();
   double cooldown = 0;
-  if (!usable) {
+  if (state == pool::exit_state::ejected) {
     cooldown = std::chrono::duration<double>(e.down_until() - now).count();
     cooldown = cooldown < 0 ? 0 : cooldown;
   }
   o["cooldown_remaining_s"] = cooldown;
-  o["bans"] = json::array();  // TODO(issue 3, item 2): per-host bans with their cool-down ends
+  json::array banned;
+  if (bans != nullptr) {
+    for (const auto& [host, until] : bans->bans_of(e, now)) {
+      json::object b;
+      b["host"] = host;
+      b["remaining_s"] = std::max(0.0, std::chrono::duration<double>(until - now).count());
+      banned.push_back(std::move(b));
+    }
+  }
+  o["bans"] = std::move(banned);
   return o;
 }
 
@@ -67,19 +77,19 @@ json::object exit_tags_json(const proto::exit_spec& spec) {
   return tags;
 }
 
-json::value exits_json(const pool::snapshot& snap, pool::time_point now) {
+json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::ban_table* bans) {
   json::array exits;
   exits.reserve(snap.size());
   for (const auto& e : snap.exits()) {
-    exits.push_back(exit_json(*e, now));
+    exits.push_back(exit_json(*e, now, bans));
   }
   json::object root;
   root["exits"] = std::move(exits);
   return root;
 }
 
-std::string render_exits_json(const pool::snapshot& snap, pool::time_point now) {
-  std::string s = json::serialize(exits_json(snap, now));
+std::string render_exits_json(const pool::snapshot& snap, pool::time_point now, const pool::ban_table* bans) {
+  std::string s = json::serialize(exits_json(snap, now, bans));
   s += '\n';
   return s;
 }

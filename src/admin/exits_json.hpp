@@ -5,15 +5,18 @@
 //
 // Shape:
 //   {"exits": [{"id", "url", "scheme", "tags": {"country", "city", "type", "weight", <other tags>},
-//               "state": "usable"|"ejected", "inflight", "successes", "failures",
+//               "state": "healthy"|"ejected"|"probing" (pool::state_name), "tier", "inflight", "successes", "failures",
 //               "success_rate" (null before the first dial), "ewma_latency_ms" (null before the first sample),
-//               "consecutive_failures", "cooldown_remaining_s", "bans": []}, ...]}
-// `bans` is reserved for per-host bans (issue 3, item 2); empty until they exist.
+//               "consecutive_failures", "cooldown_remaining_s", "bans": [...]}, ...]}
+// `bans`: [{"host", "remaining_s"}] in force at `now`, sorted by host; empty when no
+// ban table is given. Listing bans walks the whole ban table once per exit: fine for
+// an admin page, not for a request path.
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <string>
 
+#include "pool/ban.hpp"
 #include "pool/pool.hpp"
 
 namespace exitpool::admin {
@@ -21,9 +24,9 @@ namespace exitpool::admin {
 // {"country", "city", "type" (null when untagged), "weight", <other tags as strings>}.
 boost::json::object exit_tags_json(const proto::exit_spec& spec);
 
-boost::json::value exits_json(const pool::snapshot& snap, pool::time_point now);
+boost::json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::ban_table* bans = nullptr);
 
 // exits_json serialized, with a trailing newline.
-std::string render_exits_json(const pool::snapshot& snap, pool::time_point now);
+std::string render_exits_json(const pool::snapshot& snap, pool::time_point now, const pool::ban_table* bans = nullptr);
 
 }  // namespace exitpool::admin

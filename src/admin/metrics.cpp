@@ -4,20 +4,28 @@ namespace exitpool::admin {
 
 const char* protocol_name(client_protocol p) {
   switch (p) {
-    case client_protocol::http: return "http";
-    case client_protocol::connect: return "connect";
-    case client_protocol::socks5: return "socks5";
+    case client_protocol::http:
+      return "http";
+    case client_protocol::connect:
+      return "connect";
+    case client_protocol::socks5:
+      return "socks5";
   }
   return "unknown";
 }
 
 const char* outcome_name(request_outcome o) {
   switch (o) {
-    case request_outcome::ok: return "ok";
-    case request_outcome::client_error: return "client_error";
-    case request_outcome::no_exit: return "no_exit";
-    case request_outcome::dial_failed: return "dial_failed";
-    case request_outcome::timeout: return "timeout";
+    case request_outcome::ok:
+      return "ok";
+    case request_outcome::client_error:
+      return "client_error";
+    case request_outcome::no_exit:
+      return "no_exit";
+    case request_outcome::dial_failed:
+      return "dial_failed";
+    case request_outcome::timeout:
+      return "timeout";
   }
   return "unknown";
 }
@@ -60,6 +68,7 @@ metrics_totals aggregate(const metrics_registry& reg) {
       t.dial_failures[i] += s.dial_failures[i].get();
     }
     t.retries += s.retries.get();
+    t.bans += s.bans.get();
     t.bytes_client_to_upstream += s.bytes_client_to_upstream.get();
     t.bytes_upstream_to_client += s.bytes_upstream_to_client.get();
     t.active_tunnels += s.active_tunnels.get();

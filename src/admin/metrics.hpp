@@ -44,9 +44,16 @@ const char* outcome_name(request_outcome o);
 // net::proxy_status_error returns for a failed dial. Anything else is counted as
 // "proxy_internal_error".
 inline constexpr std::array<std::string_view, 10> dial_error_types = {
-    "dns_error",          "connection_refused",    "connection_timeout",    "destination_unavailable",
-    "destination_ip_unroutable", "tls_protocol_error", "tls_certificate_error", "proxy_internal_error",
-    "http_protocol_error", "connection_terminated",
+    "dns_error",
+    "connection_refused",
+    "connection_timeout",
+    "destination_unavailable",
+    "destination_ip_unroutable",
+    "tls_protocol_error",
+    "tls_certificate_error",
+    "proxy_internal_error",
+    "http_protocol_error",
+    "connection_terminated",
 };
 // Index into dial_error_types; unknown strings map to proxy_internal_error.
 std::size_t dial_error_index(std::string_view error_type);
@@ -81,12 +88,13 @@ class gauge {
 // Counters of one shard. Aligned to a cache line so two shards' blocks never
 // share one (false sharing); allocate each with std::make_unique.
 struct alignas(64) shard_metrics {
-  std::array<counter, client_protocol_count> accepted;                                      // by protocol
-  std::array<std::array<counter, request_outcome_count>, client_protocol_count> requests;   // [protocol][outcome]
-  std::array<counter, 5> http_responses;      // 1xx..5xx responses sent to HTTP clients
+  std::array<counter, client_protocol_count> accepted;                                     // by protocol
+  std::array<std::array<counter, request_outcome_count>, client_protocol_count> requests;  // [protocol][outcome]
+  std::array<counter, 5> http_responses;  // 1xx..5xx responses sent to HTTP clients
   counter dial_attempts;
   std::array<counter, dial_error_types.size()> dial_failures;  // by RFC 9209 error type
-  counter retries;                             // dials after the first for one request
+  counter retries;                                             // dials after the first for one request
+  counter bans;                                                // (exit, host) bans imposed
   counter bytes_client_to_upstream;
   counter bytes_upstream_to_client;
   gauge active_tunnels;
@@ -122,6 +130,9 @@ struct alignas(64) shard_metrics {
 
   // Another exit is tried for the same request after a failed dial.
   void on_retry() { retries.add(); }
+
+  // A response through an exit got the exit banned for its target host.
+  void on_ban() { bans.add(); }
 
   // Bytes relayed (tunnels and forwarded requests/responses).
   void on_bytes(std::uint64_t client_to_upstream, std::uint64_t upstream_to_client) {
@@ -168,6 +179,7 @@ struct metrics_totals {
   std::uint64_t dial_attempts = 0;
   std::array<std::uint64_t, dial_error_types.size()> dial_failures{};
   std::uint64_t retries = 0;
+  std::uint64_t bans = 0;
   std::uint64_t bytes_client_to_upstream = 0;
   std::uint64_t bytes_upstream_to_client = 0;
   std::int64_t active_tunnels = 0;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <cmath>
 #include <iterator>
 
@@ -82,16 +83,24 @@ std::string escape_label_value(std::string_view v) {
   r.reserve(v.size());
   for (char c : v) {
     switch (c) {
-      case '\\': r += "\\\\"; break;
-      case '"': r += "\\\""; break;
-      case '\n': r += "\\n"; break;
-      default: r += c;
+      case '\\':
+        r += "\\\\";
+        break;
+      case '"':
+        r += "\\\"";
+        break;
+      case '\n':
+        r += "\\n";
+        break;
+      default:
+        r += c;
     }
   }
   return r;
 }
 
-std::string render_prometheus(const metrics_registry& metrics, const pool::snapshot& snap, pool::time_point now) {
+std::string render_prometheus(const metrics_registry& metrics, const pool::snapshot& snap, pool::time_point now,
+                              const pool::ban_table* bans) {
   const metrics_totals t = aggregate(metrics);
   std::string out;
   out.reserve(4096 + snap.size() * 512);
@@ -121,7 +130,8 @@ std::string render_prometheus(const metrics_registry& metrics, const pool::snaps
   w.begin("exitpool_dial_attempts_total", "counter", "Dials through an exit, successful or not.");
   w.sample("", "", t.dial_attempts);
 
-  w.begin("exitpool_dial_failures_total", "counter", "Failed dials through an exit, by RFC 9209 Proxy-Status error type.");
+  w.begin("exitpool_dial_failures_total", "counter",
+          "Failed dials through an exit, by RFC 9209 Proxy-Status error type.");
   for (std::size_t i = 0; i < dial_error_types.size(); ++i) {
     w.sample("", label("error", dial_error_types[i]), t.dial_failures[i]);
   }
@@ -132,6 +142,15 @@ std::string render_prometheus(const metrics_registry& metrics, const pool::snaps
   w.begin("exitpool_relayed_bytes_total", "counter", "Payload bytes relayed between clients and upstreams.");
   w.sample("", label("direction", "client_to_upstream"), t.bytes_client_to_upstream);
   w.sample("", label("direction", "upstream_to_client"), t.bytes_upstream_to_client);
+
+  w.begin("exitpool_bans_total", "counter",
+          "Exits banned for a target host (ban status or pattern seen in a response through them).");
+  w.sample("", "", t.bans);
+
+  if (bans != nullptr) {
+    w.begin("exitpool_active_bans", "gauge", "(exit, target host) bans in force now.");
+    w.sample("", "", static_cast<std::uint64_t>(bans->count(now)));
+  }
 
   w.begin("exitpool_active_tunnels", "gauge", "Tunnels (CONNECT and SOCKS5) open now.");
   w.sample("", "", t.active_tunnels);
@@ -154,17 +173,24 @@ std::string render_prometheus(const metrics_registry& metrics, const pool::snaps
   const auto& exits = snap.exits();
   std::vector<std::string> ids;
   ids.reserve(exits.size());
-  std::size_t usable = 0;
+  constexpr std::array<pool::exit_state, 3> states = {pool::exit_state::healthy, pool::exit_state::ejected,
+                                                      pool::exit_state::probing};
+  std::array<std::uint64_t, states.size()> by_state{};
   for (const auto& e : exits) {
     ids.push_back(label("exit", e->id()));
-    usable += e->usable(now) ? 1 : 0;
+    const auto st = e->state(now);
+    for (std::size_t k = 0; k < states.size(); ++k) {
+      by_state[k] += states[k] == st ? 1 : 0;
+    }
   }
 
-  w.begin("exitpool_exits", "gauge", "Exits in the current pool, by state.");
-  w.sample("", label("state", "usable"), static_cast<std::uint64_t>(usable));
-  w.sample("", label("state", "ejected"), static_cast<std::uint64_t>(exits.size() - usable));
+  w.begin("exitpool_exits", "gauge",
+          "Exits in the current pool, by health state (healthy, ejected: in a cool-down, probing: on trial).");
+  for (std::size_t k = 0; k < states.size(); ++k) {
+    w.sample("", label("state", pool::state_name(states[k])), by_state[k]);
+  }
 
-  w.begin("exitpool_exit_up", "gauge", "1 when the exit may be chosen, 0 while it is ejected after failures.");
+  w.begin("exitpool_exit_up", "gauge", "1 when the exit may be chosen (healthy or probing), 0 while it is ejected.");
   for (std::size_t i = 0; i < exits.size(); ++i) {
     w.sample("", ids[i], static_cast<std::uint64_t>(exits[i]->usable(now) ? 1 : 0));
   }

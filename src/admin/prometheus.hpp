@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "admin/metrics.hpp"
+#include "pool/ban.hpp"
 #include "pool/pool.hpp"
 
 namespace exitpool::admin {
@@ -18,8 +19,10 @@ namespace exitpool::admin {
 // Content-Type of render_prometheus's output.
 inline constexpr std::string_view prometheus_content_type = "text/plain; version=0.0.4; charset=utf-8";
 
-// `now` decides which exits are ejected (exit::usable(now)).
-std::string render_prometheus(const metrics_registry& metrics, const pool::snapshot& snap, pool::time_point now);
+// `now` decides each exit's health state. With `bans`, `exitpool_active_bans` counts
+// the (exit, host) bans in force (one walk of the ban table).
+std::string render_prometheus(const metrics_registry& metrics, const pool::snapshot& snap, pool::time_point now,
+                              const pool::ban_table* bans = nullptr);
 
 // A label value escaped for the text format: backslash, double quote and line feed.
 std::string escape_label_value(std::string_view v);

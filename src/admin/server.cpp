@@ -1,11 +1,11 @@
 #include "admin/server.hpp"
 
+#include <fmt/format.h>
 #include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "admin/exits_json.hpp"
 #include "admin/prometheus.hpp"
@@ -24,17 +24,28 @@ constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
   }
 }
 
@@ -109,7 +120,8 @@ asio::awaitable<void> admin_session(tcp::socket sock, admin_context& ctx) {
     }
     std::size_t old = buf.size();
     buf.resize(old + 2048);
-    auto [ec, n] = co_await with_deadline(timer, sock.async_read_some(asio::buffer(buf.data() + old, 2048), nothrow_awaitable));
+    auto [ec, n] =
+        co_await with_deadline(timer, sock.async_read_some(asio::buffer(buf.data() + old, 2048), nothrow_awaitable));
     buf.resize(old + n);
     if (ec == asio::error::timed_out && n == 0) {
       // Answer a slow client rather than dropping it silently, when it sent something.
@@ -135,8 +147,7 @@ asio::awaitable<void> admin_session(tcp::socket sock, admin_context& ctx) {
     if (h != nullptr) {
       auth = h->value;
     }
-    resp = handle_admin_request(parsed.head.method, parsed.head.target, h ? &auth : nullptr, ctx,
-                                pool::clock::now());
+    resp = handle_admin_request(parsed.head.method, parsed.head.target, h ? &auth : nullptr, ctx, pool::clock::now());
   }
   const std::string out = serialize_admin_response(resp);
   timer.expires_after(ctx.write_timeout);
@@ -159,9 +170,8 @@ void log_exception(std::exception_ptr e) {
 
 }  // namespace
 
-admin_response handle_admin_request(std::string_view method, std::string_view target,
-                                    const std::string* authorization, const admin_context& ctx,
-                                    pool::time_point now) {
+admin_response handle_admin_request(std::string_view method, std::string_view target, const std::string* authorization,
+                                    const admin_context& ctx, pool::time_point now) {
   std::string_view path = target.substr(0, target.find('?'));
   const bool known = path == "/metrics" || path == "/exits" || path == "/healthz";
   if (!known) {
@@ -188,10 +198,10 @@ admin_response handle_admin_request(std::string_view method, std::string_view ta
   if (path == "/metrics") {
     static const metrics_registry empty;
     r.content_type = std::string(prometheus_content_type);
-    r.body = render_prometheus(ctx.metrics ? *ctx.metrics : empty, *snap, now);
+    r.body = render_prometheus(ctx.metrics ? *ctx.metrics : empty, *snap, now, ctx.bans);
   } else {
     r.content_type = "application/json";
-    r.body = render_exits_json(*snap, now);
+    r.body = render_exits_json(*snap, now, ctx.bans);
   }
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;

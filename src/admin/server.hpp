@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "admin/metrics.hpp"
+#include "pool/ban.hpp"
 #include "pool/pool.hpp"
 
 namespace exitpool::admin {
@@ -33,9 +34,10 @@ struct admin_context {
   // The current pool snapshot (e.g. `[&g] { return g.pool.load(); }`). Must be
   // callable from the admin thread. May return null (rendered as an empty pool).
   std::function<std::shared_ptr<const pool::snapshot>()> snapshot;
-  const metrics_registry* metrics = nullptr;  // null: no gateway counters, exits only
-  std::unordered_map<std::string, std::string> users;  // user → password; empty: no auth
-  std::chrono::milliseconds head_timeout{std::chrono::seconds(5)};   // whole request head
+  const metrics_registry* metrics = nullptr;                          // null: no gateway counters, exits only
+  const pool::ban_table* bans = nullptr;                              // null: no bans listed or counted
+  std::unordered_map<std::string, std::string> users;                 // user → password; empty: no auth
+  std::chrono::milliseconds head_timeout{std::chrono::seconds(5)};    // whole request head
   std::chrono::milliseconds write_timeout{std::chrono::seconds(10)};  // whole response
   std::size_t max_head_bytes = 8 * 1024;
 };
@@ -53,9 +55,8 @@ struct admin_response {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 };
-admin_response handle_admin_request(std::string_view method, std::string_view target,
-                                    const std::string* authorization, const admin_context& ctx,
-                                    pool::time_point now);
+admin_response handle_admin_request(std::string_view method, std::string_view target, const std::string* authorization,
+                                    const admin_context& ctx, pool::time_point now);
 
 // The full HTTP/1.1 response bytes for `r` (Content-Length, Connection: close).
 std::string serialize_admin_response(const admin_response& r);

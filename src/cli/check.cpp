@@ -1,12 +1,12 @@
 #include "cli/check.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/json.hpp>
-#include <fmt/format.h>
-
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -153,7 +153,8 @@ awaitable<exchange_result> http_exchange(net::stream& up, std::string request, s
     }
     auto [ec, n] = co_await read_more(up, buf);
     if (n == 0 && ec) {
-      out.error = buf.empty() ? "closed before responding: " + ec.message() : "response head incomplete: " + ec.message();
+      out.error =
+          buf.empty() ? "closed before responding: " + ec.message() : "response head incomplete: " + ec.message();
       out.error_type = "http_response_incomplete";
       co_return out;
     }
@@ -172,14 +173,17 @@ awaitable<exchange_result> http_exchange(net::stream& up, std::string request, s
   std::size_t scanned = 0;
   auto complete = [&]() {
     switch (kind) {
-      case proto::body_kind::none: return true;
-      case proto::body_kind::content_length: return buf.size() >= framing.framing->length;
+      case proto::body_kind::none:
+        return true;
+      case proto::body_kind::content_length:
+        return buf.size() >= framing.framing->length;
       case proto::body_kind::chunked: {
         auto r = scanner.feed(std::string_view(buf).substr(scanned));
         scanned += r.consumed;
         return r.done || r.error;
       }
-      case proto::body_kind::until_close: return false;
+      case proto::body_kind::until_close:
+        return false;
     }
     return true;
   };
@@ -211,7 +215,7 @@ awaitable<void> check_one(std::shared_ptr<check_job> job, std::size_t i) {
   const auto deadline = t0 + job->timeout;
 
   auto r = co_await net::dial(ex, job->target.where.host, job->target.where.port,
-                             via_http_proxy ? net::dial_mode::forward : net::dial_mode::tunnel, job->opts);
+                              via_http_proxy ? net::dial_mode::forward : net::dial_mode::tunnel, job->opts);
   res.latency_ms = ms_since(t0);
   if (r.error != net::dial_error::none) {
     res.error = sanitize(r.detail);
@@ -233,8 +237,8 @@ awaitable<void> check_one(std::shared_ptr<check_job> job, std::size_t i) {
   net::stream up = std::move(r.upstream);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   timer.expires_at(deadline);
-  auto outcome = co_await (http_exchange(up, std::move(req), std::move(r.leftover)) ||
-                           timer.async_wait(nothrow_awaitable));
+  auto outcome =
+      co_await (http_exchange(up, std::move(req), std::move(r.leftover)) || timer.async_wait(nothrow_awaitable));
   up.close();
   res.latency_ms = ms_since(t0);
   if (outcome.index() == 1) {
@@ -293,7 +297,9 @@ std::string describe_tags(const proto::exit_spec& s) {
   return out;
 }
 
-double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+double round3(double v) {
+  return std::round(v * 1000.0) / 1000.0;
+}
 
 void print_json(const check_job& job) {
   json::array arr;
@@ -328,7 +334,8 @@ void print_table(const check_job& job) {
     const auto& spec = job.snap->exits()[i]->spec();
     const auto& r = job.results[i];
     ok += r.ok ? 1 : 0;
-    rows.push_back({sanitize(spec.id), r.ok ? "ok" : "error", fmt::format("{:.0f} ms", r.latency_ms),
+    rows.push_back({sanitize(spec.id), r.ok ? "ok" : "error",
+                    r.latency_ms < 10 ? fmt::format("{:.1f} ms", r.latency_ms) : fmt::format("{:.0f} ms", r.latency_ms),
                     r.status ? std::to_string(r.status) : "-", r.exit_ip.empty() ? "-" : r.exit_ip,
                     describe_tags(spec).empty() ? "-" : sanitize(describe_tags(spec)), r.error});
   }
@@ -343,7 +350,6 @@ void print_table(const check_job& job) {
     for (std::size_t c = 0; c < row.size(); ++c) {
       line += row[c];
       if (c + 1 < row.size()) {
-        // LATENCY right-aligned would need padding on the left; left-align all for simplicity.
         line += std::string(width[c] - row[c].size() + 2, ' ');
       }
     }
@@ -455,7 +461,10 @@ std::string decode_chunked(std::string_view raw) {
     std::uint64_t size = 0;
     bool any = false;
     for (char c : size_line) {
-      int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      int d = (c >= '0' && c <= '9')   ? c - '0'
+              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                       : -1;
       if (d < 0) {
         break;  // CR, white space before an extension
       }

@@ -25,6 +25,12 @@ struct serve_options {
   double handshake_s = 10;
   double dial_s = 10;
   double idle_s = 300;
+  double drain_s = 30;
+  double queue_s = 10;
+  double ban_s = 300;
+  double cooldown_s = 10;
+  double max_cooldown_s = 300;
+  std::vector<int> ban_statuses{403, 407, 429, 503};
   std::string log_level = "info";
 };
 
@@ -57,6 +63,15 @@ int serve(serve_options& o) {
   cfg.handshake_timeout = seconds(o.handshake_s);
   cfg.dial_timeout = seconds(o.dial_s);
   cfg.idle_timeout = seconds(o.idle_s);
+  cfg.drain_timeout = seconds(o.drain_s);
+  cfg.queue_timeout = seconds(o.queue_s);
+  cfg.ban_duration = seconds(o.ban_s);
+  cfg.ban_statuses = o.ban_statuses;
+  cfg.health.base_cooldown = seconds(o.cooldown_s);
+  cfg.health.max_cooldown = seconds(std::max(o.cooldown_s, o.max_cooldown_s));
+  if (cfg.limits.burst < 1) {
+    throw std::runtime_error("--per-exit-burst must be at least 1");
+  }
 
   std::vector<proto::exit_spec> specs;
   std::string pool_origin;
@@ -87,7 +102,7 @@ int serve(serve_options& o) {
         cfg.listen));
   }
   const std::size_t exits = specs.size();
-  auto snap = pool::snapshot::build(std::move(specs));
+  auto snap = pool::snapshot::build(std::move(specs), nullptr, cfg.limits);
   const std::string listen = cfg.listen;
   const std::string policy_name = o.policy;
   const bool auth = !users.empty();
@@ -125,6 +140,46 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--sesstime", o->cfg.session_minutes, "Default sticky session lifetime in minutes")
       ->capture_default_str();
   cmd->add_option("--ca-file", o->cfg.ca_file, "Extra CA certificates (PEM) for verifying https:// exits");
+  cmd->add_flag("--watch", o->cfg.watch, "Reload the pool file when it changes (SIGHUP always reloads)");
+  cmd->add_option("--drain-timeout", o->drain_s, "Seconds SIGTERM waits for open sessions before closing them")
+      ->capture_default_str();
+  cmd->add_option("--per-exit-rate", o->cfg.limits.per_exit_rate,
+                  "Requests or new tunnels per second per exit (token bucket); 0 = no limit")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--per-exit-host-rate", o->cfg.limits.per_exit_host_rate,
+                  "Requests per second per exit and target host; 0 = no limit")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--per-exit-burst", o->cfg.limits.burst, "Bucket size of the per-exit rate limits")
+      ->capture_default_str();
+  cmd->add_option("--per-exit-concurrency", o->cfg.limits.per_exit_concurrency,
+                  "Requests or tunnels in flight per exit; 0 = no limit")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--queue-timeout", o->queue_s,
+                  "Seconds a request waits for an exit with capacity before a 503 with Retry-After")
+      ->capture_default_str();
+  cmd->add_option("--ban-status", o->ban_statuses,
+                  "HTTP statuses that mark (exit, target host) as banned; give it once per status")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->delimiter(',');
+  cmd->add_option("--ban-pattern", o->cfg.ban_patterns,
+                  "Regex (ECMAScript) searched in a response's head and first 16 KiB of body: a match is a ban")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_option("--ban-time", o->ban_s, "Seconds a ban lasts when the response has no Retry-After")
+      ->capture_default_str();
+  cmd->add_option("--ban-retries", o->cfg.ban_retries,
+                  "Further exits tried for an idempotent request whose answer was a ban")
+      ->capture_default_str();
+  cmd->add_option("--eject-after", o->cfg.health.failures_to_eject,
+                  "Consecutive dial failures that eject an exit")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--cooldown", o->cooldown_s, "Seconds of a first ejection; doubles on each further one")
+      ->capture_default_str();
+  cmd->add_option("--max-cooldown", o->max_cooldown_s, "Longest ejection, seconds")->capture_default_str();
   cmd->add_flag("--allow-open", o->cfg.allow_open, "Allow a non-loopback listener without --users");
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error, off")->capture_default_str();
   cmd->callback([&run, o] { run = [o] { return serve(*o); }; });

@@ -3,6 +3,9 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
+
+#include "pool/rate_limit.hpp"
 
 #include "pool/pool.hpp"
 #include "pool/selector.hpp"
@@ -22,7 +25,19 @@ struct config {
   int session_minutes = 10;  // default sticky lifetime
   bool allow_open = false;   // allow a non-loopback listener without --users
   std::string ca_file;       // extra CA bundle for verifying https:// exits
+  bool watch = false;        // reload the pool file when it changes (SIGHUP always reloads)
+  std::chrono::milliseconds drain_timeout{std::chrono::seconds(30)};  // SIGTERM: wait this long for sessions
   pool::health_config health;
+  pool::limits_config limits;
+  // No exit with capacity (rate, concurrency, bans): wait up to this long, then 503.
+  std::chrono::milliseconds queue_timeout{std::chrono::seconds(10)};
+  // Ban detection on plain-HTTP responses: these statuses, or a body/header match of
+  // any pattern (ECMAScript regex), ban (exit, target host) for ban_duration, or for
+  // the response's Retry-After when it has one.
+  std::vector<int> ban_statuses{403, 407, 429, 503};
+  std::vector<std::string> ban_patterns;
+  std::chrono::milliseconds ban_duration{std::chrono::minutes(5)};
+  int ban_retries = 2;  // further exits tried for an idempotent request after a ban
 };
 
 }  // namespace exitpool::gateway

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -12,6 +13,7 @@
 #include "gateway/session.hpp"
 #include "net/shards.hpp"
 #include "net/stream.hpp"
+#include "proto/pool_line.hpp"
 
 namespace exitpool::gateway {
 
@@ -51,11 +53,21 @@ void log_session_exception(std::exception_ptr e) {
   }
 }
 
-asio::awaitable<void> accept_loop(tcp::acceptor acceptor, shard_state& shard) {
+asio::awaitable<void> session_counted(tcp::socket sock, shard_state& shard) {
+  shard.active_sessions.fetch_add(1, std::memory_order_relaxed);
+  struct done {
+    shard_state& s;
+    ~done() { s.active_sessions.fetch_sub(1, std::memory_order_relaxed); }
+  } guard{shard};
+  co_await run_session(std::move(sock), shard);
+}
+
+asio::awaitable<void> accept_loop(shard_state& shard) {
+  tcp::acceptor& acceptor = *shard.acceptor;
   for (;;) {
     auto [ec, sock] = co_await acceptor.async_accept(net::nothrow_awaitable);
     if (ec) {
-      if (ec == asio::error::operation_aborted) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
         co_return;
       }
       // Out of descriptors and the like: back off briefly instead of spinning.
@@ -64,8 +76,26 @@ asio::awaitable<void> accept_loop(tcp::acceptor acceptor, shard_state& shard) {
       co_await t.async_wait(net::nothrow_awaitable);
       continue;
     }
-    asio::co_spawn(acceptor.get_executor(), run_session(std::move(sock), shard), log_session_exception);
+    asio::co_spawn(acceptor.get_executor(), session_counted(std::move(sock), shard), log_session_exception);
   }
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw std::runtime_error(fmt::format("{}: cannot open pool file", path));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Stamp of the pool file for --watch: modification time and size.
+std::pair<std::filesystem::file_time_type, std::uintmax_t> file_stamp(const std::string& path) {
+  std::error_code ec;
+  auto t = std::filesystem::last_write_time(path, ec);
+  auto n = std::filesystem::file_size(path, ec);
+  return {ec ? std::filesystem::file_time_type{} : t, ec ? 0 : n};
 }
 
 tcp::acceptor make_listener(asio::io_context& ctx, const tcp::endpoint& ep) {
@@ -89,8 +119,17 @@ shared_state::shared_state(config c, std::shared_ptr<const pool::snapshot> snap,
     : cfg(std::move(c)),
       pool(std::move(snap)),
       users(std::move(user_passwords)),
+      host_rates(cfg.limits),
       tls_verified(make_tls_context(true, cfg.ca_file)),
-      tls_insecure(make_tls_context(false, "")) {}
+      tls_insecure(make_tls_context(false, "")) {
+  for (const auto& p : cfg.ban_patterns) {
+    try {
+      ban_patterns.emplace_back(p, std::regex::ECMAScript | std::regex::optimize);
+    } catch (const std::regex_error& e) {
+      throw std::runtime_error(fmt::format("--ban-pattern '{}': {}", p, e.what()));
+    }
+  }
+}
 
 std::unordered_map<std::string, std::string> load_users(const std::string& path) {
   std::ifstream in(path);
@@ -165,6 +204,29 @@ tcp::endpoint parse_listen(const std::string& text) {
   return tcp::endpoint(addr, static_cast<std::uint16_t>(p));
 }
 
+std::string reload_pool(shared_state& shared) {
+  if (shared.cfg.pool_file.empty()) {
+    return "no pool file to reload (the embedded default pool is in use)";
+  }
+  auto old = shared.pool.load();
+  std::shared_ptr<const pool::snapshot> next;
+  try {
+    next = pool::snapshot::build(proto::parse_pool_text(read_text_file(shared.cfg.pool_file), shared.cfg.pool_file),
+                                 old.get(), shared.cfg.limits);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  std::size_t kept = 0;
+  for (const auto& e : next->exits()) {
+    const auto* before = old->find(e->id());
+    kept += before == e.get() ? 1 : 0;
+  }
+  shared.pool.store(next);
+  spdlog::info("pool reloaded from {}: {} exits ({} kept, {} new or changed, {} removed or changed)",
+               shared.cfg.pool_file, next->size(), kept, next->size() - kept, old->size() - kept);
+  return {};
+}
+
 int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
                std::unordered_map<std::string, std::string> users, const std::function<void(int)>& on_ready) {
   const int threads = cfg.threads > 0 ? cfg.threads : net::hardware_threads();
@@ -174,23 +236,122 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   std::vector<std::unique_ptr<shard_state>> shard_states;
   for (int i = 0; i < threads; ++i) {
     auto seed = static_cast<std::uint64_t>(std::random_device{}()) << 32 | static_cast<std::uint64_t>(i);
-    shard_states.push_back(std::make_unique<shard_state>(
-        shard_state{shared, pool::selector(shared.cfg.policy, seed), i}));
-    tcp::acceptor acceptor = make_listener(runtime.context(i), endpoint);
-    asio::co_spawn(runtime.context(i), accept_loop(std::move(acceptor), *shard_states.back()), asio::detached);
+    auto st = std::make_unique<shard_state>(shared, pool::selector(shared.cfg.policy, seed), i);
+    st->acceptor = std::make_unique<tcp::acceptor>(make_listener(runtime.context(i), endpoint));
+    asio::co_spawn(runtime.context(i), accept_loop(*st), asio::detached);
+    shard_states.push_back(std::move(st));
   }
 
   asio::io_context main_ctx(1);
-  asio::signal_set signals(main_ctx, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (!ec) {
-      spdlog::info("signal {}: stopping", sig);
+  asio::signal_set signals(main_ctx, SIGINT, SIGTERM, SIGHUP);
+  asio::steady_timer drain_timer(main_ctx);
+  asio::steady_timer watch_timer(main_ctx);
+  bool draining = false;
+  auto total_active = [&] {
+    int n = 0;
+    for (const auto& st : shard_states) {
+      n += st->active_sessions.load(std::memory_order_relaxed);
     }
-    runtime.stop();
-  });
+    return n;
+  };
+  std::function<void()> poll_drain;
+  auto deadline = net::clock::now();
+  poll_drain = [&] {
+    if (total_active() == 0 || net::clock::now() >= deadline) {
+      if (total_active() > 0) {
+        spdlog::warn("drain deadline passed with {} sessions open: closing them", total_active());
+      }
+      runtime.stop();
+      main_ctx.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(50));
+    drain_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) {
+        poll_drain();
+      }
+    });
+  };
+  std::function<void()> wait_signal;
+  wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) {
+        return;
+      }
+      if (sig == SIGHUP) {
+        if (auto err = reload_pool(shared); !err.empty()) {
+          spdlog::error("pool reload refused, the old pool keeps serving: {}", err);
+        }
+        wait_signal();
+        return;
+      }
+      if (draining) {
+        spdlog::info("second signal {}: stopping now", sig);
+        runtime.stop();
+        main_ctx.stop();
+        return;
+      }
+      draining = true;
+      spdlog::info("signal {}: no longer accepting; draining {} open sessions (up to {} s; again to stop now)", sig,
+                   total_active(), shared.cfg.drain_timeout.count() / 1000.0);
+      for (auto& st : shard_states) {
+        asio::post(runtime.context(st->index), [a = st->acceptor.get()] {
+          boost::system::error_code ignored;
+          a->close(ignored);
+        });
+      }
+      deadline = net::clock::now() + shared.cfg.drain_timeout;
+      poll_drain();
+      wait_signal();
+    });
+  };
+  wait_signal();
+
+  std::function<void()> watch;
+  auto stamp = file_stamp(shared.cfg.pool_file);
+  watch = [&] {
+    watch_timer.expires_after(std::chrono::seconds(1));
+    watch_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec || draining) {
+        return;
+      }
+      auto now_stamp = file_stamp(shared.cfg.pool_file);
+      if (now_stamp != stamp) {
+        stamp = now_stamp;
+        if (auto err = reload_pool(shared); !err.empty()) {
+          spdlog::error("pool reload refused, the old pool keeps serving: {}", err);
+        }
+      }
+      watch();
+    });
+  };
+  if (shared.cfg.watch && !shared.cfg.pool_file.empty()) {
+    watch();
+  }
+
+  // Expired sessions, bans, per-host buckets and tier memories are dropped once a minute.
+  asio::steady_timer sweep_timer(main_ctx);
+  std::function<void()> sweep;
+  sweep = [&] {
+    sweep_timer.expires_after(std::chrono::minutes(1));
+    sweep_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) {
+        return;
+      }
+      auto now = net::clock::now();
+      shared.sessions.sweep(now);
+      shared.bans.sweep(now);
+      shared.host_rates.sweep(now);
+      shared.tiers.sweep(now);
+      sweep();
+    });
+  };
+  sweep();
+
   runtime.start();
   on_ready(threads);
   main_ctx.run();
+  runtime.stop();
   runtime.join();
   return 0;
 }

@@ -4,7 +4,10 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <atomic>
+#include <functional>
 #include <memory>
+#include <regex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -13,28 +16,44 @@
 #include "pool/pool.hpp"
 #include "pool/selector.hpp"
 #include "pool/sticky.hpp"
+#include "pool/ban.hpp"
+#include "pool/rate_limit.hpp"
+#include "pool/tier.hpp"
 
 namespace exitpool::gateway {
 
 // Shared by every shard. Immutable after start, except the pool (atomic swap),
-// the exits' atomic stats, and the session table (striped locks).
+// the exits' atomic stats, and the tables of sessions, bans, per-host rate buckets
+// and tier memory (striped locks, one lookup per new connection or request).
 struct shared_state {
   shared_state(config c, std::shared_ptr<const pool::snapshot> snap,
                std::unordered_map<std::string, std::string> user_passwords);
   config cfg;
   pool::pool_holder pool;
-  pool::session_table sessions;
   std::unordered_map<std::string, std::string> users;  // user → password; empty: no auth
+  pool::session_table sessions;
+  pool::ban_table bans;
+  pool::host_limits host_rates;
+  pool::tier_memory tiers;
+  std::vector<std::regex> ban_patterns;  // compiled cfg.ban_patterns
   boost::asio::ssl::context tls_verified;
   boost::asio::ssl::context tls_insecure;
 };
 
 // What a session owns on its shard: the shared state and this shard's selector.
 struct shard_state {
+  shard_state(shared_state& s, pool::selector sel, int i) : shared(s), selector(sel), index(i) {}
   shared_state& shared;
   pool::selector selector;
   int index;
+  std::atomic<int> active_sessions{0};  // written by the shard, read by the main thread when draining
+  std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;  // closed on the shard's thread to stop accepting
 };
+
+// Re-reads the pool file and swaps the snapshot in. Exits whose line did not change
+// keep their state; removed exits stay alive for the tunnels still using them.
+// On error the old pool keeps serving and the error ("FILE:LINE: ...") is returned.
+std::string reload_pool(shared_state& shared);
 
 // Loads a users file: `user:password` per line, `#` comments. Throws
 // std::runtime_error("FILE:LINE: message") on a bad line.

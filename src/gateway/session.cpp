@@ -2,6 +2,9 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+#include <regex>
+
 #include <boost/asio.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -132,6 +135,7 @@ struct http_error {
   int status = 0;
   std::string message;
   std::string proxy_status;  // RFC 9209 error type; empty: none
+  std::string retry_after;   // seconds; empty: no Retry-After header
 };
 
 std::string error_response(const http_error& e) {
@@ -145,6 +149,9 @@ std::string error_response(const http_error& e) {
   }
   if (e.status == 407) {
     out += "Proxy-Authenticate: Basic realm=\"exitpool\"\r\n";
+  }
+  if (!e.retry_after.empty()) {
+    out += "Retry-After: " + e.retry_after + "\r\n";
   }
   out += "Connection: close\r\n\r\n";
   return out + body;
@@ -225,35 +232,58 @@ struct connect_outcome {
   std::shared_ptr<const pool::snapshot> snap;  // keeps the exit alive
   pool::exit* chosen = nullptr;
   pool::lease lease;
+  int tier = 0;
   http_error error;  // status 0 on success
   socks5::reply socks = socks5::reply::succeeded;
 };
 
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+// Picks an exit for (params, host) and dials through it, trying further exits on
+// failure. `tried` carries exits already used by this request (ban retries), so
+// they are never picked again. When every remaining exit is out of capacity
+// (rate, concurrency, ban, probing), waits for one up to the queue timeout.
 awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::route_params& params, std::string host,
-                                            std::uint16_t port, net::dial_mode mode) {
+                                            std::uint16_t port, net::dial_mode mode,
+                                            std::vector<const pool::exit*>& tried) {
   auto& g = shard.shared;
+  const auto& cfg = g.cfg;
   connect_outcome out;
   out.snap = g.pool.load();
+  const std::string host_key = lower(host);
   pool::pick_request req;
   req.f.country = params.country;
   req.f.city = params.city;
   req.f.type = params.type;
+  req.host = host_key;
+  req.bans = &g.bans;
+  req.host_rates = cfg.limits.per_exit_host_rate > 0 ? &g.host_rates : nullptr;
+  req.tiers = &g.tiers;
+  req.probe_timeout = cfg.health.probe_timeout;
   std::string key;
   if (!params.session.empty()) {
     key = params.user + '\x1f' + params.session;
-    auto minutes = params.session_minutes.value_or(g.cfg.session_minutes);
+    auto minutes = params.session_minutes.value_or(cfg.session_minutes);
     req.sticky_key = key;
     req.sticky_generation = g.sessions.generation(key, std::chrono::minutes(minutes), clock::now());
   }
   net::dial_options opts;
-  opts.timeout = g.cfg.dial_timeout;
+  opts.timeout = cfg.dial_timeout;
   opts.tls_verified = &g.tls_verified;
   opts.tls_insecure = &g.tls_insecure;
 
-  std::vector<const pool::exit*> tried;
+  const auto queue_deadline = clock::now() + cfg.queue_timeout;
+  const std::size_t tried_before = tried.size();
   std::string failures;
   net::dial_result last;
-  for (int attempt = 0; attempt <= g.cfg.retries; ++attempt) {
+  int attempts = 0;
+  while (attempts <= cfg.retries) {
     req.exclude = tried;
     auto pick = shard.selector.pick(*out.snap, req, clock::now());
     if (pick.error == pool::pick_error::no_match) {
@@ -261,23 +291,55 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
       out.socks = socks5::reply::network_unreachable;
       co_return out;
     }
-    if (pick.chosen == nullptr) {
-      break;
+    pool::lease lease;
+    if (pick.chosen != nullptr) {
+      lease = pool::lease::try_acquire(*pick.chosen);
+      if (!lease) {
+        // Another shard filled its concurrency cap since the pick: wait like for no capacity.
+        pick.error = pool::pick_error::no_capacity;
+        pick.retry_at = clock::now() + pool::capacity_poll;
+        if (pick.probe) {
+          pick.chosen->release_probe();
+        }
+      }
     }
-    pool::lease lease(*pick.chosen);
+    if (pick.error == pool::pick_error::no_capacity) {
+      auto now = clock::now();
+      if (now >= queue_deadline) {
+        auto wait = std::chrono::duration_cast<std::chrono::seconds>(pick.retry_at - now).count() + 1;
+        out.error = {503,
+                     fmt::format("no exit has capacity for {} now ({} matching: {} banned for this host, {} "
+                                 "rate-limited or busy); waited {} ms",
+                                 host_key, pick.matching, pick.banned, pick.limited, cfg.queue_timeout.count()),
+                     "connection_limit_reached", std::to_string(std::max<long long>(1, wait))};
+        out.socks = socks5::reply::general_failure;
+        co_return out;
+      }
+      asio::steady_timer wait(co_await asio::this_coro::executor, std::min(pick.retry_at, queue_deadline));
+      co_await wait.async_wait(nothrow_awaitable);
+      continue;
+    }
+    if (pick.chosen == nullptr) {
+      break;  // every matching exit was tried
+    }
+    ++attempts;
     auto t0 = clock::now();
     auto r = co_await net::dial(*pick.chosen, host, port, mode, opts);
     auto now = clock::now();
     auto latency = std::chrono::duration_cast<std::chrono::microseconds>(now - t0);
     if (r.error == net::dial_error::none) {
-      pick.chosen->report({true, latency}, now, g.cfg.health);
+      pick.chosen->report({true, latency}, now, cfg.health);
+      g.tiers.record(host_key, pick.tier, now);
       out.dial = std::move(r);
       out.chosen = pick.chosen;
+      out.tier = pick.tier;
       out.lease = std::move(lease);
       co_return out;
     }
     if (r.exit_fault) {
-      pick.chosen->report({false, latency}, now, g.cfg.health);
+      pick.chosen->report({false, latency}, now, cfg.health);
+    } else if (pick.probe) {
+      pick.chosen->release_probe();  // the target failed, which says nothing about the exit
     }
     spdlog::info("dial {} via exit {} failed: {}", proto::format_authority(host, port), pick.chosen->id(), r.detail);
     tried.push_back(pick.chosen);
@@ -287,8 +349,15 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
     failures += pick.chosen->id() + ": " + r.detail;
     last = std::move(r);
   }
+  const std::size_t failed = tried.size() - tried_before;
+  if (failed == 0) {
+    out.error = {502, fmt::format("every exit matching {} was already tried for this request", req.f.describe()),
+                 "destination_unavailable"};
+    out.socks = socks5::reply::general_failure;
+    co_return out;
+  }
   int status = last.error == net::dial_error::connection_timeout ? 504 : 502;
-  std::string what = tried.size() == 1 ? "exit failed: " : fmt::format("all {} exits tried failed: ", tried.size());
+  std::string what = failed == 1 ? "exit failed: " : fmt::format("all {} exits tried failed: ", failed);
   out.error = {status, what + failures, net::proxy_status_error(last.error)};
   out.socks = net::socks_reply_for(last);
   co_return out;
@@ -323,7 +392,8 @@ awaitable<void> handle_connect(std::shared_ptr<session> s, proto::request_head h
     co_return;
   }
   s->arm(clock::duration::zero());
-  auto c = co_await connect_via_pool(s->shard, *auth.params, where->host, where->port, net::dial_mode::tunnel);
+  std::vector<const pool::exit*> tried;
+  auto c = co_await connect_via_pool(s->shard, *auth.params, where->host, where->port, net::dial_mode::tunnel, tried);
   if (c.error.status != 0) {
     {
       const std::string reply = error_response(c.error);
@@ -413,164 +483,218 @@ bool is_expect_continue(const proto::request_head& head) {
   return e != nullptr && proto::iequals(e->value, "100-continue");
 }
 
-// Returns true when the client connection may carry another request.
-awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head head) {
-  auto auth = authenticate(s->shard.shared, basic_credentials(head));
-  if (!auth.params) {
-    {
-      const std::string reply = error_response({407, auth.error, ""});
-      co_await s->write_client(reply);
-    }
-    co_return false;
-  }
-  auto target = proto::parse_absolute_target(head.target);
-  if (!target) {
-    std::string why = !head.target.empty() && head.target.front() == '/'
-                          ? "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT"
-                      : head.target.starts_with("https://")
-                          ? "https:// targets must use CONNECT"
-                          : "bad request target '" + sanitize(head.target) + "'";
-    {
-      const std::string reply = error_response({400, why, "http_request_error"});
-      co_await s->write_client(reply);
-    }
-    co_return false;
-  }
-  auto framing = proto::request_body_framing(head);
-  if (!framing.framing) {
-    {
-      const std::string reply = error_response({framing.error_status, framing.error, "http_request_error"});
-      co_await s->write_client(reply);
-    }
-    co_return false;
-  }
-  const bool keep_client = wants_keep_alive(head);
-  const bool expect = is_expect_continue(head);
-  if (expect && head.version_minor == 1 && framing.framing->kind != proto::body_kind::none) {
-    // Answer 100-continue here: the body must come to us before any exit is picked.
-    if (!co_await s->write_client("HTTP/1.1 100 Continue\r\n\r\n")) {
-      co_return false;
-    }
-  }
+bool is_idempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" || method == "PUT" ||
+         method == "DELETE";
+}
 
-  s->arm(clock::duration::zero());
-  auto c = co_await connect_via_pool(s->shard, *auth.params, target->where.host, target->where.port,
-                                     net::dial_mode::forward);
-  if (c.error.status != 0) {
-    {
-      const std::string reply = error_response(c.error);
-      co_await s->write_client(reply);
-    }
-    co_return false;
-  }
-  s->upstream = std::move(c.dial.upstream);
-  const auto& spec = c.chosen->spec();
+// The request head as sent to the exit: origin-form to the target (direct and SOCKS
+// exits) or absolute-form with the exit's own credentials (HTTP proxy exits).
+std::string upstream_request_head(const proto::request_head& head, const proto::absolute_target& target,
+                                  const proto::exit_spec& spec, bool drop_expect) {
   const bool via_http_proxy = spec.scheme == proto::exit_scheme::http || spec.scheme == proto::exit_scheme::https;
-
-  std::string out = fmt::format("{} {} HTTP/1.1\r\n", head.method, via_http_proxy ? head.target : target->origin_form);
+  std::string out = fmt::format("{} {} HTTP/1.1\r\n", head.method, via_http_proxy ? head.target : target.origin_form);
   bool has_host = false;
   for (const auto& h : head.headers) {
-    if (proto::iequals(h.name, "Transfer-Encoding")) {
-      out += h.name + ": " + h.value + "\r\n";  // bodies pass through as they came
-      continue;
-    }
-    if (proto::is_hop_by_hop(h.name, head.headers) || (expect && proto::iequals(h.name, "Expect"))) {
-      continue;
+    if (proto::is_hop_by_hop(h.name, head.headers) || (drop_expect && proto::iequals(h.name, "Expect"))) {
+      continue;  // includes the client's Proxy-Authorization: never leaked to the target
     }
     has_host = has_host || proto::iequals(h.name, "Host");
     out += h.name + ": " + h.value + "\r\n";
   }
   if (!has_host) {
-    out += "Host: " + proto::format_authority(target->where.host, target->where.port) + "\r\n";
+    out += "Host: " + proto::format_authority(target.where.host, target.where.port) + "\r\n";
   }
   if (via_http_proxy && !spec.user.empty()) {
     out += "Proxy-Authorization: Basic " + proto::base64_encode(spec.user + ":" + spec.pass) + "\r\n";
   }
   // One upstream connection per request: a kept-alive upstream would pin rotation.
   out += "Connection: close\r\n\r\n";
+  return out;
+}
 
-  s->arm(s->cfg().idle_timeout);
-  if (auto [ec, n] = co_await s->upstream.write_all(asio::buffer(out)); ec) {
-    {
-      const std::string reply = error_response({502, "exit " + c.chosen->id() + " closed while sending the request: " + ec.message(),
-                                             "connection_terminated"});
-      co_await s->write_client(reply);
-    }
-    co_return false;
-  }
-  if (!co_await copy_body(s->client, s->buf, s->upstream, *framing.framing, s->act)) {
-    {
-      const std::string reply = error_response({400, "request body incomplete or malformed", "http_request_error"});
-      co_await s->write_client(reply);
-    }
-    co_return false;
-  }
-
-  // Response head(s): 1xx interim responses are passed on, then the final one.
-  std::string rbuf;
-  proto::response_head resp;
+// Reads the final response head from the exit (interim 1xx heads are dropped: we
+// answered 100-continue ourselves). Bytes after the head stay in `rbuf`.
+awaitable<std::optional<proto::response_head>> read_response_head(std::shared_ptr<session> s, std::string& rbuf,
+                                                                  const std::string& exit_id, http_error& error) {
   for (;;) {
     auto parsed = proto::parse_response_head(rbuf);
     if (parsed.status == proto::parse_status::error) {
-      {
-        const std::string reply = error_response(
-          {502, "exit " + c.chosen->id() + " sent a malformed response: " + parsed.error, "http_protocol_error"});
-        co_await s->write_client(reply);
-      }
-      co_return false;
+      error = {502, "exit " + exit_id + " sent a malformed response: " + parsed.error, "http_protocol_error"};
+      co_return std::nullopt;
     }
     if (parsed.status == proto::parse_status::complete) {
+      rbuf.erase(0, parsed.consumed);
       if (parsed.head.status >= 100 && parsed.head.status < 200 && parsed.head.status != 101) {
-        // Interim responses are dropped: 100-continue was answered by us already.
-        rbuf.erase(0, parsed.consumed);
         continue;
       }
-      resp = std::move(parsed.head);
-      rbuf.erase(0, parsed.consumed);
-      break;
+      co_return std::move(parsed.head);
     }
     std::size_t old = rbuf.size();
     rbuf.resize(old + 8192);
     auto [ec, n] = co_await s->upstream.read_some(asio::buffer(rbuf.data() + old, 8192));
     rbuf.resize(old + n);
     if (n == 0 && ec) {
-      bool timeout = s->timed_out;
-      {
-        const std::string reply = error_response(
-          timeout ? http_error{504, "exit " + c.chosen->id() + " sent no response in time", "http_response_timeout"}
-                  : http_error{502, "exit " + c.chosen->id() + " closed before responding: " + ec.message(),
-                               "http_response_incomplete"});
-        co_await s->write_client(reply);
-      }
-      co_return false;
+      error = s->timed_out
+                  ? http_error{504, "exit " + exit_id + " sent no response in time", "http_response_timeout"}
+                  : http_error{502, "exit " + exit_id + " closed before responding: " + ec.message(),
+                               "http_response_incomplete"};
+      co_return std::nullopt;
     }
     s->act.touch();
   }
-  auto rframing = proto::response_body_framing(resp, head.method);
-  if (!rframing.framing) {
-    {
-      const std::string reply = error_response(
-        {502, "exit " + c.chosen->id() + " sent a response with bad framing: " + rframing.error, "http_protocol_error"});
+}
+
+// Ban detection: a ban status, or a pattern found in the head or the start of the body
+// (up to 16 KiB are read ahead when patterns are configured; compressed bodies are
+// not decoded). Returns the ban's length, or nullopt when the response is no ban.
+awaitable<std::optional<std::chrono::milliseconds>> detect_ban(std::shared_ptr<session> s,
+                                                              const proto::response_head& resp,
+                                                              proto::body_framing framing, std::string& rbuf) {
+  const auto& g = s->shard.shared;
+  bool banned = std::find(g.cfg.ban_statuses.begin(), g.cfg.ban_statuses.end(), resp.status) !=
+                g.cfg.ban_statuses.end();
+  if (!banned && !g.ban_patterns.empty()) {
+    constexpr std::size_t look_ahead = 16 * 1024;
+    while (framing.kind != proto::body_kind::none && rbuf.size() < look_ahead &&
+           !(framing.kind == proto::body_kind::content_length && rbuf.size() >= framing.length)) {
+      std::size_t old = rbuf.size();
+      rbuf.resize(old + 8192);
+      auto [ec, n] = co_await s->upstream.read_some(asio::buffer(rbuf.data() + old, 8192));
+      rbuf.resize(old + n);
+      if (ec) {
+        break;  // the body ends here (or fails); copy_body reports which
+      }
+    }
+    std::string text = fmt::format("{} {}\n", resp.status, resp.reason);
+    for (const auto& h : resp.headers) {
+      text += h.name + ": " + h.value + "\n";
+    }
+    text += "\n";
+    text.append(rbuf, 0, std::min(rbuf.size(), look_ahead));
+    for (const auto& re : g.ban_patterns) {
+      if (std::regex_search(text, re)) {
+        banned = true;
+        break;
+      }
+    }
+  }
+  if (!banned) {
+    co_return std::nullopt;
+  }
+  if (const auto* ra = proto::find_header(resp.headers, "Retry-After")) {
+    if (auto d = pool::parse_retry_after(ra->value, std::chrono::system_clock::now())) {
+      co_return std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+    }
+  }
+  co_return g.cfg.ban_duration;
+}
+
+// Returns true when the client connection may carry another request.
+awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head head) {
+  auto& g = s->shard.shared;
+  http_error refusal;
+  auto auth = authenticate(g, basic_credentials(head));
+  auto target = proto::parse_absolute_target(head.target);
+  auto framing = proto::request_body_framing(head);
+  if (!auth.params) {
+    refusal = {407, auth.error, ""};
+  } else if (!target) {
+    std::string why = !head.target.empty() && head.target.front() == '/'
+                          ? "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT"
+                      : head.target.starts_with("https://")
+                          ? "https:// targets must use CONNECT"
+                          : "bad request target '" + sanitize(head.target) + "'";
+    refusal = {400, why, "http_request_error"};
+  } else if (!framing.framing) {
+    refusal = {framing.error_status, framing.error, "http_request_error"};
+  }
+  if (refusal.status != 0) {
+    const std::string reply = error_response(refusal);
+    co_await s->write_client(reply);
+    co_return false;
+  }
+  const bool keep_client = wants_keep_alive(head);
+  const bool expect = is_expect_continue(head);
+  const bool has_body = framing.framing->kind != proto::body_kind::none;
+  if (expect && head.version_minor == 1 && has_body) {
+    // Answer 100-continue here: the body must come to us before any exit is picked.
+    if (!co_await s->write_client("HTTP/1.1 100 Continue\r\n\r\n")) {
+      co_return false;
+    }
+  }
+  // A banned answer is retried on another exit only when that is safe: idempotent, no
+  // body to replay, and nothing sent to the client yet.
+  const bool retry_on_ban = !has_body && is_idempotent(head.method);
+  const std::string host_key = lower(target->where.host);
+
+  std::vector<const pool::exit*> tried;
+  for (int round = 0;; ++round) {
+    s->arm(clock::duration::zero());
+    auto c = co_await connect_via_pool(s->shard, *auth.params, target->where.host, target->where.port,
+                                       net::dial_mode::forward, tried);
+    if (c.error.status != 0) {
+      const std::string reply = error_response(c.error);
       co_await s->write_client(reply);
+      co_return false;
     }
-    co_return false;
-  }
-  const bool keep = keep_client && rframing.framing->kind != proto::body_kind::until_close;
-  std::string rhead = fmt::format("HTTP/1.1 {} {}\r\n", resp.status, resp.reason);
-  for (const auto& h : resp.headers) {
-    if (proto::iequals(h.name, "Transfer-Encoding") || !proto::is_hop_by_hop(h.name, resp.headers)) {
-      rhead += h.name + ": " + h.value + "\r\n";
+    s->upstream = std::move(c.dial.upstream);
+    const std::string& exit_id = c.chosen->id();
+    const std::string out = upstream_request_head(head, *target, c.chosen->spec(), expect);
+    s->arm(s->cfg().idle_timeout);
+    if (auto [ec, n] = co_await s->upstream.write_all(asio::buffer(out)); ec) {
+      const std::string reply = error_response(
+          {502, "exit " + exit_id + " closed while sending the request: " + ec.message(), "connection_terminated"});
+      co_await s->write_client(reply);
+      co_return false;
     }
+    if (!co_await copy_body(s->client, s->buf, s->upstream, *framing.framing, s->act)) {
+      const std::string reply = error_response({400, "request body incomplete or malformed", "http_request_error"});
+      co_await s->write_client(reply);
+      co_return false;
+    }
+    std::string rbuf;
+    http_error error;
+    auto resp = co_await read_response_head(s, rbuf, exit_id, error);
+    if (!resp) {
+      const std::string reply = error_response(error);
+      co_await s->write_client(reply);
+      co_return false;
+    }
+    auto rframing = proto::response_body_framing(*resp, head.method);
+    if (!rframing.framing) {
+      const std::string reply = error_response(
+          {502, "exit " + exit_id + " sent a response with bad framing: " + rframing.error, "http_protocol_error"});
+      co_await s->write_client(reply);
+      co_return false;
+    }
+    if (auto ban = co_await detect_ban(s, *resp, *rframing.framing, rbuf)) {
+      g.bans.ban(*c.chosen, host_key, clock::now() + *ban);
+      spdlog::info("exit {} banned for {} for {} s (status {})", exit_id, host_key, ban->count() / 1000, resp->status);
+      if (retry_on_ban && round < g.cfg.ban_retries) {
+        tried.push_back(c.chosen);
+        s->upstream.close();
+        s->upstream = net::stream();
+        continue;
+      }
+    }
+    const bool keep = keep_client && rframing.framing->kind != proto::body_kind::until_close;
+    std::string rhead = fmt::format("HTTP/1.1 {} {}\r\n", resp->status, resp->reason);
+    for (const auto& h : resp->headers) {
+      if (!proto::is_hop_by_hop(h.name, resp->headers)) {
+        rhead += h.name + ": " + h.value + "\r\n";
+      }
+    }
+    rhead += "X-Exitpool-Exit: " + sanitize(exit_id) + "\r\n";
+    rhead += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+    if (!co_await s->write_client(rhead)) {
+      co_return false;
+    }
+    bool complete = co_await copy_body(s->upstream, rbuf, s->client, *rframing.framing, s->act);
+    s->upstream.close();
+    s->upstream = net::stream();
+    co_return complete && keep;
   }
-  rhead += "X-Exitpool-Exit: " + sanitize(c.chosen->id()) + "\r\n";
-  rhead += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  if (!co_await s->write_client(rhead)) {
-    co_return false;
-  }
-  bool complete = co_await copy_body(s->upstream, rbuf, s->client, *rframing.framing, s->act);
-  s->upstream.close();
-  s->upstream = net::stream();
-  co_return complete && keep;
 }
 
 // ---- HTTP proxy front ----
@@ -709,7 +833,8 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
     co_return;
   }
   s->arm(clock::duration::zero());
-  auto c = co_await connect_via_pool(s->shard, params, req->dst.host, req->dst.port, net::dial_mode::tunnel);
+  std::vector<const pool::exit*> tried;
+  auto c = co_await connect_via_pool(s->shard, params, req->dst.host, req->dst.port, net::dial_mode::tunnel, tried);
   if (c.error.status != 0) {
     spdlog::debug("SOCKS5 CONNECT {} failed: {}", proto::format_authority(req->dst.host, req->dst.port), c.error.message);
     {

@@ -162,7 +162,7 @@ awaitable<std::tuple<error_code, std::invoke_result_t<Parse, std::string_view>>>
 }
 
 awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, std::string host,
-                                      std::uint16_t port) {
+                                      std::uint16_t port, bool login_only) {
   const bool with_auth = !spec.user.empty();
   std::string buf;
   auto closed = [](const error_code& ec) {
@@ -195,6 +195,11 @@ awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, s
     co_return failed(dial_error::proxy_auth_failed, true,
                      with_auth ? "SOCKS5 exit accepts none of our methods"
                                : "SOCKS5 exit requires credentials and the pool line has none");
+  }
+  if (login_only) {
+    dial_result r;
+    r.upstream = std::move(up);
+    co_return r;
   }
   const std::string request = socks5::make_connect(host, port);
   if (auto [ec, n] = co_await up.write_all(asio::buffer(request)); ec) {
@@ -272,6 +277,22 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
         co_return failed(dial_error::destination_ip_unroutable, true, "bad source address " + spec.host);
       }
     }
+    if (mode == dial_mode::handshake) {
+      // Nothing to reach: the exit works if this host still has its source address.
+      tcp::socket probe(co_await asio::this_coro::executor);
+      error_code ec;
+      if (source) {
+        probe.open(source->is_v4() ? tcp::v4() : tcp::v6(), ec);
+        if (!ec) {
+          probe.bind(tcp::endpoint(*source, 0), ec);
+        }
+      }
+      if (ec) {
+        co_return failed(dial_error::destination_ip_unroutable, true,
+                         fmt::format("cannot use source address {}: {}", spec.host, ec.message()));
+      }
+      co_return dial_result{};
+    }
     auto [rec, eps] = co_await resolve(host, port);
     if (rec) {
       auto r = failed(dial_error::dns_error, false, fmt::format("cannot resolve {}: {}", host, rec.message()));
@@ -317,13 +338,17 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
   switch (spec.scheme) {
     case proto::exit_scheme::http:
     case proto::exit_scheme::https:
-      if (mode == dial_mode::forward) {
+      if (mode != dial_mode::tunnel) {
         dial_result r;
         r.upstream = std::move(up);
         co_return r;
       }
       co_return co_await http_connect(std::move(up), spec, host, port);
-    case proto::exit_scheme::socks5: {
+    case proto::exit_scheme::socks5:
+      if (mode == dial_mode::handshake) {
+        co_return co_await socks5_connect(std::move(up), spec, host, port, true);
+      }
+      {
       // socks5:// means the gateway resolves names; socks5h:// lets the exit do it.
       auto [dec, targets] = co_await resolve(host, port);
       if (dec || targets.empty()) {
@@ -331,10 +356,10 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
         r.socks_reply = socks5::reply::host_unreachable;
         co_return r;
       }
-      co_return co_await socks5_connect(std::move(up), spec, targets.front().address().to_string(), port);
+      co_return co_await socks5_connect(std::move(up), spec, targets.front().address().to_string(), port, false);
     }
     case proto::exit_scheme::socks5h:
-      co_return co_await socks5_connect(std::move(up), spec, host, port);
+      co_return co_await socks5_connect(std::move(up), spec, host, port, mode == dial_mode::handshake);
     case proto::exit_scheme::direct:
       break;
   }

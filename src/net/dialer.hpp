@@ -2,9 +2,11 @@
 // Dialing through an exit: direct from a source address, HTTP CONNECT (plain or
 // TLS to the proxy), SOCKS5 / SOCKS5h. Runs on the calling shard's executor.
 //
-// Two modes: `tunnel` yields a byte stream to the target (CONNECT/SOCKS5 done);
+// Three modes: `tunnel` yields a byte stream to the target (CONNECT/SOCKS5 done);
 // `forward` yields a stream to the HTTP proxy itself for absolute-form requests
-// (for direct and SOCKS exits it is the same as tunnel).
+// (for direct and SOCKS exits it is the same as tunnel); `handshake` only proves the
+// exit is alive — TCP (and TLS) to the proxy, SOCKS5 greeting and login — without
+// reaching any target (host/port ignored; a direct exit checks its source address).
 
 #include <boost/asio/ssl.hpp>
 #include <chrono>
@@ -16,7 +18,7 @@
 
 namespace exitpool::net {
 
-enum class dial_mode { tunnel, forward };
+enum class dial_mode { tunnel, forward, handshake };
 
 // What went wrong, in the vocabulary of RFC 9209 Proxy-Status error types.
 enum class dial_error {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstddef>
 
 #include "pool/sticky.hpp"
@@ -11,10 +12,6 @@ namespace exitpool::pool {
 namespace {
 
 constexpr double ewma_alpha = 0.2;
-
-std::int64_t to_ns(time_point t) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
 
 char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
 
@@ -68,12 +65,79 @@ const std::vector<std::uint32_t>* lookup(const tag_index& index, const std::stri
   return it == index.end() ? nullptr : &it->second;
 }
 
+// `tier=N`: an optional sign and digits; anything else counts as the default tier.
+int parse_tier(const proto::exit_spec& spec) {
+  for (const auto& [key, value] : spec.tags) {
+    if (!iequals(key, "tier")) {
+      continue;
+    }
+    int tier = 0;
+    const char* first = value.data();
+    const char* last = value.data() + value.size();
+    if (first != last && *first == '+') {
+      ++first;
+    }
+    auto [p, ec] = std::from_chars(first, last, tier);
+    return ec == std::errc() && p == last ? tier : 0;
+  }
+  return 0;
+}
+
 }  // namespace
+
+const char* state_name(exit_state s) {
+  switch (s) {
+    case exit_state::healthy:
+      return "healthy";
+    case exit_state::ejected:
+      return "ejected";
+    case exit_state::probing:
+      return "probing";
+  }
+  return "unknown";
+}
 
 // ---- exit -------------------------------------------------------------------------------------
 
 exit::exit(proto::exit_spec spec, std::uint32_t index)
-    : spec_(std::move(spec)), id_hash_(hash64(spec_.id)), index_(index) {}
+    : spec_(std::move(spec)), id_hash_(hash64(spec_.id)), index_(index), tier_(parse_tier(spec_)) {}
+
+exit_state exit::state(time_point now) const {
+  const std::int64_t down = down_until_ns_.load(std::memory_order_relaxed);
+  if (down == 0) {
+    return exit_state::healthy;
+  }
+  return to_ns(now) < down ? exit_state::ejected : exit_state::probing;
+}
+
+bool exit::try_claim_probe(time_point now, std::chrono::milliseconds timeout) {
+  const std::int64_t t = std::max<std::int64_t>(1, to_ns(now));  // 0 means free
+  const std::int64_t lapse = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+  std::int64_t cur = probe_claimed_ns_.load(std::memory_order_relaxed);
+  do {
+    if (cur != 0 && t - cur < lapse) {
+      return false;
+    }
+  } while (!probe_claimed_ns_.compare_exchange_weak(cur, t, std::memory_order_relaxed));
+  return true;
+}
+
+std::optional<time_point> exit::probe_busy_until(time_point now, std::chrono::milliseconds timeout) const {
+  const std::int64_t cur = probe_claimed_ns_.load(std::memory_order_relaxed);
+  if (cur == 0) {
+    return std::nullopt;
+  }
+  const std::int64_t until = cur + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+  if (to_ns(now) >= until) {
+    return std::nullopt;
+  }
+  return from_ns(until);
+}
+
+void exit::apply_limits(const limits_config& c) {
+  limiter_.configure(c.per_exit_rate, c.burst);
+  concurrency_cap_.store(std::max(0, c.per_exit_concurrency), std::memory_order_relaxed);
+}
 
 bool exit::usable(time_point now) const { return to_ns(now) >= down_until_ns_.load(std::memory_order_relaxed); }
 
@@ -93,7 +157,9 @@ void exit::report(const outcome& o, time_point now, const health_config& cfg) {
     consecutive_failures_.store(0, std::memory_order_relaxed);
     ejections_.store(0, std::memory_order_relaxed);
     // A success ends any cool-down early: the exit was picked anyway (panic fallback) and works.
+    // It also ends a probe.
     down_until_ns_.store(0, std::memory_order_relaxed);
+    probe_claimed_ns_.store(0, std::memory_order_relaxed);
 
     const auto sample =
         static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(o.latency).count());
@@ -106,6 +172,26 @@ void exit::report(const outcome& o, time_point now, const health_config& cfg) {
   }
 
   failures_.fetch_add(1, std::memory_order_relaxed);
+  auto cooldown_after = [&cfg](int previous_ejections) {
+    auto cooldown = cfg.base_cooldown;
+    for (int i = 0; i < previous_ejections && cooldown < cfg.max_cooldown; ++i) {
+      cooldown *= 2;
+    }
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::min(cooldown, cfg.max_cooldown)).count();
+  };
+  std::int64_t down = down_until_ns_.load(std::memory_order_relaxed);
+  if (down != 0 && to_ns(now) >= down) {
+    // Probing and it failed: straight back into a (longer) cool-down. Only the thread
+    // that moves down_until ejects, so concurrent failures eject once.
+    const int previous_ejections = ejections_.load(std::memory_order_relaxed);
+    if (down_until_ns_.compare_exchange_strong(down, to_ns(now) + cooldown_after(previous_ejections),
+                                               std::memory_order_relaxed)) {
+      ejections_.fetch_add(1, std::memory_order_relaxed);
+      consecutive_failures_.store(0, std::memory_order_relaxed);
+      probe_claimed_ns_.store(0, std::memory_order_relaxed);
+    }
+    return;
+  }
   int seen = consecutive_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
   if (seen < cfg.failures_to_eject) {
     return;
@@ -115,13 +201,7 @@ void exit::report(const outcome& o, time_point now, const health_config& cfg) {
     return;
   }
   const int previous_ejections = ejections_.fetch_add(1, std::memory_order_relaxed);
-  auto cooldown = cfg.base_cooldown;
-  for (int i = 0; i < previous_ejections && cooldown < cfg.max_cooldown; ++i) {
-    cooldown *= 2;
-  }
-  cooldown = std::min(cooldown, cfg.max_cooldown);
-  down_until_ns_.store(to_ns(now) + std::chrono::duration_cast<std::chrono::nanoseconds>(cooldown).count(),
-                       std::memory_order_relaxed);
+  down_until_ns_.store(to_ns(now) + cooldown_after(previous_ejections), std::memory_order_relaxed);
 }
 
 // ---- filter -----------------------------------------------------------------------------------
@@ -155,7 +235,8 @@ std::string filter::describe() const {
 
 // ---- snapshot ---------------------------------------------------------------------------------
 
-std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> specs, const snapshot* previous) {
+std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> specs, const snapshot* previous,
+                                                const limits_config& limits) {
   auto s = std::make_shared<snapshot>();
   s->exits_.reserve(specs.size());
   s->all_.reserve(specs.size());
@@ -176,6 +257,7 @@ std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> sp
     if (!e) {
       e = std::make_shared<exit>(std::move(spec), i);
     }
+    e->apply_limits(limits);
     add_to_index(s->by_country_, e->spec().country, i);
     add_to_index(s->by_city_, e->spec().city, i);
     add_to_index(s->by_type_, e->spec().type, i);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -18,20 +19,31 @@
 #include <utility>
 #include <vector>
 
+#include "pool/clock.hpp"
+#include "pool/rate_limit.hpp"
 #include "proto/pool_line.hpp"
 
 namespace exitpool::pool {
 
-using clock = std::chrono::steady_clock;
-using time_point = clock::time_point;
-
 // Passive health: an exit that fails `failures_to_eject` dials in a row is ejected
 // for base_cooldown, doubled on each consecutive ejection up to max_cooldown.
+// When the cool-down ends the exit is probing: the selector lets one request at a
+// time use it (the probe); a success makes it healthy, a failure ejects it again at
+// once with the doubled cool-down. A probe that never reports lapses after
+// probe_timeout (another request may then probe).
 struct health_config {
   int failures_to_eject = 3;
   std::chrono::milliseconds base_cooldown{std::chrono::seconds(10)};
   std::chrono::milliseconds max_cooldown{std::chrono::seconds(300)};
+  std::chrono::milliseconds probe_timeout{std::chrono::seconds(30)};
 };
+
+enum class exit_state {
+  healthy,  // in rotation
+  ejected,  // in a cool-down (chosen only by the selector's panic fallback)
+  probing,  // cool-down over, not yet proven: one request at a time
+};
+const char* state_name(exit_state s);
 
 struct outcome {
   bool ok = false;
@@ -51,8 +63,13 @@ class exit {
   // reload keeps its first index, so never use it to index another snapshot.
   std::uint32_t index() const { return index_; }
 
-  // Not in an ejection cool-down at `now`.
+  // Tier from the `tier=N` tag (lower = preferred); 0 without the tag or when its
+  // value is not an integer.
+  int tier() const { return tier_; }
+
+  // Not in an ejection cool-down at `now` (healthy or probing).
   bool usable(time_point now) const;
+  exit_state state(time_point now) const;
   time_point down_until() const;
   int inflight() const { return inflight_.load(std::memory_order_relaxed); }
   // Exponentially weighted dial latency in microseconds; negative when no sample yet.
@@ -61,14 +78,35 @@ class exit {
   std::uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
   int consecutive_failures() const { return consecutive_failures_.load(std::memory_order_relaxed); }
 
-  // Records a dial outcome (passive health check). Any thread.
+  // Records a dial outcome (passive health check). Any thread. A success ends any
+  // cool-down or probe; a failure while probing re-ejects at once (doubled cool-down).
   void report(const outcome& o, time_point now, const health_config& cfg);
+
+  // Probing: claims the single probe slot (free, or claimed longer than `timeout`
+  // ago). The selector calls this on the exit it chooses; report() frees the slot.
+  bool try_claim_probe(time_point now, std::chrono::milliseconds timeout);
+  // Frees the probe slot without an outcome (the request ended without telling
+  // whether the exit works, e.g. the target refused). Any thread.
+  void release_probe() { probe_claimed_ns_.store(0, std::memory_order_relaxed); }
+  // When a probe claimed at or before `now` lapses; nullopt when the slot is free.
+  std::optional<time_point> probe_busy_until(time_point now, std::chrono::milliseconds timeout) const;
+
+  // Rate and concurrency limits (limits_config, applied by snapshot::build; off by default).
+  token_bucket& limiter() { return limiter_; }
+  const token_bucket& limiter() const { return limiter_; }
+  int concurrency_cap() const { return concurrency_cap_.load(std::memory_order_relaxed); }  // 0 = none
+  bool at_concurrency_cap() const {
+    const int cap = concurrency_cap();
+    return cap > 0 && inflight() >= cap;
+  }
+  void apply_limits(const limits_config& c);
 
  private:
   friend class lease;
   proto::exit_spec spec_;
   std::uint64_t id_hash_;
   std::uint32_t index_;
+  int tier_ = 0;
   // Written from every shard: keep them off the spec's cache lines.
   alignas(64) std::atomic<int> inflight_{0};
   std::atomic<std::uint64_t> successes_{0};
@@ -77,6 +115,9 @@ class exit {
   std::atomic<int> ejections_{0};
   std::atomic<std::int64_t> down_until_ns_{0};    // steady_clock ns since epoch
   std::atomic<std::int64_t> ewma_latency_ns_{-1};
+  std::atomic<std::int64_t> probe_claimed_ns_{0};  // 0: probe slot free
+  std::atomic<int> concurrency_cap_{0};
+  token_bucket limiter_;
 };
 
 // RAII in-flight counter on an exit.
@@ -93,7 +134,22 @@ class lease {
     return *this;
   }
   ~lease() { release(); }
+  // A lease only if `e` is below its concurrency cap (exact across shards, unlike the
+  // selector's check, which a racing shard can overtake); empty otherwise.
+  static lease try_acquire(exit& e) {
+    const int cap = e.concurrency_cap();
+    int cur = e.inflight_.load(std::memory_order_relaxed);
+    do {
+      if (cap > 0 && cur >= cap) {
+        return lease();
+      }
+    } while (!e.inflight_.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed));
+    lease out;
+    out.exit_ = &e;
+    return out;
+  }
   exit* get() const { return exit_; }
+  explicit operator bool() const { return exit_ != nullptr; }
   void release() {
     if (exit_) {
       exit_->inflight_.fetch_sub(1, std::memory_order_relaxed);
@@ -119,9 +175,10 @@ struct filter {
 class snapshot {
  public:
   // Builds a snapshot; exits in `previous` with the same id and the same spec are
-  // carried over (same object, same stats). `previous` may be null.
+  // carried over (same object, same stats). `previous` may be null. `limits` is
+  // applied to every exit, carried over or new (a reload can change them).
   static std::shared_ptr<const snapshot> build(std::vector<proto::exit_spec> specs,
-                                               const snapshot* previous = nullptr);
+                                               const snapshot* previous = nullptr, const limits_config& limits = {});
 
   const std::vector<std::shared_ptr<exit>>& exits() const { return exits_; }
   std::size_t size() const { return exits_.size(); }

@@ -4,13 +4,18 @@
 // One selector per shard (it holds the round-robin cursor and the random
 // generator): not thread-safe, no locks, no shared writes.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <random>
 #include <span>
 #include <string_view>
+#include <vector>
 
+#include "pool/ban.hpp"
 #include "pool/pool.hpp"
+#include "pool/rate_limit.hpp"
+#include "pool/tier.hpp"
 
 namespace exitpool::pool {
 
@@ -25,29 +30,71 @@ struct pick_request {
   std::uint64_t sticky_generation = 0;
   // Exits already tried for this request (retries never reuse one).
   std::span<const exit* const> exclude;
+  // Target host (lower-case, no port); empty: bans, per-host limits and tier memory
+  // are not consulted.
+  std::string_view host;
+  // Shared tables, each optional (null: that check is off). Not owned.
+  const ban_table* bans = nullptr;
+  host_limits* host_rates = nullptr;
+  const tier_memory* tiers = nullptr;
+  // How long a probe claim lasts without an outcome (health_config::probe_timeout).
+  std::chrono::milliseconds probe_timeout{std::chrono::seconds(30)};
 };
 
 enum class pick_error {
   none,
   no_match,     // no exit in the pool has the requested tags
   exhausted,    // exits match, but every one of them was already tried
+  no_capacity,  // exits match and remain, but each is banned for the host, out of rate
+                // tokens, at its concurrency cap or busy probing: wait until retry_at
 };
+const char* pick_error_name(pick_error e);
 
 struct pick_result {
   exit* chosen = nullptr;
   pick_error error = pick_error::none;
   std::size_t matching = 0;  // exits matching the filter (for error messages)
+  // no_capacity: the earliest time one of the blocked exits may have capacity again
+  // (a token frees, a ban ends, a probe lapses; a concurrency cap is polled: now +
+  // capacity_poll). Pick again then, or give up at the queue deadline.
+  time_point retry_at{};
+  std::size_t banned = 0;   // remaining exits banned for the host (for error messages)
+  std::size_t limited = 0;  // remaining exits without a token, at the cap or busy probing
+  int tier = 0;             // tier of the chosen exit
+  // The chosen exit is probing and this request holds its probe slot: report the
+  // outcome (or call exit::release_probe() if the request cannot tell).
+  bool probe = false;
 };
+
+// How long a caller waits before picking again when the only obstacle is a concurrency cap.
+inline constexpr std::chrono::milliseconds capacity_poll{50};
 
 class selector {
  public:
   selector(policy p, std::uint64_t seed);
 
-  // Chooses an exit matching r.f that is not in r.exclude. Prefers usable exits
-  // (not in cool-down); when every remaining match is cooling down it still picks
-  // one (the one whose cool-down ends first) rather than failing — a pool in which
-  // everything looks dead is more often a network blip than a dead pool.
-  // Sticky requests use rendezvous hashing (see sticky.hpp), whatever the policy.
+  // Chooses an exit matching r.f that is not in r.exclude.
+  //
+  // Every remaining match (matching, not excluded) is in one of three classes:
+  //  - blocked: banned for r.host (r.bans), no per-exit token (exit::limiter), no
+  //    per-exit-host token (r.host_rates), at its concurrency cap, or probing with its
+  //    probe slot taken. Limits and bans are hard: a blocked exit is never chosen.
+  //  - down: in an ejection cool-down.
+  //  - eligible: healthy, or probing with a free probe slot.
+  // Eligible exits are chosen by tier: the lowest tier with an eligible exit wins
+  // (starting at r.tiers' remembered tier for r.host; tiers below it are used only
+  // when no tier at or above it has one), and the policy picks within that tier.
+  // Tokens (per exit, then per exit and host) and the probe slot are taken only on
+  // the chosen exit; if a racing shard took the last one, that exit counts as blocked
+  // and the choice is made again. The concurrency cap is checked, not reserved (use
+  // lease::try_acquire for an exact cap).
+  // No eligible exit in any tier: the down exit whose cool-down ends first is chosen
+  // anyway (panic fallback) — a pool in which everything looks dead is more often a
+  // network blip than a dead pool. Nothing down either: pick_error::no_capacity with
+  // retry_at.
+  // Sticky requests use rendezvous hashing (see sticky.hpp) within the tier, whatever
+  // the policy: a sticky exit that is banned, out of tokens, at its cap or down falls
+  // to the session's next rendezvous choice (and comes back when it has capacity).
   //   round_robin:    next matching exit after this shard's cursor
   //   random:         weighted by the exit's weight
   //   least_inflight: fewest in-flight leases (ties: random); power-of-two-choices
@@ -59,9 +106,24 @@ class selector {
   policy which() const { return policy_; }
 
  private:
+  enum class cls : std::uint8_t { eligible, down, blocked };
+  struct cand {
+    exit* e;
+    std::uint32_t pos;  // position in the candidate list (round-robin order)
+    int tier;
+    cls c;
+    bool probing;
+    bool banned;
+    time_point free_at;  // blocked: when it may have capacity again
+  };
+
   policy policy_;
   std::uint64_t cursor_;
   std::mt19937_64 rng_;
+  // Per-pick scratch, kept to avoid allocating on every pick.
+  std::vector<cand> scratch_;
+  std::vector<std::uint64_t> hashes_;
+  std::vector<time_point> times_;
 };
 
 }  // namespace exitpool::pool

@@ -148,8 +148,15 @@ def test_unknown_option_is_407_naming_it(gw_all, lab):
     assert hop.status == 407 and "colour" in (hop.resp.header("X-Exitpool-Error") or "")
     hop = via_socks(gw_all.port, "127.0.0.1", lab.origin.port, user="alice-colour-red")
     assert hop.status == 407  # RFC 1929 status != 0
+
+
+def test_unknown_option_in_password_is_407(gw_all, lab):
+    """A password shaped PASS_key-value carries options (src/proto/user_params.hpp); unknown keys are errors."""
     hop = via_http(gw_all.port, lab.origin.url(), user="alice", password="x_colour-red")
-    assert hop.status == 407
+    assert hop.status == 407, hop.resp.headers
+    assert "colour" in (hop.resp.header("X-Exitpool-Error") or "")
+    # a password with '_' that is not shaped like options is just a password
+    assert via_http(gw_all.port, lab.origin.url(), user="alice", password="my_secret").status == 200
 
 
 def test_no_exit_for_country_is_503(gw_all, lab):

@@ -38,7 +38,7 @@ TEST(ExitsJson, ParsesBackWithEveryField) {
   for (const auto& ev : exits) {
     const auto& e = ev.as_object();
     for (const char* key : {"id", "url", "scheme", "tags", "state", "inflight", "successes", "failures", "success_rate",
-                            "ewma_latency_ms", "consecutive_failures", "cooldown_remaining_s", "bans"}) {
+                            "ewma_latency_ms", "tier", "consecutive_failures", "cooldown_remaining_s", "bans"}) {
       EXPECT_TRUE(e.contains(key)) << key;
     }
     EXPECT_TRUE(e.at("bans").is_array());
@@ -48,7 +48,8 @@ TEST(ExitsJson, ParsesBackWithEveryField) {
   EXPECT_EQ(a.at("id").as_string(), "a");
   EXPECT_EQ(a.at("url").as_string(), "http://alice:***@10.0.0.1:8080");
   EXPECT_EQ(a.at("scheme").as_string(), "http");
-  EXPECT_EQ(a.at("state").as_string(), "usable");
+  EXPECT_EQ(a.at("state").as_string(), "healthy");
+  EXPECT_EQ(a.at("tier").to_number<int>(), 1);
   EXPECT_EQ(a.at("successes").to_number<std::uint64_t>(), 2u);
   EXPECT_EQ(a.at("failures").to_number<std::uint64_t>(), 0u);
   EXPECT_DOUBLE_EQ(a.at("success_rate").to_number<double>(), 1.0);
@@ -65,7 +66,7 @@ TEST(ExitsJson, ParsesBackWithEveryField) {
   EXPECT_EQ(b.at("state").as_string(), "ejected");
   EXPECT_DOUBLE_EQ(b.at("success_rate").to_number<double>(), 0.0);
   EXPECT_TRUE(b.at("ewma_latency_ms").is_null());
-  EXPECT_EQ(b.at("consecutive_failures").to_number<int>(), 1);
+  EXPECT_EQ(b.at("consecutive_failures").to_number<int>(), snap->exits()[1]->consecutive_failures());
   EXPECT_NEAR(b.at("cooldown_remaining_s").to_number<double>(), 6.0, 1e-6);
   EXPECT_TRUE(b.at("tags").as_object().at("country").is_null());
   EXPECT_EQ(b.at("scheme").as_string(), "socks5h");
@@ -74,6 +75,27 @@ TEST(ExitsJson, ParsesBackWithEveryField) {
   EXPECT_EQ(c.at("inflight").to_number<int>(), 1);
   EXPECT_TRUE(c.at("success_rate").is_null());
   EXPECT_EQ(c.at("scheme").as_string(), "direct");
+  EXPECT_EQ(c.at("tier").to_number<int>(), 0);
+
+  // After the cool-down: on trial.
+  json::value later = json::parse(render_exits_json(*snap, t0 + 11s));
+  EXPECT_EQ(later.at("exits").as_array()[1].at("state").as_string(), "probing");
+  EXPECT_DOUBLE_EQ(later.at("exits").as_array()[1].at("cooldown_remaining_s").to_number<double>(), 0.0);
+}
+
+TEST(ExitsJson, ListsBansOfEachExit) {
+  auto snap = make_pool();
+  pool::ban_table bans;
+  bans.ban(*snap->exits()[0], "example.com", t0 + 30s);
+  bans.ban(*snap->exits()[0], "a.example", t0 + 5s);
+  bans.ban(*snap->exits()[1], "gone.example", t0 - 1s);  // already over
+  json::value v = json::parse(render_exits_json(*snap, t0, &bans));
+  const auto& a = v.at("exits").as_array()[0].at("bans").as_array();
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].at("host").as_string(), "a.example");
+  EXPECT_NEAR(a[0].at("remaining_s").to_number<double>(), 5.0, 1e-6);
+  EXPECT_EQ(a[1].at("host").as_string(), "example.com");
+  EXPECT_TRUE(v.at("exits").as_array()[1].at("bans").as_array().empty());
 }
 
 TEST(ExitsJson, EmptyPool) {

@@ -60,7 +60,7 @@ struct fixture {
     snap = pool::snapshot::build(std::move(specs));
     pool::health_config h;
     h.failures_to_eject = 1;
-    snap->exits()[2]->report({false, 0us}, t0, h);  // "down"
+    snap->exits()[2]->report({false, 0us}, t0, h);    // "down"
     snap->exits()[0]->report({true, 2500us}, t0, h);  // "plain"
   }
 };
@@ -168,8 +168,9 @@ TEST(Prometheus, PerExitSeriesAndStates) {
   const std::string text = render_prometheus(f.reg, *f.snap, t0);
   EXPECT_EQ(value_of(text, R"(exitpool_exit_up{exit="plain"})"), 1);
   EXPECT_EQ(value_of(text, R"(exitpool_exit_up{exit="down"})"), 0);
-  EXPECT_EQ(value_of(text, R"(exitpool_exits{state="usable"})"), 2);
+  EXPECT_EQ(value_of(text, R"(exitpool_exits{state="healthy"})"), 2);
   EXPECT_EQ(value_of(text, R"(exitpool_exits{state="ejected"})"), 1);
+  EXPECT_EQ(value_of(text, R"(exitpool_exits{state="probing"})"), 0);
   EXPECT_EQ(value_of(text, R"(exitpool_exit_dial_successes_total{exit="plain"})"), 1);
   EXPECT_EQ(value_of(text, R"(exitpool_exit_dial_failures_total{exit="down"})"), 1);
   EXPECT_EQ(value_of(text, R"(exitpool_exit_inflight{exit="plain"})"), 0);
@@ -179,6 +180,8 @@ TEST(Prometheus, PerExitSeriesAndStates) {
   // After the cool-down the exit is usable again.
   const std::string later = render_prometheus(f.reg, *f.snap, t0 + 1h);
   EXPECT_EQ(value_of(later, R"(exitpool_exit_up{exit="down"})"), 1);
+  EXPECT_EQ(value_of(later, R"(exitpool_exits{state="probing"})"), 1);
+  EXPECT_EQ(value_of(later, R"(exitpool_exits{state="ejected"})"), 0);
 }
 
 TEST(Prometheus, LabelValuesAreEscaped) {
@@ -190,11 +193,25 @@ TEST(Prometheus, LabelValuesAreEscaped) {
   EXPECT_NE(text.find(R"(exitpool_exit_up{exit="we\"ird\\id\nx"} 1)"), std::string::npos) << text;
 }
 
+TEST(Prometheus, Bans) {
+  fixture f;
+  f.reg.shard(0).on_ban();
+  f.reg.shard(2).on_ban();
+  EXPECT_EQ(render_prometheus(f.reg, *f.snap, t0).find("exitpool_active_bans"), std::string::npos);
+  pool::ban_table bans;
+  bans.ban(*f.snap->exits()[0], "example.com", t0 + 30s);
+  bans.ban(*f.snap->exits()[1], "example.com", t0 + 30s);
+  const std::string text = render_prometheus(f.reg, *f.snap, t0, &bans);
+  EXPECT_EQ(value_of(text, "exitpool_bans_total"), 2);
+  EXPECT_EQ(value_of(text, "exitpool_active_bans"), 2);
+  EXPECT_EQ(value_of(render_prometheus(f.reg, *f.snap, t0 + 1h, &bans), "exitpool_active_bans"), 0);
+}
+
 TEST(Prometheus, EmptyRegistryAndPool) {
   metrics_registry reg;
   auto snap = pool::snapshot::build({});
   const std::string text = render_prometheus(reg, *snap, t0);
-  EXPECT_EQ(value_of(text, R"(exitpool_exits{state="usable"})"), 0);
+  EXPECT_EQ(value_of(text, R"(exitpool_exits{state="healthy"})"), 0);
   EXPECT_EQ(value_of(text, R"(exitpool_dial_duration_seconds_count)"), 0);
 }
 

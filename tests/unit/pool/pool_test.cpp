@@ -295,5 +295,53 @@ TEST(PoolHolder, SwapsSnapshots) {
   EXPECT_EQ(holder.load()->size(), 1u);
 }
 
+// ---- states, tiers and limits ------------------------------------------------------------------
+
+TEST(Exit, StatesHealthyEjectedProbing) {
+  exit e(spec("a"), 0);
+  const health_config cfg{.failures_to_eject = 1, .base_cooldown = 10s};
+  EXPECT_EQ(e.state(t0), exit_state::healthy);
+  e.report(fail(), t0, cfg);
+  EXPECT_EQ(e.state(t0 + 1s), exit_state::ejected);
+  EXPECT_EQ(e.state(t0 + 10s), exit_state::probing);
+  EXPECT_TRUE(e.usable(t0 + 10s));  // usable(): not cooling down (probing counts)
+  EXPECT_STREQ(state_name(e.state(t0 + 10s)), "probing");
+  e.report(ok(), t0 + 10s, cfg);
+  EXPECT_EQ(e.state(t0 + 10s), exit_state::healthy);
+}
+
+TEST(Exit, ProbeSlotIsExclusive) {
+  exit e(spec("a"), 0);
+  EXPECT_TRUE(e.try_claim_probe(t0, 30s));
+  EXPECT_FALSE(e.try_claim_probe(t0 + 29s, 30s));
+  EXPECT_EQ(e.probe_busy_until(t0, 30s), t0 + 30s);
+  EXPECT_TRUE(e.try_claim_probe(t0 + 30s, 30s));  // lapsed
+  e.release_probe();
+  EXPECT_EQ(e.probe_busy_until(t0 + 30s, 30s), std::nullopt);
+}
+
+TEST(Snapshot, AppliesLimitsToNewAndCarriedOverExits) {
+  auto s1 = snapshot::build({spec("a")}, nullptr, {.per_exit_rate = 2, .burst = 4, .per_exit_concurrency = 3});
+  const exit* a = s1->find("a");
+  EXPECT_DOUBLE_EQ(a->limiter().rate(), 2.0);
+  EXPECT_DOUBLE_EQ(a->limiter().burst(), 4.0);
+  EXPECT_EQ(a->concurrency_cap(), 3);
+  EXPECT_EQ(a->tier(), 0);
+  // Reload with limits off: same exit object, limits off.
+  auto s2 = snapshot::build({spec("a")}, s1.get());
+  EXPECT_EQ(s2->find("a"), a);
+  EXPECT_FALSE(a->limiter().limited());
+  EXPECT_EQ(a->concurrency_cap(), 0);
+}
+
+TEST(Snapshot, TierTagChangeIsANewExit) {
+  auto s1 = snapshot::build({spec("a")});
+  auto tagged = spec("a");
+  tagged.tags.emplace_back("tier", "2");
+  auto s2 = snapshot::build({tagged}, s1.get());
+  EXPECT_NE(s2->find("a"), s1->find("a"));
+  EXPECT_EQ(s2->find("a")->tier(), 2);
+}
+
 }  // namespace
 }  // namespace exitpool::pool

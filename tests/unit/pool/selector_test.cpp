@@ -1,4 +1,6 @@
 #include "pool/selector.hpp"
+#include "pool/ban.hpp"
+#include "pool/rate_limit.hpp"
 
 #include <gtest/gtest.h>
 
@@ -227,8 +229,14 @@ TEST(Selector, SkipsExitsInCooldown) {
     EXPECT_EQ(counts.count("e1"), 0u) << policy_name(p);
     EXPECT_EQ(counts.count("e3"), 0u) << policy_name(p);
   }
-  // Cool-down over: back in rotation.
+  // Cool-down over: e1 and e3 are probing. Each is lent to one request (the probe);
+  // once the probes succeed they are back in rotation.
   selector rr(policy::round_robin, 0);
+  auto probes = tally(rr, *s, {}, 400, t0 + 10s);
+  EXPECT_EQ(probes.at("e1"), 1);
+  EXPECT_EQ(probes.at("e3"), 1);
+  s->exits()[1]->report({true, 0us}, t0 + 10s, eject_once);
+  s->exits()[3]->report({true, 0us}, t0 + 10s, eject_once);
   auto later = tally(rr, *s, {}, 400, t0 + 10s);
   EXPECT_EQ(later, (std::map<std::string, int>{{"e0", 100}, {"e1", 100}, {"e2", 100}, {"e3", 100}}));
 }
@@ -374,6 +382,237 @@ TEST(Fastest, UnmeasuredExitsFirst) {
   EXPECT_LT(counts["e0"], 60);  // only by exploration
   EXPECT_GT(counts["e1"], 400);
   EXPECT_GT(counts["e2"], 400);
+}
+
+
+// ---- bans, rate limits, concurrency caps, probing ----------------------------------------------
+
+
+exit& at(const snapshot& s, int i) { return *s.exits()[i]; }
+
+TEST(SelectorCapacity, SkipsExitsBannedForTheHostOnly) {
+  auto s = numbered(3);
+  ban_table bans;
+  bans.ban(at(*s, 1), "x.com", t0 + 60s);
+  for (policy p : all_policies) {
+    selector sel(p, 3);
+    pick_request r;
+    r.host = "x.com";
+    r.bans = &bans;
+    auto counts = tally(sel, *s, r, 300);
+    EXPECT_EQ(counts.count("e1"), 0u) << policy_name(p);
+    r.host = "y.com";
+    EXPECT_GT(tally(sel, *s, r, 300).count("e1"), 0u) << policy_name(p);
+    // Ban over: back for x.com too.
+    r.host = "x.com";
+    EXPECT_GT(tally(sel, *s, r, 300, t0 + 60s).count("e1"), 0u) << policy_name(p);
+  }
+}
+
+TEST(SelectorCapacity, AllBannedIsNoCapacityUntilTheFirstBanEnds) {
+  auto s = numbered(2);
+  ban_table bans;
+  bans.ban(at(*s, 0), "x.com", t0 + 60s);
+  bans.ban(at(*s, 1), "x.com", t0 + 30s);
+  selector sel(policy::random, 1);
+  pick_request r;
+  r.host = "x.com";
+  r.bans = &bans;
+  auto res = sel.pick(*s, r, t0);
+  EXPECT_EQ(res.chosen, nullptr);
+  EXPECT_EQ(res.error, pick_error::no_capacity);
+  EXPECT_EQ(res.retry_at, t0 + 30s);
+  EXPECT_EQ(res.matching, 2u);
+  EXPECT_EQ(res.banned, 2u);
+  EXPECT_EQ(res.limited, 0u);
+  // Banned exits are not a panic fallback; excluded ones still make "exhausted".
+  const exit* ex[] = {&at(*s, 0), &at(*s, 1)};
+  r.exclude = ex;
+  EXPECT_EQ(sel.pick(*s, r, t0).error, pick_error::exhausted);
+  r.f.country = "zz";
+  EXPECT_EQ(sel.pick(*s, r, t0).error, pick_error::no_match);
+}
+
+TEST(SelectorCapacity, TokensAreTakenOnlyOnTheChosenExit) {
+  auto s = snapshot::build({spec("a"), spec("b"), spec("c")}, nullptr, {.per_exit_rate = 1, .burst = 1});
+  selector sel(policy::round_robin, 0);
+  auto res = sel.pick(*s, {}, t0);
+  ASSERT_NE(res.chosen, nullptr);
+  EXPECT_EQ(res.chosen->id(), "a");
+  EXPECT_FALSE(at(*s, 0).limiter().available(t0));
+  EXPECT_TRUE(at(*s, 1).limiter().available(t0));  // looked at, not consumed
+  EXPECT_TRUE(at(*s, 2).limiter().available(t0));
+  // One token each per second: b, c, then nothing until a's token frees.
+  EXPECT_EQ(sel.pick(*s, {}, t0 + 100ms).chosen->id(), "b");
+  EXPECT_EQ(sel.pick(*s, {}, t0 + 200ms).chosen->id(), "c");
+  res = sel.pick(*s, {}, t0 + 300ms);
+  EXPECT_EQ(res.error, pick_error::no_capacity);
+  EXPECT_EQ(res.retry_at, t0 + 1s);
+  EXPECT_EQ(res.limited, 3u);
+  EXPECT_EQ(sel.pick(*s, {}, t0 + 1s).chosen->id(), "a");
+}
+
+TEST(SelectorCapacity, RateOverThreeSecondsPerExit) {
+  // --per-exit-rate 5 with 4 exits: 20 picks a second, 5 per exit, whatever the policy.
+  for (policy p : all_policies) {
+    auto s = snapshot::build({spec("a"), spec("b"), spec("c"), spec("d")}, nullptr, {.per_exit_rate = 5, .burst = 1});
+    selector sel(p, 9);
+    std::map<std::string, int> per_exit;
+    int refused = 0;
+    for (auto t = 0ms; t < 3s; t += 5ms) {
+      auto res = sel.pick(*s, {}, t0 + t);
+      if (res.chosen != nullptr) {
+        ++per_exit[res.chosen->id()];
+      } else {
+        EXPECT_EQ(res.error, pick_error::no_capacity);
+        EXPECT_GT(res.retry_at, t0 + t);
+        ++refused;
+      }
+    }
+    for (const auto& [id, n] : per_exit) {
+      EXPECT_EQ(n, 15) << policy_name(p) << " " << id;
+    }
+    EXPECT_EQ(per_exit.size(), 4u);
+    EXPECT_EQ(refused, 600 - 60);
+  }
+}
+
+TEST(SelectorCapacity, PerExitHostRate) {
+  auto s = numbered(2);
+  host_limits hl(1, 1);
+  selector sel(policy::round_robin, 0);
+  pick_request r;
+  r.host = "x.com";
+  r.host_rates = &hl;
+  std::set<std::string> got;
+  got.insert(sel.pick(*s, r, t0).chosen->id());
+  got.insert(sel.pick(*s, r, t0).chosen->id());
+  EXPECT_EQ(got, (std::set<std::string>{"e0", "e1"}));
+  auto res = sel.pick(*s, r, t0 + 10ms);
+  EXPECT_EQ(res.error, pick_error::no_capacity);
+  EXPECT_EQ(res.retry_at, t0 + 1s);
+  // Another host has its own buckets; no host, no per-host limit.
+  r.host = "y.com";
+  EXPECT_NE(sel.pick(*s, r, t0 + 10ms).chosen, nullptr);
+  r.host = "";
+  EXPECT_NE(sel.pick(*s, r, t0 + 10ms).chosen, nullptr);
+}
+
+TEST(SelectorCapacity, ConcurrencyCap) {
+  auto s = snapshot::build({spec("a"), spec("b")}, nullptr, {.per_exit_concurrency = 1});
+  selector sel(policy::round_robin, 0);
+  lease la(at(*s, 0));
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(sel.pick(*s, {}, t0).chosen->id(), "b");
+  }
+  lease lb = lease::try_acquire(at(*s, 1));
+  ASSERT_TRUE(lb);
+  EXPECT_FALSE(lease::try_acquire(at(*s, 1)));  // exact cap
+  auto res = sel.pick(*s, {}, t0);
+  EXPECT_EQ(res.error, pick_error::no_capacity);
+  EXPECT_EQ(res.retry_at, t0 + capacity_poll);
+  la.release();
+  EXPECT_EQ(sel.pick(*s, {}, t0).chosen->id(), "a");
+}
+
+TEST(SelectorCapacity, StickyBannedFallsToTheNextRendezvousChoice) {
+  auto s = numbered(10);
+  ban_table bans;
+  selector sel(policy::round_robin, 0);
+  pick_request r;
+  r.sticky_key = "user\x1fsession-1";
+  r.host = "x.com";
+  r.bans = &bans;
+  exit* first = sel.pick(*s, r, t0).chosen;
+  ASSERT_NE(first, nullptr);
+  // The next rendezvous choice is what a retry excluding the first would get.
+  const exit* ex[] = {first};
+  pick_request retry = r;
+  retry.exclude = ex;
+  exit* second = sel.pick(*s, retry, t0).chosen;
+  bans.ban(*first, "x.com", t0 + 60s);
+  selector other(policy::fastest, 7);  // any shard agrees
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(sel.pick(*s, r, t0 + 1s).chosen, second);
+    EXPECT_EQ(other.pick(*s, r, t0 + 1s).chosen, second);
+  }
+  // Other hosts keep the session's exit; and it comes back when the ban ends.
+  r.host = "y.com";
+  EXPECT_EQ(sel.pick(*s, r, t0 + 1s).chosen, first);
+  r.host = "x.com";
+  EXPECT_EQ(sel.pick(*s, r, t0 + 60s).chosen, first);
+}
+
+TEST(SelectorCapacity, ProbingLetsOneRequestAtATime) {
+  auto s = numbered(1);
+  exit& e = at(*s, 0);
+  eject(e, t0);  // cool-down 10 s
+  EXPECT_EQ(e.state(t0 + 5s), exit_state::ejected);
+  EXPECT_EQ(e.state(t0 + 10s), exit_state::probing);
+  selector sel(policy::round_robin, 0);
+  // Ejected and alone: the panic fallback, not a probe.
+  auto res = sel.pick(*s, {}, t0 + 5s);
+  EXPECT_EQ(res.chosen, &e);
+  EXPECT_FALSE(res.probe);
+  // Cool-down over: the first request is the probe, the next ones wait for it.
+  res = sel.pick(*s, {}, t0 + 10s);
+  EXPECT_EQ(res.chosen, &e);
+  EXPECT_TRUE(res.probe);
+  res = sel.pick(*s, {}, t0 + 11s);
+  EXPECT_EQ(res.error, pick_error::no_capacity);
+  EXPECT_EQ(res.retry_at, t0 + 10s + 30s);  // when the probe claim would lapse
+  // The probe succeeds: healthy, everyone may use it.
+  e.report({true, 0us}, t0 + 12s, eject_once);
+  EXPECT_EQ(e.state(t0 + 12s), exit_state::healthy);
+  for (int i = 0; i < 3; ++i) {
+    res = sel.pick(*s, {}, t0 + 12s);
+    EXPECT_EQ(res.chosen, &e);
+    EXPECT_FALSE(res.probe);
+  }
+}
+
+TEST(SelectorCapacity, ProbeFailureReEjectsWithDoubledCooldown) {
+  auto s = numbered(2);
+  exit& e = at(*s, 0);
+  eject(e, t0);  // 10 s
+  selector sel(policy::round_robin, 0);
+  auto counts = tally(sel, *s, {}, 10, t0 + 10s);
+  EXPECT_EQ(counts["e0"], 1);  // one probe, the rest on e1
+  EXPECT_EQ(counts["e1"], 9);
+  // The probe fails once: ejected again at once (failures_to_eject does not apply), 20 s.
+  e.report({false, 0us}, t0 + 11s, health_config{.failures_to_eject = 3, .base_cooldown = 10s});
+  EXPECT_EQ(e.state(t0 + 11s), exit_state::ejected);
+  EXPECT_EQ(e.down_until(), t0 + 31s);
+  EXPECT_EQ(tally(sel, *s, {}, 10, t0 + 30s).count("e0"), 0u);
+  // Probing again at t0 + 31 s; a new probe may start.
+  counts = tally(sel, *s, {}, 10, t0 + 31s);
+  EXPECT_EQ(counts["e0"], 1);
+}
+
+TEST(SelectorCapacity, ProbeClaimLapsesAndCanBeReleased) {
+  auto s = numbered(1);
+  exit& e = at(*s, 0);
+  eject(e, t0);
+  selector sel(policy::random, 0);
+  pick_request r;
+  r.probe_timeout = 5s;
+  EXPECT_TRUE(sel.pick(*s, r, t0 + 10s).probe);
+  EXPECT_EQ(sel.pick(*s, r, t0 + 14s).error, pick_error::no_capacity);
+  EXPECT_TRUE(sel.pick(*s, r, t0 + 15s).probe);  // the first probe never reported
+  e.release_probe();
+  EXPECT_TRUE(sel.pick(*s, r, t0 + 15s).probe);
+}
+
+TEST(SelectorCapacity, ProbeNotClaimedWhenTheExitHasNoToken) {
+  auto s = snapshot::build({spec("a")}, nullptr, {.per_exit_rate = 1, .burst = 1});
+  exit& e = at(*s, 0);
+  eject(e, t0);
+  selector sel(policy::round_robin, 0);
+  ASSERT_TRUE(e.limiter().try_take(t0 + 10s));  // someone else took the token
+  auto res = sel.pick(*s, {}, t0 + 10s);
+  EXPECT_EQ(res.error, pick_error::no_capacity);
+  EXPECT_EQ(e.probe_busy_until(t0 + 10s, 30s), std::nullopt);
+  EXPECT_TRUE(sel.pick(*s, {}, t0 + 11s).probe);
 }
 
 }  // namespace

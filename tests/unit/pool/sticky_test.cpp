@@ -191,7 +191,8 @@ TEST(Sticky, OnlySessionsOfAFailedExitMove) {
   }
   EXPECT_GT(moved, 350);
   EXPECT_EQ(moved_to.size(), 9u);  // the failed exit's sessions spread over the rest
-  // When it comes back, its sessions return to it.
+  // When it comes back (its cool-down over and one probe succeeded), its sessions return to it.
+  failed.report({true, 0us}, t0 + 1h, {.failures_to_eject = 1});
   for (int i = 0; i < n; ++i) {
     EXPECT_EQ(sticky_pick(sel, *s, key(i), 0, t0 + 1h), before[i]);
   }
