@@ -11,18 +11,11 @@
 // Exit codes: 0 every exit ok, 1 at least one failed, 2 usage or pool file error.
 #include <CLI/CLI.hpp>
 #include <functional>
-#include <string>
-#include <string_view>
 
 namespace exitpool::cli {
 
 // Adds the `check` subcommand to `app`; when it is chosen, `run` is set to the action.
+// The check of one exit is net::probe_exit (net/probe.hpp).
 void add_check(CLI::App& app, std::function<int()>& run);
-
-// The first line of `body`, normalized, when it parses as an IPv4/IPv6 address; else "".
-std::string first_line_ip(std::string_view body);
-
-// Decodes a (possibly truncated) chunked body; stops at the last chunk or where the data ends.
-std::string decode_chunked(std::string_view raw);
 
 }  // namespace exitpool::cli

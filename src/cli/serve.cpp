@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "gateway/server.hpp"
+#include "net/probe.hpp"
 #include "proto/pool_line.hpp"
 
 namespace exitpool::cli {
@@ -30,6 +31,8 @@ struct serve_options {
   double ban_s = 300;
   double cooldown_s = 10;
   double max_cooldown_s = 300;
+  double check_interval_s = 30;
+  double check_timeout_s = 5;
   std::vector<int> ban_statuses{403, 407, 429, 503};
   std::string log_level = "info";
 };
@@ -69,6 +72,22 @@ int serve(serve_options& o) {
   cfg.ban_statuses = o.ban_statuses;
   cfg.health.base_cooldown = seconds(o.cooldown_s);
   cfg.health.max_cooldown = seconds(std::max(o.cooldown_s, o.max_cooldown_s));
+  if (!(o.check_interval_s >= 0) || o.check_interval_s > 86400) {
+    throw std::runtime_error("--check-interval: seconds between 0 (off) and 86400");
+  }
+  if (!(o.check_timeout_s > 0) || o.check_timeout_s > 3600) {
+    throw std::runtime_error("--check-timeout: a positive number of seconds (at most 3600)");
+  }
+  cfg.check_interval = seconds(o.check_interval_s);
+  cfg.check_timeout = seconds(o.check_timeout_s);
+  if (o.check_interval_s > 0 && cfg.check_interval.count() == 0) {
+    cfg.check_interval = std::chrono::milliseconds(1);  // tiny but on: 0 would mean off
+  }
+  if (!cfg.check_url.empty()) {
+    if (auto parsed = net::parse_probe_target(cfg.check_url); !parsed.target) {
+      throw std::runtime_error(fmt::format("--check-url {}: {}", net::printable(cfg.check_url), parsed.error));
+    }
+  }
   if (cfg.limits.burst < 1) {
     throw std::runtime_error("--per-exit-burst must be at least 1");
   }
@@ -100,6 +119,20 @@ int serve(serve_options& o) {
         "refusing to listen on {} without --users: anyone who can reach it could use your exits. "
         "Add --users FILE, or --allow-open if an open proxy is really what you want",
         cfg.listen));
+  }
+  if (!cfg.admin_listen.empty()) {
+    boost::asio::ip::tcp::endpoint aep;
+    try {
+      aep = gateway::parse_listen(cfg.admin_listen);
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(fmt::format("--admin {}: {}", cfg.admin_listen, e.what()));
+    }
+    if (!aep.address().is_loopback() && users.empty()) {
+      throw std::runtime_error(fmt::format(
+          "refusing to serve the admin endpoint on {} without --users: it shows your exits to anyone who can "
+          "reach it. Use a loopback address, or add --users FILE (its users may log in with Basic auth)",
+          cfg.admin_listen));
+    }
   }
   const std::size_t exits = specs.size();
   auto snap = pool::snapshot::build(std::move(specs), nullptr, cfg.limits);
@@ -140,6 +173,8 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--sesstime", o->cfg.session_minutes, "Default sticky session lifetime in minutes")
       ->capture_default_str();
   cmd->add_option("--ca-file", o->cfg.ca_file, "Extra CA certificates (PEM) for verifying https:// exits");
+  cmd->add_option("--admin", o->cfg.admin_listen,
+                  "Admin endpoint ADDR:PORT: /metrics (Prometheus), /exits (JSON), /healthz; off by default");
   cmd->add_flag("--watch", o->cfg.watch, "Reload the pool file when it changes (SIGHUP always reloads)");
   cmd->add_option("--drain-timeout", o->drain_s, "Seconds SIGTERM waits for open sessions before closing them")
       ->capture_default_str();
@@ -180,6 +215,14 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--cooldown", o->cooldown_s, "Seconds of a first ejection; doubles on each further one")
       ->capture_default_str();
   cmd->add_option("--max-cooldown", o->max_cooldown_s, "Longest ejection, seconds")->capture_default_str();
+  cmd->add_option("--check-interval", o->check_interval_s,
+                  "Seconds between active health checks of every exit (jittered by 10%); 0 = off")
+      ->capture_default_str();
+  cmd->add_option("--check-url", o->cfg.check_url,
+                  "http:// URL fetched through each exit by the active checks (a 2xx is healthy); default: a "
+                  "handshake with the exit alone (connect, TLS, SOCKS5 login), no target contacted");
+  cmd->add_option("--check-timeout", o->check_timeout_s, "Seconds for one active check of one exit")
+      ->capture_default_str();
   cmd->add_flag("--allow-open", o->cfg.allow_open, "Allow a non-loopback listener without --users");
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error, off")->capture_default_str();
   cmd->callback([&run, o] { run = [o] { return serve(*o); }; });

@@ -24,6 +24,7 @@ struct config {
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(300)};
   int session_minutes = 10;  // default sticky lifetime
   bool allow_open = false;   // allow a non-loopback listener without --users
+  std::string admin_listen;  // --admin ADDR:PORT; empty: no admin endpoint
   std::string ca_file;       // extra CA bundle for verifying https:// exits
   bool watch = false;        // reload the pool file when it changes (SIGHUP always reloads)
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(30)};  // SIGTERM: wait this long for sessions
@@ -38,6 +39,12 @@ struct config {
   std::vector<std::string> ban_patterns;
   std::chrono::milliseconds ban_duration{std::chrono::minutes(5)};
   int ban_retries = 2;  // further exits tried for an idempotent request after a ban
+  // Active health checks (gateway/health.hpp): every exit probed every check_interval
+  // (0 = off), within check_timeout each; a GET of check_url through the exit, or
+  // (empty) a handshake with the exit alone.
+  std::chrono::milliseconds check_interval{std::chrono::seconds(30)};
+  std::string check_url;
+  std::chrono::milliseconds check_timeout{std::chrono::seconds(5)};
 };
 
 }  // namespace exitpool::gateway

@@ -10,9 +10,12 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "admin/server.hpp"
+#include "gateway/health.hpp"
 #include "gateway/session.hpp"
 #include "net/shards.hpp"
 #include "net/stream.hpp"
+#include "net/tls.hpp"
 #include "proto/pool_line.hpp"
 
 namespace exitpool::gateway {
@@ -22,26 +25,6 @@ using net::tcp;
 
 namespace {
 
-asio::ssl::context make_tls_context(bool verify, const std::string& ca_file) {
-  asio::ssl::context ctx(asio::ssl::context::tls_client);
-  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
-  if (verify) {
-    ctx.set_default_verify_paths();
-    if (!ca_file.empty()) {
-      boost::system::error_code ec;
-      ctx.load_verify_file(ca_file, ec);
-      if (ec) {
-        throw std::runtime_error(fmt::format("--ca-file {}: {}", ca_file, ec.message()));
-      }
-    }
-    ctx.set_verify_mode(asio::ssl::verify_peer);
-  } else {
-    ctx.set_verify_mode(asio::ssl::verify_none);
-  }
-  return ctx;
-}
-
 void log_session_exception(std::exception_ptr e) {
   if (!e) {
     return;
@@ -50,6 +33,17 @@ void log_session_exception(std::exception_ptr e) {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
     spdlog::error("session ended by an unexpected exception: {}", ex.what());
+  }
+}
+
+void log_health_exception(std::exception_ptr e) {
+  if (!e) {
+    return;
+  }
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("active health checks stopped by an unexpected exception: {}", ex.what());
   }
 }
 
@@ -120,8 +114,8 @@ shared_state::shared_state(config c, std::shared_ptr<const pool::snapshot> snap,
       pool(std::move(snap)),
       users(std::move(user_passwords)),
       host_rates(cfg.limits),
-      tls_verified(make_tls_context(true, cfg.ca_file)),
-      tls_insecure(make_tls_context(false, "")) {
+      tls_verified(net::make_tls_context(true, cfg.ca_file)),
+      tls_insecure(net::make_tls_context(false, "")) {
   for (const auto& p : cfg.ban_patterns) {
     try {
       ban_patterns.emplace_back(p, std::regex::ECMAScript | std::regex::optimize);
@@ -233,13 +227,37 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   const auto endpoint = parse_listen(cfg.listen);
   shared_state shared(std::move(cfg), std::move(snap), std::move(users));
   net::shards runtime(threads);
+  admin::metrics_registry metrics(static_cast<std::size_t>(threads));
   std::vector<std::unique_ptr<shard_state>> shard_states;
   for (int i = 0; i < threads; ++i) {
     auto seed = static_cast<std::uint64_t>(std::random_device{}()) << 32 | static_cast<std::uint64_t>(i);
     auto st = std::make_unique<shard_state>(shared, pool::selector(shared.cfg.policy, seed), i);
+    st->metrics = &metrics.shard(static_cast<std::size_t>(i));
     st->acceptor = std::make_unique<tcp::acceptor>(make_listener(runtime.context(i), endpoint));
     asio::co_spawn(runtime.context(i), accept_loop(*st), asio::detached);
     shard_states.push_back(std::move(st));
+  }
+
+  // The admin endpoint runs on shard 0: it only reads atomics and the snapshot.
+  admin::admin_context admin_ctx;
+  admin_ctx.snapshot = [&shared] { return shared.pool.load(); };
+  admin_ctx.metrics = &metrics;
+  admin_ctx.bans = &shared.bans;
+  admin_ctx.users = shared.users;
+  if (!shared.cfg.admin_listen.empty()) {
+    auto admin_ep = parse_listen(shared.cfg.admin_listen);
+    tcp::acceptor a(runtime.context(0));
+    a.open(admin_ep.protocol());
+    a.set_option(asio::socket_base::reuse_address(true));
+    a.bind(admin_ep);
+    a.listen();
+    asio::co_spawn(runtime.context(0), admin::admin_listener(std::move(a), admin_ctx), asio::detached);
+  }
+
+  // Active health checks run on shard 0 too: they only dial and report to the exits' atomics.
+  if (shared.cfg.check_interval.count() > 0) {
+    asio::co_spawn(runtime.context(0), health_loop(shared, make_health_check_config(shared.cfg)),
+                   log_health_exception);
   }
 
   asio::io_context main_ctx(1);

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "admin/metrics.hpp"
 #include "gateway/config.hpp"
 #include "pool/pool.hpp"
 #include "pool/selector.hpp"
@@ -46,6 +47,7 @@ struct shard_state {
   shared_state& shared;
   pool::selector selector;
   int index;
+  admin::shard_metrics* metrics = nullptr;  // this shard's block: written only by this shard
   std::atomic<int> active_sessions{0};  // written by the shard, read by the main thread when draining
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;  // closed on the shard's thread to stop accepting
 };

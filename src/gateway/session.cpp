@@ -44,6 +44,8 @@ struct session {
   asio::steady_timer timer;
 
   const config& cfg() const { return shard.shared.cfg; }
+  admin::shard_metrics& metrics() { return *shard.metrics; }
+  admin::client_protocol protocol = admin::client_protocol::http;
 
   // Starts a phase whose inactivity limit is `d` (zero disables the watchdog).
   void arm(clock::duration d) {
@@ -156,6 +158,35 @@ std::string error_response(const http_error& e) {
   out += "Connection: close\r\n\r\n";
   return out + body;
 }
+
+// Counts the response in the metrics and renders it.
+std::string error_reply(session& s, const http_error& e) {
+  s.metrics().on_http_response(e.status);
+  return error_response(e);
+}
+
+admin::request_outcome outcome_for(const http_error& e) {
+  switch (e.status) {
+    case 0: return admin::request_outcome::ok;
+    case 503: return admin::request_outcome::no_exit;
+    case 504: return admin::request_outcome::timeout;
+    case 502: return admin::request_outcome::dial_failed;
+    default: return admin::request_outcome::client_error;
+  }
+}
+
+// Counts one request (a CONNECT, a SOCKS5 CONNECT, or one forwarded HTTP request)
+// with its outcome when it goes out of scope.
+struct request_record {
+  explicit request_record(session& s) : s_(s) {}
+  request_record(const request_record&) = delete;
+  request_record& operator=(const request_record&) = delete;
+  ~request_record() { s_.metrics().on_request(s_.protocol, outcome); }
+  admin::request_outcome outcome = admin::request_outcome::client_error;
+
+ private:
+  session& s_;
+};
 
 // ---- authentication and client options ----
 
@@ -322,11 +353,15 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
     if (pick.chosen == nullptr) {
       break;  // every matching exit was tried
     }
-    ++attempts;
+    if (++attempts > 1) {
+      shard.metrics->on_retry();
+    }
     auto t0 = clock::now();
     auto r = co_await net::dial(*pick.chosen, host, port, mode, opts);
     auto now = clock::now();
     auto latency = std::chrono::duration_cast<std::chrono::microseconds>(now - t0);
+    shard.metrics->on_dial(r.error == net::dial_error::none ? "" : net::proxy_status_error(r.error),
+                           std::chrono::duration<double>(now - t0).count());
     if (r.error == net::dial_error::none) {
       pick.chosen->report({true, latency}, now, cfg.health);
       g.tiers.record(host_key, pick.tier, now);
@@ -369,38 +404,39 @@ awaitable<void> relay_tunnel(std::shared_ptr<session> s, connect_outcome c) {
   s->upstream = std::move(c.dial.upstream);
   s->arm(s->cfg().idle_timeout);
   std::string pending = std::move(s->buf);
+  s->metrics().on_tunnel_open();
   auto r = co_await net::relay(s->client, s->upstream, std::move(pending), std::move(c.dial.leftover), s->act);
+  s->metrics().on_tunnel_close();
+  s->metrics().on_bytes(r.bytes_up, r.bytes_down);
   spdlog::debug("tunnel via {} closed: {} bytes up, {} down{}", c.chosen->id(), r.bytes_up, r.bytes_down,
                 r.error ? ", " + r.error.message() : std::string());
 }
 
 awaitable<void> handle_connect(std::shared_ptr<session> s, proto::request_head head) {
+  request_record record(*s);
+  http_error refusal;
   auto auth = authenticate(s->shard.shared, basic_credentials(head));
-  if (!auth.params) {
-    {
-      const std::string reply = error_response({407, auth.error, ""});
-      co_await s->write_client(reply);
-    }
-    co_return;
-  }
   auto where = proto::parse_authority(head.target, 0);
-  if (!where || where->port == 0) {
-    {
-      const std::string reply = error_response({400, "bad CONNECT target '" + sanitize(head.target) + "': expected host:port", "http_request_error"});
-      co_await s->write_client(reply);
-    }
+  if (!auth.params) {
+    refusal = {407, auth.error, ""};
+  } else if (!where || where->port == 0) {
+    refusal = {400, "bad CONNECT target '" + sanitize(head.target) + "': expected host:port", "http_request_error"};
+  }
+  if (refusal.status != 0) {
+    const std::string reply = error_reply(*s, refusal);
+    co_await s->write_client(reply);
     co_return;
   }
   s->arm(clock::duration::zero());
   std::vector<const pool::exit*> tried;
   auto c = co_await connect_via_pool(s->shard, *auth.params, where->host, where->port, net::dial_mode::tunnel, tried);
+  record.outcome = outcome_for(c.error);
   if (c.error.status != 0) {
-    {
-      const std::string reply = error_response(c.error);
-      co_await s->write_client(reply);
-    }
+    const std::string reply = error_reply(*s, c.error);
+    co_await s->write_client(reply);
     co_return;
   }
+  s->metrics().on_http_response(200);
   std::string ok = "HTTP/1.1 200 Connection established\r\nX-Exitpool-Exit: " + sanitize(c.chosen->id()) + "\r\n\r\n";
   if (!co_await s->write_client(ok)) {
     co_return;
@@ -414,7 +450,7 @@ awaitable<void> handle_connect(std::shared_ptr<session> s, proto::request_head h
 // already read from it) to `to`. Bytes after the body stay in `pending`.
 // Returns false if either side failed before the body was complete.
 awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& to, proto::body_framing framing,
-                          net::activity& act) {
+                          net::activity& act, std::uint64_t& copied) {
   using proto::body_kind;
   if (framing.kind == body_kind::none) {
     co_return true;
@@ -445,6 +481,7 @@ awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& 
         if (ec) {
           co_return false;
         }
+        copied += take;
         pending.erase(0, take);
       }
       if (finished) {
@@ -593,6 +630,7 @@ awaitable<std::optional<std::chrono::milliseconds>> detect_ban(std::shared_ptr<s
 // Returns true when the client connection may carry another request.
 awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head head) {
   auto& g = s->shard.shared;
+  request_record record(*s);
   http_error refusal;
   auto auth = authenticate(g, basic_credentials(head));
   auto target = proto::parse_absolute_target(head.target);
@@ -610,7 +648,7 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     refusal = {framing.error_status, framing.error, "http_request_error"};
   }
   if (refusal.status != 0) {
-    const std::string reply = error_response(refusal);
+    const std::string reply = error_reply(*s, refusal);
     co_await s->write_client(reply);
     co_return false;
   }
@@ -633,8 +671,9 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     s->arm(clock::duration::zero());
     auto c = co_await connect_via_pool(s->shard, *auth.params, target->where.host, target->where.port,
                                        net::dial_mode::forward, tried);
+    record.outcome = outcome_for(c.error);
     if (c.error.status != 0) {
-      const std::string reply = error_response(c.error);
+      const std::string reply = error_reply(*s, c.error);
       co_await s->write_client(reply);
       co_return false;
     }
@@ -643,13 +682,16 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     const std::string out = upstream_request_head(head, *target, c.chosen->spec(), expect);
     s->arm(s->cfg().idle_timeout);
     if (auto [ec, n] = co_await s->upstream.write_all(asio::buffer(out)); ec) {
-      const std::string reply = error_response(
+      const std::string reply = error_reply(*s, 
           {502, "exit " + exit_id + " closed while sending the request: " + ec.message(), "connection_terminated"});
       co_await s->write_client(reply);
       co_return false;
     }
-    if (!co_await copy_body(s->client, s->buf, s->upstream, *framing.framing, s->act)) {
-      const std::string reply = error_response({400, "request body incomplete or malformed", "http_request_error"});
+    std::uint64_t bytes_up = 0;
+    std::uint64_t bytes_down = 0;
+    if (!co_await copy_body(s->client, s->buf, s->upstream, *framing.framing, s->act, bytes_up)) {
+      record.outcome = admin::request_outcome::client_error;
+      const std::string reply = error_reply(*s, {400, "request body incomplete or malformed", "http_request_error"});
       co_await s->write_client(reply);
       co_return false;
     }
@@ -657,19 +699,22 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     http_error error;
     auto resp = co_await read_response_head(s, rbuf, exit_id, error);
     if (!resp) {
-      const std::string reply = error_response(error);
+      record.outcome = outcome_for(error);
+      const std::string reply = error_reply(*s, error);
       co_await s->write_client(reply);
       co_return false;
     }
     auto rframing = proto::response_body_framing(*resp, head.method);
     if (!rframing.framing) {
-      const std::string reply = error_response(
+      record.outcome = admin::request_outcome::dial_failed;
+      const std::string reply = error_reply(*s, 
           {502, "exit " + exit_id + " sent a response with bad framing: " + rframing.error, "http_protocol_error"});
       co_await s->write_client(reply);
       co_return false;
     }
     if (auto ban = co_await detect_ban(s, *resp, *rframing.framing, rbuf)) {
       g.bans.ban(*c.chosen, host_key, clock::now() + *ban);
+      s->metrics().on_ban();
       spdlog::info("exit {} banned for {} for {} s (status {})", exit_id, host_key, ban->count() / 1000, resp->status);
       if (retry_on_ban && round < g.cfg.ban_retries) {
         tried.push_back(c.chosen);
@@ -687,10 +732,12 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     }
     rhead += "X-Exitpool-Exit: " + sanitize(exit_id) + "\r\n";
     rhead += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+    s->metrics().on_http_response(resp->status);
     if (!co_await s->write_client(rhead)) {
       co_return false;
     }
-    bool complete = co_await copy_body(s->upstream, rbuf, s->client, *rframing.framing, s->act);
+    bool complete = co_await copy_body(s->upstream, rbuf, s->client, *rframing.framing, s->act, bytes_down);
+    s->metrics().on_bytes(bytes_up + out.size(), bytes_down + rhead.size());
     s->upstream.close();
     s->upstream = net::stream();
     co_return complete && keep;
@@ -724,13 +771,21 @@ awaitable<void> serve_http(std::shared_ptr<session> s) {
       }
     }
     if (parsed.status == proto::parse_status::error) {
+      if (first) {
+        s->metrics().on_accept(s->protocol);
+      }
+      s->metrics().on_request(s->protocol, admin::request_outcome::client_error);
       {
-        const std::string reply = error_response({parsed.error_status, parsed.error, "http_request_error"});
+        const std::string reply = error_reply(*s, {parsed.error_status, parsed.error, "http_request_error"});
         co_await s->write_client(reply);
       }
       co_return;
     }
     s->buf.erase(0, parsed.consumed);
+    if (first) {
+      s->protocol = parsed.head.method == "CONNECT" ? admin::client_protocol::connect : admin::client_protocol::http;
+      s->metrics().on_accept(s->protocol);
+    }
     if (parsed.head.method == "CONNECT") {
       co_await handle_connect(s, std::move(parsed.head));
       co_return;
@@ -762,6 +817,9 @@ awaitable<std::optional<std::invoke_result_t<Parse, std::string_view>>> read_soc
 
 awaitable<void> serve_socks5(std::shared_ptr<session> s) {
   auto& g = s->shard.shared;
+  s->protocol = admin::client_protocol::socks5;
+  s->metrics().on_accept(s->protocol);
+  request_record record(*s);
   auto greeting = co_await read_socks(s, socks5::parse_greeting);
   if (!greeting) {
     co_return;
@@ -835,6 +893,7 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
   s->arm(clock::duration::zero());
   std::vector<const pool::exit*> tried;
   auto c = co_await connect_via_pool(s->shard, params, req->dst.host, req->dst.port, net::dial_mode::tunnel, tried);
+  record.outcome = outcome_for(c.error);
   if (c.error.status != 0) {
     spdlog::debug("SOCKS5 CONNECT {} failed: {}", proto::format_authority(req->dst.host, req->dst.port), c.error.message);
     {
