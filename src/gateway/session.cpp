@@ -38,7 +38,9 @@ struct session {
   net::stream upstream;
   std::string buf;  // bytes read from the client and not consumed yet
   net::activity act;
-  clock::duration limit{};  // inactivity allowed in the current phase; zero: none
+  clock::duration limit{};  // length of the current phase (see arm); zero: none
+  clock::time_point phase_start{};
+  bool absolute_deadline = false;
   bool done = false;
   bool timed_out = false;
   asio::steady_timer timer;
@@ -47,14 +49,21 @@ struct session {
   admin::shard_metrics& metrics() { return *shard.metrics; }
   admin::client_protocol protocol = admin::client_protocol::http;
 
-  // Starts a phase whose inactivity limit is `d` (zero disables the watchdog).
-  void arm(clock::duration d) {
+  // Starts a phase that may last `d` in all (absolute: request heads and handshakes,
+  // so a client trickling one byte a second is still cut at the deadline) or whose
+  // silences may last `d` (inactivity: bodies, responses, tunnels, keep-alive waits).
+  // Zero disables the watchdog (dialing has its own deadline).
+  void arm(clock::duration d, bool absolute = false) {
     limit = d;
+    absolute_deadline = absolute;
     act.touch();
+    phase_start = act.last;
     if (d != clock::duration::zero()) {
       timer.cancel();  // the watchdog re-reads the deadline
     }
   }
+  void arm_deadline(clock::duration d) { arm(d, true); }
+  clock::time_point deadline() const { return (absolute_deadline ? phase_start : act.last) + limit; }
 
   // Reads more client bytes onto buf. False on EOF, error or timeout.
   awaitable<bool> read_client() {
@@ -81,7 +90,7 @@ awaitable<void> watchdog(std::shared_ptr<session> s) {
     if (s->limit == clock::duration::zero()) {
       s->timer.expires_after(std::chrono::hours(24));
     } else {
-      auto deadline = s->act.last + s->limit;
+      auto deadline = s->deadline();
       if (clock::now() >= deadline) {
         s->timed_out = true;
         s->client.close();
@@ -748,7 +757,11 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
 
 awaitable<void> serve_http(std::shared_ptr<session> s) {
   for (bool first = true;; first = false) {
-    s->arm(first ? s->cfg().handshake_timeout : s->cfg().idle_timeout);
+    if (first) {
+      s->arm_deadline(s->cfg().handshake_timeout);
+    } else {
+      s->arm(s->cfg().idle_timeout);
+    }
     proto::request_parse_result parsed;
     for (;;) {
       parsed = proto::parse_request_head(s->buf);
@@ -760,7 +773,7 @@ awaitable<void> serve_http(std::shared_ptr<session> s) {
         if (!co_await s->read_client()) {
           co_return;
         }
-        s->arm(s->cfg().handshake_timeout);
+        s->arm_deadline(s->cfg().handshake_timeout);
         continue;
       }
       if (!co_await s->read_client()) {
@@ -920,7 +933,7 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
 }
 
 awaitable<void> serve(std::shared_ptr<session> s) {
-  s->arm(s->cfg().handshake_timeout);
+  s->arm_deadline(s->cfg().handshake_timeout);
   if (!co_await s->read_client()) {
     co_return;
   }
