@@ -74,6 +74,19 @@ asio::awaitable<void> accept_loop(shard_state& shard) {
   }
 }
 
+// Closes this shard's idle upstream connections that have outlived their keep-alive.
+asio::awaitable<void> idle_sweeper(shard_state& shard) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  for (;;) {
+    t.expires_after(std::chrono::seconds(5));
+    auto [ec] = co_await t.async_wait(net::nothrow_awaitable);
+    if (ec) {
+      co_return;
+    }
+    shard.idle_upstreams.sweep(net::clock::now());
+  }
+}
+
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -235,6 +248,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
     st->metrics = &metrics.shard(static_cast<std::size_t>(i));
     st->acceptor = std::make_unique<tcp::acceptor>(make_listener(runtime.context(i), endpoint));
     asio::co_spawn(runtime.context(i), accept_loop(*st), asio::detached);
+    asio::co_spawn(runtime.context(i), idle_sweeper(*st), asio::detached);
     shard_states.push_back(std::move(st));
   }
 

@@ -14,6 +14,7 @@
 
 #include "admin/metrics.hpp"
 #include "gateway/config.hpp"
+#include "gateway/upstream_pool.hpp"
 #include "pool/pool.hpp"
 #include "pool/selector.hpp"
 #include "pool/sticky.hpp"
@@ -48,6 +49,7 @@ struct shard_state {
   pool::selector selector;
   int index;
   admin::shard_metrics* metrics = nullptr;  // this shard's block: written only by this shard
+  upstream_pool idle_upstreams;             // kept-alive upstream connections of this shard
   std::atomic<int> active_sessions{0};  // written by the shard, read by the main thread when draining
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;  // closed on the shard's thread to stop accepting
 };

@@ -273,6 +273,8 @@ struct connect_outcome {
   pool::exit* chosen = nullptr;
   pool::lease lease;
   int tier = 0;
+  bool reused = false;      // an idle kept-alive connection, not a fresh dial
+  std::string reuse_key;    // set when the connection may be kept alive afterwards
   http_error error;  // status 0 on success
   socks5::reply socks = socks5::reply::succeeded;
 };
@@ -291,7 +293,8 @@ std::string lower(std::string_view s) {
 // (rate, concurrency, ban, probing), waits for one up to the queue timeout.
 awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::route_params& params, std::string host,
                                             std::uint16_t port, net::dial_mode mode,
-                                            std::vector<const pool::exit*>& tried) {
+                                            std::vector<const pool::exit*>& tried, bool keep_alive = false,
+                                            bool allow_reuse = false) {
   auto& g = shard.shared;
   const auto& cfg = g.cfg;
   connect_outcome out;
@@ -362,6 +365,24 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
     if (pick.chosen == nullptr) {
       break;  // every matching exit was tried
     }
+    std::string reuse_key;
+    if (keep_alive) {
+      reuse_key = upstream_pool::key(*pick.chosen, proto::format_authority(host, port), key);
+      if (allow_reuse) {
+        if (auto idle = shard.idle_upstreams.take(reuse_key, clock::now())) {
+          out.dial.upstream = std::move(*idle);
+          out.chosen = pick.chosen;
+          out.tier = pick.tier;
+          out.lease = std::move(lease);
+          out.reused = true;
+          out.reuse_key = std::move(reuse_key);
+          if (pick.probe) {
+            pick.chosen->release_probe();
+          }
+          co_return out;
+        }
+      }
+    }
     if (++attempts > 1) {
       shard.metrics->on_retry();
     }
@@ -378,6 +399,7 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
       out.chosen = pick.chosen;
       out.tier = pick.tier;
       out.lease = std::move(lease);
+      out.reuse_key = std::move(reuse_key);
       co_return out;
     }
     if (r.exit_fault) {
@@ -537,7 +559,7 @@ bool is_idempotent(std::string_view method) {
 // The request head as sent to the exit: origin-form to the target (direct and SOCKS
 // exits) or absolute-form with the exit's own credentials (HTTP proxy exits).
 std::string upstream_request_head(const proto::request_head& head, const proto::absolute_target& target,
-                                  const proto::exit_spec& spec, bool drop_expect) {
+                                  const proto::exit_spec& spec, bool drop_expect, bool keep_alive) {
   const bool via_http_proxy = spec.scheme == proto::exit_scheme::http || spec.scheme == proto::exit_scheme::https;
   std::string out = fmt::format("{} {} HTTP/1.1\r\n", head.method, via_http_proxy ? head.target : target.origin_form);
   bool has_host = false;
@@ -554,8 +576,9 @@ std::string upstream_request_head(const proto::request_head& head, const proto::
   if (via_http_proxy && !spec.user.empty()) {
     out += "Proxy-Authorization: Basic " + proto::base64_encode(spec.user + ":" + spec.pass) + "\r\n";
   }
-  // One upstream connection per request: a kept-alive upstream would pin rotation.
-  out += "Connection: close\r\n\r\n";
+  // Kept alive only for requests that may be replayed on a fresh connection if the idle
+  // one turns out closed; the pool keys it by exit and session so rotation is not pinned.
+  out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   return out;
 }
 
@@ -675,11 +698,15 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
   const bool retry_on_ban = !has_body && is_idempotent(head.method);
   const std::string host_key = lower(target->where.host);
 
+  // Upstream keep-alive only for requests that can be replayed on a fresh connection
+  // when an idle one turns out to be closed: idempotent and without a body.
+  const bool keep_upstream = retry_on_ban;
+  bool allow_reuse = keep_upstream;
   std::vector<const pool::exit*> tried;
   for (int round = 0;; ++round) {
     s->arm(clock::duration::zero());
     auto c = co_await connect_via_pool(s->shard, *auth.params, target->where.host, target->where.port,
-                                       net::dial_mode::forward, tried);
+                                       net::dial_mode::forward, tried, keep_upstream, allow_reuse);
     record.outcome = outcome_for(c.error);
     if (c.error.status != 0) {
       const std::string reply = error_reply(*s, c.error);
@@ -688,11 +715,19 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     }
     s->upstream = std::move(c.dial.upstream);
     const std::string& exit_id = c.chosen->id();
-    const std::string out = upstream_request_head(head, *target, c.chosen->spec(), expect);
+    const std::string out = upstream_request_head(head, *target, c.chosen->spec(), expect, keep_upstream);
     s->arm(s->cfg().idle_timeout);
-    if (auto [ec, n] = co_await s->upstream.write_all(asio::buffer(out)); ec) {
-      const std::string reply = error_reply(*s, 
-          {502, "exit " + exit_id + " closed while sending the request: " + ec.message(), "connection_terminated"});
+    auto [wec, wn] = co_await s->upstream.write_all(asio::buffer(out));
+    if (wec && c.reused) {
+      // The idle connection was closed under us: same request, fresh connection.
+      s->upstream.close();
+      allow_reuse = false;
+      --round;
+      continue;
+    }
+    if (wec) {
+      const std::string reply = error_reply(
+          *s, {502, "exit " + exit_id + " closed while sending the request: " + wec.message(), "connection_terminated"});
       co_await s->write_client(reply);
       co_return false;
     }
@@ -707,6 +742,13 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     std::string rbuf;
     http_error error;
     auto resp = co_await read_response_head(s, rbuf, exit_id, error);
+    if (!resp && c.reused && rbuf.empty() && !s->timed_out) {
+      s->upstream.close();
+      allow_reuse = false;
+      --round;
+      continue;
+    }
+    allow_reuse = keep_upstream;
     if (!resp) {
       record.outcome = outcome_for(error);
       const std::string reply = error_reply(*s, error);
@@ -747,7 +789,15 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     }
     bool complete = co_await copy_body(s->upstream, rbuf, s->client, *rframing.framing, s->act, bytes_down);
     s->metrics().on_bytes(bytes_up + out.size(), bytes_down + rhead.size());
-    s->upstream.close();
+    const auto* rconn = proto::find_header(resp->headers, "Connection");
+    const bool upstream_reusable = complete && !c.reuse_key.empty() && rbuf.empty() && resp->version_minor == 1 &&
+                                   rframing.framing->kind != proto::body_kind::until_close &&
+                                   !(rconn && proto::header_has_token(rconn->value, "close"));
+    if (upstream_reusable) {
+      s->shard.idle_upstreams.put(c.reuse_key, std::move(s->upstream), clock::now());
+    } else {
+      s->upstream.close();
+    }
     s->upstream = net::stream();
     co_return complete && keep;
   }

@@ -1,0 +1,83 @@
+#include "gateway/upstream_pool.hpp"
+
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+#include "pool/sticky.hpp"
+
+namespace exitpool::gateway {
+
+namespace {
+
+// An idle keep-alive connection must have nothing to read: EOF means the server
+// closed it, and unexpected bytes mean it is out of step. Either way, not reusable.
+bool still_idle(net::stream& s) {
+  char c;
+  ssize_t n = ::recv(s.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+std::string upstream_pool::key(const pool::exit& ex, std::string_view authority, std::string_view session) {
+  const auto& spec = ex.spec();
+  const bool via_http_proxy = spec.scheme == proto::exit_scheme::http || spec.scheme == proto::exit_scheme::https;
+  // Credentials enter as a hash: a reloaded exit with new credentials gets new connections.
+  const auto creds = pool::hash64(spec.user + '\x1f' + spec.pass + '\x1f' + spec.host + ':' + std::to_string(spec.port));
+  return fmt::format("{}\x1f{:016x}\x1f{}\x1f{}", ex.id(), creds, via_http_proxy ? std::string_view() : authority,
+                     session);
+}
+
+std::optional<net::stream> upstream_pool::take(const std::string& key, net::clock::time_point now) {
+  auto it = map_.find(key);
+  if (it == map_.end()) {
+    return std::nullopt;
+  }
+  auto& list = it->second;
+  while (!list.empty()) {
+    idle c = std::move(list.back());
+    list.pop_back();
+    --total_;
+    if (now - c.since < max_idle_ && still_idle(c.s)) {
+      if (list.empty()) {
+        map_.erase(it);
+      }
+      return std::move(c.s);
+    }
+    c.s.close();
+  }
+  map_.erase(it);
+  return std::nullopt;
+}
+
+void upstream_pool::put(const std::string& key, net::stream s, net::clock::time_point now) {
+  auto& list = map_[key];
+  if (total_ >= max_total_ || list.size() >= max_per_key_) {
+    s.close();
+    if (list.empty()) {
+      map_.erase(key);
+    }
+    return;
+  }
+  list.push_back(idle{std::move(s), now});
+  ++total_;
+}
+
+std::size_t upstream_pool::sweep(net::clock::time_point now) {
+  for (auto it = map_.begin(); it != map_.end();) {
+    auto& list = it->second;
+    std::erase_if(list, [&](idle& c) {
+      if (now - c.since >= max_idle_) {
+        c.s.close();
+        --total_;
+        return true;
+      }
+      return false;
+    });
+    it = list.empty() ? map_.erase(it) : std::next(it);
+  }
+  return total_;
+}
+
+}  // namespace exitpool::gateway
