@@ -2,6 +2,7 @@
 # Installs the Debian 12 packages exitpool needs, and only those that are missing.
 #   scripts/install-deps.sh          build dependencies
 #   scripts/install-deps.sh --test   build dependencies and what the integration tests run
+#   scripts/install-deps.sh --bench  also the peers the benchmarks compare with (Scrapy: large, not in --test)
 # Runs `apt-get update` once, and only when something has to be installed.
 # Uses sudo only when not already root.
 set -euo pipefail
@@ -10,18 +11,24 @@ build_deps=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
   libssl-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
-  libhiredis-dev libcurl4-openssl-dev libgtest-dev libbenchmark-dev
+  libhiredis-dev libcurl4-openssl-dev zlib1g-dev libgtest-dev libbenchmark-dev
 )
 test_deps=(
   squid tinyproxy dante-server microsocks nginx-light stunnel4 redis-server
-  curl python3 python3-pytest python3-requests python3-socks openssl
+  curl python3 python3-pytest python3-requests python3-socks python3-prometheus-client openssl
+  clang libclang-rt-14-dev llvm-14
+)
+# Only for bench/fetch/run.sh (Scrapy pulls in Twisted and friends: kept out of --test).
+bench_deps=(
+  python3-scrapy time
 )
 
 want=("${build_deps[@]}")
 for arg in "$@"; do
   case "$arg" in
     --test) want+=("${test_deps[@]}") ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --bench) want+=("${test_deps[@]}" "${bench_deps[@]}") ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done

@@ -27,6 +27,7 @@ struct serve_options {
   double dial_s = 10;
   double idle_s = 300;
   double drain_s = 30;
+  double response_s = 30;
   double queue_s = 10;
   double ban_s = 300;
   double cooldown_s = 10;
@@ -67,6 +68,7 @@ int serve(serve_options& o) {
   cfg.dial_timeout = seconds(o.dial_s);
   cfg.idle_timeout = seconds(o.idle_s);
   cfg.drain_timeout = seconds(o.drain_s);
+  cfg.response_timeout = seconds(o.response_s);
   cfg.queue_timeout = seconds(o.queue_s);
   cfg.ban_duration = seconds(o.ban_s);
   cfg.ban_statuses = o.ban_statuses;
@@ -169,6 +171,9 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--dial-timeout", o->dial_s, "Seconds for one dial through an exit (connect and proxy handshake)")
       ->capture_default_str();
   cmd->add_option("--idle-timeout", o->idle_s, "Seconds a tunnel or kept-alive connection may stay silent")
+      ->capture_default_str();
+  cmd->add_option("--response-timeout", o->response_s,
+                  "Seconds an exit has to answer a plain-HTTP request with a response head")
       ->capture_default_str();
   cmd->add_option("--sesstime", o->cfg.session_minutes, "Default sticky session lifetime in minutes")
       ->capture_default_str();

@@ -22,6 +22,9 @@ struct config {
   std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
   std::chrono::milliseconds dial_timeout{std::chrono::seconds(10)};
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(300)};
+  // Plain HTTP: from the request sent to the exit until its response head. Past it the
+  // exit counts as failed and an idempotent body-less request moves to another exit.
+  std::chrono::milliseconds response_timeout{std::chrono::seconds(30)};
   int session_minutes = 10;  // default sticky lifetime
   bool allow_open = false;   // allow a non-loopback listener without --users
   std::string admin_listen;  // --admin ADDR:PORT; empty: no admin endpoint

@@ -34,7 +34,9 @@ struct pass {
   asio::steady_timer done;  // cancelled when the last worker ends
 };
 
-double seconds_of(clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds_of(clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 // Probes one exit and reports the outcome to it. Skips exits in their cool-down and
 // probing exits whose probe slot someone else (live traffic) holds.
@@ -53,7 +55,8 @@ awaitable<void> probe_one(shared_state& g, config_ptr cfg, std::shared_ptr<pool:
   opts.timeout = g.cfg.dial_timeout;
   opts.tls_verified = &g.tls_verified;
   opts.tls_insecure = &g.tls_insecure;
-  const auto r = co_await net::probe_exit(*ex, cfg->target ? &*cfg->target : nullptr, opts, cfg->timeout);
+  const net::probe_target* target = cfg->target ? &*cfg->target : nullptr;
+  const auto r = co_await net::probe_exit(*ex, target, opts, cfg->timeout);
   now = clock::now();
   // The latency sample is the dial's, like the passive checks' (connect + proxy handshake).
   const auto latency = std::chrono::microseconds(static_cast<std::int64_t>(1000 * std::max(0.0, r.dial_ms)));
@@ -73,8 +76,7 @@ awaitable<void> probe_one(shared_state& g, config_ptr cfg, std::shared_ptr<pool:
   } else if (after == pool::exit_state::healthy && before != pool::exit_state::healthy) {
     spdlog::info("health check: exit {} is healthy again ({:.1f} ms)", ex->id(), r.latency_ms);
   } else if (!r.ok) {
-    spdlog::debug("health check of exit {} failed ({} in a row): {}", ex->id(), ex->consecutive_failures(),
-                  r.error);
+    spdlog::debug("health check of exit {} failed ({} in a row): {}", ex->id(), ex->consecutive_failures(), r.error);
   }
 }
 
@@ -200,8 +202,8 @@ health_check_config make_health_check_config(const config& c) {
 awaitable<void> health_loop(shared_state& g, health_check_config cfg) {
   using namespace asio::experimental::awaitable_operators;
   auto shared_cfg = std::make_shared<const health_check_config>(std::move(cfg));
-  spdlog::info("active health checks every {:.1f} s (timeout {:.1f} s): {}",
-               seconds_of(shared_cfg->interval), seconds_of(shared_cfg->timeout),
+  spdlog::info("active health checks every {:.1f} s (timeout {:.1f} s): {}", seconds_of(shared_cfg->interval),
+               seconds_of(shared_cfg->timeout),
                shared_cfg->target ? "GET " + net::printable(shared_cfg->target->url) + " through each exit"
                                   : std::string("handshake with each exit"));
   co_await (full_passes(g, shared_cfg) && probing_passes(g, shared_cfg));

@@ -29,10 +29,10 @@ namespace exitpool::gateway {
 struct shared_state;
 
 struct health_check_config {
-  std::chrono::milliseconds interval{std::chrono::seconds(30)};  // full passes; jittered ±10%
-  std::chrono::milliseconds timeout{std::chrono::seconds(5)};    // one probe of one exit
-  std::optional<net::probe_target> target;                       // none: handshake check
-  std::size_t concurrency = 64;                                  // probes in flight at once
+  std::chrono::milliseconds interval{std::chrono::seconds(30)};     // full passes; jittered ±10%
+  std::chrono::milliseconds timeout{std::chrono::seconds(5)};       // one probe of one exit
+  std::optional<net::probe_target> target;                          // none: handshake check
+  std::size_t concurrency = 64;                                     // probes in flight at once
   std::chrono::milliseconds probing_poll{std::chrono::seconds(1)};  // light passes over probing exits
 };
 

@@ -41,6 +41,8 @@ struct session {
   clock::duration limit{};  // length of the current phase (see arm); zero: none
   clock::time_point phase_start{};
   bool absolute_deadline = false;
+  bool upstream_only = false;
+  bool upstream_timed_out = false;
   bool done = false;
   bool timed_out = false;
   asio::steady_timer timer;
@@ -56,6 +58,7 @@ struct session {
   void arm(clock::duration d, bool absolute = false) {
     limit = d;
     absolute_deadline = absolute;
+    upstream_only = false;
     act.touch();
     phase_start = act.last;
     if (d != clock::duration::zero()) {
@@ -63,6 +66,13 @@ struct session {
     }
   }
   void arm_deadline(clock::duration d) { arm(d, true); }
+  // A deadline for the upstream alone (a response head): on expiry only the upstream is
+  // closed and upstream_timed_out set, so the session can still answer or retry.
+  void arm_upstream_deadline(clock::duration d) {
+    arm(d, true);
+    upstream_only = true;
+    upstream_timed_out = false;
+  }
   clock::time_point deadline() const { return (absolute_deadline ? phase_start : act.last) + limit; }
 
   // Reads more client bytes onto buf. False on EOF, error or timeout.
@@ -91,6 +101,12 @@ awaitable<void> watchdog(std::shared_ptr<session> s) {
       s->timer.expires_after(std::chrono::hours(24));
     } else {
       auto deadline = s->deadline();
+      if (clock::now() >= deadline && s->upstream_only) {
+        s->upstream_timed_out = true;
+        s->upstream.close();
+        s->limit = clock::duration::zero();
+        continue;
+      }
       if (clock::now() >= deadline) {
         s->timed_out = true;
         s->client.close();
@@ -274,6 +290,9 @@ struct connect_outcome {
   pool::lease lease;
   int tier = 0;
   bool reused = false;      // an idle kept-alive connection, not a fresh dial
+  // Forwarding through an HTTP proxy exit: the TCP connect proves little, so the exit's
+  // success is reported only once its response head has arrived.
+  bool report_pending = false;
   std::string reuse_key;    // set when the connection may be kept alive afterwards
   http_error error;  // status 0 on success
   socks5::reply socks = socks5::reply::succeeded;
@@ -294,7 +313,7 @@ std::string lower(std::string_view s) {
 awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::route_params& params, std::string host,
                                             std::uint16_t port, net::dial_mode mode,
                                             std::vector<const pool::exit*>& tried, bool keep_alive = false,
-                                            bool allow_reuse = false) {
+                                            bool allow_reuse = false, bool queue = true) {
   auto& g = shard.shared;
   const auto& cfg = g.cfg;
   connect_outcome out;
@@ -348,7 +367,7 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
     }
     if (pick.error == pool::pick_error::no_capacity) {
       auto now = clock::now();
-      if (now >= queue_deadline) {
+      if (now >= queue_deadline || !queue) {
         auto wait = std::chrono::duration_cast<std::chrono::seconds>(pick.retry_at - now).count() + 1;
         out.error = {503,
                      fmt::format("no exit has capacity for {} now ({} matching: {} banned for this host, {} "
@@ -393,7 +412,12 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
     shard.metrics->on_dial(r.error == net::dial_error::none ? "" : net::proxy_status_error(r.error),
                            std::chrono::duration<double>(now - t0).count());
     if (r.error == net::dial_error::none) {
-      pick.chosen->report({true, latency}, now, cfg.health);
+      const auto scheme = pick.chosen->spec().scheme;
+      out.report_pending = mode == net::dial_mode::forward &&
+                           (scheme == proto::exit_scheme::http || scheme == proto::exit_scheme::https);
+      if (!out.report_pending) {
+        pick.chosen->report({true, latency}, now, cfg.health);
+      }
       g.tiers.record(host_key, pick.tier, now);
       out.dial = std::move(r);
       out.chosen = pick.chosen;
@@ -604,8 +628,11 @@ awaitable<std::optional<proto::response_head>> read_response_head(std::shared_pt
     auto [ec, n] = co_await s->upstream.read_some(asio::buffer(rbuf.data() + old, 8192));
     rbuf.resize(old + n);
     if (n == 0 && ec) {
-      error = s->timed_out
-                  ? http_error{504, "exit " + exit_id + " sent no response in time", "http_response_timeout"}
+      error = s->upstream_timed_out || s->timed_out
+                  ? http_error{504,
+                               fmt::format("exit {} sent no response head within {} s", exit_id,
+                                           s->cfg().response_timeout.count() / 1000.0),
+                               "http_response_timeout"}
                   : http_error{502, "exit " + exit_id + " closed before responding: " + ec.message(),
                                "http_response_incomplete"};
       co_return std::nullopt;
@@ -659,6 +686,51 @@ awaitable<std::optional<std::chrono::milliseconds>> detect_ban(std::shared_ptr<s
   co_return g.cfg.ban_duration;
 }
 
+// An exit's answer to a forwarded request, head read, body not yet relayed.
+struct exit_answer {
+  std::string exit_id;
+  std::string reuse_key;  // non-empty: the connection may be kept alive afterwards
+  net::stream upstream;
+  proto::response_head resp;
+  proto::body_framing framing;
+  std::string rbuf;  // body bytes already read
+  std::uint64_t bytes_up = 0;
+};
+
+// Relays an answer to the client. Returns true when the client connection may carry
+// another request.
+awaitable<bool> forward_answer(std::shared_ptr<session> s, exit_answer a, bool keep_client, request_record& record) {
+  record.outcome = admin::request_outcome::ok;
+  s->upstream = std::move(a.upstream);
+  const bool keep = keep_client && a.framing.kind != proto::body_kind::until_close;
+  std::string rhead = fmt::format("HTTP/1.1 {} {}\r\n", a.resp.status, a.resp.reason);
+  for (const auto& h : a.resp.headers) {
+    if (!proto::is_hop_by_hop(h.name, a.resp.headers)) {
+      rhead += h.name + ": " + h.value + "\r\n";
+    }
+  }
+  rhead += "X-Exitpool-Exit: " + sanitize(a.exit_id) + "\r\n";
+  rhead += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+  s->metrics().on_http_response(a.resp.status);
+  if (!co_await s->write_client(rhead)) {
+    co_return false;
+  }
+  std::uint64_t bytes_down = 0;
+  bool complete = co_await copy_body(s->upstream, a.rbuf, s->client, a.framing, s->act, bytes_down);
+  s->metrics().on_bytes(a.bytes_up, bytes_down + rhead.size());
+  const auto* rconn = proto::find_header(a.resp.headers, "Connection");
+  const bool upstream_reusable = complete && !a.reuse_key.empty() && a.rbuf.empty() && a.resp.version_minor == 1 &&
+                                 a.framing.kind != proto::body_kind::until_close &&
+                                 !(rconn && proto::header_has_token(rconn->value, "close"));
+  if (upstream_reusable) {
+    s->shard.idle_upstreams.put(a.reuse_key, std::move(s->upstream), clock::now());
+  } else {
+    s->upstream.close();
+  }
+  s->upstream = net::stream();
+  co_return complete && keep;
+}
+
 // Returns true when the client connection may carry another request.
 awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head head) {
   auto& g = s->shard.shared;
@@ -703,19 +775,29 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
   const bool keep_upstream = retry_on_ban;
   bool allow_reuse = keep_upstream;
   std::vector<const pool::exit*> tried;
+  // A ban answer kept while another exit is tried: passed through if none can serve.
+  std::optional<exit_answer> held;
   for (int round = 0;; ++round) {
     s->arm(clock::duration::zero());
     auto c = co_await connect_via_pool(s->shard, *auth.params, target->where.host, target->where.port,
-                                       net::dial_mode::forward, tried, keep_upstream, allow_reuse);
-    record.outcome = outcome_for(c.error);
+                                       net::dial_mode::forward, tried, keep_upstream, allow_reuse, !held);
     if (c.error.status != 0) {
+      if (held) {
+        co_return co_await forward_answer(s, std::move(*held), keep_client, record);
+      }
+      record.outcome = outcome_for(c.error);
       const std::string reply = error_reply(*s, c.error);
       co_await s->write_client(reply);
       co_return false;
     }
+    if (held) {
+      held->upstream.close();
+      held.reset();
+    }
     s->upstream = std::move(c.dial.upstream);
-    const std::string& exit_id = c.chosen->id();
+    const std::string exit_id = c.chosen->id();
     const std::string out = upstream_request_head(head, *target, c.chosen->spec(), expect, keep_upstream);
+    const auto sent_at = clock::now();
     s->arm(s->cfg().idle_timeout);
     auto [wec, wn] = co_await s->upstream.write_all(asio::buffer(out));
     if (wec && c.reused) {
@@ -732,74 +814,76 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
       co_return false;
     }
     std::uint64_t bytes_up = 0;
-    std::uint64_t bytes_down = 0;
     if (!co_await copy_body(s->client, s->buf, s->upstream, *framing.framing, s->act, bytes_up)) {
-      record.outcome = admin::request_outcome::client_error;
       const std::string reply = error_reply(*s, {400, "request body incomplete or malformed", "http_request_error"});
       co_await s->write_client(reply);
       co_return false;
     }
-    std::string rbuf;
+    exit_answer a;
+    a.exit_id = exit_id;
+    a.reuse_key = c.reuse_key;
+    a.bytes_up = bytes_up + out.size();
     http_error error;
-    auto resp = co_await read_response_head(s, rbuf, exit_id, error);
-    if (!resp && c.reused && rbuf.empty() && !s->timed_out) {
+    s->arm_upstream_deadline(s->cfg().response_timeout);
+    auto resp = co_await read_response_head(s, a.rbuf, exit_id, error);
+    s->arm(s->cfg().idle_timeout);
+    if (!resp && c.reused && a.rbuf.empty() && !s->upstream_timed_out) {
       s->upstream.close();
       allow_reuse = false;
       --round;
       continue;
     }
     allow_reuse = keep_upstream;
-    if (!resp) {
+    std::optional<proto::body_framing> rframing;
+    if (resp) {
+      auto f = proto::response_body_framing(*resp, head.method);
+      rframing = f.framing;
+      if (!rframing) {
+        error = {502, "exit " + exit_id + " sent a response with bad framing: " + f.error, "http_protocol_error"};
+      }
+    }
+    if (!rframing) {
+      // No usable answer (silence, garbage, hang-up) from a fresh connection: the exit
+      // failed. Try another one when nothing has reached the client and the request
+      // can be replayed.
+      if (c.report_pending) {
+        // Through an HTTP proxy exit the answer is the exit's; from a direct or SOCKS exit
+        // it is the target's, which says nothing about the exit's health.
+        auto latency = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent_at);
+        c.chosen->report({false, latency}, clock::now(), g.cfg.health);
+      }
+      s->upstream.close();
+      spdlog::info("request to {} via exit {} failed: {}", host_key, exit_id, error.message);
+      if (retry_on_ban && round < g.cfg.retries) {
+        tried.push_back(c.chosen);
+        continue;
+      }
       record.outcome = outcome_for(error);
       const std::string reply = error_reply(*s, error);
       co_await s->write_client(reply);
       co_return false;
     }
-    auto rframing = proto::response_body_framing(*resp, head.method);
-    if (!rframing.framing) {
-      record.outcome = admin::request_outcome::dial_failed;
-      const std::string reply = error_reply(*s, 
-          {502, "exit " + exit_id + " sent a response with bad framing: " + rframing.error, "http_protocol_error"});
-      co_await s->write_client(reply);
-      co_return false;
+    if (c.report_pending) {
+      auto latency = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent_at);
+      c.chosen->report({true, latency}, clock::now(), g.cfg.health);
     }
-    if (auto ban = co_await detect_ban(s, *resp, *rframing.framing, rbuf)) {
+    a.resp = std::move(*resp);
+    a.framing = *rframing;
+    if (auto ban = co_await detect_ban(s, a.resp, a.framing, a.rbuf)) {
       g.bans.ban(*c.chosen, host_key, clock::now() + *ban);
       s->metrics().on_ban();
-      spdlog::info("exit {} banned for {} for {} s (status {})", exit_id, host_key, ban->count() / 1000, resp->status);
+      spdlog::info("exit {} banned for {} for {} s (status {})", exit_id, host_key, ban->count() / 1000,
+                   a.resp.status);
       if (retry_on_ban && round < g.cfg.ban_retries) {
         tried.push_back(c.chosen);
-        s->upstream.close();
-        s->upstream = net::stream();
+        a.upstream = std::move(s->upstream);
+        a.reuse_key.clear();
+        held = std::move(a);
         continue;
       }
     }
-    const bool keep = keep_client && rframing.framing->kind != proto::body_kind::until_close;
-    std::string rhead = fmt::format("HTTP/1.1 {} {}\r\n", resp->status, resp->reason);
-    for (const auto& h : resp->headers) {
-      if (!proto::is_hop_by_hop(h.name, resp->headers)) {
-        rhead += h.name + ": " + h.value + "\r\n";
-      }
-    }
-    rhead += "X-Exitpool-Exit: " + sanitize(exit_id) + "\r\n";
-    rhead += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-    s->metrics().on_http_response(resp->status);
-    if (!co_await s->write_client(rhead)) {
-      co_return false;
-    }
-    bool complete = co_await copy_body(s->upstream, rbuf, s->client, *rframing.framing, s->act, bytes_down);
-    s->metrics().on_bytes(bytes_up + out.size(), bytes_down + rhead.size());
-    const auto* rconn = proto::find_header(resp->headers, "Connection");
-    const bool upstream_reusable = complete && !c.reuse_key.empty() && rbuf.empty() && resp->version_minor == 1 &&
-                                   rframing.framing->kind != proto::body_kind::until_close &&
-                                   !(rconn && proto::header_has_token(rconn->value, "close"));
-    if (upstream_reusable) {
-      s->shard.idle_upstreams.put(c.reuse_key, std::move(s->upstream), clock::now());
-    } else {
-      s->upstream.close();
-    }
-    s->upstream = net::stream();
-    co_return complete && keep;
+    a.upstream = std::move(s->upstream);
+    co_return co_await forward_answer(s, std::move(a), keep_client, record);
   }
 }
 

@@ -160,8 +160,14 @@ awaitable<probe_result> probe_exit(const pool::exit& ex, const probe_target* tar
   const dial_mode mode = target == nullptr ? dial_mode::handshake
                          : via_http_proxy  ? dial_mode::forward
                                            : dial_mode::tunnel;
-  auto r = co_await dial(ex, target ? target->target.where.host : std::string(),
-                         target ? target->target.where.port : std::uint16_t{0}, mode, opts);
+  // Named locals, not conditional temporaries inside the co_await: GCC 12 mishandles those.
+  std::string host;
+  std::uint16_t port = 0;
+  if (target != nullptr) {
+    host = target->target.where.host;
+    port = target->target.where.port;
+  }
+  auto r = co_await dial(ex, std::move(host), port, mode, opts);
   res.latency_ms = ms_since(t0);
   if (r.error != dial_error::none) {
     res.error = printable(r.detail);

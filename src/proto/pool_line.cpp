@@ -96,6 +96,15 @@ std::optional<std::string> percent_decode(std::string_view s) {
   return out;
 }
 
+// host:port:user:pass up to the password (before the third ':'), for messages.
+std::string_view before_password(std::string_view text) {
+  std::size_t end = 0;
+  for (int colons = 0; colons < 3 && end != std::string_view::npos; ++colons) {
+    end = text.find(':', colons == 0 ? 0 : end + 1);
+  }
+  return text.substr(0, end);
+}
+
 // Parsing state for one line; `fail` records the first error.
 struct line_parser {
   std::string error;
@@ -207,6 +216,11 @@ struct line_parser {
 
   bool parse_url(std::string_view url, exit_spec& spec) {
     const auto sep = url.find("://");
+    std::string_view rest = url.substr(sep + 3);
+    // The last '@' ends the userinfo: an unencoded '@' in a password still parses.
+    // Messages quote `shown`, the URL with its password masked.
+    const auto at = rest.rfind('@');
+    const std::string shown = at == std::string_view::npos ? std::string(url) : redact_text(url, at);
     const std::string scheme = lower(url.substr(0, sep));
     if (scheme == "http") {
       spec.scheme = exit_scheme::http;
@@ -219,18 +233,13 @@ struct line_parser {
     } else if (scheme == "direct") {
       spec.scheme = exit_scheme::direct;
     } else if (scheme.empty()) {
-      return fail(fmt::format("missing scheme in '{}'", url));
+      return fail(fmt::format("missing scheme in '{}'", shown));
     } else {
       return fail(fmt::format("unknown scheme '{}'", url.substr(0, sep)));
     }
-    std::string_view rest = url.substr(sep + 3);
     if (spec.scheme == exit_scheme::direct) {
       return parse_direct(rest, url, spec);
     }
-    // The last '@' ends the userinfo: an unencoded '@' in a password still parses.
-    // Messages quote `shown`, the URL with its password masked.
-    const auto at = rest.rfind('@');
-    const std::string shown = at == std::string_view::npos ? std::string(url) : redact_text(url, at);
     if (at != std::string_view::npos) {
       const std::string_view userinfo = rest.substr(0, at);
       const auto colon = userinfo.find(':');
@@ -283,9 +292,10 @@ struct line_parser {
     std::string_view host;
     std::string_view rest;
     if (!text.empty() && text.front() == '[') {
+      // Messages quote the text only up to the port: user and password may follow it.
       const auto close = text.find(']');
       if (close == std::string_view::npos) {
-        return fail(fmt::format("unterminated '[' in '{}'", text));
+        return fail("unterminated '[' in host:port:user:pass entry");
       }
       host = text.substr(1, close - 1);
       if (!valid_ipv6(host)) {
@@ -296,14 +306,15 @@ struct line_parser {
         return fail(fmt::format("missing port in '{}'", text));
       }
       if (rest.front() != ':') {
-        return fail(fmt::format("unexpected '{}' after ']' in '{}'", rest, text));
+        return fail(fmt::format("unexpected '{}' after ']' in '{}'", rest.substr(0, rest.find(':')),
+                                text.substr(0, close + 1)));
       }
       rest.remove_prefix(1);
     } else {
       const auto colon = text.find(':');
       host = text.substr(0, colon);
       if (host.empty()) {
-        return fail(fmt::format("missing host in '{}'", text));
+        return fail(fmt::format("missing host in '{}'", before_password(text)));
       }
       if (colon == std::string_view::npos) {
         return fail(fmt::format("missing port in '{}' (expected host:port or scheme://host:port)", text));

@@ -131,6 +131,10 @@ TEST(pool_line, rejects_bad_lines_precisely) {
       {"h:80::pass", "empty user in host:port:user:pass"},
       {"h:abc:u:p", "bad port 'abc' in 'h:abc'"},
       {"h:65536", "port 65536 out of range"},
+      {"[::1]x:80", "unexpected 'x' after ']' in '[::1]'"},
+      {"[::1:80", "unterminated '[' in host:port:user:pass entry"},
+      {":80:u:p", "missing host in ':80:u'"},
+      {"://u:p@h:1", "missing scheme in '://u:***@h:1'"},
       {"http://h:1 weight=x", "bad weight 'x' (want a number > 0)"},
       {"http://h:1 weight=0", "bad weight '0' (want a number > 0)"},
       {"http://h:1 weight=-1", "bad weight '-1' (want a number > 0)"},
@@ -156,7 +160,11 @@ TEST(pool_line, rejects_bad_lines_precisely) {
 TEST(pool_line, errors_never_show_passwords) {
   for (const char* line : {"http://u:hunter2@h", "http://u:hunter2@h:99999", "http://u:hunter2@h:1/x",
                            "http://u:hunter2@::1:80", "http://:hunter2@h:1",
-                           "direct://u:hunter2@1.2.3.4"}) {
+                           "direct://u:hunter2@1.2.3.4",
+                           // Found by tests/fuzz/fuzz_pool_line (tests/fuzz/regressions/fuzz_pool_line/):
+                           // malformed vendor-format lines and a missing scheme quoted the whole text.
+                           "[::1]x:80:user:hunter2", "[::1:80:user:hunter2", ":80:user:hunter2",
+                           "://u:hunter2@h:1"}) {
     const auto r = parse_pool_line(line);
     ASSERT_FALSE(r.error.empty()) << line;
     EXPECT_EQ(r.error.find("hunter2"), std::string::npos) << r.error;
