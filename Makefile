@@ -1,8 +1,12 @@
 # exitpool — developer entry points.
 #   make run    install build deps, build, start `exitpool serve` (extra flags: make run ARGS='--threads 2')
-#   make check  install build + test deps, build, unit tests (ctest), integration tests (pytest)
+#   make check  install build + test deps, build, unit tests (ctest), integration tests (pytest), fuzzing
+#   make fuzz   build the libFuzzer targets (clang, ./build-fuzz) and run each for FUZZ_SECONDS
+#   make check-asan  the unit and integration tests under ASan+UBSan+LSan (g++, ./build-asan)
 #   make build  configure and build into ./build
 #   make clean  remove ./build
+#   make bench  gateway benchmark against squid, tinyproxy, privoxy, dante, microsocks (bench/gateway/run.sh,
+#               ~13 min; QUICK=1 ~3 min); builds Release into ./build-bench. Never part of `make check`.
 
 BUILD_DIR  ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -12,8 +16,10 @@ ARGS       ?=
 # (a python3 earlier on PATH, e.g. pyenv, may not).
 PYTHON     ?= /usr/bin/python3
 PYTEST_ARGS ?=
+# Per fuzz target; nine targets at 20 s keep `make check`'s fuzzing near 3 minutes.
+FUZZ_SECONDS ?= 20
 
-.PHONY: all deps test-deps build run check unit integration clean
+.PHONY: all deps test-deps build run check unit integration fuzz check-asan clean bench
 
 all: build
 
@@ -38,6 +44,7 @@ check:
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory fuzz
 
 unit:
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
@@ -45,5 +52,16 @@ unit:
 integration:
 	EXITPOOL_BIN=$(abspath $(BUILD_DIR))/exitpool $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+check-asan:
+	scripts/install-deps.sh --test
+	JOBS=$(JOBS) PYTHON=$(PYTHON) scripts/check-asan.sh $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(BUILD_DIR)
+
+bench:
+	scripts/install-deps.sh --bench
+	bench/gateway/run.sh

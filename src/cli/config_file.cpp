@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <set>
+#include <map>
 #include <stdexcept>
 #include <toml++/toml.h>
 
@@ -10,11 +10,12 @@ namespace exitpool::cli {
 
 namespace {
 
-std::set<std::string> long_names(const CLI::App& cmd) {
-  std::set<std::string> names;
+// Long option names, each with whether it is a flag (takes no value).
+std::map<std::string, bool> long_names(const CLI::App& cmd) {
+  std::map<std::string, bool> names;
   for (const auto* opt : cmd.get_options()) {
     for (const auto& n : opt->get_lnames()) {
-      names.insert(n);
+      names.emplace(n, opt->get_expected_max() == 0);
     }
   }
   return names;
@@ -33,7 +34,7 @@ std::string scalar_text(const toml::node& node, const std::string& where) {
   throw std::runtime_error(where + ": expected a string or a number");
 }
 
-void add_table(const toml::table& table, const std::string& path, const std::set<std::string>& names,
+void add_table(const toml::table& table, const std::string& path, const std::map<std::string, bool>& names,
                const std::string& command, std::vector<std::string>& out) {
   for (const auto& [key, node] : table) {
     const std::string name(key.str());
@@ -50,7 +51,11 @@ void add_table(const toml::table& table, const std::string& path, const std::set
       throw std::runtime_error(fmt::format("{}:{}: unknown key '{}' (not an option of exitpool {})", path, line,
                                            name, command));
     }
-    if (node.is_boolean()) {
+    const bool is_flag = names.at(name);
+    if (is_flag != node.is_boolean()) {
+      throw std::runtime_error(where + (is_flag ? ": expected true or false" : ": expected a value, not true/false"));
+    }
+    if (is_flag) {
       if (*node.value<bool>()) {
         out.push_back("--" + name);
       }

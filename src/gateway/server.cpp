@@ -326,10 +326,12 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
       draining = true;
       spdlog::info("signal {}: no longer accepting; draining {} open sessions (up to {} s; again to stop now)", sig,
                    total_active(), shared.cfg.drain_timeout.count() / 1000.0);
+      shared.draining.store(true, std::memory_order_relaxed);
       for (auto& st : shard_states) {
         asio::post(runtime.context(st->index), [a = st->acceptor.get()] {
           boost::system::error_code ignored;
           a->close(ignored);
+          close_idle_sessions();  // kept-alive clients with nothing in flight
         });
       }
       deadline = net::clock::now() + shared.cfg.drain_timeout;
@@ -383,8 +385,17 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   runtime.start();
   on_ready(threads);
   main_ctx.run();
+  // Teardown order matters. Sockets owned by shard_states must close while their
+  // io_context exists; sessions still suspended in the io_contexts refer to
+  // shard_states, metrics and the admin context, so the io_contexts (and with them
+  // those coroutine frames) must go before these.
   runtime.stop();
   runtime.join();
+  for (auto& st : shard_states) {
+    st->acceptor.reset();
+    st->idle_upstreams.clear();
+  }
+  runtime.shutdown();
   return 0;
 }
 

@@ -38,6 +38,7 @@ struct shared_state {
   pool::host_limits host_rates;
   pool::tier_memory tiers;
   std::vector<std::regex> ban_patterns;  // compiled cfg.ban_patterns
+  std::atomic<bool> draining{false};      // SIGTERM seen: no new keep-alive rounds
   boost::asio::ssl::context tls_verified;
   boost::asio::ssl::context tls_insecure;
 };

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <unordered_set>
 
 #include <boost/asio.hpp>
 #include <fmt/format.h>
@@ -29,9 +30,18 @@ using net::error_code;
 using net::nothrow_awaitable;
 using net::tcp;
 
+struct session;
+// The sessions of the shard running on this thread (each shard is one thread).
+thread_local std::unordered_set<session*> live_sessions;
+
 // Per-connection state, shared by the session coroutine and its watchdog.
 struct session {
-  session(tcp::socket s, shard_state& sh) : shard(sh), client(std::move(s)), timer(client.socket().get_executor()) {}
+  session(tcp::socket s, shard_state& sh) : shard(sh), client(std::move(s)), timer(client.socket().get_executor()) {
+    live_sessions.insert(this);
+  }
+  ~session() { live_sessions.erase(this); }
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
 
   shard_state& shard;
   net::stream client;
@@ -43,6 +53,7 @@ struct session {
   bool absolute_deadline = false;
   bool upstream_only = false;
   bool upstream_timed_out = false;
+  bool between_requests = false;  // kept alive, waiting for the next request's first byte
   bool done = false;
   bool timed_out = false;
   asio::steady_timer timer;
@@ -702,7 +713,8 @@ struct exit_answer {
 awaitable<bool> forward_answer(std::shared_ptr<session> s, exit_answer a, bool keep_client, request_record& record) {
   record.outcome = admin::request_outcome::ok;
   s->upstream = std::move(a.upstream);
-  const bool keep = keep_client && a.framing.kind != proto::body_kind::until_close;
+  const bool keep = keep_client && a.framing.kind != proto::body_kind::until_close &&
+                    !s->shard.shared.draining.load(std::memory_order_relaxed);
   std::string rhead = fmt::format("HTTP/1.1 {} {}\r\n", a.resp.status, a.resp.reason);
   for (const auto& h : a.resp.headers) {
     if (!proto::is_hop_by_hop(h.name, a.resp.headers)) {
@@ -904,7 +916,10 @@ awaitable<void> serve_http(std::shared_ptr<session> s) {
       }
       if (!first && s->buf.empty()) {
         // Between requests: wait for the next one under the idle limit, then the head's.
-        if (!co_await s->read_client()) {
+        s->between_requests = true;
+        const bool more = co_await s->read_client();
+        s->between_requests = false;
+        if (!more) {
           co_return;
         }
         s->arm_deadline(s->cfg().handshake_timeout);
@@ -1087,6 +1102,14 @@ awaitable<void> serve(std::shared_ptr<session> s) {
 }
 
 }  // namespace
+
+void close_idle_sessions() {
+  for (auto* s : live_sessions) {
+    if (s->between_requests) {
+      s->client.close();
+    }
+  }
+}
 
 awaitable<void> run_session(tcp::socket socket, shard_state& shard) {
   error_code ec;

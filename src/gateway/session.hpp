@@ -12,4 +12,8 @@ namespace exitpool::gateway {
 
 boost::asio::awaitable<void> run_session(boost::asio::ip::tcp::socket socket, shard_state& shard);
 
+// Closes this shard's client connections that are idle between two requests (kept
+// alive, nothing in flight). Call on the shard's own thread, when draining.
+void close_idle_sessions();
+
 }  // namespace exitpool::gateway

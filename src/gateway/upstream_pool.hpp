@@ -38,6 +38,11 @@ class upstream_pool {
   // Closes connections idle for longer than max_idle. Returns how many remain.
   std::size_t sweep(net::clock::time_point now);
   std::size_t size() const { return total_; }
+  // Closes and drops every idle connection (before the shard's io_context goes away).
+  void clear() {
+    map_.clear();
+    total_ = 0;
+  }
 
  private:
   struct idle {

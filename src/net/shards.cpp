@@ -42,6 +42,12 @@ void shards::join() {
   threads_.clear();
 }
 
+void shards::shutdown() {
+  stop();
+  join();
+  contexts_.clear();
+}
+
 int hardware_threads() {
   unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);

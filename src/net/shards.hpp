@@ -24,6 +24,9 @@ class shards {
   // Asks every shard's loop to return (safe from any thread), then joins them.
   void stop();
   void join();
+  // Stops, joins, and destroys the io_contexts: coroutines still suspended in them are
+  // destroyed now, while the state they refer to (owned by the caller) is still alive.
+  void shutdown();
 
  private:
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;

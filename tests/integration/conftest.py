@@ -17,6 +17,7 @@ Set EXITPOOL_KEEP_TMP=1 to keep the temp dir (configs and logs) after the run.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -502,6 +503,9 @@ class Gateway:
         return self.svc.alive()
 
 
+_file_numbers = itertools.count(1)  # unique across the session: a failing test's log is never overwritten
+
+
 class GatewayFactory:
     def __init__(self, dir_: Path):
         self.dir = dir_
@@ -509,7 +513,7 @@ class GatewayFactory:
         self.n = 0
 
     def write(self, name: str, text: str) -> Path:
-        self.n += 1
+        self.n = next(_file_numbers)
         p = self.dir / f"{self.n:03d}-{name}"
         p.write_text(text)
         return p
@@ -537,13 +541,19 @@ class GatewayFactory:
             svc.wait_ready(timeout=15)
         return gw
 
-    def stop_all(self) -> None:
+    def stop_all(self) -> list[tuple["Gateway", int | None]]:
+        """Stops every gateway (SIGTERM); returns those that did not exit cleanly with their exit code."""
+        unclean = []
         for gw in self.started:
             if gw.svc.alive():
-                gw.svc.stop(grace=5)
+                rc = gw.svc.stop(grace=5)
+                # A crash while draining, or a sanitizer report at exit, shows only here.
+                if rc != 0 and not gw.exit_expected:
+                    unclean.append((gw, rc))
             # Shown by pytest only for failing tests: the gateway's own account of what happened.
             print(f"--- exitpool log ({gw.svc.log_path}) ---\n{gw.svc.log(6000)}")
         self.started.clear()
+        return unclean
 
 
 @pytest.fixture(scope="session")
@@ -557,10 +567,14 @@ def start_gateway(gateway_dir):
     factory = GatewayFactory(gateway_dir)
     yield factory
     crashed = [gw for gw in factory.started if not gw.alive() and not gw.exit_expected]
-    factory.stop_all()
+    unclean = factory.stop_all()
     if crashed:
         gw = crashed[0]
         pytest.fail(f"exitpool died during this test (exit code {gw.proc.returncode})\n"
+                    f"--- {gw.svc.log_path} ---\n{gw.svc.log(6000)}", pytrace=False)
+    if unclean:
+        gw, rc = unclean[0]
+        pytest.fail(f"exitpool did not exit cleanly on SIGTERM (exit code {rc})\n"
                     f"--- {gw.svc.log_path} ---\n{gw.svc.log(6000)}", pytrace=False)
 
 

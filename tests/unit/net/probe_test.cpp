@@ -52,7 +52,7 @@ TEST(ParseProbeTarget, ErrorsSayWhy) {
 }
 
 TEST(Printable, ControlCharactersBecomeSpaces) {
-  EXPECT_EQ(printable("a\r\nb\tc\x7f" "d"), "a  b c d");
+  EXPECT_EQ(printable(std::string("a\r\nb\tc\x7f") + "d"), "a  b c d");
   EXPECT_EQ(printable(""), "");
 }
 
