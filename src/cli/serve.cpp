@@ -228,6 +228,24 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
                   "handshake with the exit alone (connect, TLS, SOCKS5 login), no target contacted");
   cmd->add_option("--check-timeout", o->check_timeout_s, "Seconds for one active check of one exit")
       ->capture_default_str();
+  cmd->add_option("--allow-ports", o->cfg.allow_ports,
+                  "Target ports clients may reach (squid's Safe_ports by default)")
+      ->capture_default_str();
+  cmd->add_option("--deny", o->cfg.deny,
+                  "Networks clients may not reach (CIDR; repeatable), besides 0.0.0.0/8, 169.254.0.0/16, "
+                  "multicast, fe80::/10 and the gateway's own ports")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_flag("--no-default-deny", o->cfg.no_default_deny, "Drop the built-in denied networks");
+  cmd->add_option("--max-connections", o->cfg.max_connections, "Client connections at once; 0 = no limit")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-connections-per-user", o->cfg.max_connections_per_user,
+                  "Client connections at once per user (with --users); 0 = no limit")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--queue-max", o->cfg.queue_max, "Requests that may wait for an exit with capacity at once")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--allow-open", o->cfg.allow_open, "Allow a non-loopback listener without --users");
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error, off")->capture_default_str();
   cmd->callback([&run, o] { run = [o] { return serve(*o); }; });

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "gateway/acl.hpp"
 #include "pool/rate_limit.hpp"
 
 #include "pool/pool.hpp"
@@ -42,6 +43,14 @@ struct config {
   std::vector<std::string> ban_patterns;
   std::chrono::milliseconds ban_duration{std::chrono::minutes(5)};
   int ban_retries = 2;  // further exits tried for an idempotent request after a ban
+  // Access control (see gateway/acl.hpp): allowed target ports, denied networks.
+  std::string allow_ports{default_allowed_ports};
+  std::vector<std::string> deny;  // CIDRs, in addition to the defaults
+  bool no_default_deny = false;   // drop the built-in denied networks
+  // Resource bounds; 0 = unlimited.
+  int max_connections = 0;           // client connections, all shards together
+  int max_connections_per_user = 0;  // per authenticated user (with --users)
+  int queue_max = 10000;             // requests waiting for an exit with capacity
   // Active health checks (gateway/health.hpp): every exit probed every check_interval
   // (0 = off), within check_timeout each; a GET of check_url through the exit, or
   // (empty) a handshake with the exit alone.

@@ -129,6 +129,32 @@ shared_state::shared_state(config c, std::shared_ptr<const pool::snapshot> snap,
       host_rates(cfg.limits),
       tls_verified(net::make_tls_context(true, cfg.ca_file)),
       tls_insecure(net::make_tls_context(false, "")) {
+  std::vector<cidr> deny;
+  if (!cfg.no_default_deny) {
+    for (auto d : default_denied_networks) {
+      deny.push_back(*parse_cidr(d));
+    }
+  }
+  for (const auto& d : cfg.deny) {
+    auto c = parse_cidr(d);
+    if (!c) {
+      throw std::runtime_error(fmt::format("--deny '{}': expected an address or ADDR/PREFIX", d));
+    }
+    deny.push_back(*c);
+  }
+  auto ports = parse_port_ranges(cfg.allow_ports);
+  if (!ports) {
+    throw std::runtime_error(fmt::format("--allow-ports '{}': expected PORT or LOW-HIGH, comma-separated",
+                                         cfg.allow_ports));
+  }
+  std::vector<tcp::endpoint> self{parse_listen(cfg.listen)};
+  if (!cfg.admin_listen.empty()) {
+    self.push_back(parse_listen(cfg.admin_listen));
+  }
+  acl = access_policy(std::move(deny), std::move(*ports), std::move(self), local_addresses());
+  for (const auto& [user, password] : users) {
+    user_connections.emplace(user, std::make_unique<std::atomic<int>>(0));
+  }
   for (const auto& p : cfg.ban_patterns) {
     try {
       ban_patterns.emplace_back(p, std::regex::ECMAScript | std::regex::optimize);

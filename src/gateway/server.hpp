@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "admin/metrics.hpp"
+#include "gateway/acl.hpp"
 #include "gateway/config.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "pool/pool.hpp"
@@ -39,6 +40,11 @@ struct shared_state {
   pool::tier_memory tiers;
   std::vector<std::regex> ban_patterns;  // compiled cfg.ban_patterns
   std::atomic<bool> draining{false};      // SIGTERM seen: no new keep-alive rounds
+  access_policy acl;
+  std::atomic<int> connections{0};  // open client connections, all shards
+  std::atomic<int> queued{0};       // requests waiting for capacity, all shards
+  // Open connections per user (keys fixed at startup: lock-free lookups).
+  std::unordered_map<std::string, std::unique_ptr<std::atomic<int>>> user_connections;
   boost::asio::ssl::context tls_verified;
   boost::asio::ssl::context tls_insecure;
 };

@@ -39,7 +39,12 @@ struct session {
   session(tcp::socket s, shard_state& sh) : shard(sh), client(std::move(s)), timer(client.socket().get_executor()) {
     live_sessions.insert(this);
   }
-  ~session() { live_sessions.erase(this); }
+  ~session() {
+    live_sessions.erase(this);
+    if (user_slot != nullptr) {
+      user_slot->fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
@@ -54,6 +59,7 @@ struct session {
   bool upstream_only = false;
   bool upstream_timed_out = false;
   bool between_requests = false;  // kept alive, waiting for the next request's first byte
+  std::atomic<int>* user_slot = nullptr;  // this connection counts against its user's limit
   bool done = false;
   bool timed_out = false;
   asio::steady_timer timer;
@@ -158,6 +164,7 @@ const char* reason_phrase(int status) {
     case 407: return "Proxy Authentication Required";
     case 408: return "Request Timeout";
     case 414: return "URI Too Long";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
@@ -268,6 +275,25 @@ auth_result authenticate(const shared_state& g, const std::optional<std::pair<st
   return r;
 }
 
+// Counts this connection against its user's --max-connections-per-user (once per
+// connection). Returns why it is refused, or "".
+std::string claim_user_slot(session& s, const std::string& user) {
+  const auto& g = s.shard.shared;
+  const int max = g.cfg.max_connections_per_user;
+  if (s.user_slot != nullptr || max <= 0) {
+    return {};
+  }
+  auto it = g.user_connections.find(user);
+  if (it == g.user_connections.end()) {
+    return {};
+  }
+  s.user_slot = it->second.get();
+  if (s.user_slot->fetch_add(1, std::memory_order_relaxed) >= max) {
+    return fmt::format("too many connections for user {} (limit {})", user, max);
+  }
+  return {};
+}
+
 std::optional<std::pair<std::string, std::string>> basic_credentials(const proto::request_head& head) {
   const auto* h = proto::find_header(head.headers, "Proxy-Authorization");
   if (h == nullptr) {
@@ -328,6 +354,11 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
   auto& g = shard.shared;
   const auto& cfg = g.cfg;
   connect_outcome out;
+  if (auto why = g.acl.check(host, port); !why.empty()) {
+    out.error = {403, "target refused: " + why, "destination_ip_prohibited"};
+    out.socks = socks5::reply::not_allowed;
+    co_return out;
+  }
   out.snap = g.pool.load();
   const std::string host_key = lower(host);
   pool::pick_request req;
@@ -350,6 +381,7 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
   opts.timeout = cfg.dial_timeout;
   opts.tls_verified = &g.tls_verified;
   opts.tls_insecure = &g.tls_insecure;
+  opts.check_address = [&g](const asio::ip::address& a, std::uint16_t p) { return g.acl.check(a, p); };
 
   const auto queue_deadline = clock::now() + cfg.queue_timeout;
   const std::size_t tried_before = tried.size();
@@ -388,8 +420,17 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
         out.socks = socks5::reply::general_failure;
         co_return out;
       }
+      if (g.queued.fetch_add(1, std::memory_order_relaxed) >= cfg.queue_max) {
+        g.queued.fetch_sub(1, std::memory_order_relaxed);
+        out.error = {503, fmt::format("no exit has capacity for {} now and the wait queue is full ({} waiting)",
+                                      host_key, cfg.queue_max),
+                     "connection_limit_reached", "1"};
+        out.socks = socks5::reply::general_failure;
+        co_return out;
+      }
       asio::steady_timer wait(co_await asio::this_coro::executor, std::min(pick.retry_at, queue_deadline));
       co_await wait.async_wait(nothrow_awaitable);
+      g.queued.fetch_sub(1, std::memory_order_relaxed);
       continue;
     }
     if (pick.chosen == nullptr) {
@@ -443,6 +484,11 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
       pick.chosen->release_probe();  // the target failed, which says nothing about the exit
     }
     spdlog::info("dial {} via exit {} failed: {}", proto::format_authority(host, port), pick.chosen->id(), r.detail);
+    if (r.error == net::dial_error::destination_ip_prohibited) {
+      out.error = {403, "target refused: " + r.detail, "destination_ip_prohibited"};
+      out.socks = socks5::reply::not_allowed;
+      co_return out;
+    }
     tried.push_back(pick.chosen);
     if (!failures.empty()) {
       failures += "; ";
@@ -485,6 +531,8 @@ awaitable<void> handle_connect(std::shared_ptr<session> s, proto::request_head h
   auto where = proto::parse_authority(head.target, 0);
   if (!auth.params) {
     refusal = {407, auth.error, ""};
+  } else if (auto busy = claim_user_slot(*s, auth.params->user); !busy.empty()) {
+    refusal = {429, busy, "connection_limit_reached"};
   } else if (!where || where->port == 0) {
     refusal = {400, "bad CONNECT target '" + sanitize(head.target) + "': expected host:port", "http_request_error"};
   }
@@ -753,6 +801,8 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
   auto framing = proto::request_body_framing(head);
   if (!auth.params) {
     refusal = {407, auth.error, ""};
+  } else if (auto busy = claim_user_slot(*s, auth.params->user); !busy.empty()) {
+    refusal = {429, busy, "connection_limit_reached"};
   } else if (!target) {
     std::string why = !head.target.empty() && head.target.front() == '/'
                           ? "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT"
@@ -1028,6 +1078,12 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
       }
       co_return;
     }
+    if (auto busy = claim_user_slot(*s, auth.params->user); !busy.empty()) {
+      spdlog::info("SOCKS5 connection refused: {}", busy);
+      const std::string reply = socks5::make_userpass_status(false);
+      co_await s->write_client(reply);
+      co_return;
+    }
     params = std::move(*auth.params);
     const std::string accepted = socks5::make_userpass_status(true);
     if (!co_await s->write_client(accepted)) {
@@ -1111,12 +1167,39 @@ void close_idle_sessions() {
   }
 }
 
+// Over --max-connections: answer in the client's protocol, then close.
+awaitable<void> refuse_overloaded(std::shared_ptr<session> s) {
+  s->arm_deadline(s->cfg().handshake_timeout);
+  if (!co_await s->read_client()) {
+    co_return;
+  }
+  if (static_cast<unsigned char>(s->buf.front()) == socks5::version) {
+    const std::string reply = socks5::make_method_choice(socks5::method::none_acceptable);
+    co_await s->write_client(reply);
+    co_return;
+  }
+  const std::string reply = error_reply(
+      *s, {503, fmt::format("too many client connections (--max-connections {})", s->cfg().max_connections),
+           "connection_limit_reached", "1"});
+  co_await s->write_client(reply);
+}
+
 awaitable<void> run_session(tcp::socket socket, shard_state& shard) {
   error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
+  auto& g = shard.shared;
+  struct counted {
+    std::atomic<int>& n;
+    ~counted() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } count{g.connections};
+  const int open = g.connections.fetch_add(1, std::memory_order_relaxed) + 1;
   auto s = std::make_shared<session>(std::move(socket), shard);
   asio::co_spawn(s->timer.get_executor(), watchdog(s), asio::detached);
-  co_await serve(s);
+  if (g.cfg.max_connections > 0 && open > g.cfg.max_connections) {
+    co_await refuse_overloaded(s);
+  } else {
+    co_await serve(s);
+  }
   s->done = true;
   s->timer.cancel();
   s->client.close();

@@ -41,6 +41,25 @@ dial_result failed(dial_error e, bool exit_fault, std::string detail) {
   return r;
 }
 
+// Drops the addresses the access policy refuses; returns the reason when none is left.
+std::string refused(const dial_options& opts, std::vector<tcp::endpoint>& eps) {
+  if (!opts.check_address) {
+    return {};
+  }
+  std::string why;
+  std::erase_if(eps, [&](const tcp::endpoint& ep) {
+    auto r = opts.check_address(ep.address(), ep.port());
+    if (r.empty()) {
+      return false;
+    }
+    if (why.empty()) {
+      why = std::move(r);
+    }
+    return true;
+  });
+  return eps.empty() ? why : std::string();
+}
+
 awaitable<std::tuple<error_code, std::vector<tcp::endpoint>>> resolve(std::string host, std::uint16_t port) {
   error_code ec;
   auto addr = asio::ip::make_address(host, ec);
@@ -299,6 +318,9 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
       r.socks_reply = socks5::reply::host_unreachable;
       co_return r;
     }
+    if (auto why = refused(opts, eps); !why.empty()) {
+      co_return failed(dial_error::destination_ip_prohibited, false, why);
+    }
     auto [cec, sock] = co_await connect_any(eps, source);
     if (cec) {
       // A source address this host does not have is the exit's fault; a refusing target is not.
@@ -356,6 +378,9 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
         r.socks_reply = socks5::reply::host_unreachable;
         co_return r;
       }
+      if (auto why = refused(opts, targets); !why.empty()) {
+        co_return failed(dial_error::destination_ip_prohibited, false, why);
+      }
       co_return co_await socks5_connect(std::move(up), spec, targets.front().address().to_string(), port, false);
     }
     case proto::exit_scheme::socks5h:
@@ -381,6 +406,7 @@ const char* proxy_status_error(dial_error e) {
     case dial_error::connection_timeout: return "connection_timeout";
     case dial_error::destination_unavailable: return "destination_unavailable";
     case dial_error::destination_ip_unroutable: return "destination_ip_unroutable";
+    case dial_error::destination_ip_prohibited: return "destination_ip_prohibited";
     case dial_error::tls_protocol_error: return "tls_protocol_error";
     case dial_error::tls_certificate_error: return "tls_certificate_error";
     case dial_error::proxy_auth_failed: return "proxy_internal_error";
@@ -397,6 +423,7 @@ socks5::reply socks_reply_for(const dial_result& r) {
     case dial_error::connection_timeout: return socks5::reply::ttl_expired;
     case dial_error::dns_error: return socks5::reply::host_unreachable;
     case dial_error::destination_ip_unroutable: return socks5::reply::network_unreachable;
+    case dial_error::destination_ip_prohibited: return socks5::reply::not_allowed;
     case dial_error::destination_unavailable: return r.socks_reply;
     default: return socks5::reply::general_failure;
   }

@@ -10,6 +10,7 @@
 
 #include <boost/asio/ssl.hpp>
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "net/stream.hpp"
@@ -28,6 +29,7 @@ enum class dial_error {
   connection_timeout,         // the dial deadline passed
   destination_unavailable,    // proxy/SOCKS reached but could not reach the target
   destination_ip_unroutable,  // address family mismatch, unreachable network
+  destination_ip_prohibited,  // the target's address is refused by the gateway's access policy
   tls_protocol_error,         // TLS handshake to an https:// proxy failed
   tls_certificate_error,      // the proxy's certificate did not verify
   proxy_auth_failed,          // the exit rejected our credentials
@@ -40,6 +42,9 @@ struct dial_options {
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};
   asio::ssl::context* tls_verified = nullptr;  // for https:// exits with tls_verify
   asio::ssl::context* tls_insecure = nullptr;  // for https:// exits with tls_verify=false
+  // Checks every address the gateway resolves itself (direct and socks5:// exits):
+  // returns why it is refused, or "" (unset: everything allowed).
+  std::function<std::string(const asio::ip::address&, std::uint16_t)> check_address;
 };
 
 struct dial_result {
