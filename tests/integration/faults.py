@@ -346,3 +346,224 @@ def admin_exits(port: int) -> dict[str, dict]:
     exits = doc["exits"] if isinstance(doc, dict) else doc
     assert isinstance(exits, list), doc
     return {e["id"]: e for e in exits}
+
+
+# ------------------------------------------------------------------ issue-5 fault servers and probes
+# Used by test_faults.py and bench/soak. Same rules as above: 127.0.0.0/8 only, a thread per
+# connection, every socket with a timeout, every server stopped (its connections closed) by its test.
+
+import os  # noqa: E402
+import struct  # noqa: E402
+
+
+class RawServer:
+    """A TCP listener on (host, 0) that runs `handler(conn, server)` in a daemon thread for each connection
+    it accepts. The handler owns the connection (the server closes it too when stopping). `events` is a list
+    a handler may append (time, what) records to; `accepts` counts connections. Use as a context manager."""
+
+    def __init__(self, handler: Callable[[socket.socket, "RawServer"], None], host: str = "127.0.0.1",
+                 lifetime: float = 60.0):
+        self.handler = handler
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((host, 0))
+        self.lsock.listen(128)
+        self.lsock.settimeout(0.05)
+        self.host, self.port = self.lsock.getsockname()[:2]
+        self.lifetime = lifetime
+        self.lock = threading.Lock()
+        self.accepts = 0
+        self.conns: list[socket.socket] = []
+        self.events: list[tuple[float, str]] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True, name=f"raw-{self.port}")
+
+    @property
+    def hostport(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def note(self, what: str) -> None:
+        with self.lock:
+            self.events.append((time.monotonic(), what))
+
+    def noted(self, prefix: str) -> list[float]:
+        with self.lock:
+            return [t for t, w in self.events if w.startswith(prefix)]
+
+    def start(self) -> "RawServer":
+        self.thread.start()
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.lsock.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+            self.conns.clear()
+
+    def _loop(self) -> None:
+        deadline = time.monotonic() + self.lifetime  # a forgotten server still stops
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = self.lsock.accept()
+            except (socket.timeout, OSError):
+                continue
+            conn.settimeout(10)
+            with self.lock:
+                self.accepts += 1
+                self.conns.append(conn)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn: socket.socket) -> None:
+        try:
+            self.handler(conn, self)
+        except OSError:
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+def recv_until(conn: socket.socket, delim: bytes, limit: int = 65536) -> bytes:
+    """Reads until `delim` (included) or EOF; what was read (bounded by the socket's timeout and `limit`)."""
+    buf = b""
+    while delim not in buf and len(buf) < limit:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def recv_exact(conn: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            raise EOFError(f"EOF after {len(buf)} of {n} bytes")
+        buf += chunk
+    return buf
+
+
+def recv_to_eof(conn: socket.socket, limit: int = 1 << 20) -> bytes:
+    buf = b""
+    while len(buf) < limit:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def trickle(conn: socket.socket, data: bytes, gap: float) -> None:
+    """Sends `data` one byte at a time, `gap` seconds apart."""
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for i in range(len(data)):
+        conn.sendall(data[i:i + 1])
+        time.sleep(gap)
+
+
+def reset(conn: socket.socket) -> None:
+    """Closes with an RST (SO_LINGER 0) instead of a FIN."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"
+SOCKS5_OK = b"\x05\x00\x00\x01\x7f\x00\x00\x01\x00\x00"
+
+
+def proxy_handshake(conn: socket.socket, proto: str, reply_gap: float = 0.0) -> tuple[str, bytes]:
+    """The server side of an upstream proxy's handshake: proto "http" reads a request head and, for
+    CONNECT, answers 200; "socks5" does the no-auth greeting and a CONNECT request and answers success.
+    With `reply_gap` the answers go out one byte at a time. Returns (kind, leftover) where kind is "connect"
+    (a tunnel is open) or "http" (an absolute-form request; leftover holds its head)."""
+    send = (lambda d: trickle(conn, d, reply_gap)) if reply_gap else conn.sendall
+    if proto == "http":
+        head = recv_until(conn, b"\r\n\r\n")
+        if not head.endswith(b"\r\n\r\n") and b"\r\n\r\n" not in head:
+            raise EOFError("no request head")
+        if head.startswith(b"CONNECT "):
+            send(CONNECT_OK)
+            return "connect", head.split(b"\r\n\r\n", 1)[1]
+        return "http", head
+    ver, n = recv_exact(conn, 2)
+    recv_exact(conn, n)
+    send(b"\x05\x00")
+    _v, _cmd, _rsv, atyp = recv_exact(conn, 4)
+    if atyp == 1:
+        recv_exact(conn, 4)
+    elif atyp == 4:
+        recv_exact(conn, 16)
+    else:
+        recv_exact(conn, recv_exact(conn, 1)[0])
+    recv_exact(conn, 2)
+    send(SOCKS5_OK)
+    return "connect", b""
+
+
+# ---------------------------------------------------------------------- the gateway's own resources
+
+def proc_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def proc_rss(pid: int) -> int:
+    """VmRSS in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime of the process (all its threads), seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
+              7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
+
+
+def proc_sockets(pid: int) -> list[tuple[str, tuple[str, int], tuple[str, int]]]:
+    """The TCP sockets (IPv4) the process holds open: (state, (local ip, port), (remote ip, port))."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+
+    def addr(s: str) -> tuple[str, int]:
+        ip, port = s.split(":")
+        return socket.inet_ntoa(struct.pack("<I", int(ip, 16))), int(port, 16)
+
+    out = []
+    with open(f"/proc/{pid}/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if parts[9] in inodes:
+                out.append((TCP_STATES.get(int(parts[3], 16), parts[3]), addr(parts[1]), addr(parts[2])))
+    return out
