@@ -43,8 +43,8 @@ check:
 	scripts/install-deps.sh --test
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory unit
-	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory integration
 
 unit:
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
