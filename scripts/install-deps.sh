@@ -18,9 +18,10 @@ test_deps=(
   curl python3 python3-pytest python3-requests python3-socks python3-prometheus-client openssl
   clang libclang-rt-14-dev llvm-14
 )
-# Only for bench/fetch/run.sh (Scrapy pulls in Twisted and friends: kept out of --test).
+# Only for the benchmarks: bench/fetch/run.sh (Scrapy pulls in Twisted and friends: kept out of --test) and
+# bench/gateway/run.sh (wrk, privoxy as a peer; perf for bench/gateway/profile.sh).
 bench_deps=(
-  python3-scrapy time
+  python3-scrapy time wrk privoxy linux-perf
 )
 
 want=("${build_deps[@]}")

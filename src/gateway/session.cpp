@@ -16,6 +16,7 @@
 #include "proto/base64.hpp"
 #include "proto/http_head.hpp"
 #include "proto/socks5.hpp"
+#include "proto/text.hpp"
 #include "proto/user_params.hpp"
 
 namespace exitpool::gateway {
@@ -335,14 +336,6 @@ struct connect_outcome {
   socks5::reply socks = socks5::reply::succeeded;
 };
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return out;
-}
-
 // Picks an exit for (params, host) and dials through it, trying further exits on
 // failure. `tried` carries exits already used by this request (ban retries), so
 // they are never picked again. When every remaining exit is out of capacity
@@ -360,7 +353,7 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
     co_return out;
   }
   out.snap = g.pool.load();
-  const std::string host_key = lower(host);
+  const std::string host_key = proto::lower(host);
   pool::pick_request req;
   req.f.country = params.country;
   req.f.city = params.city;
@@ -830,7 +823,7 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
   // A banned answer is retried on another exit only when that is safe: idempotent, no
   // body to replay, and nothing sent to the client yet.
   const bool retry_on_ban = !has_body && is_idempotent(head.method);
-  const std::string host_key = lower(target->where.host);
+  const std::string host_key = proto::lower(target->where.host);
 
   // Upstream keep-alive only for requests that can be replayed on a fresh connection
   // when an idle one turns out to be closed: idempotent and without a body.

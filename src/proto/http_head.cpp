@@ -1,4 +1,5 @@
 #include "proto/http_head.hpp"
+#include "proto/text.hpp"
 
 #include <arpa/inet.h>
 
@@ -29,14 +30,6 @@ constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    c = to_lower(c);
-  }
-  return out;
-}
 
 bool is_token(std::string_view s) {
   if (s.empty()) {
@@ -358,16 +351,6 @@ bool valid_reg_name(std::string_view host) {
   return true;
 }
 
-bool valid_ipv6(std::string_view s) {
-  if (s.empty() || s.size() >= INET6_ADDRSTRLEN) {
-    return false;
-  }
-  std::array<char, INET6_ADDRSTRLEN> text{};
-  s.copy(text.data(), s.size());
-  in6_addr addr{};
-  return inet_pton(AF_INET6, text.data(), &addr) == 1;
-}
-
 std::optional<std::uint16_t> parse_port(std::string_view s) {
   if (s.empty() || s.size() > 5) {
     return std::nullopt;
@@ -591,18 +574,6 @@ constexpr std::size_t max_chunk_ext_bytes = 4096;
 constexpr std::size_t max_trailer_line_bytes = 8 * 1024;
 constexpr std::size_t max_trailer_bytes = 16 * 1024;
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 }  // namespace
 
 chunked_scanner::result chunked_scanner::feed(std::string_view data) {

@@ -1,4 +1,5 @@
 #include "proto/user_params.hpp"
+#include "proto/text.hpp"
 
 #include <array>
 #include <vector>
@@ -9,16 +10,6 @@ namespace exitpool::proto {
 namespace {
 
 enum class option { country, city, type, session, session_minutes, zone };
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
-}
 
 std::optional<option> lookup_key(std::string_view key) {
   const std::string k = lower(key);

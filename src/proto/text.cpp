@@ -1,0 +1,52 @@
+#include "proto/text.hpp"
+
+#include <arpa/inet.h>
+
+#include <array>
+
+namespace exitpool::proto {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+bool valid_ipv4(std::string_view s) {
+  if (s.empty() || s.size() >= INET_ADDRSTRLEN) {
+    return false;
+  }
+  std::array<char, INET_ADDRSTRLEN> text{};
+  s.copy(text.data(), s.size());
+  in_addr a{};
+  return inet_pton(AF_INET, text.data(), &a) == 1;
+}
+
+bool valid_ipv6(std::string_view s) {
+  if (s.empty() || s.size() >= INET6_ADDRSTRLEN) {
+    return false;
+  }
+  std::array<char, INET6_ADDRSTRLEN> text{};
+  s.copy(text.data(), s.size());
+  in6_addr addr{};
+  return inet_pton(AF_INET6, text.data(), &addr) == 1;
+}
+
+}  // namespace exitpool::proto
