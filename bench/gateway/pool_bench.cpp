@@ -1,0 +1,173 @@
+// pool_bench: exit selection, memory and pool parsing at 1,000,000 exits (Google Benchmark).
+// Built by bench/gateway/run.sh against the project's exitpool_core:
+//   g++ -std=c++20 -O2 -I src bench/gateway/pool_bench.cpp build-bench/libexitpool_core.a -lfmt -lbenchmark -pthread
+// Before the benchmarks it prints one line measured once, outside Google Benchmark:
+//   POOLMEM exits=N rss_before_kib=A rss_after_kib=B bytes_per_exit=X parse_s=P build_s=S
+// (RSS after parse_pool_text + snapshot::build of the N-line text, the text and specs freed).
+// EXITS (env, default 1000000) sets the pool size; POOL_FILE (env) also writes the text there
+// (run.sh uses it for the SIGHUP reload test).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "pool/pool.hpp"
+#include "pool/selector.hpp"
+#include "pool/sticky.hpp"
+#include "proto/pool_line.hpp"
+
+namespace {
+
+using namespace exitpool;
+
+std::size_t g_exits = 1000000;
+constexpr int countries = 200;
+std::shared_ptr<const pool::snapshot> g_snap;
+
+std::string country_code(int i) {
+  std::string s = "c";
+  s += static_cast<char>('a' + i / 26 % 26);
+  s += static_cast<char>('a' + i % 26);
+  return s;  // 200 distinct three-letter codes: caa .. chr
+}
+
+std::string pool_text(std::size_t n) {
+  std::string text;
+  text.reserve(n * 96);
+  static const char* types[] = {"residential", "isp", "datacenter"};
+  char line[256];
+  for (std::size_t i = 0; i < n; ++i) {
+    const int c = static_cast<int>(i % countries);
+    std::snprintf(line, sizeof line, "http://u%zu:p%zu@10.%zu.%zu.%zu:%zu id=e%zu country=%s type=%s\n", i % 1000,
+                  i % 997, (i >> 16) & 255, (i >> 8) & 255, i & 255, 1024 + i % 60000, i, country_code(c).c_str(),
+                  types[i % 3]);
+    text += line;
+  }
+  return text;
+}
+
+long rss_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string k;
+  while (f >> k) {
+    if (k == "VmRSS:") {
+      long v = 0;
+      f >> v;
+      return v;
+    }
+  }
+  return 0;
+}
+
+double secs_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+void bm_pick(benchmark::State& state, pool::policy p, bool by_country, bool sticky) {
+  pool::selector sel(p, 42);
+  pool::pick_request r;
+  std::string key = "alice\x1f" "cart42";
+  if (sticky) {
+    r.sticky_key = key;
+    r.sticky_generation = 1;
+  }
+  int c = 0;
+  const auto now = pool::clock::now();
+  for (auto _ : state) {
+    if (by_country) {
+      r.f.country = country_code(c++ % countries);
+    }
+    auto res = sel.pick(*g_snap, r, now);
+    benchmark::DoNotOptimize(res.chosen);
+  }
+  state.counters["exits"] = static_cast<double>(g_snap->size());
+}
+
+void BM_pick_round_robin(benchmark::State& s) { bm_pick(s, pool::policy::round_robin, false, false); }
+void BM_pick_random(benchmark::State& s) { bm_pick(s, pool::policy::random, false, false); }
+void BM_pick_least_inflight(benchmark::State& s) { bm_pick(s, pool::policy::least_inflight, false, false); }
+void BM_pick_fastest(benchmark::State& s) { bm_pick(s, pool::policy::fastest, false, false); }
+void BM_pick_sticky(benchmark::State& s) { bm_pick(s, pool::policy::round_robin, false, true); }
+void BM_pick_country_round_robin(benchmark::State& s) { bm_pick(s, pool::policy::round_robin, true, false); }
+void BM_pick_country_sticky(benchmark::State& s) { bm_pick(s, pool::policy::round_robin, true, true); }
+
+void BM_parse_pool_text(benchmark::State& state) {
+  const std::string text = pool_text(g_exits);
+  for (auto _ : state) {
+    auto specs = proto::parse_pool_text(text, "bench.txt");
+    benchmark::DoNotOptimize(specs.data());
+  }
+}
+
+void BM_snapshot_build(benchmark::State& state) {
+  const std::string text = pool_text(g_exits);
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto specs = proto::parse_pool_text(text, "bench.txt");
+    state.ResumeTiming();
+    auto snap = pool::snapshot::build(std::move(specs));
+    benchmark::DoNotOptimize(snap.get());
+    state.PauseTiming();
+    snap.reset();  // freeing 1M exits is not part of build
+    state.ResumeTiming();
+  }
+}
+
+// A reload of an unchanged file: parse + build against the previous snapshot (every exit carried over).
+void BM_reload_unchanged(benchmark::State& state) {
+  const std::string text = pool_text(g_exits);
+  for (auto _ : state) {
+    auto snap = pool::snapshot::build(proto::parse_pool_text(text, "bench.txt"), g_snap.get());
+    benchmark::DoNotOptimize(snap.get());
+    state.PauseTiming();
+    snap.reset();
+    state.ResumeTiming();
+  }
+}
+
+}  // namespace
+
+BENCHMARK(BM_pick_round_robin)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pick_random)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pick_least_inflight)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pick_fastest)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pick_sticky)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pick_country_round_robin)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pick_country_sticky)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_parse_pool_text)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_snapshot_build)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_reload_unchanged)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+int main(int argc, char** argv) {
+  if (const char* e = std::getenv("EXITS")) {
+    g_exits = std::strtoull(e, nullptr, 10);
+  }
+  {
+    const long before = rss_kib();
+    std::string text = pool_text(g_exits);
+    if (const char* f = std::getenv("POOL_FILE")) {
+      std::ofstream(f) << text;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    auto specs = proto::parse_pool_text(text, "bench.txt");
+    const double parse_s = secs_since(t0);
+    std::string().swap(text);
+    t0 = std::chrono::steady_clock::now();
+    g_snap = pool::snapshot::build(std::move(specs));
+    const double build_s = secs_since(t0);
+    std::vector<proto::exit_spec>().swap(specs);
+    const long after = rss_kib();
+    std::printf("POOLMEM exits=%zu rss_before_kib=%ld rss_after_kib=%ld bytes_per_exit=%.0f parse_s=%.3f build_s=%.3f\n",
+                g_snap->size(), before, after, static_cast<double>(after - before) * 1024.0 / static_cast<double>(g_snap->size()),
+                parse_s, build_s);
+    std::fflush(stdout);
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

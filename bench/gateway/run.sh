@@ -1,0 +1,316 @@
+#!/usr/bin/env bash
+# bench/gateway/run.sh — exitpool against squid, tinyproxy, privoxy, dante and microsocks, in one run,
+# everything on 127.0.0.0/8, every process started and stopped here. `make bench` runs it; never part
+# of `make check`.
+#
+#   bench/gateway/run.sh              full run: 10 s per measurement, 3 repetitions, medians (~13 min)
+#   QUICK=1 bench/gateway/run.sh      3 s per measurement, 1 repetition (~3 min)
+#   ONLY=http,tunnel,bulk,mem,pool    a subset of the sections (default: all)
+#
+# Sections (one nginx origin: small static page, keep-alive, access_log off, a sparse BULK_MB file):
+#   http    wrk -c 64 -t 2 --latency, absolute-form `GET http://origin/` sent to each HTTP proxy (a Lua
+#           script sets the request line); exitpool --threads 2 and --threads 1; nginx direct = ceiling
+#   tunnel  a new tunnel per request (tunnel_load: connect, CONNECT or SOCKS5, one GET, read to EOF,
+#           close), 64 workers; direct = ceiling
+#   bulk    one BULK_MB body through one CONNECT/SOCKS5 tunnel with curl; direct = ceiling
+#   mem     RSS per idle tunnel: HOLD_N tunnels opened (one GET each) and held; (RSS after - before) / N
+#   pool    pool_bench (Google Benchmark, exitpool_core): selection with 1,000,000 exits, memory per exit,
+#           parse + build; then a real reload: SIGHUP to a gateway serving the 1,000,000-line file
+# CPU: utime+stime (children included) of the proxy's process tree from /proc, before and after each
+# run: requests per proxy CPU-second.
+# The table goes to stdout and bench/results/latest.md (OUT_MD); raw numbers to bench/results/latest.tsv.
+#
+# Env: EXITPOOL_BIN (default build-bench/exitpool, which run.sh (re)builds in Release, incrementally, unless
+#      NO_BUILD=1), DUR, REPS, CONC (64), BULK_MB (1024), HOLD_N (10000, capped by ulimit -Hn),
+#      EXITS (1000000), KEEP=1 keeps the work dir.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD_BENCH:-$REPO/build-bench}
+BIN=${EXITPOOL_BIN:-$BUILD/exitpool}
+TOOLS=$BUILD/tools
+QUICK=${QUICK:-0}
+if [[ "$QUICK" == 1 ]]; then DUR=${DUR:-3}; REPS=${REPS:-1}; else DUR=${DUR:-10}; REPS=${REPS:-3}; fi
+CONC=${CONC:-64}
+BULK_MB=${BULK_MB:-1024}
+EXITS=${EXITS:-1000000}
+MEM_DEADLINE=${MEM_DEADLINE:-30}  # seconds to open the held tunnels
+ONLY=${ONLY:-http,tunnel,bulk,mem,pool}
+OUT_MD=${OUT_MD:-$REPO/bench/results/latest.md}
+OUT_TSV=${OUT_MD%.md}.tsv
+CLK_TCK=$(getconf CLK_TCK)
+
+source "$REPO/bench/gateway/lib.sh"
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+for tool in nginx wrk curl squid tinyproxy privoxy danted microsocks g++; do
+  command -v "$tool" >/dev/null || die "$tool missing: scripts/install-deps.sh --bench"
+done
+
+# ---- file descriptors: 10,000 tunnels need ~20,000 in the proxy ----
+NOFILE=$(ulimit -Hn)
+[[ "$NOFILE" == unlimited ]] && NOFILE=1048576
+((NOFILE > 1048576)) && NOFILE=1048576
+ulimit -n "$NOFILE"
+HOLD_WANT=${HOLD_N:-10000}
+HOLD_N=$(((NOFILE - 200) / 2))
+((HOLD_N > HOLD_WANT)) && HOLD_N=$HOLD_WANT
+HOLD_NOTE=""
+((HOLD_N < HOLD_WANT)) && HOLD_NOTE="(ulimit -Hn is $NOFILE here and cannot be raised: a proxy holds 2 fds per tunnel, so $HOLD_N tunnels instead of $HOLD_WANT)"
+
+# ---- build: exitpool (Release) and the two tools ----
+if [[ -z "${EXITPOOL_BIN:-}" && "${NO_BUILD:-0}" != 1 ]]; then
+  log "building exitpool (Release, incremental) in $BUILD"
+  cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEXITPOOL_TESTS=OFF >/dev/null
+  cmake --build "$BUILD" -j"${JOBS:-2}" --target exitpool exitpool_core >/dev/null
+fi
+[[ -x "$BIN" ]] || die "$BIN not found"
+mkdir -p "$TOOLS"
+if [[ ! -x "$TOOLS/tunnel_load" || "$REPO/bench/gateway/tunnel_load.cpp" -nt "$TOOLS/tunnel_load" ]]; then
+  log "building tunnel_load"
+  g++ -std=c++20 -O2 -Wall -o "$TOOLS/tunnel_load" "$REPO/bench/gateway/tunnel_load.cpp" -pthread
+fi
+if want pool; then
+  core=$BUILD/libexitpool_core.a
+  [[ -f "$core" ]] || die "$core not found (cmake --build $BUILD --target exitpool_core)"
+  if [[ ! -x "$TOOLS/pool_bench" || "$REPO/bench/gateway/pool_bench.cpp" -nt "$TOOLS/pool_bench" || "$core" -nt "$TOOLS/pool_bench" ]]; then
+    log "building pool_bench"
+    g++ -std=c++20 -O2 -I "$REPO/src" -o "$TOOLS/pool_bench" "$REPO/bench/gateway/pool_bench.cpp" "$core" \
+      -lfmt -lbenchmark -pthread
+  fi
+fi
+
+WORK=$(mktemp -d /tmp/exitpool-bench-gw.XXXXXX)
+chmod 755 "$WORK"
+cleanup() {
+  stop_all
+  [[ "${KEEP:-0}" == 1 ]] && log "kept $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$(dirname "$OUT_MD")"
+RAW=$WORK/raw.tsv
+: >"$RAW"
+record() { printf '%s\n' "$*" >>"$RAW"; }  # record SECTION TARGET REP key=value...
+
+T_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "start: load average $LOAD_START; DUR=${DUR}s REPS=$REPS CONC=$CONC"
+
+start_nginx
+write_wrk_lua
+log "nginx origin on $ORIGIN"
+
+# ms from wrk's "50%  612.00us"
+wrk_ms() {
+  awk -v q="$1" '$1 == q {v = $2; u = v; gsub(/[0-9.]/, "", u); sub(/[a-z]+$/, "", v);
+     m = (u == "us") ? v / 1000 : (u == "ms") ? v : (u == "s") ? v * 1000 : v * 60000; printf "%.3f", m}'
+}
+
+run_http() {  # run_http TARGET REP
+  local name=$1 rep=$2 pid out c0 c1
+  pid=${PID[$name]}
+  c0=$(cpu_ticks "$pid")
+  if [[ $name == nginx ]]; then
+    out=$(wrk -c "$CONC" -t 2 -d "${DUR}s" --latency "http://$ORIGIN/" 2>&1)
+  else
+    out=$(wrk -c "$CONC" -t 2 -d "${DUR}s" --latency -s "$WORK/abs.lua" "http://127.0.0.1:${PORT[$name]}/" 2>&1)
+  fi
+  c1=$(cpu_ticks "$pid")
+  local rps p50 p99 total errs non2xx
+  rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
+  p50=$(wrk_ms 50% <<<"$out")
+  p99=$(wrk_ms 99% <<<"$out")
+  total=$(awk '/requests in/{print $1}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/{print $NF}' <<<"$out")
+  errs=$(awk '/Socket errors/{gsub(/,/,""); print $4+$6+$8+$10}' <<<"$out")
+  [[ -n "$rps" ]] || { log "wrk failed for $name: $out"; return 0; }
+  record http "$name" "$rep" rate="$rps" p50_ms="$p50" p99_ms="$p99" total="$total" \
+    non2xx="${non2xx:-0}" sockerr="${errs:-0}" cpu_s=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
+  log "http $name #$rep: $rps req/s p50 ${p50}ms p99 ${p99}ms non-2xx ${non2xx:-0} socket errors ${errs:-0}"
+}
+
+run_tunnel() {  # run_tunnel TARGET MODE REP   (TARGET direct: no proxy)
+  local name=$1 mode=$2 rep=$3 proxy pid c0 c1 out
+  if [[ $name == direct ]]; then pid=${PID[nginx]}; proxy=$ORIGIN; else pid=${PID[$name]}; proxy=127.0.0.1:${PORT[$name]}; fi
+  c0=$(cpu_ticks "$pid")
+  out=$("$TOOLS/tunnel_load" --mode "$mode" --proxy "$proxy" --target "$ORIGIN" --conc "$CONC" --duration "$DUR" 2>&1) || true
+  c1=$(cpu_ticks "$pid")
+  [[ "$out" == tunnels=* ]] || { log "tunnel_load failed for $name: $out"; return 0; }
+  local label=$name
+  [[ $name == exitpool* ]] && label="$name-$mode"
+  record tunnel "$label" "$rep" $out cpu_s=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
+  log "tunnel $label #$rep: $out"
+}
+
+run_bulk() {  # run_bulk TARGET REP
+  local name=$1 rep=$2 args=() pid c0 c1 speed
+  case $name in
+    direct) args=() ;;
+    exitpool) args=(-p -x "http://127.0.0.1:${PORT[exitpool]}") ;;
+    squid) args=(-p -x "http://127.0.0.1:${PORT[squid]}") ;;
+    dante) args=(--socks5 "127.0.0.1:${PORT[dante]}") ;;
+    exitpool-socks5) args=(--socks5 "127.0.0.1:${PORT[exitpool]}") ;;
+  esac
+  if [[ $name == direct ]]; then pid=${PID[nginx]}; else pid=${PID[${name%-socks5}]}; fi
+  c0=$(cpu_ticks "$pid")
+  speed=$(curl -s --max-time 120 "${args[@]}" "http://$ORIGIN/big" -o /dev/null -w '%{speed_download} %{size_download}') || true
+  c1=$(cpu_ticks "$pid")
+  local size=${speed#* }
+  speed=${speed% *}
+  if [[ "$size" != $((BULK_MB * 1048576)) ]]; then log "bulk $name: got $size bytes"; return 0; fi
+  record bulk "$name" "$rep" mb_s=$(awk -v s="$speed" 'BEGIN{printf "%.0f", s/1e6}') \
+    cpu_s=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
+  log "bulk $name #$rep: $(awk -v s="$speed" 'BEGIN{printf "%.0f", s/1e6}') MB/s"
+}
+
+run_mem() {  # run_mem TARGET MODE [N [LABEL]]
+  local name=$1 mode=$2 n=${3:-$HOLD_N} label=${4:-$1}
+  start_peer "$name"
+  # One tunnel first, so that lazily built state (buffers pools, thread pools) is in the baseline.
+  "$TOOLS/tunnel_load" --mode "$mode" --proxy "127.0.0.1:${PORT[$name]}" --target "$ORIGIN" --conc 1 --duration 0.3 >/dev/null 2>&1 || true
+  sleep 0.5
+  local before after pss0 pss1 pid=${PID[$name]} fifo=$WORK/hold.fifo holder line opened failed
+  before=$(rss_kib "$pid")
+  pss0=$(pss_kib "$pid")
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  "$TOOLS/tunnel_load" --mode "$mode" --proxy "127.0.0.1:${PORT[$name]}" --target "$ORIGIN" --conc 200 \
+    --hold "$n" --hold-deadline "$MEM_DEADLINE" --hold-secs 120 >"$fifo" 2>&1 &
+  holder=$!
+  line=""
+  read -r -t $((MEM_DEADLINE + 30)) line <"$fifo" || true
+  sleep 1
+  after=$(rss_kib "$pid")
+  pss1=$(pss_kib "$pid")
+  local nproc_tree
+  nproc_tree=$(tree_pids "$pid" | wc -l)
+  local alive=1
+  kill -0 "$pid" 2>/dev/null || alive=0
+  kill "$holder" 2>/dev/null || true
+  wait "$holder" 2>/dev/null || true
+  opened=$(sed -n 's/.*open=\([0-9]*\).*/\1/p' <<<"$line")
+  failed=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' <<<"$line")
+  record mem "$label" 1 tunnels="${opened:-0}" failed="${failed:-$n}" rss_before_kib="$before" \
+    rss_after_kib="$after" pss_before_kib="$pss0" pss_after_kib="$pss1" procs="$nproc_tree" alive="$alive" \
+    rss_kib_per_tunnel=$(awk -v a="$before" -v b="$after" -v n="${opened:-0}" 'BEGIN{if (n > 0) printf "%.2f", (b-a)/n; else print "nan"}') \
+    kib_per_tunnel=$(awk -v a="$pss0" -v b="$pss1" -v n="${opened:-0}" 'BEGIN{if (n > 0) printf "%.2f", (b-a)/n; else print "nan"}')
+  log "mem $label: ${opened:-0} open, ${failed:-?} failed, RSS $before -> $after KiB, PSS $pss0 -> $pss1 KiB ($nproc_tree processes)"
+  stop_one "$name"
+  sleep 1
+}
+
+HTTP_TARGETS=(nginx exitpool exitpool1 squid tinyproxy privoxy)
+TUNNEL_TARGETS=("direct direct" "exitpool connect" "exitpool socks5" "exitpool1 connect" "squid connect"
+  "tinyproxy connect" "privoxy connect" "dante socks5" "microsocks socks5")
+BULK_TARGETS=(direct exitpool exitpool-socks5 squid dante)
+
+if want http || want tunnel || want bulk; then
+  for p in exitpool exitpool1 squid tinyproxy privoxy dante microsocks; do start_peer "$p"; done
+  log "proxies up: $(for p in exitpool exitpool1 squid tinyproxy privoxy dante microsocks; do printf '%s:%s ' "$p" "${PORT[$p]}"; done)"
+  # Sanity: one request through each, absolute-form and tunnel.
+  for p in exitpool squid tinyproxy privoxy; do
+    curl -sf -o /dev/null --max-time 5 -x "http://127.0.0.1:${PORT[$p]}" "http://$ORIGIN/" || die "$p: absolute-form GET failed"
+    curl -sf -o /dev/null --max-time 5 -p -x "http://127.0.0.1:${PORT[$p]}" "http://$ORIGIN/" || die "$p: CONNECT failed"
+  done
+  for p in exitpool dante microsocks; do
+    curl -sf -o /dev/null --max-time 5 --socks5 "127.0.0.1:${PORT[$p]}" "http://$ORIGIN/" || die "$p: SOCKS5 failed"
+  done
+  for ((rep = 1; rep <= REPS; rep++)); do
+    if want http; then for t in "${HTTP_TARGETS[@]}"; do run_http "$t" "$rep"; sleep 1; done; fi
+    if want tunnel; then for t in "${TUNNEL_TARGETS[@]}"; do run_tunnel $t "$rep"; sleep 1; done; fi
+    if want bulk; then for t in "${BULK_TARGETS[@]}"; do run_bulk "$t" "$rep"; done; fi
+  done
+  for p in exitpool exitpool1 squid tinyproxy privoxy dante microsocks; do stop_one "$p"; done
+fi
+
+if want mem; then
+  # exitpool holds 6 fds per tunnel (client, upstream and two splice pipes): under a low ulimit -Hn it is
+  # measured at what it can hold (EXITPOOL_HOLD_N), and also tried at HOLD_N to show what happens.
+  EXITPOOL_HOLD_N=$(((NOFILE - 300) / 6))
+  ((EXITPOOL_HOLD_N > HOLD_N)) && EXITPOOL_HOLD_N=$HOLD_N
+  run_mem exitpool connect "$EXITPOOL_HOLD_N"
+  if ((EXITPOOL_HOLD_N < HOLD_N)); then run_mem exitpool connect "$HOLD_N" "exitpool@$HOLD_N"; fi
+  for t in "microsocks socks5" "tinyproxy connect" "squid connect" "dante socks5"; do run_mem $t; done
+fi
+
+if want pool; then
+  log "pool_bench: $EXITS exits"
+  POOL1M=$WORK/pool-1m.txt
+  mintime=0.5
+  [[ "$QUICK" == 1 ]] && mintime=0.2
+  reps_flag=()
+  ((REPS > 1)) && reps_flag=(--benchmark_repetitions="$REPS" --benchmark_report_aggregates_only=true)
+  EXITS=$EXITS POOL_FILE=$POOL1M "$TOOLS/pool_bench" --benchmark_min_time="$mintime" "${reps_flag[@]}" \
+    --benchmark_format=console >"$WORK/pool_bench.txt" 2>&1 || log "pool_bench failed: $(tail -5 "$WORK/pool_bench.txt")"
+  cp "$WORK/pool_bench.txt" "${OUT_MD%.md}-pool_bench.txt"
+  mem_line=$(grep '^POOLMEM' "$WORK/pool_bench.txt" || true)
+  record pool bench 1 ${mem_line#POOLMEM }
+  # Google Benchmark lines: "BM_x  123 us  120 us  1000 ..." (with repetitions: the _median rows)
+  awk '/^BM_/ && ($0 !~ /_mean|_stddev|_cv/) {name=$1; sub(/_median$/, "", name); sub(/\/iterations:1/, "", name);
+       t=$2; u=$3; if (u=="ns") t/=1000; else if (u=="ms") t*=1000; else if (u=="s") t*=1e6;
+       printf "pool %s 1 us=%.3f\n", name, t}' "$WORK/pool_bench.txt" >>"$RAW"
+
+  # A real reload: the gateway serving the 1M-line file, SIGHUP, until the log says "pool reloaded".
+  if [[ -s "$POOL1M" ]]; then
+    EXITPOOL_LOG_LEVEL=info
+    t0=$(date +%s.%N)
+    start_exitpool exitpool-1m 2 "$POOL1M"
+    t1=$(date +%s.%N)
+    sleep 1
+    start_exitpool exitpool-small 2
+    sleep 1
+    rss_big=$(rss_kib "${PID[exitpool-1m]}")
+    rss_small=$(rss_kib "${PID[exitpool-small]}")
+    stop_one exitpool-small
+    reload_times=()
+    for ((rep = 1; rep <= REPS; rep++)); do
+      n0=$(grep -c 'pool reloaded' "$WORK/exitpool-1m.log" || true)
+      r0=$(date +%s.%N)
+      kill -HUP "${PID[exitpool-1m]}"
+      ok=0
+      for ((i = 0; i < 3000; i++)); do
+        if (($(grep -c 'pool reloaded' "$WORK/exitpool-1m.log" || true) > n0)); then ok=1; break; fi
+        sleep 0.01
+      done
+      r1=$(date +%s.%N)
+      if ((ok)); then
+        reload_times+=("$(awk -v a="$r0" -v b="$r1" 'BEGIN{printf "%.3f", b-a}')")
+      else
+        log "no 'pool reloaded' line within 30 s: $(tail -3 "$WORK/exitpool-1m.log")"
+      fi
+    done
+    # Still up and accepting after the reloads? (The pool's exits are made-up 10.x proxies: no request
+    # through them can succeed, so only the listener is checked.)
+    serve_ok=0
+    kill -0 "${PID[exitpool-1m]}" 2>/dev/null && wait_port "${PORT[exitpool-1m]}" 5 && serve_ok=1 || true
+    record pool reload 1 startup_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') \
+      reload_s="$(tr ' ' ',' <<<"${reload_times[*]:-}")" rss_1m_kib="$rss_big" rss_small_kib="$rss_small" \
+      exits="$(grep -c . "$POOL1M")" serves_after="$serve_ok"
+    log "reload of $EXITS exits: ${reload_times[*]:-failed} s; gateway RSS $rss_small -> $rss_big KiB"
+    stop_one exitpool-1m
+    EXITPOOL_LOG_LEVEL=warn
+  fi
+fi
+
+T_END=$(date +%s)
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+{
+  echo "# meta"
+  echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "host=$(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
+  echo "exitpool=$BIN ($(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO" && git diff --quiet 2>/dev/null || echo ', working tree with local changes'))"
+  echo "load_start=$LOAD_START"
+  echo "load_end=$LOAD_END"
+  echo "duration_s=$((T_END - T_START))"
+  echo "settings=DUR=${DUR}s REPS=$REPS CONC=$CONC BULK_MB=$BULK_MB HOLD_N=$HOLD_N EXITS=$EXITS QUICK=$QUICK"
+  echo "hold_note=$HOLD_NOTE"
+  echo "versions=squid $(squid -v | sed -n 's/.*Version \([^ ]*\).*/\1/p' | head -1), tinyproxy $(tinyproxy -v 2>&1 | awk '{print $2}'), privoxy $(privoxy --version 2>&1 | awk '/version/{print $3; exit}'), dante $(dpkg-query -W -f='${Version}' dante-server 2>/dev/null), microsocks $(dpkg-query -W -f='${Version}' microsocks 2>/dev/null), nginx $(nginx -v 2>&1 | sed 's|.*/||'), wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
+  cat "$RAW"
+} >"$WORK/raw-all.tsv"
+mkdir -p "$(dirname "$OUT_MD")"
+cp "$WORK/raw-all.tsv" "$OUT_TSV"
+$PY "$REPO/bench/gateway/report.py" "$WORK/raw-all.tsv" >"$OUT_MD"
+cat "$OUT_MD"
+log "wrote $OUT_MD and $OUT_TSV ($((T_END - T_START)) s)"
