@@ -564,7 +564,7 @@ awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& 
   }
   std::uint64_t remaining = framing.length;
   proto::chunked_scanner scanner;
-  auto buffer = std::make_unique<char[]>(16 * 1024);
+  std::unique_ptr<char[]> buffer;  // only when the socket has to be read (most bodies arrive with the head)
   for (;;) {
     if (!pending.empty()) {
       std::size_t take = 0;
@@ -596,6 +596,9 @@ awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& 
       }
     } else if (framing.kind == body_kind::content_length && remaining == 0) {
       co_return true;
+    }
+    if (!buffer) {
+      buffer = std::make_unique_for_overwrite<char[]>(16 * 1024);
     }
     auto [ec, n] = co_await from.read_some(asio::buffer(buffer.get(), 16 * 1024));
     if (n > 0) {

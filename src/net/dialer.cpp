@@ -33,6 +33,13 @@ dial_error error_from(const error_code& ec) {
   return dial_error::destination_unavailable;
 }
 
+// Out of descriptors, buffers or local ports: this host's problem, not the exit's.
+bool local_resource_error(const error_code& ec) {
+  const int v = ec.value();
+  return ec.category() == boost::system::system_category() &&
+         (v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM || v == EADDRNOTAVAIL);
+}
+
 dial_result failed(dial_error e, bool exit_fault, std::string detail) {
   dial_result r;
   r.error = e;
@@ -341,7 +348,7 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
   }
   auto [cec, sock] = co_await connect_any(eps, std::nullopt);
   if (cec) {
-    co_return failed(error_from(cec), true,
+    co_return failed(error_from(cec), !local_resource_error(cec),
                      fmt::format("connect to exit {} failed: {}", proto::format_authority(spec.host, spec.port),
                                  cec.message()));
   }

@@ -47,15 +47,20 @@ void abort_both(stream& a, stream& b) {
 error_code errno_code() { return error_code(errno, boost::system::system_category()); }
 
 awaitable<error_code> splice_pump(stream& from_s, stream& to_s, activity& act, std::uint64_t& bytes) {
-  pipe_pair p;
-  if (!p.ok()) {
-    co_return errno_code();
-  }
   tcp::socket& from = from_s.socket();
   tcp::socket& to = to_s.socket();
   error_code ec;
   from.native_non_blocking(true, ec);
   to.native_non_blocking(true, ec);
+  // The pipe is made only once this direction has something to move: an idle tunnel
+  // holds two sockets, not two sockets and four pipe ends.
+  if (auto [wec] = co_await from.async_wait(tcp::socket::wait_read, nothrow_awaitable); wec) {
+    co_return wec;
+  }
+  pipe_pair p;
+  if (!p.ok()) {
+    co_return errno_code();
+  }
   const int in = from.native_handle();
   const int out = to.native_handle();
   constexpr std::size_t chunk = 1 << 16;
@@ -154,6 +159,9 @@ awaitable<relay_result> relay(stream& client, stream& upstream, std::string to_u
     }
     r.bytes_down += to_client.size();
   }
+  // A tunnel may stay open for hours: give back the handshake buffers first.
+  std::string().swap(to_upstream);
+  std::string().swap(to_client);
   r.spliced = client.is_plain() && upstream.is_plain();
   auto [up_ec, down_ec] = co_await (pump(client, upstream, act, r.bytes_up, r.spliced) &&
                                     pump(upstream, client, act, r.bytes_down, r.spliced));

@@ -240,6 +240,7 @@ std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> sp
   auto s = std::make_shared<snapshot>();
   s->exits_.reserve(specs.size());
   s->all_.reserve(specs.size());
+  s->by_id_.reserve(specs.size());
   for (auto& spec : specs) {
     const auto i = static_cast<std::uint32_t>(s->exits_.size());
     // Duplicate ids (the pool parser rejects them; direct callers might not):

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <map>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -472,7 +473,8 @@ pool_line_result parse_pool_line(std::string_view line) {
 
 std::vector<exit_spec> parse_pool_text(std::string_view text, std::string_view filename) {
   std::vector<exit_spec> exits;
-  std::map<std::string, std::size_t, std::less<>> id_lines;
+  std::unordered_map<std::string, std::size_t> id_lines;  // id -> first line
+  id_lines.reserve(static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1);
   std::size_t line_no = 0;
   std::size_t pos = 0;
   while (pos < text.size()) {
