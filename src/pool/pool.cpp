@@ -267,6 +267,9 @@ std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> sp
     s->all_.push_back(i);
     s->exits_.push_back(std::move(e));
   }
+  for (const auto& e : s->exits_) {
+    s->single_tier_ = s->single_tier_ && e->tier() == s->exits_.front()->tier();
+  }
   return s;
 }
 

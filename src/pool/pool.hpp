@@ -181,6 +181,8 @@ class snapshot {
                                                const snapshot* previous = nullptr, const limits_config& limits = {});
 
   const std::vector<std::shared_ptr<exit>>& exits() const { return exits_; }
+  // Every exit has the same tier (the selector's fast round-robin path relies on it).
+  bool single_tier() const { return single_tier_; }
   std::size_t size() const { return exits_.size(); }
   const exit* find(std::string_view id) const;
 
@@ -192,6 +194,7 @@ class snapshot {
  private:
   std::vector<std::shared_ptr<exit>> exits_;
   std::vector<std::uint32_t> all_;
+  bool single_tier_ = true;
   std::unordered_map<std::string, std::vector<std::uint32_t>> by_country_, by_city_, by_type_;
   std::unordered_map<std::string_view, std::uint32_t> by_id_;
 };

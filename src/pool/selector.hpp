@@ -68,6 +68,10 @@ struct pick_result {
 
 // How long a caller waits before picking again when the only obstacle is a concurrency cap.
 inline constexpr std::chrono::milliseconds capacity_poll{50};
+// Round-robin over at least this many candidates looks at `fast_path_window` exits
+// from the cursor before falling back to classifying all of them.
+inline constexpr std::size_t fast_path_min = 256;
+inline constexpr std::size_t fast_path_window = 64;
 
 class selector {
  public:

@@ -616,4 +616,54 @@ TEST(SelectorCapacity, ProbeNotClaimedWhenTheExitHasNoToken) {
 }
 
 }  // namespace
+
+// Large pools take the bounded round-robin fast path: it must keep every rule of the full pass.
+TEST(Selector, LargePoolRoundRobinFastPathKeepsTheRules) {
+  std::vector<proto::exit_spec> specs;
+  for (int i = 0; i < 1000; ++i) {
+    specs.push_back(spec("e" + std::to_string(i), i % 2 == 0 ? "de" : "us", "", i % 4 < 2 ? "res" : "dc"));
+  }
+  auto s = snapshot::build(std::move(specs));
+  ASSERT_GE(s->size(), fast_path_min);
+
+  selector sel(policy::round_robin, 7);
+  auto even = tally(sel, *s, {}, 2000);
+  ASSERT_EQ(even.size(), 1000u);
+  for (const auto& [id, n] : even) {
+    EXPECT_EQ(n, 2) << id;
+  }
+
+  pick_request de_res;
+  de_res.f.country = "de";
+  de_res.f.type = "res";  // two fields: filter::matches is checked on this path
+  auto filtered = tally(sel, *s, de_res, 500);
+  EXPECT_EQ(filtered.size(), 250u);
+  for (const auto& [id, n] : filtered) {
+    const int i = std::stoi(id.substr(1));
+    EXPECT_TRUE(i % 2 == 0 && i % 4 < 2) << id;
+    EXPECT_EQ(n, 2) << id;
+  }
+
+  // Ejected, excluded and banned-for-this-host exits are skipped; other hosts still get the banned one.
+  for (int i = 0; i < 100; ++i) {
+    eject(*s->exits()[static_cast<std::size_t>(i)], t0);
+  }
+  ban_table bans;
+  bans.ban(*s->exits()[500], "a.test", t0 + 1h);
+  const exit* excluded[] = {s->exits()[600].get()};
+  pick_request req;
+  req.host = "a.test";
+  req.bans = &bans;
+  req.exclude = excluded;
+  auto rest = tally(sel, *s, req, 1798, t0 + 1s);
+  EXPECT_EQ(rest.size(), 898u);
+  for (const auto& [id, n] : rest) {
+    const int i = std::stoi(id.substr(1));
+    EXPECT_TRUE(i >= 100 && i != 500 && i != 600) << id;
+  }
+  req.host = "b.test";
+  auto other = tally(sel, *s, req, 2000, t0 + 1s);
+  EXPECT_EQ(other.count("e500"), 1u);
+}
+
 }  // namespace exitpool::pool
