@@ -305,14 +305,28 @@ struct line_parser {
     return true;
   }
 
-  bool parse_option(std::string_view token, exit_spec& spec, std::map<std::string, bool>& seen) {
+  // Known keys seen on this line, one bit each (a line is parsed a million times in a
+  // big pool: no per-line map). Other keys are checked against the tags so far.
+  enum seen_bit : unsigned { seen_id = 1, seen_country = 2, seen_city = 4, seen_type = 8, seen_weight = 16,
+                             seen_tls = 32 };
+  static unsigned key_bit(std::string_view key) {
+    return key == "id"           ? seen_id
+           : key == "country"    ? seen_country
+           : key == "city"       ? seen_city
+           : key == "type"       ? seen_type
+           : key == "weight"     ? seen_weight
+           : key == "tls_verify" ? seen_tls
+                                 : 0u;
+  }
+
+  bool parse_option(std::string_view token, exit_spec& spec, unsigned& seen) {
     const auto eq = token.find('=');
     if (eq == std::string_view::npos) {
       if (lower(token) == "insecure") {
-        if (seen["tls_verify"]) {
+        if (seen & seen_tls) {
           return fail("duplicate key 'tls_verify'");
         }
-        seen["tls_verify"] = true;
+        seen |= seen_tls;
         spec.tls_verify = false;
         return true;
       }
@@ -326,10 +340,14 @@ struct line_parser {
     if (value.empty()) {
       return fail(fmt::format("empty value for '{}'", key));
     }
-    if (seen[key]) {
+    const unsigned bit = key_bit(key);
+    const bool duplicate = bit != 0 ? (seen & bit) != 0
+                                    : std::any_of(spec.tags.begin(), spec.tags.end(),
+                                                  [&](const auto& t) { return t.first == key; });
+    if (duplicate) {
       return fail(fmt::format("duplicate key '{}'", key));
     }
-    seen[key] = true;
+    seen |= bit;
     if (key == "id") {
       spec.id = std::string(value);
     } else if (key == "country") {
@@ -453,14 +471,14 @@ pool_line_result parse_pool_line(std::string_view line) {
     result.error = std::move(p.error);
     return result;
   }
-  std::map<std::string, bool> seen;
+  unsigned seen = 0;
   for (std::size_t i = 1; i < words.size(); ++i) {
     if (!p.parse_option(words[i], spec, seen)) {
       result.error = std::move(p.error);
       return result;
     }
   }
-  if (seen["tls_verify"] && spec.scheme != exit_scheme::https) {
+  if ((seen & line_parser::seen_tls) && spec.scheme != exit_scheme::https) {
     result.error = fmt::format("tls_verify/insecure applies only to https exits, not {}", scheme_name(spec.scheme));
     return result;
   }
