@@ -1,4 +1,5 @@
 #include "cli/check.hpp"
+#include "pool/pool_file.hpp"
 
 #include <fmt/format.h>
 
@@ -44,16 +45,6 @@ struct check_job {
   net::dial_options opts;
   std::chrono::milliseconds timeout{};
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(fmt::format("{}: cannot open pool file", path));
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Takes exits off the shared list until none is left: `--concurrency` of these run at once.
 awaitable<void> worker(std::shared_ptr<check_job> job) {
@@ -181,7 +172,7 @@ int check(const check_options& o) {
     return usage_error("--timeout must be a positive number of seconds");
   }
   // Pool file errors throw; main prints "exitpool: FILE:LINE: message" and exits 2.
-  auto specs = proto::parse_pool_text(read_file(o.pool_file), o.pool_file);
+  auto specs = pool::load_pool_file(o.pool_file);
 
   auto job = std::make_shared<check_job>();
   job->snap = pool::snapshot::build(std::move(specs));

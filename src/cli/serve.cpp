@@ -1,4 +1,5 @@
 #include "cli/serve.hpp"
+#include "pool/pool_file.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -37,16 +38,6 @@ struct serve_options {
   std::vector<int> ban_statuses{403, 407, 429, 503};
   std::string log_level = "info";
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(fmt::format("{}: cannot open pool file", path));
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::chrono::milliseconds seconds(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
@@ -100,7 +91,7 @@ int serve(serve_options& o) {
     specs = proto::parse_pool_text(embedded_pool, "<embedded default pool>");
     pool_origin = "the embedded default pool (direct://: this machine's own address)";
   } else {
-    specs = proto::parse_pool_text(read_file(cfg.pool_file), cfg.pool_file);
+    specs = pool::load_pool_file(cfg.pool_file);
     pool_origin = cfg.pool_file;
   }
   std::unordered_map<std::string, std::string> users;

@@ -1,4 +1,5 @@
 #include "fetch/fetcher.hpp"
+#include "pool/pool_file.hpp"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -1121,16 +1122,6 @@ void read_input(shared_state& g, line_reader& reader, url_set& seen, std::vector
   }
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(fmt::format("{}: cannot open pool file", path));
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string fmt_duration(double s) {
   if (!std::isfinite(s) || s < 0) {
     return "--:--";
@@ -1180,7 +1171,7 @@ int run_fetch(const fetch_config& cfg) {
   if (cfg.pool_file.empty()) {
     specs = proto::parse_pool_text("direct://\n", "<default pool>");
   } else {
-    specs = proto::parse_pool_text(read_text_file(cfg.pool_file), cfg.pool_file);
+    specs = pool::load_pool_file(cfg.pool_file);
   }
   g.snap = pool::snapshot::build(std::move(specs), nullptr, cfg.limits);
   if (cfg.limits.per_exit_host_rate > 0) {

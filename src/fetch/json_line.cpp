@@ -1,4 +1,5 @@
 #include "fetch/json_line.hpp"
+#include "proto/text.hpp"
 
 #include <cstdint>
 
@@ -49,19 +50,6 @@ void append_u00(std::string& out, unsigned char c) {
   out += "\\u00";
   out += hex_digits[c >> 4];
   out += hex_digits[c & 15];
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
 }
 
 void append_utf8(std::string& out, std::uint32_t cp) {
@@ -244,7 +232,7 @@ std::optional<std::string> read_url_field(std::string_view line) {
         }
         std::uint32_t cp = 0;
         for (int k = 1; k <= 4; ++k) {
-          const int v = hex_value(line[i + k]);
+          const int v = proto::hex_value(line[i + k]);
           if (v < 0) {
             return std::nullopt;
           }

@@ -1,4 +1,5 @@
 #include "gateway/server.hpp"
+#include "pool/pool_file.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -85,16 +86,6 @@ asio::awaitable<void> idle_sweeper(shard_state& shard) {
     }
     shard.idle_upstreams.sweep(net::clock::now());
   }
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(fmt::format("{}: cannot open pool file", path));
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Stamp of the pool file for --watch: modification time and size.
@@ -244,7 +235,7 @@ std::string reload_pool(shared_state& shared) {
   auto old = shared.pool.load();
   std::shared_ptr<const pool::snapshot> next;
   try {
-    next = pool::snapshot::build(proto::parse_pool_text(read_text_file(shared.cfg.pool_file), shared.cfg.pool_file),
+    next = pool::snapshot::build(pool::load_pool_file(shared.cfg.pool_file),
                                  old.get(), shared.cfg.limits);
   } catch (const std::exception& e) {
     return e.what();
