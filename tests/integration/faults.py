@@ -165,82 +165,6 @@ gateway may reuse one upstream connection for several requests. Use as a context
 # ----------------------------------------------------------------------------- faulty upstreams
 
 
-class TcpFault:
-    """A listener on 127.0.0.1 that plays a broken upstream proxy.
-
-    mode "blackhole": accepts, reads whatever comes, never writes a byte (until the test ends).
-    mode "garbage":   accepts, waits up to 0.5 s for the first bytes, answers bytes no proxy protocol
-                      accepts (neither a SOCKS5 method reply nor an HTTP status line), closes.
-    `accepts` counts the connections accepted."""
-
-    GARBAGE = b"\x00\xffgarbage, not a proxy\r\n\r\n"
-
-    def __init__(self, mode: str):
-        assert mode in ("blackhole", "garbage"), mode
-        self.mode = mode
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
-        self.lsock.settimeout(0.05)
-        self.port = self.lsock.getsockname()[1]
-        self.accepts = 0
-        self.lock = threading.Lock()
-        self.held: list[socket.socket] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True, name=f"fault-{mode}-{self.port}")
-
-    def start(self) -> "TcpFault":
-        self.thread.start()
-        return self
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
-        self.lsock.close()
-        with self.lock:
-            for s in self.held:
-                s.close()
-            self.held.clear()
-
-    def count(self) -> int:
-        with self.lock:
-            return self.accepts
-
-    def _loop(self) -> None:
-        deadline = time.monotonic() + 120  # a forgotten server still stops
-        while not self.stopping.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _ = self.lsock.accept()
-            except (socket.timeout, OSError):
-                continue
-            with self.lock:
-                self.accepts += 1
-                self.held.append(conn)
-            if self.mode == "garbage":
-                threading.Thread(target=self._garbage, args=(conn,), daemon=True).start()
-
-    def _garbage(self, conn: socket.socket) -> None:
-        try:
-            conn.settimeout(0.5)
-            try:
-                conn.recv(4096)
-            except socket.timeout:
-                pass
-            conn.sendall(self.GARBAGE)
-            conn.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-
 def start_microsocks(log_dir: Path, bind_ip: str, name: str = "killable-microsocks"):
     """A microsocks SOCKS5 upstream (leaving from `bind_ip`) in its own process group; returns the
     Service (`.stop()` kills it). Waits until it accepts."""
@@ -389,6 +313,11 @@ class RawServer:
         with self.lock:
             self.events.append((time.monotonic(), what))
 
+    def count(self) -> int:
+        """Connections accepted so far."""
+        with self.lock:
+            return self.accepts
+
     def noted(self, prefix: str) -> list[float]:
         with self.lock:
             return [t for t, w in self.events if w.startswith(prefix)]
@@ -438,6 +367,39 @@ class RawServer:
                 conn.close()
             except OSError:
                 pass
+
+
+GARBAGE = b"\x00\xffgarbage, not a proxy\r\n\r\n"
+
+
+def _blackhole(conn: socket.socket, server: "RawServer") -> None:
+    # Reads whatever comes and never writes, until the peer or the test closes.
+    while not server.stopping.is_set():
+        try:
+            if not conn.recv(4096):
+                return
+        except socket.timeout:
+            continue
+
+
+def _garbage(conn: socket.socket, server: "RawServer") -> None:
+    # Waits up to 0.5 s for the first bytes, then answers what no proxy protocol accepts
+    # (neither a SOCKS5 method reply nor an HTTP status line) and closes.
+    conn.settimeout(0.5)
+    try:
+        conn.recv(4096)
+    except socket.timeout:
+        pass
+    conn.sendall(GARBAGE)
+    conn.shutdown(socket.SHUT_RDWR)
+
+
+def TcpFault(mode: str) -> "RawServer":
+    """A listener on 127.0.0.1 that plays a broken upstream proxy: "blackhole" accepts and never answers,
+    "garbage" answers bytes no proxy protocol accepts. `.count()` is the connections accepted."""
+    handlers = {"blackhole": _blackhole, "garbage": _garbage}
+    assert mode in handlers, mode
+    return RawServer(handlers[mode], lifetime=120)
 
 
 def recv_until(conn: socket.socket, delim: bytes, limit: int = 65536) -> bytes:
