@@ -105,6 +105,8 @@ tcp::acceptor make_listener(asio::io_context& ctx, const tcp::endpoint& ep) {
   if (ep.address().is_v6()) {
     a.set_option(asio::ip::v6_only(true));
   }
+  // Accepted sockets inherit it: no setsockopt per connection.
+  a.set_option(tcp::no_delay(true));
   a.bind(ep);
   a.listen(asio::socket_base::max_listen_connections);
   return a;

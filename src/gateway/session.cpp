@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <regex>
-#include <unordered_set>
 
 #include <boost/asio.hpp>
 #include <fmt/format.h>
@@ -32,16 +31,24 @@ using net::nothrow_awaitable;
 using net::tcp;
 
 struct session;
-// The sessions of the shard running on this thread (each shard is one thread).
-thread_local std::unordered_set<session*> live_sessions;
+// The sessions of the shard running on this thread (each shard is one thread), as an
+// intrusive list: no allocation per connection.
+thread_local session* live_sessions = nullptr;
 
-// Per-connection state, shared by the session coroutine and its watchdog.
-struct session {
+// Per-connection state, shared by the session coroutine and its watchdog timer.
+struct session : std::enable_shared_from_this<session> {
   session(tcp::socket s, shard_state& sh) : shard(sh), client(std::move(s)), timer(client.socket().get_executor()) {
-    live_sessions.insert(this);
+    next_live = live_sessions;
+    if (next_live != nullptr) {
+      next_live->prev_live = this;
+    }
+    live_sessions = this;
   }
   ~session() {
-    live_sessions.erase(this);
+    (prev_live != nullptr ? prev_live->next_live : live_sessions) = next_live;
+    if (next_live != nullptr) {
+      next_live->prev_live = prev_live;
+    }
     if (user_slot != nullptr) {
       user_slot->fetch_sub(1, std::memory_order_relaxed);
     }
@@ -50,12 +57,16 @@ struct session {
   session& operator=(const session&) = delete;
 
   shard_state& shard;
+  session* prev_live = nullptr;
+  session* next_live = nullptr;
   net::stream client;
   net::stream upstream;
   std::string buf;  // bytes read from the client and not consumed yet
   net::activity act;
   clock::duration limit{};  // length of the current phase (see arm); zero: none
   clock::time_point phase_start{};
+  // When the pending timer wait ends; max(): no wait pending.
+  clock::time_point scheduled = clock::time_point::max();
   bool absolute_deadline = false;
   bool upstream_only = false;
   bool upstream_timed_out = false;
@@ -73,14 +84,18 @@ struct session {
   // so a client trickling one byte a second is still cut at the deadline) or whose
   // silences may last `d` (inactivity: bodies, responses, tunnels, keep-alive waits).
   // Zero disables the watchdog (dialing has its own deadline).
+  //
+  // The timer is lazy: a phase never moves a pending wait later, it only brings it
+  // forward. A wait that ends early re-reads the deadline and sleeps again, so a
+  // request's several phases cost no timer operations in the common case.
   void arm(clock::duration d, bool absolute = false) {
     limit = d;
     absolute_deadline = absolute;
     upstream_only = false;
     act.touch();
     phase_start = act.last;
-    if (d != clock::duration::zero()) {
-      timer.cancel();  // the watchdog re-reads the deadline
+    if (d != clock::duration::zero() && phase_start + d < scheduled) {
+      wait_until(phase_start + d);
     }
   }
   void arm_deadline(clock::duration d) { arm(d, true); }
@@ -92,6 +107,40 @@ struct session {
     upstream_timed_out = false;
   }
   clock::time_point deadline() const { return (absolute_deadline ? phase_start : act.last) + limit; }
+
+  void wait_until(clock::time_point t) {
+    scheduled = t;
+    timer.expires_at(t);  // cancels a pending wait: its handler sees operation_aborted
+    timer.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec != asio::error::operation_aborted) {
+        self->on_timer();
+      }
+    });
+  }
+
+  // Closes the session's sockets once it has been inactive for longer than its phase
+  // allows; the session's pending I/O then fails and it unwinds.
+  void on_timer() {
+    scheduled = clock::time_point::max();
+    if (done || limit == clock::duration::zero()) {
+      return;  // the next phase with a limit arms the timer again
+    }
+    const auto now = clock::now();
+    const auto due = deadline();
+    if (now < due) {
+      wait_until(due);
+      return;
+    }
+    if (upstream_only) {
+      upstream_timed_out = true;
+      upstream.close();
+      limit = clock::duration::zero();
+      return;
+    }
+    timed_out = true;
+    client.close();
+    upstream.close();
+  }
 
   // Reads more client bytes onto buf. False on EOF, error or timeout.
   awaitable<bool> read_client() {
@@ -110,32 +159,6 @@ struct session {
     co_return !ec;
   }
 };
-
-// Closes the session's sockets once it has been inactive for longer than its
-// phase allows; the session's pending I/O then fails and it unwinds.
-awaitable<void> watchdog(std::shared_ptr<session> s) {
-  while (!s->done) {
-    if (s->limit == clock::duration::zero()) {
-      s->timer.expires_after(std::chrono::hours(24));
-    } else {
-      auto deadline = s->deadline();
-      if (clock::now() >= deadline && s->upstream_only) {
-        s->upstream_timed_out = true;
-        s->upstream.close();
-        s->limit = clock::duration::zero();
-        continue;
-      }
-      if (clock::now() >= deadline) {
-        s->timed_out = true;
-        s->client.close();
-        s->upstream.close();
-        co_return;
-      }
-      s->timer.expires_at(deadline);
-    }
-    co_await s->timer.async_wait(nothrow_awaitable);
-  }
-}
 
 std::string sanitize(std::string_view text) {
   std::string out;
@@ -1156,7 +1179,7 @@ awaitable<void> serve(std::shared_ptr<session> s) {
 }  // namespace
 
 void close_idle_sessions() {
-  for (auto* s : live_sessions) {
+  for (auto* s = live_sessions; s != nullptr; s = s->next_live) {
     if (s->between_requests) {
       s->client.close();
     }
@@ -1181,8 +1204,7 @@ awaitable<void> refuse_overloaded(std::shared_ptr<session> s) {
 }
 
 awaitable<void> run_session(tcp::socket socket, shard_state& shard) {
-  error_code ec;
-  socket.set_option(tcp::no_delay(true), ec);
+  // TCP_NODELAY comes from the listening socket (accepted sockets inherit it on Linux).
   auto& g = shard.shared;
   struct counted {
     std::atomic<int>& n;
@@ -1190,7 +1212,6 @@ awaitable<void> run_session(tcp::socket socket, shard_state& shard) {
   } count{g.connections};
   const int open = g.connections.fetch_add(1, std::memory_order_relaxed) + 1;
   auto s = std::make_shared<session>(std::move(socket), shard);
-  asio::co_spawn(s->timer.get_executor(), watchdog(s), asio::detached);
   if (g.cfg.max_connections > 0 && open > g.cfg.max_connections) {
     co_await refuse_overloaded(s);
   } else {

@@ -97,6 +97,10 @@ awaitable<std::tuple<error_code, tcp::socket>> connect_any(const std::vector<tcp
     error_code ec;
     sock.open(ep.protocol(), ec);
     if (!ec && source) {
+      // Let connect() pick the source port knowing the destination: bind() alone would
+      // reserve a port per connection across all destinations (about 28k per source
+      // address), IP_BIND_ADDRESS_NO_PORT shares ports between destinations.
+      sock.set_option(asio::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>(true), ec);
       sock.bind(tcp::endpoint(*source, 0), ec);
     }
     if (ec) {
