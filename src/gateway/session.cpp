@@ -663,24 +663,32 @@ bool is_idempotent(std::string_view method) {
 std::string upstream_request_head(const proto::request_head& head, const proto::absolute_target& target,
                                   const proto::exit_spec& spec, bool drop_expect, bool keep_alive) {
   const bool via_http_proxy = spec.scheme == proto::exit_scheme::http || spec.scheme == proto::exit_scheme::https;
-  std::string out = fmt::format("{} {} HTTP/1.1\r\n", head.method, via_http_proxy ? head.target : target.origin_form);
+  const std::string_view request_target = via_http_proxy ? std::string_view(head.target) : target.origin_form;
+  // Built by appending into one reserved string: no temporaries per header.
+  std::size_t size = head.method.size() + request_target.size() + 64;
+  for (const auto& h : head.headers) {
+    size += h.name.size() + h.value.size() + 4;
+  }
+  std::string out;
+  out.reserve(size);
+  out.append(head.method).append(" ").append(request_target).append(" HTTP/1.1\r\n");
   bool has_host = false;
   for (const auto& h : head.headers) {
     if (proto::is_hop_by_hop(h.name, head.headers) || (drop_expect && proto::iequals(h.name, "Expect"))) {
       continue;  // includes the client's Proxy-Authorization: never leaked to the target
     }
     has_host = has_host || proto::iequals(h.name, "Host");
-    out += h.name + ": " + h.value + "\r\n";
+    out.append(h.name).append(": ").append(h.value).append("\r\n");
   }
   if (!has_host) {
-    out += "Host: " + proto::format_authority(target.where.host, target.where.port) + "\r\n";
+    out.append("Host: ").append(proto::format_authority(target.where.host, target.where.port)).append("\r\n");
   }
   if (via_http_proxy && !spec.user.empty()) {
-    out += "Proxy-Authorization: Basic " + proto::base64_encode(spec.user + ":" + spec.pass) + "\r\n";
+    out.append("Proxy-Authorization: Basic ").append(proto::base64_encode(spec.user + ":" + spec.pass)).append("\r\n");
   }
   // Kept alive only for requests that may be replayed on a fresh connection if the idle
   // one turns out closed; the pool keys it by exit and session so rotation is not pinned.
-  out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+  out.append(keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
   return out;
 }
 
@@ -782,14 +790,45 @@ awaitable<bool> forward_answer(std::shared_ptr<session> s, exit_answer a, bool k
   s->upstream = std::move(a.upstream);
   const bool keep = keep_client && a.framing.kind != proto::body_kind::until_close &&
                     !s->shard.shared.draining.load(std::memory_order_relaxed);
-  std::string rhead = fmt::format("HTTP/1.1 {} {}\r\n", a.resp.status, a.resp.reason);
+  // The head, and the body bytes already read with it when they are few, go out in one
+  // write: a small response costs one send.
+  constexpr std::size_t coalesce_max = 16 * 1024;
+  std::size_t body_now = 0;
+  if (a.framing.kind == proto::body_kind::content_length) {
+    body_now = static_cast<std::size_t>(std::min<std::uint64_t>(a.framing.length, a.rbuf.size()));
+  } else if (a.framing.kind == proto::body_kind::until_close) {
+    body_now = a.rbuf.size();
+  }
+  if (body_now > coalesce_max) {
+    body_now = 0;
+  }
+  std::size_t size = a.resp.reason.size() + a.exit_id.size() + body_now + 96;
+  for (const auto& h : a.resp.headers) {
+    size += h.name.size() + h.value.size() + 4;
+  }
+  std::string rhead;
+  rhead.reserve(size);
+  char status[4];
+  const int code = std::clamp(a.resp.status, 100, 999);
+  status[0] = static_cast<char>('0' + code / 100);
+  status[1] = static_cast<char>('0' + code / 10 % 10);
+  status[2] = static_cast<char>('0' + code % 10);
+  status[3] = ' ';
+  rhead.append("HTTP/1.1 ").append(status, 4).append(a.resp.reason).append("\r\n");
   for (const auto& h : a.resp.headers) {
     if (!proto::is_hop_by_hop(h.name, a.resp.headers)) {
-      rhead += h.name + ": " + h.value + "\r\n";
+      rhead.append(h.name).append(": ").append(h.value).append("\r\n");
     }
   }
-  rhead += "X-Exitpool-Exit: " + sanitize(a.exit_id) + "\r\n";
-  rhead += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+  rhead.append("X-Exitpool-Exit: ").append(sanitize(a.exit_id)).append("\r\n");
+  rhead.append(keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+  if (body_now > 0) {
+    rhead.append(a.rbuf, 0, body_now);
+    a.rbuf.erase(0, body_now);
+    if (a.framing.kind == proto::body_kind::content_length) {
+      a.framing.length -= body_now;
+    }
+  }
   s->metrics().on_http_response(a.resp.status);
   if (!co_await s->write_client(rhead)) {
     co_return false;
@@ -877,7 +916,16 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     }
     s->upstream = std::move(c.dial.upstream);
     const std::string exit_id = c.chosen->id();
-    const std::string out = upstream_request_head(head, *target, c.chosen->spec(), expect, keep_upstream);
+    std::string out = upstream_request_head(head, *target, c.chosen->spec(), expect, keep_upstream);
+    // A small body already read from the client goes out with the head, in one write.
+    proto::body_framing body = *framing.framing;
+    if (body.kind == proto::body_kind::content_length && body.length <= 16 * 1024 && s->buf.size() >= body.length &&
+        !c.reused) {
+      const auto n = static_cast<std::size_t>(body.length);
+      out.append(s->buf, 0, n);
+      s->buf.erase(0, n);
+      body.length = 0;
+    }
     const auto sent_at = clock::now();
     s->arm(s->cfg().idle_timeout);
     auto [wec, wn] = co_await s->upstream.write_all(asio::buffer(out));
@@ -895,7 +943,7 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
       co_return false;
     }
     std::uint64_t bytes_up = 0;
-    if (!co_await copy_body(s->client, s->buf, s->upstream, *framing.framing, s->act, bytes_up)) {
+    if (!co_await copy_body(s->client, s->buf, s->upstream, body, s->act, bytes_up)) {
       const std::string reply = error_reply(*s, {400, "request body incomplete or malformed", "http_request_error"});
       co_await s->write_client(reply);
       co_return false;

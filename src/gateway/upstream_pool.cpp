@@ -39,11 +39,12 @@ std::optional<net::stream> upstream_pool::take(const std::string& key, net::cloc
     idle c = std::move(list.back());
     list.pop_back();
     --total_;
-    if (now - c.since < max_idle_ && still_idle(c.s)) {
-      if (list.empty()) {
-        map_.erase(it);
-      }
-      return std::move(c.s);
+    // A connection used within the last second is taken as it is (a closed one is caught
+    // by the replay on a fresh dial); an older one is checked first for a close or for
+    // bytes the server sent while idle (a 408 before closing), which a replay cannot undo.
+    const auto idle_for = now - c.since;
+    if (idle_for < max_idle_ && (idle_for < std::chrono::seconds(1) || still_idle(c.s))) {
+      return std::move(c.s);  // an emptied list stays: it keeps its capacity for the next put
     }
     c.s.close();
   }

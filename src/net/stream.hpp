@@ -31,18 +31,20 @@ class stream {
   bool is_plain() const { return plain_ != nullptr; }
   tcp::socket& socket() { return plain_ ? *plain_ : tls_->next_layer(); }
 
+  // Not coroutines themselves: they hand back the operation's own awaitable, so a read
+  // or write costs one coroutine frame, not two.
   awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) {
     if (plain_) {
-      co_return co_await plain_->async_read_some(b, nothrow_awaitable);
+      return plain_->async_read_some(b, nothrow_awaitable);
     }
-    co_return co_await tls_->async_read_some(b, nothrow_awaitable);
+    return tls_->async_read_some(b, nothrow_awaitable);
   }
 
   awaitable<std::tuple<error_code, std::size_t>> write_all(asio::const_buffer b) {
     if (plain_) {
-      co_return co_await asio::async_write(*plain_, b, nothrow_awaitable);
+      return asio::async_write(*plain_, b, nothrow_awaitable);
     }
-    co_return co_await asio::async_write(*tls_, b, nothrow_awaitable);
+    return asio::async_write(*tls_, b, nothrow_awaitable);
   }
 
   // Half-close: FIN on plain TCP. TLS cannot half-close; it sends close_notify.

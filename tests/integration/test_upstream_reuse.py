@@ -1,9 +1,11 @@
 """Upstream keep-alive for plain-HTTP forwarding: reused, but never across exits."""
 import http.server
 import threading
+import time
 
 import pytest
 
+from faults import RawServer
 from helpers import Conn, build_request, free_port, via_http
 
 
@@ -86,3 +88,55 @@ def test_requests_with_a_body_use_a_fresh_connection(start_gateway, lab, peer_or
             assert resp.status == 200
             ports.add(resp.text.strip())
     assert len(ports) == 4  # never replayed on a kept-alive connection that might be stale
+
+
+def _read_head(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def test_kept_alive_connection_closed_by_the_origin_is_replayed_on_a_fresh_one(start_gateway, lab):
+    # The origin answers keep-alive, then closes right away: the next request finds the idle
+    # connection dead (within the second in which it is not checked first) and must be
+    # replayed on a fresh connection, never answered with an error.
+    def one_then_close(conn, server):
+        if _read_head(conn) is not None:
+            server.note("request")
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        conn.close()
+
+    with RawServer(one_then_close) as origin:
+        gw = start_gateway(lab.pool("d1"), threads=1)
+        for i in range(4):
+            hop = via_http(gw.port, origin.url(f"/r{i}"))
+            assert hop.status == 200 and hop.resp.text.strip() == "ok", (i, hop.resp.status, hop.resp.text)
+        assert len(origin.noted("request")) == 4
+        assert origin.count() >= 4
+
+
+def test_bytes_sent_on_an_idle_connection_never_become_the_next_answer(start_gateway, lab):
+    # Some servers write "408 Request Timeout" on an idle keep-alive connection before closing it.
+    # A connection idle for over a second is checked before reuse: the next request gets the
+    # origin's real answer on a fresh connection, not the stale 408.
+    def answer_then_408(conn, server):
+        if _read_head(conn) is not None:
+            server.note("request")
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+            time.sleep(0.3)
+            conn.sendall(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            time.sleep(3)
+        conn.close()
+
+    with RawServer(answer_then_408) as origin:
+        gw = start_gateway(lab.pool("d1"), threads=1)
+        first = via_http(gw.port, origin.url("/first"))
+        assert first.status == 200
+        time.sleep(1.3)
+        second = via_http(gw.port, origin.url("/second"))
+        assert second.status == 200 and second.resp.text.strip() == "ok", (second.resp.status, second.resp.text)
+        assert origin.count() == 2
