@@ -226,12 +226,9 @@ if want http || want tunnel || want bulk; then
 fi
 
 if want mem; then
-  # exitpool holds 6 fds per tunnel (client, upstream and two splice pipes): under a low ulimit -Hn it is
-  # measured at what it can hold (EXITPOOL_HOLD_N), and also tried at HOLD_N to show what happens.
-  EXITPOOL_HOLD_N=$(((NOFILE - 300) / 6))
-  ((EXITPOOL_HOLD_N > HOLD_N)) && EXITPOOL_HOLD_N=$HOLD_N
-  run_mem exitpool connect "$EXITPOOL_HOLD_N"
-  if ((EXITPOOL_HOLD_N < HOLD_N)); then run_mem exitpool connect "$HOLD_N" "exitpool@$HOLD_N"; fi
+  # exitpool holds 2 fds per idle tunnel (client and upstream sockets; splice pipes exist only while a
+  # bulk flow moves), like the peers.
+  run_mem exitpool connect "$HOLD_N"
   for t in "microsocks socks5" "tinyproxy connect" "squid connect" "dante socks5"; do run_mem $t; done
 fi
 

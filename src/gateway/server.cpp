@@ -48,15 +48,6 @@ void log_health_exception(std::exception_ptr e) {
   }
 }
 
-asio::awaitable<void> session_counted(tcp::socket sock, shard_state& shard) {
-  shard.active_sessions.fetch_add(1, std::memory_order_relaxed);
-  struct done {
-    shard_state& s;
-    ~done() { s.active_sessions.fetch_sub(1, std::memory_order_relaxed); }
-  } guard{shard};
-  co_await run_session(std::move(sock), shard);
-}
-
 asio::awaitable<void> accept_loop(shard_state& shard) {
   tcp::acceptor& acceptor = *shard.acceptor;
   for (;;) {
@@ -71,7 +62,7 @@ asio::awaitable<void> accept_loop(shard_state& shard) {
       co_await t.async_wait(net::nothrow_awaitable);
       continue;
     }
-    asio::co_spawn(acceptor.get_executor(), session_counted(std::move(sock), shard), log_session_exception);
+    asio::co_spawn(acceptor.get_executor(), run_session(std::move(sock), shard), log_session_exception);
   }
 }
 

@@ -37,7 +37,14 @@ thread_local session* live_sessions = nullptr;
 
 // Per-connection state, shared by the session coroutine and its watchdog timer.
 struct session : std::enable_shared_from_this<session> {
-  session(tcp::socket s, shard_state& sh) : shard(sh), client(std::move(s)), timer(client.socket().get_executor()) {
+  session(tcp::socket s, shard_state& sh)
+      : shard(sh),
+        open_connections(sh.shared.connections.fetch_add(1, std::memory_order_relaxed) + 1),
+        client(std::move(s)),
+        timer(client.socket().get_executor()) {
+    // Counted for as long as the session lives, including a tunnel handed off to a relay
+    // after the session's coroutine has returned (draining waits for these).
+    sh.active_sessions.fetch_add(1, std::memory_order_relaxed);
     next_live = live_sessions;
     if (next_live != nullptr) {
       next_live->prev_live = this;
@@ -52,11 +59,14 @@ struct session : std::enable_shared_from_this<session> {
     if (user_slot != nullptr) {
       user_slot->fetch_sub(1, std::memory_order_relaxed);
     }
+    shard.shared.connections.fetch_sub(1, std::memory_order_relaxed);
+    shard.active_sessions.fetch_sub(1, std::memory_order_relaxed);
   }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
   shard_state& shard;
+  const int open_connections;  // client connections open when this one arrived, itself included
   session* prev_live = nullptr;
   session* next_live = nullptr;
   net::stream client;
@@ -75,6 +85,11 @@ struct session : std::enable_shared_from_this<session> {
   bool done = false;
   bool timed_out = false;
   asio::steady_timer timer;
+  // A plain tunnel runs on after the session's coroutine has returned, driven by the
+  // relay's handlers; these keep its exit (and the exit's in-flight count) until it ends.
+  std::unique_ptr<net::plain_relay> relay;
+  std::shared_ptr<const pool::snapshot> tunnel_snap;
+  pool::lease tunnel_lease;
 
   const config& cfg() const { return shard.shared.cfg; }
   admin::shard_metrics& metrics() { return *shard.metrics; }
@@ -116,6 +131,13 @@ struct session : std::enable_shared_from_this<session> {
         self->on_timer();
       }
     });
+  }
+
+  void finish() {
+    done = true;
+    timer.cancel();
+    client.close();
+    upstream.close();
   }
 
   // Closes the session's sockets once it has been inactive for longer than its phase
@@ -533,6 +555,23 @@ awaitable<void> relay_tunnel(std::shared_ptr<session> s, connect_outcome c) {
   s->arm(s->cfg().idle_timeout);
   std::string pending = std::move(s->buf);
   s->metrics().on_tunnel_open();
+  if (s->client.is_plain() && s->upstream.is_plain()) {
+    // Handed off: the relay's handlers keep the session; its coroutine frames (this one
+    // and its callers') are freed while the tunnel stays open.
+    s->tunnel_snap = std::move(c.snap);
+    s->tunnel_lease = std::move(c.lease);
+    s->relay = std::make_unique<net::plain_relay>(s->client, s->upstream, s->act);
+    session* raw = s.get();
+    s->relay->start(std::move(pending), std::move(c.dial.leftover), s, [raw](const net::relay_result& r) {
+      raw->metrics().on_tunnel_close();
+      raw->metrics().on_bytes(r.bytes_up, r.bytes_down);
+      spdlog::debug("tunnel closed: {} bytes up, {} down{}", r.bytes_up, r.bytes_down,
+                    r.error ? ", " + r.error.message() : std::string());
+      raw->finish();
+      raw->tunnel_lease = pool::lease();
+    });
+    co_return;
+  }
   auto r = co_await net::relay(s->client, s->upstream, std::move(pending), std::move(c.dial.leftover), s->act);
   s->metrics().on_tunnel_close();
   s->metrics().on_bytes(r.bytes_up, r.bytes_down);
@@ -1253,22 +1292,16 @@ awaitable<void> refuse_overloaded(std::shared_ptr<session> s) {
 
 awaitable<void> run_session(tcp::socket socket, shard_state& shard) {
   // TCP_NODELAY comes from the listening socket (accepted sockets inherit it on Linux).
-  auto& g = shard.shared;
-  struct counted {
-    std::atomic<int>& n;
-    ~counted() { n.fetch_sub(1, std::memory_order_relaxed); }
-  } count{g.connections};
-  const int open = g.connections.fetch_add(1, std::memory_order_relaxed) + 1;
   auto s = std::make_shared<session>(std::move(socket), shard);
-  if (g.cfg.max_connections > 0 && open > g.cfg.max_connections) {
+  const int max = shard.shared.cfg.max_connections;
+  if (max > 0 && s->open_connections > max) {
     co_await refuse_overloaded(s);
   } else {
     co_await serve(s);
   }
-  s->done = true;
-  s->timer.cancel();
-  s->client.close();
-  s->upstream.close();
+  if (!s->relay) {
+    s->finish();
+  }
 }
 
 }  // namespace exitpool::gateway

@@ -58,120 +58,6 @@ char* thread_scratch() {
   return scratch.get();
 }
 
-// Moves bytes with splice(2) through a pipe (no copy into user space) until EOF or an
-// error. For bulk flows: the pipe costs three syscalls to make and close.
-awaitable<error_code> splice_loop(tcp::socket& from, tcp::socket& to, activity& act, std::uint64_t& bytes) {
-  error_code ec;
-  // Both sockets already went through asynchronous operations, which make them
-  // non-blocking; splice relies on it, so say so explicitly once per bulk flow.
-  from.native_non_blocking(true, ec);
-  to.native_non_blocking(true, ec);
-  pipe_pair p;
-  if (!p.ok()) {
-    co_return errno_code();
-  }
-  const int in = from.native_handle();
-  const int out = to.native_handle();
-  constexpr std::size_t chunk = 1 << 16;
-  for (;;) {
-    ssize_t n = ::splice(in, nullptr, p.w(), nullptr, chunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n == 0) {
-      // The peer finished sending: pass the FIN on, keep the other direction open.
-      to.shutdown(tcp::socket::shutdown_send, ec);
-      co_return error_code{};
-    }
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      if (errno != EAGAIN) {
-        co_return errno_code();
-      }
-      auto [wec] = co_await from.async_wait(tcp::socket::wait_read, nothrow_awaitable);
-      if (wec) {
-        co_return wec;
-      }
-      continue;
-    }
-    bytes += static_cast<std::uint64_t>(n);
-    act.touch();
-    // Drain the pipe completely before reading again, so it never fills up.
-    std::size_t in_pipe = static_cast<std::size_t>(n);
-    while (in_pipe > 0) {
-      ssize_t m = ::splice(p.r(), nullptr, out, nullptr, in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (m > 0) {
-        in_pipe -= static_cast<std::size_t>(m);
-        continue;
-      }
-      if (m < 0 && errno == EINTR) {
-        continue;
-      }
-      if (m < 0 && errno == EAGAIN) {
-        auto [wec] = co_await to.async_wait(tcp::socket::wait_write, nothrow_awaitable);
-        if (wec) {
-          co_return wec;
-        }
-        continue;
-      }
-      co_return m < 0 ? errno_code() : error_code(asio::error::broken_pipe);
-    }
-  }
-}
-
-// One direction of a plain TCP tunnel. Most tunnels carry small messages: each is read
-// by an ordinary (speculative) asynchronous read into a small buffer and sent on at
-// once, so a short tunnel costs no pipe and no extra epoll registration. A read that
-// fills 64 KiB marks a bulk flow, which moves on to splice(2).
-awaitable<error_code> plain_pump(stream& from_s, stream& to_s, activity& act, std::uint64_t& bytes) {
-  tcp::socket& from = from_s.socket();
-  tcp::socket& to = to_s.socket();
-  // The pending read's buffer stays in this frame while the tunnel is idle: keep it small.
-  std::array<char, 512> small;
-  for (;;) {
-    auto [ec, n] = co_await from.async_read_some(asio::buffer(small), nothrow_awaitable);
-    if (n == 0) {
-      if (ec == asio::error::eof) {
-        error_code sec;
-        to.shutdown(tcp::socket::shutdown_send, sec);
-        co_return error_code{};
-      }
-      co_return ec ? ec : error_code(asio::error::connection_aborted);
-    }
-    act.touch();
-    const char* data = small.data();
-    std::size_t len = n;
-    bool bulk = false;
-    if (n == small.size()) {
-      // More may be waiting: take it now, without suspending, into the thread's scratch.
-      char* scratch = thread_scratch();
-      std::memcpy(scratch, small.data(), n);
-      ssize_t m = ::recv(from.native_handle(), scratch + n, scratch_size - n, MSG_DONTWAIT);
-      if (m > 0) {
-        len += static_cast<std::size_t>(m);
-      }
-      data = scratch;
-      bulk = len == scratch_size;
-    }
-    bytes += len;
-    ssize_t w = ::send(to.native_handle(), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w < 0 && errno != EAGAIN && errno != EINTR) {
-      co_return errno_code();
-    }
-    const std::size_t sent = w > 0 ? static_cast<std::size_t>(w) : 0;
-    if (sent < len) {
-      // The peer is slower: keep the rest (the scratch is shared) until it drains.
-      std::string rest(data + sent, len - sent);
-      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(rest), nothrow_awaitable);
-      if (wec) {
-        co_return wec;
-      }
-    }
-    if (bulk) {
-      co_return co_await splice_loop(from, to, act, bytes);
-    }
-  }
-}
-
 awaitable<error_code> copy_pump(stream& from, stream& to, activity& act, std::uint64_t& bytes) {
   auto buf = std::make_unique<char[]>(16 * 1024);
   for (;;) {
@@ -194,8 +80,8 @@ awaitable<error_code> copy_pump(stream& from, stream& to, activity& act, std::ui
   }
 }
 
-awaitable<error_code> pump(stream& from, stream& to, activity& act, std::uint64_t& bytes, bool use_splice) {
-  error_code ec = use_splice ? co_await plain_pump(from, to, act, bytes) : co_await copy_pump(from, to, act, bytes);
+awaitable<error_code> pump(stream& from, stream& to, activity& act, std::uint64_t& bytes) {
+  error_code ec = co_await copy_pump(from, to, act, bytes);
   if (ec) {
     abort_both(from, to);
   }
@@ -225,11 +111,227 @@ awaitable<relay_result> relay(stream& client, stream& upstream, std::string to_u
   // A tunnel may stay open for hours: give back the handshake buffers first.
   std::string().swap(to_upstream);
   std::string().swap(to_client);
-  r.spliced = client.is_plain() && upstream.is_plain();
-  auto [up_ec, down_ec] = co_await (pump(client, upstream, act, r.bytes_up, r.spliced) &&
-                                    pump(upstream, client, act, r.bytes_down, r.spliced));
+  auto [up_ec, down_ec] = co_await (pump(client, upstream, act, r.bytes_up) && pump(upstream, client, act, r.bytes_down));
   r.error = up_ec ? up_ec : down_ec;
   co_return r;
+}
+
+// ---- plain_relay ----
+
+plain_relay::plain_relay(stream& client, stream& upstream, activity& act) : act_(act) {
+  up_.from = &client.socket();
+  up_.to = &upstream.socket();
+  down_.from = &upstream.socket();
+  down_.to = &client.socket();
+}
+
+plain_relay::~plain_relay() {
+  for (direction* d : {&up_, &down_}) {
+    if (d->pipe_r >= 0) {
+      ::close(d->pipe_r);
+      ::close(d->pipe_w);
+    }
+  }
+}
+
+void plain_relay::start(std::string to_upstream, std::string to_client, std::shared_ptr<void> owner,
+                        std::function<void(const relay_result&)> done) {
+  // The owner is held by the pending operations alone (not by this object, which the
+  // owner holds): a relay that never finishes, such as one cut by the shutdown of its
+  // io_context, frees everything when its operations are destroyed.
+  const auto& keep = owner;
+  done_ = std::move(done);
+  // Taken only when there is something to send: an empty handshake buffer may still own
+  // kilobytes of capacity, which an idle tunnel must not keep.
+  if (!to_upstream.empty()) {
+    up_.spill = std::move(to_upstream);
+  }
+  if (!to_client.empty()) {
+    down_.spill = std::move(to_client);
+  }
+  for (direction* d : {&up_, &down_}) {
+    if (d->spill.empty()) {
+      read(*d, keep);
+    } else {
+      d->bytes += d->spill.size();
+      write_spill(*d, keep);
+    }
+  }
+}
+
+void plain_relay::read(direction& d, const owner_ptr& keep) {
+  d.from->async_read_some(asio::buffer(d.small), [this, &d, keep](error_code ec, std::size_t n) {
+    on_read(d, ec, n, keep);
+  });
+}
+
+void plain_relay::on_read(direction& d, error_code ec, std::size_t n, const owner_ptr& keep) {
+  if (n == 0) {
+    if (ec == asio::error::eof) {
+      // The peer finished sending: pass the FIN on, keep the other direction open.
+      error_code sec;
+      d.to->shutdown(tcp::socket::shutdown_send, sec);
+      finish(d, error_code{}, keep);
+    } else {
+      finish(d, ec ? ec : error_code(asio::error::connection_aborted), keep);
+    }
+    return;
+  }
+  act_.touch();
+  const char* data = d.small.data();
+  std::size_t len = n;
+  if (n == d.small.size()) {
+    // More may be waiting: take it now, into the thread's scratch (never held across a wait).
+    char* scratch = thread_scratch();
+    std::memcpy(scratch, d.small.data(), n);
+    ssize_t m = ::recv(d.from->native_handle(), scratch + n, scratch_size - n, MSG_DONTWAIT);
+    if (m > 0) {
+      len += static_cast<std::size_t>(m);
+    }
+    data = scratch;
+    d.bulk = len == scratch_size;
+  }
+  d.bytes += len;
+  ssize_t w = ::send(d.to->native_handle(), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (w < 0 && errno != EAGAIN && errno != EINTR) {
+    finish(d, errno_code(), keep);
+    return;
+  }
+  const std::size_t sent = w > 0 ? static_cast<std::size_t>(w) : 0;
+  if (sent < len) {
+    d.spill.assign(data + sent, len - sent);  // the peer is slower: keep the rest until it drains
+    write_spill(d, keep);
+    return;
+  }
+  after_write(d, keep);
+}
+
+void plain_relay::write_spill(direction& d, const owner_ptr& keep) {
+  asio::async_write(*d.to, asio::buffer(d.spill), [this, &d, keep](error_code ec, std::size_t) {
+    std::string().swap(d.spill);
+    if (ec) {
+      finish(d, ec, keep);
+      return;
+    }
+    after_write(d, keep);
+  });
+}
+
+void plain_relay::after_write(direction& d, const owner_ptr& keep) {
+  if (!d.bulk) {
+    read(d, keep);
+    return;
+  }
+  if (d.pipe_r < 0) {
+    // Both sockets went through asynchronous operations, which made them non-blocking;
+    // splice relies on it, so say so explicitly once per bulk flow.
+    error_code ec;
+    d.from->native_non_blocking(true, ec);
+    d.to->native_non_blocking(true, ec);
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+      finish(d, errno_code(), keep);
+      return;
+    }
+    d.pipe_r = fds[0];
+    d.pipe_w = fds[1];
+  }
+  splice_in(d, keep);
+}
+
+void plain_relay::splice_in(direction& d, const owner_ptr& keep) {
+  const int in = d.from->native_handle();
+  constexpr std::size_t chunk = 1 << 16;
+  for (;;) {
+    ssize_t n = ::splice(in, nullptr, d.pipe_w, nullptr, chunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n == 0) {
+      error_code ec;
+      d.to->shutdown(tcp::socket::shutdown_send, ec);
+      finish(d, error_code{}, keep);
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno != EAGAIN) {
+        finish(d, errno_code(), keep);
+        return;
+      }
+      d.from->async_wait(tcp::socket::wait_read, [this, &d, keep](error_code ec) {
+        if (ec) {
+          finish(d, ec, keep);
+          return;
+        }
+        splice_in(d, keep);
+      });
+      return;
+    }
+    d.bytes += static_cast<std::uint64_t>(n);
+    act_.touch();
+    d.in_pipe = static_cast<std::size_t>(n);
+    if (!splice_out(d, keep)) {
+      return;  // waiting for the peer to accept more, or finished
+    }
+  }
+}
+
+// Drains the pipe into `to`. False when it had to wait (it resumes by itself) or failed.
+bool plain_relay::splice_out(direction& d, const owner_ptr& keep) {
+  const int out = d.to->native_handle();
+  while (d.in_pipe > 0) {
+    ssize_t m = ::splice(d.pipe_r, nullptr, out, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (m > 0) {
+      d.in_pipe -= static_cast<std::size_t>(m);
+      continue;
+    }
+    if (m < 0 && errno == EINTR) {
+      continue;
+    }
+    if (m < 0 && errno == EAGAIN) {
+      d.to->async_wait(tcp::socket::wait_write, [this, &d, keep](error_code ec) {
+        if (ec) {
+          finish(d, ec, keep);
+          return;
+        }
+        if (splice_out(d, keep)) {
+          splice_in(d, keep);
+        }
+      });
+      return false;
+    }
+    finish(d, m < 0 ? errno_code() : error_code(asio::error::broken_pipe), keep);
+    return false;
+  }
+  return true;
+}
+
+void plain_relay::finish(direction& d, error_code ec, const owner_ptr& keep) {
+  d.finished = true;
+  if (d.pipe_r >= 0) {
+    ::close(d.pipe_r);
+    ::close(d.pipe_w);
+    d.pipe_r = d.pipe_w = -1;
+  }
+  if (ec && !error_) {
+    error_ = ec;
+    // Stop the other direction at once rather than at the idle timeout: shutdown makes
+    // its pending and future reads see EOF.
+    error_code sec;
+    up_.from->shutdown(tcp::socket::shutdown_both, sec);
+    up_.to->shutdown(tcp::socket::shutdown_both, sec);
+  }
+  if (!up_.finished || !down_.finished) {
+    return;
+  }
+  relay_result r;
+  r.bytes_up = up_.bytes;
+  r.bytes_down = down_.bytes;
+  r.spliced = true;
+  r.error = error_;
+  auto done = std::move(done_);
+  const owner_ptr hold = keep;  // the owner may free this object in `done`
+  done(r);
 }
 
 }  // namespace exitpool::net

@@ -1,10 +1,13 @@
 #pragma once
 // Tunnel relay between a client and an upstream stream, both directions at once,
-// until both sides have closed (half-close is forwarded) or either fails.
-// Uses splice(2) through a pipe when both ends are plain TCP (no copy into user
-// space), a buffered copy otherwise (TLS exits). Runs on the session's shard.
+// until both sides have closed (half-close is forwarded) or either fails. Runs on the
+// session's shard. plain_relay for plain TCP on both sides (splice for bulk flows);
+// relay() for the rest (TLS exits), a buffered copy.
 
+#include <array>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "net/stream.hpp"
@@ -28,5 +31,53 @@ struct relay_result {
 // handshake) that must reach the other before anything else.
 awaitable<relay_result> relay(stream& client, stream& upstream, std::string to_upstream, std::string to_client,
                               activity& act);
+
+// The relay for plain TCP on both sides, driven by completion handlers rather than
+// coroutines, so that an idle tunnel costs this object and two pending reads: no
+// coroutine frames. Small messages are copied through a small buffer (one recv, one
+// send, no pipe); a read that fills 64 KiB marks a bulk flow, which moves to splice(2).
+//
+// The owner keeps this object and both streams alive while the relay runs: every pending
+// operation holds `owner`. `done` runs once, when both directions have finished (EOF is
+// passed on as a half-close; an error in either direction shuts both down).
+class plain_relay {
+ public:
+  plain_relay(stream& client, stream& upstream, activity& act);
+  ~plain_relay();
+  plain_relay(const plain_relay&) = delete;
+  plain_relay& operator=(const plain_relay&) = delete;
+
+  void start(std::string to_upstream, std::string to_client, std::shared_ptr<void> owner,
+             std::function<void(const relay_result&)> done);
+
+ private:
+  struct direction {
+    tcp::socket* from = nullptr;
+    tcp::socket* to = nullptr;
+    std::uint64_t bytes = 0;
+    std::string spill;       // bytes read but not yet accepted by `to`
+    int pipe_r = -1;         // splice pipe, made when the flow turns out to be bulk
+    int pipe_w = -1;
+    std::size_t in_pipe = 0;
+    bool bulk = false;
+    bool finished = false;
+    std::array<char, 512> small;  // where an idle direction's pending read lands
+  };
+
+  using owner_ptr = std::shared_ptr<void>;
+  void read(direction& d, const owner_ptr& keep);
+  void on_read(direction& d, error_code ec, std::size_t n, const owner_ptr& keep);
+  void write_spill(direction& d, const owner_ptr& keep);
+  void after_write(direction& d, const owner_ptr& keep);
+  void splice_in(direction& d, const owner_ptr& keep);
+  bool splice_out(direction& d, const owner_ptr& keep);
+  void finish(direction& d, error_code ec, const owner_ptr& keep);
+
+  activity& act_;
+  direction up_;
+  direction down_;
+  error_code error_;
+  std::function<void(const relay_result&)> done_;
+};
 
 }  // namespace exitpool::net

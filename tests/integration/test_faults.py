@@ -604,6 +604,51 @@ def test_no_fd_or_memory_leak(start_gateway, origin, squid, microsocks):
     assert rss1 - rss0 < 8 << 20, f"VmRSS {rss0 >> 10} KiB -> {rss1 >> 10} KiB after 300 requests"
 
 
+def test_idle_tunnels_are_cheap(start_gateway, origin):
+    # An idle tunnel holds its two sockets and a small relay state: no pipes, no coroutine
+    # frames, no handshake buffers. 400 idle CONNECT tunnels, each after one request.
+    gw = start_gateway([D21], *quiet_flags())
+    pid = gw.proc.pid
+
+    def open_tunnel() -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+        s.sendall(f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\nHost: 127.0.0.1:{origin.port}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(1)
+            assert chunk, "closed during CONNECT"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 200"), head
+        return s
+
+    open_tunnel().close()
+    time.sleep(0.3)
+    fds0, rss0 = proc_fds(pid), proc_rss(pid)
+    n = 400
+    tunnels = []
+    try:
+        for _ in range(n):
+            s = open_tunnel()
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(65536)
+                assert chunk, "tunnel closed before the response"
+                head += chunk
+            tunnels.append(s)
+        time.sleep(0.5)
+        fds1, rss1 = proc_fds(pid), proc_rss(pid)
+    finally:
+        for s in tunnels:
+            s.close()
+    per_tunnel_fds = (fds1 - fds0) / n
+    per_tunnel_kib = (rss1 - rss0) / n / 1024
+    print(f"{n} idle tunnels: {per_tunnel_fds:.2f} fds and {per_tunnel_kib:.2f} KiB of VmRSS each")
+    assert per_tunnel_fds <= 2.05, per_tunnel_fds
+    # Measured about 3 KiB; a handshake buffer or coroutine stack kept per tunnel costs 8 KiB or more.
+    assert per_tunnel_kib < 6, per_tunnel_kib
+
+
 # --------------------------------------------------------------------------------------- fd exhaustion
 
 def test_fd_exhaustion_pauses_accept_and_recovers(start_gateway, origin, gateway_dir, monkeypatch):
