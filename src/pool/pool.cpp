@@ -235,6 +235,16 @@ std::string filter::describe() const {
 
 // ---- snapshot ---------------------------------------------------------------------------------
 
+void snapshot::set_selection_facts(snapshot& s) {
+  static std::atomic<std::uint64_t> next_serial{1};
+  s.serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
+  for (const auto& e : s.exits_) {
+    const double w = std::max(e->spec().weight, 0.0);
+    s.uniform_weight_ = s.uniform_weight_ && w == std::max(s.exits_.front()->spec().weight, 0.0);
+    s.max_weight_ = std::max(s.max_weight_, w);
+  }
+}
+
 std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> specs, const snapshot* previous,
                                                 const limits_config& limits) {
   auto s = std::make_shared<snapshot>();
@@ -270,6 +280,7 @@ std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> sp
   for (const auto& e : s->exits_) {
     s->single_tier_ = s->single_tier_ && e->tier() == s->exits_.front()->tier();
   }
+  set_selection_facts(*s);
   return s;
 }
 
