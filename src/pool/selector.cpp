@@ -27,6 +27,12 @@ std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t bound) {  // uni
   return std::uniform_int_distribution<std::uint64_t>(0, bound - 1)(rng);
 }
 
+// [0, bound) by multiply-shift (Lemire): no division on the bounded paths. Its bias,
+// under bound / 2^64, is far below anything a pool of exits can show.
+std::size_t fast_below(std::mt19937_64& rng, std::size_t bound) {
+  return static_cast<std::size_t>((static_cast<unsigned __int128>(rng()) * bound) >> 64);
+}
+
 }  // namespace
 
 // The per-exit rules of a pick, one exit at a time: what the bounded paths check on
@@ -153,9 +159,21 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
   // with an eligible exit wins) need the full view, so multi-tier pools skip this; and
   // when nothing eligible turns up, the full pass decides, errors and panic included.
   if (s.single_tier() && n >= fast_path_min) {
+    // Sampling and the sticky ring work on the exits that match: with two or more filter
+    // fields, a list of them built once per snapshot and filter (round-robin keeps its
+    // window over the candidates, which checks filter::matches as it goes).
+    std::span<const std::uint32_t> list = cands;
+    checks bounded = ck;
+    if (!all_match && (sticky || policy_ != policy::round_robin)) {
+      list = matching_list(s, r.f, cands);
+      bounded.all_match = true;
+    }
     bool probe = false;
-    exit* e =
-        sticky ? pick_sticky_bounded(s, cands, ck, key_hash, probe) : pick_bounded(s, cands, r.f.empty(), ck, probe);
+    exit* e = nullptr;
+    if (list.size() >= fast_path_min) {
+      e = sticky ? pick_sticky_bounded(s, list, bounded, key_hash, probe)
+                 : pick_bounded(s, list, r.f.empty(), bounded, probe);
+    }
     if (e != nullptr) {
       out.chosen = e;
       out.tier = e->tier();
@@ -474,9 +492,8 @@ exit* selector::pick_bounded(const snapshot& s, std::span<const std::uint32_t> c
   const auto& exits = s.exits();
   const std::size_t n = cands.size();
   if (policy_ == policy::round_robin) {
-    const std::size_t start = cursor_ % n;
-    for (std::size_t k = 0; k < fast_path_window; ++k) {
-      const std::size_t pos = (start + k) % n;
+    std::size_t pos = cursor_ % n;
+    for (std::size_t k = 0; k < fast_path_window; ++k, pos = pos + 1 == n ? 0 : pos + 1) {
       exit& e = *exits[cands[pos]];
       const auto probing = ck.eligible(e);
       if (!probing || ck.take(e, *probing)) {
@@ -514,7 +531,7 @@ exit* selector::pick_bounded(const snapshot& s, std::span<const std::uint32_t> c
   std::array<exit*, fastest_choices> batch{};
   for (std::size_t draw = 0; draw < fast_path_draws; draw += batch_size) {
     for (std::size_t i = 0; i < batch_size; ++i) {
-      drawn[i] = static_cast<std::uint32_t>(uniform_below(rng_, n));
+      drawn[i] = static_cast<std::uint32_t>(fast_below(rng_, n));
       if (!identity) {
         __builtin_prefetch(&cands[drawn[i]]);
       }
@@ -585,7 +602,13 @@ exit* selector::pick_sticky_bounded(const snapshot& s, std::span<const std::uint
   std::array<double, sticky_window> score{};
   for (std::size_t first = 0; first < limit; first += sticky_window) {
     const std::size_t count = std::min(sticky_window, limit - first);
-    auto at = [&](std::size_t i) { return (start + first + i) % size; };
+    auto at = [&](std::size_t i) {  // start < size and first + i < limit <= size: no division
+      const std::size_t k = start + first + i;
+      return k >= size ? k - size : k;
+    };
+    for (std::size_t i = 0; i < count; i += 4) {  // the window's cache lines, all at once
+      __builtin_prefetch(&ring.entries[at(i)]);
+    }
     for (std::size_t i = 0; i < count; ++i) {
       const std::size_t k = at(i);
       // Uniform weights: the rendezvous score is monotonic in the mixed hash, so rank by
@@ -622,13 +645,41 @@ std::size_t selector::sticky_ring::lower_bound(std::uint64_t h) const {
   return k == entries.size() ? 0 : k;  // past the largest hash: wrap around the ring
 }
 
-const selector::sticky_ring& selector::ring_for(const snapshot& s, std::span<const std::uint32_t> cands) {
+void selector::forget_older_snapshots(const snapshot& s) {
   if (s.serial() > newest_serial_) {
-    // A newer snapshot: keep the rings of the one it replaces (requests in flight may
-    // still pick from it), drop older ones.
+    // A newer snapshot: keep what was built for the one it replaces (requests in flight
+    // may still pick from it), drop what is older.
     std::erase_if(rings_, [this](const auto& kv) { return kv.second.serial < newest_serial_; });
+    std::erase_if(matching_, [this](const auto& kv) { return kv.second.serial < newest_serial_; });
     newest_serial_ = s.serial();
   }
+}
+
+std::span<const std::uint32_t> selector::matching_list(const snapshot& s, const filter& f,
+                                                       std::span<const std::uint32_t> cands) {
+  forget_older_snapshots(s);
+  const std::uint64_t serial = s.serial();
+  key_scratch_.assign(reinterpret_cast<const char*>(&serial), sizeof serial);
+  for (const std::string* field : {&f.country, &f.city, &f.type}) {
+    key_scratch_ += '\0';
+    key_scratch_ += *field;
+  }
+  auto [it, inserted] = matching_.try_emplace(key_scratch_);
+  if (inserted) {
+    // O(candidates) once per snapshot, filter and shard; bounded by the distinct filters
+    // clients use, each a subset of one tag index list.
+    it->second.serial = s.serial();
+    for (const std::uint32_t i : cands) {
+      if (f.matches(*s.exits()[i])) {
+        it->second.list.push_back(i);
+      }
+    }
+  }
+  return it->second.list;
+}
+
+const selector::sticky_ring& selector::ring_for(const snapshot& s, std::span<const std::uint32_t> cands) {
+  forget_older_snapshots(s);
   // Keyed by the list's address, valid only with the snapshot's serial: a freed
   // snapshot's address may come back with another pool.
   sticky_ring& ring = rings_[cands.data()];
@@ -639,11 +690,13 @@ const selector::sticky_ring& selector::ring_for(const snapshot& s, std::span<con
   const std::size_t n = cands.size();
   ring.serial = s.serial();
   ring.size = n;
-  // Counting sort by the top `bits` bits (ids hash uniformly: 2 to 4 per bucket), then
-  // insertion sort within each bucket. The bucket starts stay as the directory that
-  // lower_bound starts from. O(n); about one cache miss per exit to read its hash.
+  // Counting sort by the top `bits` bits (ids hash uniformly: 16 to 32 per bucket), then
+  // a sort within each bucket. The bucket starts stay as the directory that lower_bound
+  // starts from: small (1/16 of the entries' size) so that it stays in cache, and the
+  // scan from a bucket start reads lines next to the session's window. O(n log 32);
+  // about one cache miss per exit to read its hash.
   int bits = 1;
-  while ((std::size_t{4} << bits) <= n) {
+  while ((std::size_t{32} << bits) <= n) {
     ++bits;
   }
   ring.shift = 64 - bits;
@@ -667,11 +720,7 @@ const selector::sticky_ring& selector::ring_for(const snapshot& s, std::span<con
     return a.hash < b.hash || (a.hash == b.hash && a.e->id() < b.e->id());
   };
   for (std::size_t b = 0; b < buckets; ++b) {
-    for (std::size_t k = ring.dir[b] + 1; k < ring.dir[b + 1]; ++k) {
-      for (std::size_t j = k; j > ring.dir[b] && less(ring.entries[j], ring.entries[j - 1]); --j) {
-        std::swap(ring.entries[j], ring.entries[j - 1]);
-      }
-    }
+    std::sort(ring.entries.begin() + ring.dir[b], ring.entries.begin() + ring.dir[b + 1], less);
   }
   ring.weight.clear();
   if (!s.uniform_weight()) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -170,6 +171,9 @@ class selector {
   exit* pick_sticky_bounded(const snapshot& s, std::span<const std::uint32_t> cands, const checks& ck,
                             std::uint64_t key_hash, bool& probe);
   const sticky_ring& ring_for(const snapshot& s, std::span<const std::uint32_t> cands);
+  std::span<const std::uint32_t> matching_list(const snapshot& s, const filter& f,
+                                               std::span<const std::uint32_t> cands);
+  void forget_older_snapshots(const snapshot& s);
 
   policy policy_;
   std::uint64_t cursor_;
@@ -177,6 +181,15 @@ class selector {
   // Sticky rings by candidate list (its data pointer, checked against serial and size),
   // for the newest snapshot seen and the one before (requests still holding it).
   std::unordered_map<const std::uint32_t*, sticky_ring> rings_;
+  // Filters with two or more fields: the candidates that match (the snapshot indexes one
+  // field), by serial and filter, for the same two snapshots. Never dropped while their
+  // snapshot is kept: rings_ is keyed by their addresses.
+  struct matching_entry {
+    std::uint64_t serial = 0;
+    std::vector<std::uint32_t> list;
+  };
+  std::unordered_map<std::string, matching_entry> matching_;
+  std::string key_scratch_;
   std::uint64_t newest_serial_ = 0;
   // Per-pick scratch, kept to avoid allocating on every pick.
   std::vector<cand> scratch_;

@@ -412,6 +412,33 @@ TEST(StickyLargePool, SameExitOnEveryShardAndGateway) {
   EXPECT_GT(chosen.size(), 800u);  // sessions spread over the pool
 }
 
+TEST(StickyLargePool, TwoFieldFiltersPickOnlyMatchingExits) {
+  std::vector<proto::exit_spec> specs;
+  for (int i = 0; i < 3000; ++i) {
+    auto sp = spec("exit-" + std::to_string(i));
+    sp.country = i % 2 == 0 ? "de" : "us";
+    sp.type = i % 3 == 0 ? "residential" : "datacenter";
+    specs.push_back(std::move(sp));
+  }
+  auto s = snapshot::build(std::move(specs));
+  selector a(policy::random, 1);
+  selector b(policy::fastest, 2);
+  pick_request r;
+  r.f.country = "de";
+  r.f.type = "residential";
+  std::set<const exit*> chosen;
+  for (int i = 0; i < 2000; ++i) {
+    const std::string k = key(i);
+    r.sticky_key = k;
+    const exit* e = a.pick(*s, r, t0).chosen;
+    ASSERT_NE(e, nullptr);
+    EXPECT_TRUE(e->spec().country == "de" && e->spec().type == "residential") << e->id();
+    EXPECT_EQ(b.pick(*s, r, t0).chosen, e) << k;
+    chosen.insert(e);
+  }
+  EXPECT_GT(chosen.size(), 400u);  // of 500
+}
+
 TEST(StickyLargePool, KeysSpreadEvenly) {
   auto s = numbered(1000);
   selector sel(policy::round_robin, 0);
