@@ -235,14 +235,10 @@ std::string filter::describe() const {
 
 // ---- snapshot ---------------------------------------------------------------------------------
 
-void snapshot::set_selection_facts(snapshot& s) {
-  static std::atomic<std::uint64_t> next_serial{1};
-  s.serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
-  for (const auto& e : s.exits_) {
-    const double w = std::max(e->spec().weight, 0.0);
-    s.uniform_weight_ = s.uniform_weight_ && w == std::max(s.exits_.front()->spec().weight, 0.0);
-    s.max_weight_ = std::max(s.max_weight_, w);
-  }
+void snapshot::note_weight(const exit& e) {
+  const double w = std::max(e.spec().weight, 0.0);
+  uniform_weight_ = uniform_weight_ && w == std::max(exits_.front()->spec().weight, 0.0);
+  max_weight_ = std::max(max_weight_, w);
 }
 
 std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> specs, const snapshot* previous,
@@ -279,8 +275,10 @@ std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> sp
   }
   for (const auto& e : s->exits_) {
     s->single_tier_ = s->single_tier_ && e->tier() == s->exits_.front()->tier();
+    s->note_weight(*e);
   }
-  set_selection_facts(*s);
+  static std::atomic<std::uint64_t> next_serial{1};
+  s->serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
   return s;
 }
 

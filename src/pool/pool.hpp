@@ -205,8 +205,8 @@ class snapshot {
   std::span<const std::uint32_t> candidates(const filter& f) const;
 
  private:
-  // Serial and weight facts (kept apart from build's indexing).
-  static void set_selection_facts(snapshot& s);
+  // Folds one exit's weight into uniform_weight_ and max_weight_ (build, once per exit).
+  void note_weight(const exit& e);
 
   std::vector<std::shared_ptr<exit>> exits_;
   std::vector<std::uint32_t> all_;
