@@ -235,6 +235,12 @@ std::string filter::describe() const {
 
 // ---- snapshot ---------------------------------------------------------------------------------
 
+void snapshot::note_weight(const exit& e) {
+  const double w = std::max(e.spec().weight, 0.0);
+  uniform_weight_ = uniform_weight_ && w == std::max(exits_.front()->spec().weight, 0.0);
+  max_weight_ = std::max(max_weight_, w);
+}
+
 std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> specs, const snapshot* previous,
                                                 const limits_config& limits) {
   auto s = std::make_shared<snapshot>();
@@ -269,7 +275,10 @@ std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> sp
   }
   for (const auto& e : s->exits_) {
     s->single_tier_ = s->single_tier_ && e->tier() == s->exits_.front()->tier();
+    s->note_weight(*e);
   }
+  static std::atomic<std::uint64_t> next_serial{1};
+  s->serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
   return s;
 }
 

@@ -100,6 +100,12 @@ class exit {
     return cap > 0 && inflight() >= cap;
   }
   void apply_limits(const limits_config& c);
+  // Asks the CPU to load the counters a pick reads (state, load, limits), so a selector
+  // sampling several exits of a large pool waits for their cache misses in parallel.
+  void prefetch() const {
+    __builtin_prefetch(&inflight_);
+    __builtin_prefetch(&limiter_);
+  }
 
  private:
   friend class lease;
@@ -183,18 +189,31 @@ class snapshot {
   const std::vector<std::shared_ptr<exit>>& exits() const { return exits_; }
   // Every exit has the same tier (the selector's fast round-robin path relies on it).
   bool single_tier() const { return single_tier_; }
+  // Unique per snapshot built in this process, never reused (unlike its address): keys
+  // the selector's per-snapshot caches.
+  std::uint64_t serial() const { return serial_; }
+  // Every exit has the same weight (max(weight, 0)), so weighted picks are uniform; and
+  // the largest weight (>= 0). For the selector's sampled picks on large pools.
+  bool uniform_weight() const { return uniform_weight_; }
+  double max_weight() const { return max_weight_; }
   std::size_t size() const { return exits_.size(); }
   const exit* find(std::string_view id) const;
 
   // Indices of the exits that could match `f`: the smallest tag index among the
-  // filter's set fields, or every exit when the filter is empty. Callers still
-  // check filter::matches on each.
+  // filter's set fields, or every exit when the filter is empty (in order: position i
+  // holds i). Callers still check filter::matches on each.
   std::span<const std::uint32_t> candidates(const filter& f) const;
 
  private:
+  // Folds one exit's weight into uniform_weight_ and max_weight_ (build, once per exit).
+  void note_weight(const exit& e);
+
   std::vector<std::shared_ptr<exit>> exits_;
   std::vector<std::uint32_t> all_;
   bool single_tier_ = true;
+  std::uint64_t serial_ = 0;
+  bool uniform_weight_ = true;
+  double max_weight_ = 0;
   std::unordered_map<std::string, std::vector<std::uint32_t>> by_country_, by_city_, by_type_;
   std::unordered_map<std::string_view, std::uint32_t> by_id_;
 };

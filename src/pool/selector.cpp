@@ -1,6 +1,7 @@
 #include "pool/selector.hpp"
 
 #include <algorithm>
+#include <array>
 #include <limits>
 
 #include "pool/sticky.hpp"
@@ -22,7 +23,73 @@ int set_fields(const filter& f) {
 
 double weight_of(const exit& e) { return std::max(e.spec().weight, 0.0); }
 
+std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t bound) {  // uniform in [0, bound)
+  return std::uniform_int_distribution<std::uint64_t>(0, bound - 1)(rng);
+}
+
+// [0, bound) by multiply-shift (Lemire): no division on the bounded paths. Its bias,
+// under bound / 2^64, is far below anything a pool of exits can show.
+std::size_t fast_below(std::mt19937_64& rng, std::size_t bound) {
+  return static_cast<std::size_t>((static_cast<unsigned __int128>(rng()) * bound) >> 64);
+}
+
 }  // namespace
+
+// The per-exit rules of a pick, one exit at a time: what the bounded paths check on
+// each exit they look at, and what every path takes on the exit it chooses.
+struct selector::checks {
+  const pick_request& r;
+  time_point now;
+  bool all_match;  // the candidate list holds only matching exits
+  bool check_bans;
+  bool check_host_rate;
+
+  // The full pass's classification of one exit, answering only "eligible?": matching,
+  // not excluded, healthy or probing with a free probe slot, and not blocked (banned for
+  // the host, no token, no host token, at its cap). nullopt: skip it (the full pass, if
+  // reached, classifies it properly); otherwise whether it is probing.
+  std::optional<bool> eligible(const exit& e) const {
+    if ((!all_match && !r.f.matches(e)) || contains(r.exclude, &e) || e.at_concurrency_cap() ||
+        (e.limiter().limited() && !e.limiter().available(now))) {
+      return std::nullopt;
+    }
+    const exit_state state = e.state(now);
+    if (state == exit_state::ejected ||
+        (state == exit_state::probing && e.probe_busy_until(now, r.probe_timeout).has_value())) {
+      return std::nullopt;
+    }
+    // The shared tables last: each lookup may take the host's stripe lock.
+    if ((check_bans && r.bans->banned(e, r.host, now)) ||
+        (check_host_rate && r.host_rates->next_available(e, r.host, now) > now)) {
+      return std::nullopt;
+    }
+    return state == exit_state::probing;
+  }
+
+  // Takes what the chosen exit needs: its probe slot (when probing), a token, a token
+  // for the host. All or nothing: when a racing shard took the last of one, what was
+  // taken is given back and the result is when the exit may have capacity again.
+  std::optional<time_point> take(exit& e, bool probing) const {
+    if (probing && !e.try_claim_probe(now, r.probe_timeout)) {
+      return e.probe_busy_until(now, r.probe_timeout).value_or(now + capacity_poll);
+    }
+    auto undo_probe = [&] {
+      if (probing) {
+        e.release_probe();
+      }
+    };
+    if (!e.limiter().try_take(now)) {
+      undo_probe();
+      return e.limiter().next_available(now);
+    }
+    if (check_host_rate && !r.host_rates->try_take(e, r.host, now)) {
+      e.limiter().refund();  // this pick took it a moment ago and gives up the exit
+      undo_probe();
+      return r.host_rates->next_available(e, r.host, now);
+    }
+    return std::nullopt;
+  }
+};
 
 std::optional<policy> parse_policy(std::string_view name) {
   if (name == "round_robin" || name == "round-robin" || name == "rr") {
@@ -78,38 +145,40 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
   const bool all_match = set_fields(r.f) <= 1;
   const bool sticky = !r.sticky_key.empty();
   const bool by_host = !r.host.empty();
+  const bool check_bans = by_host && r.bans != nullptr;
+  const bool check_host_rate = by_host && r.host_rates != nullptr && r.host_rates->limited();
+  const checks ck{r, now, all_match, check_bans, check_host_rate};
+  const std::uint64_t key_hash = sticky ? mix64(hash64(r.sticky_key), r.sticky_generation) : 0;
 
   pick_result out;
 
-  // ---- 0. round-robin fast path for large pools ----
+  // ---- 0. bounded paths for large pools ----
   // The full pass below classifies every candidate: O(pool) per pick, ~0.1 s at a
-  // million exits. Round-robin only needs the first usable exit at or after the
-  // cursor, so look at a bounded window first; anything unusual (probing exits,
-  // tiers, nothing usable in the window) falls through to the full pass.
-  if (policy_ == policy::round_robin && !sticky && s.single_tier() && n >= fast_path_min) {
-    const bool check_bans = by_host && r.bans != nullptr;
-    const bool check_host_rate = by_host && r.host_rates != nullptr && r.host_rates->limited();
-    const std::size_t start = cursor_ % n;
-    for (std::size_t k = 0; k < fast_path_window; ++k) {
-      const std::size_t pos = (start + k) % n;
-      exit& e = *exits[cands[pos]];
-      if ((!all_match && !r.f.matches(e)) || contains(r.exclude, &e) || e.state(now) != exit_state::healthy ||
-          e.at_concurrency_cap() || (e.limiter().limited() && !e.limiter().available(now)) ||
-          (check_bans && r.bans->banned(e, r.host, now)) ||
-          (check_host_rate && r.host_rates->next_available(e, r.host, now) > now)) {
-        continue;
-      }
-      if (!e.limiter().try_take(now)) {
-        continue;
-      }
-      if (check_host_rate && !r.host_rates->try_take(e, r.host, now)) {
-        e.limiter().refund();
-        continue;
-      }
-      cursor_ = pos + 1;
-      out.chosen = &e;
-      out.tier = e.tier();
-      out.matching = n;  // not counted on this path: at least the window's matches
+  // million exits. Each policy only needs some eligible exit of its liking, so look at a
+  // bounded number first (see pick_bounded, pick_sticky_bounded). Tiers (the lowest tier
+  // with an eligible exit wins) need the full view, so multi-tier pools skip this; and
+  // when nothing eligible turns up, the full pass decides, errors and panic included.
+  if (s.single_tier() && n >= fast_path_min) {
+    // Sampling and the sticky ring work on the exits that match: with two or more filter
+    // fields, a list of them built once per snapshot and filter (round-robin keeps its
+    // window over the candidates, which checks filter::matches as it goes).
+    std::span<const std::uint32_t> list = cands;
+    checks bounded = ck;
+    if (!all_match && (sticky || policy_ != policy::round_robin)) {
+      list = matching_list(s, r.f, cands);
+      bounded.all_match = true;
+    }
+    bool probe = false;
+    exit* e = nullptr;
+    if (list.size() >= fast_path_min) {
+      e = sticky ? pick_sticky_bounded(s, list, bounded, key_hash, probe)
+                 : pick_bounded(s, list, r.f.empty(), bounded, probe);
+    }
+    if (e != nullptr) {
+      out.chosen = e;
+      out.tier = e->tier();
+      out.probe = probe;
+      out.matching = n;  // not counted on this path
       return out;
     }
   }
@@ -142,8 +211,6 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
   };
 
   const std::uint64_t host_hash = by_host ? hash64(r.host) : 0;
-  const bool check_bans = by_host && r.bans != nullptr;
-  const bool check_host_rate = by_host && r.host_rates != nullptr && r.host_rates->limited();
   if (check_bans || check_host_rate) {
     // One batch lookup per table: the host's stripe is locked once, not once per exit.
     hashes_.clear();
@@ -196,25 +263,8 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
 
   // ---- 2. take what the chosen exit needs; a race lost makes it blocked ----
   auto commit = [&](cand& c) {
-    exit& e = *c.e;
-    if (c.probing && !e.try_claim_probe(now, r.probe_timeout)) {
-      block(c, e.probe_busy_until(now, r.probe_timeout).value_or(now + capacity_poll));
-      return false;
-    }
-    auto undo_probe = [&] {
-      if (c.probing) {
-        e.release_probe();
-      }
-    };
-    if (!e.limiter().try_take(now)) {
-      undo_probe();
-      block(c, e.limiter().next_available(now));
-      return false;
-    }
-    if (check_host_rate && !r.host_rates->try_take(e, r.host, now)) {
-      e.limiter().refund();  // this pick took it a moment ago and gives up the exit
-      undo_probe();
-      block(c, r.host_rates->next_available(e, r.host, now));
+    if (auto until = ck.take(*c.e, c.probing)) {
+      block(c, *until);
       return false;
     }
     return true;
@@ -226,10 +276,7 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
     return out;
   };
 
-  const std::uint64_t key_hash = sticky ? mix64(hash64(r.sticky_key), r.sticky_generation) : 0;
-  auto below = [this](std::uint64_t bound) {  // uniform in [0, bound)
-    return std::uniform_int_distribution<std::uint64_t>(0, bound - 1)(rng_);
-  };
+  auto below = [this](std::uint64_t bound) { return uniform_below(rng_, bound); };
 
   // The policy's choice among the candidates for which in(c) holds (at least one).
   auto choose = [&](auto&& in) -> cand* {
@@ -418,6 +465,271 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
     out.limited += c.banned ? 0 : 1;
   }
   return out;
+}
+
+// ---- bounded paths for large pools ----------------------------------------------------------
+
+// round_robin: the first eligible exit in a window from the cursor.
+// random, least_inflight, fastest: uniform draws from the candidate list; a draw that is
+// not eligible (or, for weighted random, rejected) is skipped. The first `choices`
+// eligible samples are compared and the best one is taken:
+//  - random (1 choice): the first eligible draw. Rejection sampling, so the result is
+//    uniform over the eligible exits, exactly as the full pass; with weights each draw is
+//    kept with probability weight / max_weight, which makes it proportional to weight.
+//    (An alias table would avoid the rejections but costs O(n) memory per candidate
+//    list and shard, and the eligible set changes from pick to pick anyway.)
+//  - least_inflight (2): power of two choices, as nginx `random two least_conn` and
+//    Envoy's least-request balancer do: the load stays within a small additive gap of
+//    the least loaded exit, and shards do not herd onto one global minimum.
+//  - fastest (4, or 1 for the 5% exploration): latency, unlike in-flight load, does not
+//    rise as an exit is used, so a few more samples buy a faster exit while the load
+//    still spreads over many fast exits instead of the single fastest one.
+// Draws are with replacement (a repeat of the best sample is skipped); at a million
+// exits a draw is a few cache misses. When `fast_path_draws` draws find too few eligible
+// exits, the best one found is still taken; none at all: the full pass decides.
+exit* selector::pick_bounded(const snapshot& s, std::span<const std::uint32_t> cands, bool identity, const checks& ck,
+                             bool& probe) {
+  const auto& exits = s.exits();
+  const std::size_t n = cands.size();
+  if (policy_ == policy::round_robin) {
+    std::size_t pos = cursor_ % n;
+    for (std::size_t k = 0; k < fast_path_window; ++k, pos = pos + 1 == n ? 0 : pos + 1) {
+      exit& e = *exits[cands[pos]];
+      const auto probing = ck.eligible(e);
+      if (!probing || ck.take(e, *probing)) {
+        continue;
+      }
+      cursor_ = pos + 1;
+      probe = *probing;
+      return &e;
+    }
+    return nullptr;
+  }
+
+  const bool weighted = policy_ == policy::random && !s.uniform_weight();
+  std::size_t choices = 1;
+  if (policy_ == policy::least_inflight) {
+    choices = least_inflight_choices;
+  } else if (policy_ == policy::fastest) {
+    choices = std::bernoulli_distribution(explore_probability)(rng_) ? 1 : fastest_choices;
+  }
+  auto better = [this](const exit& a, const exit& b) {
+    if (policy_ == policy::least_inflight) {
+      return a.inflight() < b.inflight();
+    }
+    return a.ewma_latency_us() < b.ewma_latency_us();  // unmeasured (negative) first
+  };
+  exit* best = nullptr;
+  bool best_probing = false;
+  std::size_t found = 0;
+  // At a million exits a draw is dependent cache and TLB misses: the candidate list
+  // (skipped for the list of every exit, where position i holds exit i), the snapshot's
+  // exit pointer, the exit's counters. The `choices` draws a pick compares are made
+  // together and each level is prefetched for all of them, so their misses overlap.
+  const std::size_t batch_size = choices;
+  std::array<std::uint32_t, fastest_choices> drawn{};
+  std::array<exit*, fastest_choices> batch{};
+  for (std::size_t draw = 0; draw < fast_path_draws; draw += batch_size) {
+    for (std::size_t i = 0; i < batch_size; ++i) {
+      drawn[i] = static_cast<std::uint32_t>(fast_below(rng_, n));
+      if (!identity) {
+        __builtin_prefetch(&cands[drawn[i]]);
+      }
+    }
+    for (std::size_t i = 0; i < batch_size; ++i) {
+      drawn[i] = identity ? drawn[i] : cands[drawn[i]];
+      __builtin_prefetch(&exits[drawn[i]]);
+    }
+    for (std::size_t i = 0; i < batch_size; ++i) {
+      batch[i] = exits[drawn[i]].get();
+      batch[i]->prefetch();
+    }
+    for (std::size_t i = 0; i < batch_size; ++i) {
+      exit* e = batch[i];
+      if (weighted && !(std::uniform_real_distribution<double>(0, s.max_weight())(rng_) < weight_of(*e))) {
+        continue;
+      }
+      const auto probing = ck.eligible(*e);
+      if (!probing || e == best) {
+        continue;
+      }
+      if (best == nullptr || better(*e, *best)) {
+        best = e;
+        best_probing = *probing;
+      }
+      if (++found < choices) {
+        continue;
+      }
+      if (!ck.take(*best, best_probing)) {
+        probe = best_probing;
+        return best;
+      }
+      best = nullptr;  // a racing shard took its last token or probe slot: sample again
+      found = 0;
+    }
+  }
+  if (best != nullptr && !ck.take(*best, best_probing)) {
+    probe = best_probing;
+    return best;
+  }
+  return nullptr;
+}
+
+// Sticky on a large pool. Full rendezvous scores every candidate: O(n). Instead the
+// candidates are placed on a ring by their id hash (sticky_ring, built once per snapshot
+// and candidate list), the session's key hash is a point on it, and rendezvous runs over
+// the `sticky_window` exits that follow the point; if none of them is eligible, over the
+// next window, up to `sticky_max_probe` exits; then the full pass decides.
+// What it keeps:
+//  - every shard and every gateway with the same pool computes the same exit: the ring
+//    depends only on the exits' id hashes (not on the order of the pool file);
+//  - an exit that is banned, over a limit or down moves only its own sessions (to their
+//    next choice in the same window), and they come back when it recovers;
+//  - a reload that keeps most exits moves few sessions: an exit added or removed only
+//    touches the windows that contain it. Trade-off against full rendezvous: such a
+//    change also shifts its windows by one exit, so about twice as many sessions move
+//    (2/n per exit instead of 1/n), and the load per exit varies with the ring's gaps,
+//    smoothed over the window (spread about 1/sqrt(window), ~18%, instead of ~0).
+//  - weights: exits weigh in within their window (weighted rendezvous scores).
+// A session maps to another exit than the full rendezvous would, so a pool that grows
+// across fast_path_min moves its sessions once.
+exit* selector::pick_sticky_bounded(const snapshot& s, std::span<const std::uint32_t> cands, const checks& ck,
+                                    std::uint64_t key_hash, bool& probe) {
+  const sticky_ring& ring = ring_for(s, cands);
+  const std::size_t size = ring.entries.size();
+  const std::size_t start = ring.lower_bound(key_hash);
+  const std::size_t limit = std::min(size, sticky_max_probe);
+  std::array<double, sticky_window> score{};
+  for (std::size_t first = 0; first < limit; first += sticky_window) {
+    const std::size_t count = std::min(sticky_window, limit - first);
+    auto at = [&](std::size_t i) {  // start < size and first + i < limit <= size: no division
+      const std::size_t k = start + first + i;
+      return k >= size ? k - size : k;
+    };
+    for (std::size_t i = 0; i < count; i += 4) {  // the window's cache lines, all at once
+      __builtin_prefetch(&ring.entries[at(i)]);
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::size_t k = at(i);
+      // Uniform weights: the rendezvous score is monotonic in the mixed hash, so rank by
+      // its top 53 bits and skip the logarithm.
+      score[i] = ring.weight.empty() ? static_cast<double>(mix64(key_hash, ring.entries[k].hash) >> 11)
+                                     : rendezvous_score(key_hash, ring.entries[k].hash, ring.weight[k]);
+    }
+    // Best first; usually the first is eligible, so select rather than sort.
+    for (std::size_t tried = 0; tried < count; ++tried) {
+      std::size_t best = count;
+      for (std::size_t i = 0; i < count; ++i) {
+        if (score[i] >= 0 && (best == count || score[i] > score[best])) {
+          best = i;
+        }
+      }
+      exit& e = *ring.entries[at(best)].e;
+      score[best] = -1;  // scores are >= 0
+      const auto probing = ck.eligible(e);
+      if (probing && !ck.take(e, *probing)) {
+        probe = *probing;
+        return &e;
+      }
+    }
+  }
+  return nullptr;
+}
+
+std::size_t selector::sticky_ring::lower_bound(std::uint64_t h) const {
+  const std::uint64_t b = h >> shift;
+  std::size_t k = dir[b];
+  while (k < dir[b + 1] && entries[k].hash < h) {
+    ++k;
+  }
+  return k == entries.size() ? 0 : k;  // past the largest hash: wrap around the ring
+}
+
+void selector::forget_older_snapshots(const snapshot& s) {
+  if (s.serial() > newest_serial_) {
+    // A newer snapshot: keep what was built for the one it replaces (requests in flight
+    // may still pick from it), drop what is older.
+    std::erase_if(rings_, [this](const auto& kv) { return kv.second.serial < newest_serial_; });
+    std::erase_if(matching_, [this](const auto& kv) { return kv.second.serial < newest_serial_; });
+    newest_serial_ = s.serial();
+  }
+}
+
+std::span<const std::uint32_t> selector::matching_list(const snapshot& s, const filter& f,
+                                                       std::span<const std::uint32_t> cands) {
+  forget_older_snapshots(s);
+  const std::uint64_t serial = s.serial();
+  key_scratch_.assign(reinterpret_cast<const char*>(&serial), sizeof serial);
+  for (const std::string* field : {&f.country, &f.city, &f.type}) {
+    key_scratch_ += '\0';
+    key_scratch_ += *field;
+  }
+  auto [it, inserted] = matching_.try_emplace(key_scratch_);
+  if (inserted) {
+    // O(candidates) once per snapshot, filter and shard; bounded by the distinct filters
+    // clients use, each a subset of one tag index list.
+    it->second.serial = s.serial();
+    for (const std::uint32_t i : cands) {
+      if (f.matches(*s.exits()[i])) {
+        it->second.list.push_back(i);
+      }
+    }
+  }
+  return it->second.list;
+}
+
+const selector::sticky_ring& selector::ring_for(const snapshot& s, std::span<const std::uint32_t> cands) {
+  forget_older_snapshots(s);
+  // Keyed by the list's address, valid only with the snapshot's serial: a freed
+  // snapshot's address may come back with another pool.
+  sticky_ring& ring = rings_[cands.data()];
+  if (ring.serial == s.serial() && ring.size == cands.size()) {
+    return ring;
+  }
+  const auto& exits = s.exits();
+  const std::size_t n = cands.size();
+  ring.serial = s.serial();
+  ring.size = n;
+  // Counting sort by the top `bits` bits (ids hash uniformly: 16 to 32 per bucket), then
+  // a sort within each bucket. The bucket starts stay as the directory that lower_bound
+  // starts from: small (1/16 of the entries' size) so that it stays in cache, and the
+  // scan from a bucket start reads lines next to the session's window. O(n log 32);
+  // about one cache miss per exit to read its hash.
+  int bits = 1;
+  while ((std::size_t{32} << bits) <= n) {
+    ++bits;
+  }
+  ring.shift = 64 - bits;
+  const std::size_t buckets = std::size_t{1} << bits;
+  std::vector<std::uint64_t> hashes(n);
+  ring.dir.assign(buckets + 1, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    hashes[i] = exits[cands[i]]->id_hash();
+    ++ring.dir[(hashes[i] >> ring.shift) + 1];
+  }
+  for (std::size_t b = 0; b < buckets; ++b) {
+    ring.dir[b + 1] += ring.dir[b];
+  }
+  ring.entries.resize(n);
+  std::vector<std::uint32_t> fill(ring.dir.begin(), ring.dir.end() - 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    ring.entries[fill[hashes[i] >> ring.shift]++] = {hashes[i], exits[cands[i]].get()};
+  }
+  // Equal hashes (two ids colliding in 64 bits) in id order, the same in every process.
+  auto less = [](const sticky_ring::entry& a, const sticky_ring::entry& b) {
+    return a.hash < b.hash || (a.hash == b.hash && a.e->id() < b.e->id());
+  };
+  for (std::size_t b = 0; b < buckets; ++b) {
+    std::sort(ring.entries.begin() + ring.dir[b], ring.entries.begin() + ring.dir[b + 1], less);
+  }
+  ring.weight.clear();
+  if (!s.uniform_weight()) {
+    ring.weight.reserve(n);
+    for (const auto& entry : ring.entries) {
+      ring.weight.push_back(weight_of(*entry.e));
+    }
+  }
+  return ring;
 }
 
 }  // namespace exitpool::pool

@@ -9,7 +9,9 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "pool/ban.hpp"
@@ -68,10 +70,23 @@ struct pick_result {
 
 // How long a caller waits before picking again when the only obstacle is a concurrency cap.
 inline constexpr std::chrono::milliseconds capacity_poll{50};
-// Round-robin over at least this many candidates looks at `fast_path_window` exits
-// from the cursor before falling back to classifying all of them.
+// Bounded paths for large pools. With at least `fast_path_min` candidates in a
+// single-tier pool, every policy first looks at a bounded number of exits and takes
+// an eligible one (see selector::pick); only when that finds none does it fall back to
+// classifying every candidate (exact, O(candidates), and the source of every error).
+// Below the threshold the exact pass always runs.
 inline constexpr std::size_t fast_path_min = 256;
+// Round-robin: exits looked at from the cursor.
 inline constexpr std::size_t fast_path_window = 64;
+// random, least_inflight, fastest: uniform draws from the candidates.
+inline constexpr std::size_t fast_path_draws = 64;
+// least_inflight and fastest: eligible samples compared per pick (power of k choices).
+inline constexpr std::size_t least_inflight_choices = 2;
+inline constexpr std::size_t fastest_choices = 4;
+// Sticky: rendezvous over windows of this many exits on the session's hash ring,
+// up to `sticky_max_probe` exits.
+inline constexpr std::size_t sticky_window = 32;
+inline constexpr std::size_t sticky_max_probe = 256;
 
 class selector {
  public:
@@ -105,6 +120,19 @@ class selector {
   //                   sampling when more than 64 exits match
   //   fastest:        lowest EWMA dial latency; exits without samples first; 5% random
   //                   exploration so slow exits are re-measured
+  //
+  // Large single-tier pools (>= fast_path_min candidates) take bounded paths first,
+  // O(1) in the pool size; they choose only eligible exits, take tokens and probe slots
+  // like the full pass, and fall back to it when they find nothing:
+  //   round_robin:    the first eligible exit in a window from the cursor
+  //   random:         rejection sampling: uniform draws, each kept with probability
+  //                   weight / max_weight, first eligible one (same distribution)
+  //   least_inflight: the less loaded of 2 eligible samples (power of two choices)
+  //   fastest:        the lowest latency of 4 eligible samples; 5% one sample
+  //   sticky:         rendezvous over a window of the session's hash ring (see
+  //                   sticky_ring in selector.cpp): deterministic across shards and
+  //                   gateways, an unusable exit moves only its own sessions, but the
+  //                   session maps to another exit than the full rendezvous would.
   pick_result pick(const snapshot& s, const pick_request& r, time_point now);
 
   policy which() const { return policy_; }
@@ -121,9 +149,48 @@ class selector {
     time_point free_at;  // blocked: when it may have capacity again
   };
 
+  struct checks;
+  // A candidate list of one snapshot sorted by exit id hash, for sticky picks on large
+  // pools. Built on first use (O(n), ~10 ms per million exits on one shard).
+  struct sticky_ring {
+    std::uint64_t serial = 0;  // snapshot::serial()
+    std::size_t size = 0;      // of the candidate list
+    struct entry {
+      std::uint64_t hash;  // the exit's id hash; entries ascending by it
+      exit* e;             // owned by the snapshot
+    };
+    std::vector<entry> entries;      // a window is contiguous: one cache miss per 4 exits
+    std::vector<double> weight;      // same order; empty when the pool's weights are uniform
+    std::vector<std::uint32_t> dir;  // dir[b]: first entry with hash >> shift >= b
+    int shift = 63;
+    std::size_t lower_bound(std::uint64_t h) const;
+  };
+
+  exit* pick_bounded(const snapshot& s, std::span<const std::uint32_t> cands, bool identity, const checks& ck,
+                     bool& probe);
+  exit* pick_sticky_bounded(const snapshot& s, std::span<const std::uint32_t> cands, const checks& ck,
+                            std::uint64_t key_hash, bool& probe);
+  const sticky_ring& ring_for(const snapshot& s, std::span<const std::uint32_t> cands);
+  std::span<const std::uint32_t> matching_list(const snapshot& s, const filter& f,
+                                               std::span<const std::uint32_t> cands);
+  void forget_older_snapshots(const snapshot& s);
+
   policy policy_;
   std::uint64_t cursor_;
   std::mt19937_64 rng_;
+  // Sticky rings by candidate list (its data pointer, checked against serial and size),
+  // for the newest snapshot seen and the one before (requests still holding it).
+  std::unordered_map<const std::uint32_t*, sticky_ring> rings_;
+  // Filters with two or more fields: the candidates that match (the snapshot indexes one
+  // field), by serial and filter, for the same two snapshots. Never dropped while their
+  // snapshot is kept: rings_ is keyed by their addresses.
+  struct matching_entry {
+    std::uint64_t serial = 0;
+    std::vector<std::uint32_t> list;
+  };
+  std::unordered_map<std::string, matching_entry> matching_;
+  std::string key_scratch_;
+  std::uint64_t newest_serial_ = 0;
   // Per-pick scratch, kept to avoid allocating on every pick.
   std::vector<cand> scratch_;
   std::vector<std::uint64_t> hashes_;

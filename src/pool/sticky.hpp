@@ -5,6 +5,10 @@
 // (session key, generation, exit id) over the exits that match the filters and are
 // usable: every shard — and every gateway of a fleet with the same pool — computes
 // the same exit, and when an exit fails only its own sessions move.
+// On large pools (selector.hpp: fast_path_min candidates or more) the rendezvous runs
+// over a window of the session's place on a ring of the exits' id hashes instead of over
+// all of them: O(1) per pick with the same properties, at the cost of a less even load
+// and about twice the moves on a reload (see pick_sticky_bounded in selector.cpp).
 // Lifetime is anchored to first use: session_table remembers when a key was first
 // seen and bumps its generation when its lifetime has passed, which moves the
 // session to a fresh rendezvous choice.

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -664,6 +665,222 @@ TEST(Selector, LargePoolRoundRobinFastPathKeepsTheRules) {
   req.host = "b.test";
   auto other = tally(sel, *s, req, 2000, t0 + 1s);
   EXPECT_EQ(other.count("e500"), 1u);
+}
+
+// ---- large pools: the bounded paths of random, least_inflight, fastest ---------------------
+
+const policy sampled_policies[] = {policy::random, policy::least_inflight, policy::fastest};
+
+// Never an excluded, ejected, banned (for this host) or non-matching exit, whatever the policy.
+TEST(LargePool, SampledPicksKeepTheRules) {
+  std::vector<proto::exit_spec> specs;
+  for (int i = 0; i < 2000; ++i) {
+    specs.push_back(spec("e" + std::to_string(i), i % 2 == 0 ? "de" : "us", "", i % 4 < 2 ? "res" : "dc"));
+  }
+  auto s = snapshot::build(std::move(specs));
+  ban_table bans;
+  std::vector<const exit*> excluded;
+  for (int i = 0; i < 2000; ++i) {
+    if (i % 10 == 1) {
+      eject(at(*s, i), t0);
+    } else if (i % 10 == 2) {
+      bans.ban(at(*s, i), "a.test", t0 + 1h);
+    } else if (i % 10 == 3) {
+      excluded.push_back(&at(*s, i));
+    }
+  }
+  for (policy p : sampled_policies) {
+    selector sel(p, 11);
+    pick_request r;
+    r.host = "a.test";
+    r.bans = &bans;
+    r.exclude = excluded;
+    auto counts = tally(sel, *s, r, 4000, t0 + 1s);
+    EXPECT_GT(counts.size(), 1000u) << policy_name(p);
+    for (const auto& [id, n] : counts) {
+      const int i = std::stoi(id.substr(1));
+      EXPECT_TRUE(i % 10 < 1 || i % 10 > 3) << policy_name(p) << " " << id;
+    }
+    // Two filter fields: the candidates (the country's list) hold exits of both types.
+    r.f.country = "de";
+    r.f.type = "res";
+    for (const auto& [id, n] : tally(sel, *s, r, 2000, t0 + 1s)) {
+      const int i = std::stoi(id.substr(1));
+      EXPECT_TRUE(i % 4 == 0 && (i % 10 < 1 || i % 10 > 3)) << policy_name(p) << " " << id;
+    }
+    // Another host: the banned exits are fine there.
+    r = {};
+    r.host = "b.test";
+    r.bans = &bans;
+    auto other = tally(sel, *s, r, 4000, t0 + 1s);
+    EXPECT_TRUE(std::any_of(other.begin(), other.end(), [](const auto& kv) {
+      return std::stoi(kv.first.substr(1)) % 10 == 2;
+    })) << policy_name(p);
+  }
+}
+
+TEST(LargePool, RandomIsUniform) {
+  auto s = numbered(1000);
+  selector sel(policy::random, 5);
+  const int n = 200000;
+  auto counts = tally(sel, *s, {}, n);
+  ASSERT_EQ(counts.size(), 1000u);
+  for (const auto& [id, c] : counts) {
+    EXPECT_NEAR(c, 200, 80) << id;  // sd ~14
+  }
+  // Ejecting half of them: uniform over the other half.
+  for (int i = 0; i < 1000; i += 2) {
+    eject(at(*s, i), t0);
+  }
+  auto rest = tally(sel, *s, {}, n, t0 + 1s);
+  ASSERT_EQ(rest.size(), 500u);
+  for (const auto& [id, c] : rest) {
+    EXPECT_EQ(std::stoi(id.substr(1)) % 2, 1) << id;
+    EXPECT_NEAR(c, 400, 120) << id;  // sd ~20
+  }
+}
+
+TEST(LargePool, RandomRespectsWeights) {
+  std::vector<proto::exit_spec> specs;
+  for (int i = 0; i < 1000; ++i) {
+    specs.push_back(spec("e" + std::to_string(i), "", "", "", i < 500 ? 1.0 : 3.0));
+  }
+  specs.push_back(spec("zero", "", "", "", 0.0));
+  auto s = snapshot::build(std::move(specs));
+  ASSERT_FALSE(s->uniform_weight());
+  selector sel(policy::random, 9);
+  const int n = 100000;
+  auto counts = tally(sel, *s, {}, n);
+  int heavy = 0;
+  for (const auto& [id, c] : counts) {
+    heavy += id != "zero" && std::stoi(id.substr(1)) >= 500 ? c : 0;
+  }
+  EXPECT_NEAR(static_cast<double>(heavy) / n, 0.75, 0.01);
+  EXPECT_EQ(counts.count("zero"), 0u);
+}
+
+TEST(LargePool, LeastInflightPrefersTheLessLoadedSample) {
+  auto s = numbered(1000);
+  std::vector<lease> busy;
+  for (int i = 0; i < 1000; i += 2) {  // even exits carry 3 leases each
+    for (int k = 0; k < 3; ++k) {
+      busy.emplace_back(at(*s, i));
+    }
+  }
+  selector sel(policy::least_inflight, 77);
+  int idle = 0;
+  const int n = 8000;
+  std::set<const exit*> seen;
+  for (int i = 0; i < n; ++i) {
+    auto* e = sel.pick(*s, {}, t0).chosen;
+    ASSERT_NE(e, nullptr);
+    idle += e->inflight() == 0 ? 1 : 0;
+    seen.insert(e);
+  }
+  // Two samples, the less loaded wins: idle unless both were busy (~1/4).
+  EXPECT_NEAR(static_cast<double>(idle) / n, 0.75, 0.03);
+  EXPECT_GT(seen.size(), 900u);  // no herding onto one exit
+}
+
+TEST(LargePool, FastestPrefersTheFasterSample) {
+  auto s = numbered(1000);
+  health_config cfg;
+  for (int i = 0; i < 1000; ++i) {
+    at(*s, i).report({true, i % 2 == 0 ? 100ms : 10ms}, t0, cfg);
+  }
+  selector sel(policy::fastest, 4);
+  const int n = 8000;
+  int fast = 0;
+  std::set<const exit*> seen;
+  for (int i = 0; i < n; ++i) {
+    auto* e = sel.pick(*s, {}, t0).chosen;
+    ASSERT_NE(e, nullptr);
+    fast += e->ewma_latency_us() < 50000 ? 1 : 0;
+    seen.insert(e);
+  }
+  // 95%: best of four samples (slow only if all four are, 1/16); 5%: one sample.
+  EXPECT_NEAR(static_cast<double>(fast) / n, 0.95 * (1 - 1.0 / 16) + 0.05 / 2, 0.02);
+  EXPECT_GT(seen.size(), 750u);  // spread over the fast half and some of the slow one
+}
+
+// Tokens and probe slots are taken on the bounded paths too: with one token per exit
+// every exit is chosen once, then no_capacity until the tokens come back. Same for the
+// single probe slot of exits whose cool-down has ended.
+TEST(LargePool, TokensAndProbeSlotsAreTakenOnEveryPath) {
+  for (policy p : all_policies) {
+    for (bool sticky : {false, true}) {
+      auto s = snapshot::build(
+          [] {
+            std::vector<proto::exit_spec> specs;
+            for (int i = 0; i < 300; ++i) {
+              specs.push_back(spec("e" + std::to_string(i)));
+            }
+            return specs;
+          }(),
+          nullptr, {.per_exit_rate = 1, .burst = 1});
+      selector sel(p, 21);
+      pick_request r;
+      r.sticky_key = sticky ? "one-session" : "";
+      std::set<const exit*> seen;
+      for (int i = 0; i < 300; ++i) {
+        auto res = sel.pick(*s, r, t0);
+        ASSERT_NE(res.chosen, nullptr) << policy_name(p) << " " << i;
+        EXPECT_TRUE(seen.insert(res.chosen).second) << policy_name(p) << " chose an exit without a token";
+      }
+      auto res = sel.pick(*s, r, t0);
+      EXPECT_EQ(res.error, pick_error::no_capacity) << policy_name(p);
+      EXPECT_EQ(res.retry_at, t0 + 1s) << policy_name(p);
+
+      auto t = numbered(300);
+      for (const auto& e : t->exits()) {
+        eject(*e, t0);
+      }
+      seen.clear();
+      for (int i = 0; i < 300; ++i) {
+        auto probe = sel.pick(*t, r, t0 + 10s);
+        ASSERT_NE(probe.chosen, nullptr) << policy_name(p);
+        EXPECT_TRUE(probe.probe) << policy_name(p);
+        EXPECT_TRUE(seen.insert(probe.chosen).second) << policy_name(p) << " probe slot taken twice";
+      }
+      EXPECT_EQ(sel.pick(*t, r, t0 + 10s).error, pick_error::no_capacity) << policy_name(p);
+    }
+  }
+}
+
+TEST(LargePool, ErrorsComeFromTheFullPass) {
+  auto s = numbered(500);
+  for (policy p : all_policies) {
+    selector sel(p, 1);
+    pick_request r;
+    r.f.country = "zz";
+    EXPECT_EQ(sel.pick(*s, r, t0).error, pick_error::no_match);
+    std::vector<const exit*> all;
+    for (const auto& e : s->exits()) {
+      all.push_back(e.get());
+    }
+    r = {};
+    r.exclude = all;
+    EXPECT_EQ(sel.pick(*s, r, t0).error, pick_error::exhausted);
+    ban_table bans;
+    for (int i = 0; i < 500; ++i) {
+      bans.ban(at(*s, i), "x.test", t0 + std::chrono::seconds(60 + i));
+    }
+    r = {};
+    r.host = "x.test";
+    r.bans = &bans;
+    auto res = sel.pick(*s, r, t0);
+    EXPECT_EQ(res.error, pick_error::no_capacity) << policy_name(p);
+    EXPECT_EQ(res.retry_at, t0 + 60s) << policy_name(p);
+    EXPECT_EQ(res.banned, 500u);
+    // Everything ejected: the panic fallback still answers.
+    auto t = numbered(300);
+    for (int i = 0; i < 300; ++i) {
+      eject(at(*t, i), t0 + (i == 7 ? 0s : 1s));
+    }
+    auto panic = sel.pick(*t, {}, t0 + 2s);
+    ASSERT_NE(panic.chosen, nullptr);
+    EXPECT_EQ(panic.chosen->id(), "e7");
+  }
 }
 
 }  // namespace exitpool::pool

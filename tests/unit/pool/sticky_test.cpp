@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "pool/ban.hpp"
 #include "pool/selector.hpp"
 
 namespace exitpool::pool {
@@ -364,6 +366,191 @@ TEST(SessionTable, ConcurrentUse) {
   }
   EXPECT_EQ(mismatches.load(), 0);
   EXPECT_EQ(table.size(), static_cast<std::size_t>(keys));
+}
+
+// ---- sticky on large pools: the hash ring with windowed rendezvous ---------------------------
+
+std::vector<proto::exit_spec> numbered_specs(int from, int to) {
+  std::vector<proto::exit_spec> specs;
+  for (int i = from; i < to; ++i) {
+    specs.push_back(spec("exit-" + std::to_string(i)));
+  }
+  return specs;
+}
+
+TEST(StickyLargePool, SameExitOnEveryShardAndGateway) {
+  auto a = numbered(3000);
+  ASSERT_GE(a->size(), fast_path_min);
+  auto specs = numbered_specs(0, 3000);
+  std::reverse(specs.begin(), specs.end());
+  auto b = snapshot::build(std::move(specs));  // another gateway, another file order
+  const policy policies[] = {policy::round_robin, policy::random, policy::least_inflight, policy::fastest};
+  std::vector<selector> shards;
+  for (std::uint64_t seed = 0; seed < 8; ++seed) {
+    shards.emplace_back(policies[seed % 4], seed * 7919 + 1);
+  }
+  std::set<std::string> chosen;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string id = sticky_pick(shards[0], *a, key(i))->id();
+    chosen.insert(id);
+    for (auto& shard : shards) {
+      EXPECT_EQ(sticky_pick(shard, *a, key(i))->id(), id) << key(i);
+      EXPECT_EQ(sticky_pick(shard, *b, key(i))->id(), id) << key(i);
+    }
+    // A retry excluding the first choice lands on the same second choice everywhere.
+    const exit* first = sticky_pick(shards[1], *a, key(i));
+    const exit* ex[] = {first};
+    pick_request r;
+    const std::string k = key(i);
+    r.sticky_key = k;
+    r.exclude = ex;
+    const exit* second = shards[2].pick(*a, r, t0).chosen;
+    ASSERT_NE(second, nullptr);
+    EXPECT_NE(second, first);
+    EXPECT_EQ(shards[3].pick(*a, r, t0).chosen, second);
+  }
+  EXPECT_GT(chosen.size(), 800u);  // sessions spread over the pool
+}
+
+TEST(StickyLargePool, TwoFieldFiltersPickOnlyMatchingExits) {
+  std::vector<proto::exit_spec> specs;
+  for (int i = 0; i < 3000; ++i) {
+    auto sp = spec("exit-" + std::to_string(i));
+    sp.country = i % 2 == 0 ? "de" : "us";
+    sp.type = i % 3 == 0 ? "residential" : "datacenter";
+    specs.push_back(std::move(sp));
+  }
+  auto s = snapshot::build(std::move(specs));
+  selector a(policy::random, 1);
+  selector b(policy::fastest, 2);
+  pick_request r;
+  r.f.country = "de";
+  r.f.type = "residential";
+  std::set<const exit*> chosen;
+  for (int i = 0; i < 2000; ++i) {
+    const std::string k = key(i);
+    r.sticky_key = k;
+    const exit* e = a.pick(*s, r, t0).chosen;
+    ASSERT_NE(e, nullptr);
+    EXPECT_TRUE(e->spec().country == "de" && e->spec().type == "residential") << e->id();
+    EXPECT_EQ(b.pick(*s, r, t0).chosen, e) << k;
+    chosen.insert(e);
+  }
+  EXPECT_GT(chosen.size(), 400u);  // of 500
+}
+
+TEST(StickyLargePool, KeysSpreadEvenly) {
+  auto s = numbered(1000);
+  selector sel(policy::round_robin, 0);
+  std::map<std::string, int> counts;
+  const int n = 100000;
+  for (int i = 0; i < n; ++i) {
+    ++counts[sticky_pick(sel, *s, key(i))->id()];
+  }
+  EXPECT_GT(counts.size(), 990u);
+  double sum_sq = 0;
+  for (const auto& [id, c] : counts) {
+    EXPECT_LT(c, 300) << id;  // mean 100
+    sum_sq += (c - 100.0) * (c - 100.0);
+  }
+  // Spread: sampling noise (10%) plus the ring's gaps smoothed over a window (~18%).
+  EXPECT_LT(std::sqrt(sum_sq / 1000) / 100, 0.3);
+}
+
+TEST(StickyLargePool, ABannedOrFailedExitMovesOnlyItsSessions) {
+  auto s = numbered(2000);
+  selector sel(policy::random, 3);
+  const int n = 20000;
+  std::vector<const exit*> before;
+  std::map<const exit*, int> load;
+  for (int i = 0; i < n; ++i) {
+    before.push_back(sticky_pick(sel, *s, key(i)));
+    ++load[before.back()];
+  }
+  // The two busiest exits: one banned for the host, one ejected.
+  std::vector<std::pair<int, const exit*>> by_load;
+  for (const auto& [e, c] : load) {
+    by_load.emplace_back(c, e);
+  }
+  std::sort(by_load.rbegin(), by_load.rend());
+  exit& banned = const_cast<exit&>(*by_load[0].second);
+  exit& failed = const_cast<exit&>(*by_load[1].second);
+  ban_table bans;
+  bans.ban(banned, "x.test", t0 + 1h);
+  failed.report({false, 0us}, t0, {.failures_to_eject = 1});
+  int moved = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::string k = key(i);
+    pick_request r;
+    r.sticky_key = k;
+    r.host = "x.test";
+    r.bans = &bans;
+    const exit* now = sel.pick(*s, r, t0).chosen;
+    ASSERT_NE(now, nullptr);
+    if (before[i] == &banned || before[i] == &failed) {
+      EXPECT_NE(now, before[i]);
+      ++moved;
+    } else {
+      EXPECT_EQ(now, before[i]) << k;  // untouched, every single one
+    }
+    // Another host is not affected by the ban.
+    if (before[i] == &banned) {
+      EXPECT_EQ(sticky_pick(sel, *s, k), &banned);
+    }
+  }
+  EXPECT_EQ(moved, by_load[0].first + by_load[1].first);
+  // Once it works again, the failed exit's sessions come back.
+  failed.report({true, 0us}, t0 + 1h, {.failures_to_eject = 1});
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(sticky_pick(sel, *s, key(i), 0, t0 + 1h), before[i]);
+  }
+}
+
+TEST(StickyLargePool, ReloadKeepingMostExitsMovesFewSessions) {
+  auto s = numbered(2000);
+  // A reload: 1% of the exits removed (0..19), 1% added (2000..2019), the rest carried over.
+  auto specs = numbered_specs(20, 2020);
+  auto reloaded = snapshot::build(std::move(specs), s.get());
+  selector sel(policy::round_robin, 0);
+  const int n = 20000;
+  int moved = 0;
+  int forced = 0;  // sessions whose exit was removed
+  for (int i = 0; i < n; ++i) {
+    const std::string before = sticky_pick(sel, *s, key(i))->id();
+    const std::string after = sticky_pick(sel, *reloaded, key(i))->id();
+    forced += reloaded->find(before) == nullptr ? 1 : 0;
+    moved += before != after ? 1 : 0;
+  }
+  // Full rendezvous would move ~2% (1% from removed exits, 1% to added ones); each change
+  // also shifts its windows by one exit, about doubling that.
+  EXPECT_GT(moved, forced);
+  EXPECT_LT(static_cast<double>(moved) / n, 0.06);
+}
+
+TEST(StickyLargePool, NewGenerationMovesAlmostEverySession) {
+  auto s = numbered(1000);
+  selector sel(policy::least_inflight, 0);
+  int moved = 0;
+  const int n = 5000;
+  for (int i = 0; i < n; ++i) {
+    moved += sticky_pick(sel, *s, key(i), 0) != sticky_pick(sel, *s, key(i), 1) ? 1 : 0;
+  }
+  EXPECT_GT(static_cast<double>(moved) / n, 0.98);
+}
+
+TEST(StickyLargePool, RespectsWeights) {
+  std::vector<proto::exit_spec> specs;
+  for (int i = 0; i < 1000; ++i) {
+    specs.push_back(spec("exit-" + std::to_string(i), i % 2 == 0 ? 1.0 : 3.0));
+  }
+  auto s = snapshot::build(std::move(specs));
+  selector sel(policy::round_robin, 0);
+  int heavy = 0;
+  const int n = 40000;
+  for (int i = 0; i < n; ++i) {
+    heavy += sticky_pick(sel, *s, key(i))->spec().weight == 3.0 ? 1 : 0;
+  }
+  EXPECT_NEAR(static_cast<double>(heavy) / n, 0.75, 0.03);  // within each window, so roughly
 }
 
 }  // namespace
