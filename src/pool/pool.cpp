@@ -1,6 +1,7 @@
 #include "pool/pool.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <charconv>
 #include <cstddef>
@@ -51,12 +52,6 @@ bool same_spec(const proto::exit_spec& a, const proto::exit_spec& b) {
 }
 
 using tag_index = std::unordered_map<std::string, std::vector<std::uint32_t>>;
-
-void add_to_index(tag_index& index, std::string_view value, std::uint32_t i) {
-  if (!value.empty()) {
-    index[to_lower(value)].push_back(i);
-  }
-}
 
 // The index list for `value`; null when no exit has it.
 const std::vector<std::uint32_t>* lookup(const tag_index& index, const std::string& value) {
@@ -235,47 +230,118 @@ std::string filter::describe() const {
 
 // ---- snapshot ---------------------------------------------------------------------------------
 
+namespace {
+
+constexpr std::uint64_t slot_tag(std::uint64_t hash) { return hash & ~std::uint64_t{0xffffffffu}; }
+constexpr std::uint32_t slot_index(std::uint64_t slot) { return static_cast<std::uint32_t>(slot) - 1; }
+
+// Appends index i to the list of `value` (lower-cased). Pools are often grouped by
+// country or type: the last value's list is remembered, so a run of equal values
+// costs one comparison each.
+struct index_adder {
+  tag_index& index;
+  std::string last;
+  std::vector<std::uint32_t>* list = nullptr;
+
+  void add(const std::string& value, std::uint32_t i) {
+    if (value.empty()) {
+      return;
+    }
+    if (list == nullptr || value != last) {
+      last = value;
+      list = &index[has_upper(value) ? to_lower(value) : value];
+    }
+    list->push_back(i);
+  }
+};
+
+}  // namespace
+
+std::int64_t snapshot::index_of(std::string_view id, std::uint64_t hash) const {
+  if (id_slots_.empty()) {
+    return -1;
+  }
+  const std::size_t mask = id_slots_.size() - 1;
+  for (std::size_t k = hash & mask;; k = (k + 1) & mask) {
+    const std::uint64_t v = id_slots_[k];
+    if (v == 0) {
+      return -1;
+    }
+    if (slot_tag(v) == slot_tag(hash) && exits_[slot_index(v)]->id() == id) {
+      return slot_index(v);
+    }
+  }
+}
+
 std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> specs, const snapshot* previous,
                                                 const limits_config& limits) {
   auto s = std::make_shared<snapshot>();
-  s->exits_.reserve(specs.size());
-  s->all_.reserve(specs.size());
-  s->by_id_.reserve(specs.size());
-  for (auto& spec : specs) {
+  const std::size_t n = specs.size();
+  s->exits_.reserve(n);
+  s->all_.reserve(n);
+  s->id_slots_.assign(std::bit_ceil(std::max<std::size_t>(16, n * 2)), 0);
+  const std::size_t mask = s->id_slots_.size() - 1;
+  const bool have_previous = previous != nullptr && !previous->id_slots_.empty();
+  const std::size_t prev_mask = have_previous ? previous->id_slots_.size() - 1 : 0;
+
+  // The id tables are far bigger than the caches: hash every id first, then prefetch
+  // the slots a few specs ahead of the one being placed.
+  std::vector<std::uint64_t> hashes(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    hashes[k] = hash64(specs[k].id);
+  }
+  constexpr std::size_t ahead = 16;
+  index_adder countries{s->by_country_}, cities{s->by_city_}, types{s->by_type_};
+  for (std::size_t k = 0; k < n; ++k) {
+    if (k + ahead < n) {
+      __builtin_prefetch(&s->id_slots_[hashes[k + ahead] & mask], 1);
+      if (have_previous) {
+        __builtin_prefetch(&previous->id_slots_[hashes[k + ahead] & prev_mask]);
+      }
+    }
+    auto& spec = specs[k];
+    const std::uint64_t h = hashes[k];
     const auto i = static_cast<std::uint32_t>(s->exits_.size());
     // Duplicate ids (the pool parser rejects them; direct callers might not):
     // the first wins, the rest are dropped.
-    if (s->by_id_.count(spec.id) != 0) {
+    std::size_t slot = h & mask;
+    bool duplicate = false;
+    for (; s->id_slots_[slot] != 0; slot = (slot + 1) & mask) {
+      const std::uint64_t v = s->id_slots_[slot];
+      if (slot_tag(v) == slot_tag(h) && s->exits_[slot_index(v)]->id() == spec.id) {
+        duplicate = true;
+        break;
+      }
+    }
+    if (duplicate) {
       continue;
     }
     std::shared_ptr<exit> e;
-    if (previous != nullptr) {
-      auto it = previous->by_id_.find(spec.id);
-      if (it != previous->by_id_.end() && same_spec(previous->exits_[it->second]->spec(), spec)) {
-        e = previous->exits_[it->second];
+    if (have_previous) {
+      const std::int64_t j = previous->index_of(spec.id, h);
+      if (j >= 0 && same_spec(previous->exits_[static_cast<std::size_t>(j)]->spec(), spec)) {
+        e = previous->exits_[static_cast<std::size_t>(j)];
+        ++s->carried_over_;
       }
     }
     if (!e) {
       e = std::make_shared<exit>(std::move(spec), i);
     }
     e->apply_limits(limits);
-    add_to_index(s->by_country_, e->spec().country, i);
-    add_to_index(s->by_city_, e->spec().city, i);
-    add_to_index(s->by_type_, e->spec().type, i);
-    // The key views the id inside the exit, which lives as long as the snapshot holds it.
-    s->by_id_.emplace(e->id(), i);
+    countries.add(e->spec().country, i);
+    cities.add(e->spec().city, i);
+    types.add(e->spec().type, i);
+    s->single_tier_ = s->single_tier_ && (i == 0 || e->tier() == s->exits_.front()->tier());
+    s->id_slots_[slot] = slot_tag(h) | (static_cast<std::uint64_t>(i) + 1);
     s->all_.push_back(i);
     s->exits_.push_back(std::move(e));
-  }
-  for (const auto& e : s->exits_) {
-    s->single_tier_ = s->single_tier_ && e->tier() == s->exits_.front()->tier();
   }
   return s;
 }
 
 const exit* snapshot::find(std::string_view id) const {
-  auto it = by_id_.find(id);
-  return it == by_id_.end() ? nullptr : exits_[it->second].get();
+  const std::int64_t i = index_of(id, hash64(id));
+  return i < 0 ? nullptr : exits_[static_cast<std::size_t>(i)].get();
 }
 
 std::span<const std::uint32_t> snapshot::candidates(const filter& f) const {

@@ -185,6 +185,8 @@ class snapshot {
   bool single_tier() const { return single_tier_; }
   std::size_t size() const { return exits_.size(); }
   const exit* find(std::string_view id) const;
+  // How many exits build() carried over from `previous` (same object, same stats).
+  std::size_t carried_over() const { return carried_over_; }
 
   // Indices of the exits that could match `f`: the smallest tag index among the
   // filter's set fields, or every exit when the filter is empty. Callers still
@@ -196,7 +198,13 @@ class snapshot {
   std::vector<std::uint32_t> all_;
   bool single_tier_ = true;
   std::unordered_map<std::string, std::vector<std::uint32_t>> by_country_, by_city_, by_type_;
-  std::unordered_map<std::string_view, std::uint32_t> by_id_;
+  // By id: open addressing over exits_, two slots per exit. A slot holds the upper 32 bits
+  // of the exit's id_hash() and its index + 1 (0 = empty): no node per exit, and a probe
+  // reads an exit only when those bits match.
+  std::vector<std::uint64_t> id_slots_;
+  std::size_t carried_over_ = 0;
+  // Index of the exit with this id (hash = hash64(id)); -1 when none.
+  std::int64_t index_of(std::string_view id, std::uint64_t hash) const;
 };
 
 // The current snapshot; readers load it once per connection or request.
