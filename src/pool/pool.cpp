@@ -5,6 +5,9 @@
 #include <cctype>
 #include <charconv>
 #include <cstddef>
+#include <exception>
+#include <functional>
+#include <thread>
 
 #include "pool/sticky.hpp"
 
@@ -274,67 +277,151 @@ std::int64_t snapshot::index_of(std::string_view id, std::uint64_t hash) const {
 }
 
 std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> specs, const snapshot* previous,
-                                                const limits_config& limits) {
+                                                const limits_config& limits, unsigned threads) {
   auto s = std::make_shared<snapshot>();
-  const std::size_t n = specs.size();
-  s->exits_.reserve(n);
-  s->all_.reserve(n);
-  s->id_slots_.assign(std::bit_ceil(std::max<std::size_t>(16, n * 2)), 0);
-  const std::size_t mask = s->id_slots_.size() - 1;
-  const bool have_previous = previous != nullptr && !previous->id_slots_.empty();
-  const std::size_t prev_mask = have_previous ? previous->id_slots_.size() - 1 : 0;
-
-  // The id tables are far bigger than the caches: hash every id first, then prefetch
-  // the slots a few specs ahead of the one being placed.
-  std::vector<std::uint64_t> hashes(n);
-  for (std::size_t k = 0; k < n; ++k) {
+  std::vector<std::uint64_t> hashes(specs.size());
+  for (std::size_t k = 0; k < specs.size(); ++k) {
     hashes[k] = hash64(specs[k].id);
   }
+
+  // Every id into the table, exit index = position in `specs`. The table is far bigger
+  // than the caches: prefetch the slots a few ids ahead.
   constexpr std::size_t ahead = 16;
-  index_adder countries{s->by_country_}, cities{s->by_city_}, types{s->by_type_};
-  for (std::size_t k = 0; k < n; ++k) {
-    if (k + ahead < n) {
-      __builtin_prefetch(&s->id_slots_[hashes[k + ahead] & mask], 1);
-      if (have_previous) {
-        __builtin_prefetch(&previous->id_slots_[hashes[k + ahead] & prev_mask]);
+  auto place_ids = [&] {
+    const std::size_t n = specs.size();
+    s->id_slots_.assign(std::bit_ceil(std::max<std::size_t>(16, n * 2)), 0);
+    const std::size_t mask = s->id_slots_.size() - 1;
+    std::vector<bool> dropped;
+    for (std::size_t k = 0; k < n; ++k) {
+      if (k + ahead < n) {
+        __builtin_prefetch(&s->id_slots_[hashes[k + ahead] & mask], 1);
+      }
+      const std::uint64_t h = hashes[k];
+      std::size_t slot = h & mask;
+      bool duplicate = false;
+      for (; s->id_slots_[slot] != 0; slot = (slot + 1) & mask) {
+        const std::uint64_t v = s->id_slots_[slot];
+        if (slot_tag(v) == slot_tag(h) && specs[slot_index(v)].id == specs[k].id) {
+          duplicate = true;
+          break;
+        }
+      }
+      if (duplicate) {
+        dropped.resize(n);
+        dropped[k] = true;
+      } else {
+        s->id_slots_[slot] = slot_tag(h) | (static_cast<std::uint64_t>(k) + 1);
       }
     }
-    auto& spec = specs[k];
-    const std::uint64_t h = hashes[k];
-    const auto i = static_cast<std::uint32_t>(s->exits_.size());
-    // Duplicate ids (the pool parser rejects them; direct callers might not):
-    // the first wins, the rest are dropped.
-    std::size_t slot = h & mask;
-    bool duplicate = false;
-    for (; s->id_slots_[slot] != 0; slot = (slot + 1) & mask) {
-      const std::uint64_t v = s->id_slots_[slot];
-      if (slot_tag(v) == slot_tag(h) && s->exits_[slot_index(v)]->id() == spec.id) {
-        duplicate = true;
-        break;
+    return dropped;
+  };
+  // Duplicate ids (the pool parser rejects them; direct callers might not): the first
+  // wins, the rest are dropped, and the table is made again over what is left.
+  if (const auto dropped = place_ids(); !dropped.empty()) {
+    std::size_t kept = 0;
+    for (std::size_t k = 0; k < specs.size(); ++k) {
+      if (dropped[k]) {
+        continue;
       }
+      if (kept != k) {  // no self-move: it would empty the strings
+        specs[kept] = std::move(specs[k]);
+        hashes[kept] = hashes[k];
+      }
+      ++kept;
     }
-    if (duplicate) {
+    specs.resize(kept);
+    hashes.resize(kept);
+    place_ids();
+  }
+
+  // The exits, carried over or new, in up to `threads` runs of indices at once (each run
+  // with tag indexes of its own, merged in order below).
+  const std::size_t n = specs.size();
+  s->exits_.resize(n);
+  s->all_.resize(n);
+  struct run {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    tag_index countries, cities, types;
+    std::size_t carried = 0;
+    bool single_tier = true;
+    std::exception_ptr failure;
+  };
+  constexpr std::size_t min_exits_per_thread = 50000;
+  const std::size_t n_runs = std::clamp<std::size_t>(n / min_exits_per_thread, 1, std::max(1u, threads));
+  std::vector<run> runs(n_runs);
+  for (std::size_t r = 0; r < n_runs; ++r) {
+    runs[r].begin = n * r / n_runs;
+    runs[r].end = n * (r + 1) / n_runs;
+  }
+  const bool have_previous = previous != nullptr && !previous->id_slots_.empty();
+  const std::size_t prev_mask = have_previous ? previous->id_slots_.size() - 1 : 0;
+  auto make_run = [&](run& out) {
+    try {
+      index_adder countries{out.countries}, cities{out.cities}, types{out.types};
+      for (std::size_t k = out.begin; k < out.end; ++k) {
+        if (have_previous && k + ahead < out.end) {
+          __builtin_prefetch(&previous->id_slots_[hashes[k + ahead] & prev_mask]);
+        }
+        auto& spec = specs[k];
+        const auto i = static_cast<std::uint32_t>(k);
+        std::shared_ptr<exit> e;
+        if (have_previous) {
+          const std::int64_t j = previous->index_of(spec.id, hashes[k]);
+          if (j >= 0 && same_spec(previous->exits_[static_cast<std::size_t>(j)]->spec(), spec)) {
+            e = previous->exits_[static_cast<std::size_t>(j)];
+            ++out.carried;
+          }
+        }
+        if (!e) {
+          e = std::make_shared<exit>(std::move(spec), i);
+        }
+        e->apply_limits(limits);
+        countries.add(e->spec().country, i);
+        cities.add(e->spec().city, i);
+        types.add(e->spec().type, i);
+        out.single_tier = out.single_tier && (k == out.begin || e->tier() == s->exits_[out.begin]->tier());
+        s->all_[k] = i;
+        s->exits_[k] = std::move(e);
+      }
+    } catch (...) {
+      out.failure = std::current_exception();
+    }
+  };
+  {
+    std::vector<std::thread> workers;
+    for (std::size_t r = 1; r < n_runs; ++r) {
+      workers.emplace_back(make_run, std::ref(runs[r]));
+    }
+    make_run(runs[0]);
+    for (auto& t : workers) {
+      t.join();
+    }
+  }
+  for (const auto& r : runs) {
+    if (r.failure) {
+      std::rethrow_exception(r.failure);
+    }
+  }
+  // Runs cover ascending indices, so appending keeps every list sorted.
+  s->by_country_ = std::move(runs[0].countries);
+  s->by_city_ = std::move(runs[0].cities);
+  s->by_type_ = std::move(runs[0].types);
+  for (auto& r : runs) {
+    s->carried_over_ += r.carried;
+    s->single_tier_ = s->single_tier_ && r.single_tier &&
+                      (r.begin == r.end || s->exits_[r.begin]->tier() == s->exits_.front()->tier());
+    if (&r == &runs[0]) {
       continue;
     }
-    std::shared_ptr<exit> e;
-    if (have_previous) {
-      const std::int64_t j = previous->index_of(spec.id, h);
-      if (j >= 0 && same_spec(previous->exits_[static_cast<std::size_t>(j)]->spec(), spec)) {
-        e = previous->exits_[static_cast<std::size_t>(j)];
-        ++s->carried_over_;
+    const std::pair<tag_index*, tag_index*> merges[] = {
+        {&s->by_country_, &r.countries}, {&s->by_city_, &r.cities}, {&s->by_type_, &r.types}};
+    for (auto [into, from] : merges) {
+      for (auto& [value, list] : *from) {
+        auto& to = (*into)[value];
+        to.insert(to.end(), list.begin(), list.end());
       }
     }
-    if (!e) {
-      e = std::make_shared<exit>(std::move(spec), i);
-    }
-    e->apply_limits(limits);
-    countries.add(e->spec().country, i);
-    cities.add(e->spec().city, i);
-    types.add(e->spec().type, i);
-    s->single_tier_ = s->single_tier_ && (i == 0 || e->tier() == s->exits_.front()->tier());
-    s->id_slots_[slot] = slot_tag(h) | (static_cast<std::uint64_t>(i) + 1);
-    s->all_.push_back(i);
-    s->exits_.push_back(std::move(e));
   }
   return s;
 }
