@@ -140,6 +140,7 @@ run_binary() {  # run_binary LABEL BIN
     curl -fsS -m 5 "http://127.0.0.1:$GW_ADMIN/healthz" >/dev/null 2>&1 && serving=yes
     echo "[$label] $scenario median_sighup_to_reloaded_s=$(echo "${times[*]}" | median) serving_after=$serving"
   done
+  sleep 1  # the old snapshot is released (and its pages trimmed) just after the log line
   rss_after=$(rss_kib "$GW_PID")
   echo "[$label] rss_after_reloads_kib=$rss_after"
   echo "[$label] last log line: $(grep 'pool reloaded' "$gwlog" | tail -1 | cut -c1-240)"
