@@ -265,10 +265,11 @@ std::string reload_pool(shared_state& shared, admin::metrics_registry* metrics) 
                                   std::memory_order_relaxed);
   }
   const std::size_t kept = next->carried_over();
-  spdlog::info("pool reloaded from {} in {:.3f} s (read {:.3f}, parse {:.3f}, build {:.3f}): {} exits ({} kept, "
-               "{} new or changed, {} removed or changed)",
-               shared.cfg.pool_file, total.count(), read_s.count(), parse_s.count(),
-               (total - read_s - parse_s).count(), next->size(), kept, next->size() - kept, old->size() - kept);
+  spdlog::info(
+      "pool reloaded from {} in {:.3f} s (read {:.3f}, parse {:.3f}, build {:.3f}): {} exits ({} kept, "
+      "{} new or changed, {} removed or changed)",
+      shared.cfg.pool_file, total.count(), read_s.count(), parse_s.count(), (total - read_s - parse_s).count(),
+      next->size(), kept, next->size() - kept, old->size() - kept);
   // The old snapshot goes now unless a session still holds it. Its exits (a million
   // make ~0.5 GB) go back to the allocator in small pieces, which glibc keeps unless asked
   // to hand the free pages back to the system.

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <system_error>
 #include <thread>
 
 #include "pool/sticky.hpp"
@@ -391,7 +392,11 @@ std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> sp
   {
     std::vector<std::thread> workers;
     for (std::size_t r = 1; r < n_runs; ++r) {
-      workers.emplace_back(make_run, std::ref(runs[r]));
+      try {
+        workers.emplace_back(make_run, std::ref(runs[r]));
+      } catch (const std::system_error&) {
+        make_run(runs[r]);  // no thread to be had: this run on this thread
+      }
     }
     make_run(runs[0]);
     for (auto& t : workers) {

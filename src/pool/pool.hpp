@@ -182,9 +182,8 @@ class snapshot {
   // applied to every exit, carried over or new (a reload can change them). A big pool
   // (50,000 exits or more a thread) is built by up to `threads` threads, the caller's
   // among them; the result does not depend on it. Any thread.
-  static std::shared_ptr<const snapshot> build(std::vector<proto::exit_spec> specs,
-                                               const snapshot* previous = nullptr, const limits_config& limits = {},
-                                               unsigned threads = 2);
+  static std::shared_ptr<const snapshot> build(std::vector<proto::exit_spec> specs, const snapshot* previous = nullptr,
+                                               const limits_config& limits = {}, unsigned threads = 2);
 
   const std::vector<std::shared_ptr<exit>>& exits() const { return exits_; }
   // Every exit has the same tier (the selector's fast round-robin path relies on it).

@@ -5,13 +5,14 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
-#include <bit>
 #include <cstring>
 #include <exception>
 #include <functional>
 #include <iterator>
+#include <system_error>
 #include <thread>
 
 #include <fmt/format.h>
@@ -590,7 +591,8 @@ std::size_t count_newlines(std::string_view s) {
 // 32 bits of the id's hash and index + 1 (0 = empty). Two slots per exit keep probes short.
 class id_table {
  public:
-  explicit id_table(std::size_t n) : slots_(std::bit_ceil(std::max<std::size_t>(16, n * 2))), mask_(slots_.size() - 1) {}
+  explicit id_table(std::size_t n)
+      : slots_(std::bit_ceil(std::max<std::size_t>(16, n * 2))), mask_(slots_.size() - 1) {}
 
   void prefetch(std::size_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
 
@@ -667,7 +669,11 @@ std::vector<exit_spec> parse_pool_text(std::string_view text, std::string_view f
     }
     const std::size_t total_lines = first_line.back() + newlines.back();
     for (std::size_t k = 1; k < pieces.size(); ++k) {
-      workers.emplace_back(work, k, newlines[k] + 1);
+      try {
+        workers.emplace_back(work, k, newlines[k] + 1);
+      } catch (const std::system_error&) {
+        work(k, newlines[k] + 1);  // no thread to be had: this piece on this thread
+      }
     }
     // Chunk 0 keeps room for the others, so appending them does not reallocate.
     work(0, total_lines);
@@ -705,16 +711,15 @@ std::vector<exit_spec> parse_pool_text(std::string_view text, std::string_view f
     }
     const std::size_t first = ids.insert(exits, i, hashes[i]);
     if (first != id_table::npos) {
-      throw pool_error(fmt::format("{}:{}: duplicate id '{}' (first on line {})", filename, exits[i].line,
-                                   exits[i].id, exits[first].line));
+      throw pool_error(fmt::format("{}:{}: duplicate id '{}' (first on line {})", filename, exits[i].line, exits[i].id,
+                                   exits[first].line));
     }
   }
   if (bad != pieces.size()) {
     throw pool_error(fmt::format("{}:{}: {}", filename, chunks[bad].error_line, chunks[bad].error));
   }
   if (exits.empty()) {
-    const std::size_t lines = first_line.back() + newlines.back() - 1 +
-                              (!text.empty() && text.back() != '\n' ? 1 : 0);
+    const std::size_t lines = first_line.back() + newlines.back() - 1 + (!text.empty() && text.back() != '\n' ? 1 : 0);
     throw pool_error(fmt::format("{}:{}: no exits in pool file", filename, lines == 0 ? 1 : lines));
   }
   return exits;
