@@ -23,11 +23,9 @@ NCPU=$(nproc)
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if [[ -n "${BUNDLE:-}" ]]; then
   B=$(cd "$BUNDLE" && pwd)
-  run_bin() { local b=$1; shift; "$B/lib/ld-linux-x86-64.so.2" --library-path "$B/lib" "$B/bin/$b" "$@"; }
 else
   declare -A WHERE=([exitpool]=$REPO/build-bench/exitpool [tunnel_load]=$REPO/build-bench/tools/tunnel_load
                     [wrk]=$(command -v wrk) [nginx]=$(command -v nginx || echo /usr/sbin/nginx))
-  run_bin() { local b=$1; shift; "${WHERE[$b]}" "$@"; }
 fi
 bin_cmd() {  # the command line that starts binary $1, for taskset
   if [[ -n "${BUNDLE:-}" ]]; then echo "$B/lib/ld-linux-x86-64.so.2 --library-path $B/lib $B/bin/$1"; else echo "${WHERE[$1]}"; fi
@@ -62,7 +60,8 @@ http {
 NGINX
 # The worker_cpu_affinity masks are cores 8..11 (the rightmost bit is core 0).
 [[ $NCPU -ge 16 ]] || sed -i '/worker_cpu_affinity/d' "$NGX/nginx.conf"
-run_bin nginx -c "$NGX/nginx.conf" -p "$NGX" &
+read -r -a NGX_CMD <<<"$(bin_cmd nginx)"
+"${NGX_CMD[@]}" -c "$NGX/nginx.conf" -p "$NGX" >"$NGX/stdout.log" 2>&1 &
 PIDS+=($!)
 sleep 0.5
 ORIGIN=127.0.0.1:$ORIGIN_PORT

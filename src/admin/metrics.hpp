@@ -161,6 +161,10 @@ struct alignas(64) shard_metrics {
 // start; the vector is not resized afterwards (readers iterate it unlocked).
 struct metrics_registry {
   std::vector<std::unique_ptr<shard_metrics>> shards;
+  // Pool reloads (SIGHUP, --watch): written by the main thread only.
+  std::atomic<std::uint64_t> pool_reloads{0};
+  std::atomic<std::uint64_t> pool_reloads_refused{0};
+  std::atomic<std::int64_t> pool_reload_ns{0};  // how long the last successful one took
 
   explicit metrics_registry(std::size_t shard_count = 0) {
     shards.reserve(shard_count);

@@ -157,6 +157,14 @@ std::string render_prometheus(const metrics_registry& metrics, const pool::snaps
 
   // Count and +Inf come from the buckets themselves, so the histogram is
   // self-consistent even when the scrape races a shard's update.
+  w.begin("exitpool_pool_reloads_total", "counter",
+          "Pool file reloads (SIGHUP, --watch): ok, or refused (a bad file; the old pool kept serving).");
+  w.sample("", label("result", "ok"), metrics.pool_reloads.load(std::memory_order_relaxed));
+  w.sample("", label("result", "refused"), metrics.pool_reloads_refused.load(std::memory_order_relaxed));
+  w.begin("exitpool_pool_reload_seconds", "gauge",
+          "How long the last successful pool reload took, from reading the file to the new pool serving.");
+  w.sample("", "", static_cast<double>(metrics.pool_reload_ns.load(std::memory_order_relaxed)) / 1e9);
+
   w.begin("exitpool_dial_duration_seconds", "histogram",
           "Time to dial through an exit (connect and proxy handshake), successful or not.");
   std::uint64_t cumulative = 0;

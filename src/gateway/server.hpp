@@ -64,7 +64,9 @@ struct shard_state {
 // Re-reads the pool file and swaps the snapshot in. Exits whose line did not change
 // keep their state; removed exits stay alive for the tunnels still using them.
 // On error the old pool keeps serving and the error ("FILE:LINE: ...") is returned.
-std::string reload_pool(shared_state& shared);
+// With `metrics`, the reload is counted and its duration kept (exitpool_pool_reload_seconds).
+// Main thread (or any thread that is not a shard: a big pool takes a second or so).
+std::string reload_pool(shared_state& shared, admin::metrics_registry* metrics = nullptr);
 
 // Loads a users file: `user:password` per line, `#` comments. Throws
 // std::runtime_error("FILE:LINE: message") on a bad line.

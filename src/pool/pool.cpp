@@ -1,9 +1,14 @@
 #include "pool/pool.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <charconv>
 #include <cstddef>
+#include <exception>
+#include <functional>
+#include <system_error>
+#include <thread>
 
 #include "pool/sticky.hpp"
 
@@ -51,12 +56,6 @@ bool same_spec(const proto::exit_spec& a, const proto::exit_spec& b) {
 }
 
 using tag_index = std::unordered_map<std::string, std::vector<std::uint32_t>>;
-
-void add_to_index(tag_index& index, std::string_view value, std::uint32_t i) {
-  if (!value.empty()) {
-    index[to_lower(value)].push_back(i);
-  }
-}
 
 // The index list for `value`; null when no exit has it.
 const std::vector<std::uint32_t>* lookup(const tag_index& index, const std::string& value) {
@@ -235,47 +234,210 @@ std::string filter::describe() const {
 
 // ---- snapshot ---------------------------------------------------------------------------------
 
-void snapshot::note_weight(const exit& e) {
-  const double w = std::max(e.spec().weight, 0.0);
-  uniform_weight_ = uniform_weight_ && w == std::max(exits_.front()->spec().weight, 0.0);
-  max_weight_ = std::max(max_weight_, w);
+namespace {
+
+constexpr std::uint64_t slot_tag(std::uint64_t hash) { return hash & ~std::uint64_t{0xffffffffu}; }
+constexpr std::uint32_t slot_index(std::uint64_t slot) { return static_cast<std::uint32_t>(slot) - 1; }
+
+// Appends index i to the list of `value` (lower-cased). Pools are often grouped by
+// country or type: the last value's list is remembered, so a run of equal values
+// costs one comparison each.
+struct index_adder {
+  tag_index& index;
+  std::string last;
+  std::vector<std::uint32_t>* list = nullptr;
+
+  void add(const std::string& value, std::uint32_t i) {
+    if (value.empty()) {
+      return;
+    }
+    if (list == nullptr || value != last) {
+      last = value;
+      list = &index[has_upper(value) ? to_lower(value) : value];
+    }
+    list->push_back(i);
+  }
+};
+
+}  // namespace
+
+std::int64_t snapshot::index_of(std::string_view id, std::uint64_t hash) const {
+  if (id_slots_.empty()) {
+    return -1;
+  }
+  const std::size_t mask = id_slots_.size() - 1;
+  for (std::size_t k = hash & mask;; k = (k + 1) & mask) {
+    const std::uint64_t v = id_slots_[k];
+    if (v == 0) {
+      return -1;
+    }
+    if (slot_tag(v) == slot_tag(hash) && exits_[slot_index(v)]->id() == id) {
+      return slot_index(v);
+    }
+  }
 }
 
 std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> specs, const snapshot* previous,
-                                                const limits_config& limits) {
+                                                const limits_config& limits, unsigned threads) {
   auto s = std::make_shared<snapshot>();
-  s->exits_.reserve(specs.size());
-  s->all_.reserve(specs.size());
-  s->by_id_.reserve(specs.size());
-  for (auto& spec : specs) {
-    const auto i = static_cast<std::uint32_t>(s->exits_.size());
-    // Duplicate ids (the pool parser rejects them; direct callers might not):
-    // the first wins, the rest are dropped.
-    if (s->by_id_.count(spec.id) != 0) {
-      continue;
-    }
-    std::shared_ptr<exit> e;
-    if (previous != nullptr) {
-      auto it = previous->by_id_.find(spec.id);
-      if (it != previous->by_id_.end() && same_spec(previous->exits_[it->second]->spec(), spec)) {
-        e = previous->exits_[it->second];
+  std::vector<std::uint64_t> hashes(specs.size());
+  for (std::size_t k = 0; k < specs.size(); ++k) {
+    hashes[k] = hash64(specs[k].id);
+  }
+
+  // Every id into the table, exit index = position in `specs`. The table is far bigger
+  // than the caches: prefetch the slots a few ids ahead.
+  constexpr std::size_t ahead = 16;
+  auto place_ids = [&] {
+    const std::size_t n = specs.size();
+    s->id_slots_.assign(std::bit_ceil(std::max<std::size_t>(16, n * 2)), 0);
+    const std::size_t mask = s->id_slots_.size() - 1;
+    std::vector<bool> dropped;
+    for (std::size_t k = 0; k < n; ++k) {
+      if (k + ahead < n) {
+        __builtin_prefetch(&s->id_slots_[hashes[k + ahead] & mask], 1);
+      }
+      const std::uint64_t h = hashes[k];
+      std::size_t slot = h & mask;
+      bool duplicate = false;
+      for (; s->id_slots_[slot] != 0; slot = (slot + 1) & mask) {
+        const std::uint64_t v = s->id_slots_[slot];
+        if (slot_tag(v) == slot_tag(h) && specs[slot_index(v)].id == specs[k].id) {
+          duplicate = true;
+          break;
+        }
+      }
+      if (duplicate) {
+        dropped.resize(n);
+        dropped[k] = true;
+      } else {
+        s->id_slots_[slot] = slot_tag(h) | (static_cast<std::uint64_t>(k) + 1);
       }
     }
-    if (!e) {
-      e = std::make_shared<exit>(std::move(spec), i);
+    return dropped;
+  };
+  // Duplicate ids (the pool parser rejects them; direct callers might not): the first
+  // wins, the rest are dropped, and the table is made again over what is left.
+  if (const auto dropped = place_ids(); !dropped.empty()) {
+    std::size_t kept = 0;
+    for (std::size_t k = 0; k < specs.size(); ++k) {
+      if (dropped[k]) {
+        continue;
+      }
+      if (kept != k) {  // no self-move: it would empty the strings
+        specs[kept] = std::move(specs[k]);
+        hashes[kept] = hashes[k];
+      }
+      ++kept;
     }
-    e->apply_limits(limits);
-    add_to_index(s->by_country_, e->spec().country, i);
-    add_to_index(s->by_city_, e->spec().city, i);
-    add_to_index(s->by_type_, e->spec().type, i);
-    // The key views the id inside the exit, which lives as long as the snapshot holds it.
-    s->by_id_.emplace(e->id(), i);
-    s->all_.push_back(i);
-    s->exits_.push_back(std::move(e));
+    specs.resize(kept);
+    hashes.resize(kept);
+    place_ids();
   }
-  for (const auto& e : s->exits_) {
-    s->single_tier_ = s->single_tier_ && e->tier() == s->exits_.front()->tier();
-    s->note_weight(*e);
+
+  // The exits, carried over or new, in up to `threads` runs of indices at once (each run
+  // with tag indexes of its own, merged in order below).
+  const std::size_t n = specs.size();
+  s->exits_.resize(n);
+  s->all_.resize(n);
+  struct run {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    tag_index countries, cities, types;
+    std::size_t carried = 0;
+    bool single_tier = true;
+    bool uniform_weight = true;  // every weight in this run equals the run's first
+    double max_weight = 0;
+    std::exception_ptr failure;
+  };
+  constexpr std::size_t min_exits_per_thread = 50000;
+  const std::size_t n_runs = std::clamp<std::size_t>(n / min_exits_per_thread, 1, std::max(1u, threads));
+  std::vector<run> runs(n_runs);
+  for (std::size_t r = 0; r < n_runs; ++r) {
+    runs[r].begin = n * r / n_runs;
+    runs[r].end = n * (r + 1) / n_runs;
+  }
+  const bool have_previous = previous != nullptr && !previous->id_slots_.empty();
+  const std::size_t prev_mask = have_previous ? previous->id_slots_.size() - 1 : 0;
+  auto make_run = [&](run& out) {
+    try {
+      index_adder countries{out.countries}, cities{out.cities}, types{out.types};
+      for (std::size_t k = out.begin; k < out.end; ++k) {
+        if (have_previous && k + ahead < out.end) {
+          __builtin_prefetch(&previous->id_slots_[hashes[k + ahead] & prev_mask]);
+        }
+        auto& spec = specs[k];
+        const auto i = static_cast<std::uint32_t>(k);
+        std::shared_ptr<exit> e;
+        if (have_previous) {
+          const std::int64_t j = previous->index_of(spec.id, hashes[k]);
+          if (j >= 0 && same_spec(previous->exits_[static_cast<std::size_t>(j)]->spec(), spec)) {
+            e = previous->exits_[static_cast<std::size_t>(j)];
+            ++out.carried;
+          }
+        }
+        if (!e) {
+          e = std::make_shared<exit>(std::move(spec), i);
+        }
+        e->apply_limits(limits);
+        countries.add(e->spec().country, i);
+        cities.add(e->spec().city, i);
+        types.add(e->spec().type, i);
+        out.single_tier = out.single_tier && (k == out.begin || e->tier() == s->exits_[out.begin]->tier());
+        // Weight facts for the selector's sampling, gathered here rather than in a pass of their own.
+        const double w = std::max(e->spec().weight, 0.0);
+        out.uniform_weight =
+            out.uniform_weight && (k == out.begin || w == std::max(s->exits_[out.begin]->spec().weight, 0.0));
+        out.max_weight = std::max(out.max_weight, w);
+        s->all_[k] = i;
+        s->exits_[k] = std::move(e);
+      }
+    } catch (...) {
+      out.failure = std::current_exception();
+    }
+  };
+  {
+    std::vector<std::thread> workers;
+    for (std::size_t r = 1; r < n_runs; ++r) {
+      try {
+        workers.emplace_back(make_run, std::ref(runs[r]));
+      } catch (const std::system_error&) {
+        make_run(runs[r]);  // no thread to be had: this run on this thread
+      }
+    }
+    make_run(runs[0]);
+    for (auto& t : workers) {
+      t.join();
+    }
+  }
+  for (const auto& r : runs) {
+    if (r.failure) {
+      std::rethrow_exception(r.failure);
+    }
+  }
+  // Runs cover ascending indices, so appending keeps every list sorted.
+  s->by_country_ = std::move(runs[0].countries);
+  s->by_city_ = std::move(runs[0].cities);
+  s->by_type_ = std::move(runs[0].types);
+  for (auto& r : runs) {
+    s->carried_over_ += r.carried;
+    s->single_tier_ = s->single_tier_ && r.single_tier &&
+                      (r.begin == r.end || s->exits_[r.begin]->tier() == s->exits_.front()->tier());
+    s->uniform_weight_ = s->uniform_weight_ && r.uniform_weight &&
+                         (r.begin == r.end || std::max(s->exits_[r.begin]->spec().weight, 0.0) ==
+                                                  std::max(s->exits_.front()->spec().weight, 0.0));
+    s->max_weight_ = std::max(s->max_weight_, r.max_weight);
+    if (&r == &runs[0]) {
+      continue;
+    }
+    const std::pair<tag_index*, tag_index*> merges[] = {
+        {&s->by_country_, &r.countries}, {&s->by_city_, &r.cities}, {&s->by_type_, &r.types}};
+    for (auto [into, from] : merges) {
+      for (auto& [value, list] : *from) {
+        auto& to = (*into)[value];
+        to.insert(to.end(), list.begin(), list.end());
+      }
+    }
   }
   static std::atomic<std::uint64_t> next_serial{1};
   s->serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
@@ -283,8 +445,8 @@ std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> sp
 }
 
 const exit* snapshot::find(std::string_view id) const {
-  auto it = by_id_.find(id);
-  return it == by_id_.end() ? nullptr : exits_[it->second].get();
+  const std::int64_t i = index_of(id, hash64(id));
+  return i < 0 ? nullptr : exits_[static_cast<std::size_t>(i)].get();
 }
 
 std::span<const std::uint32_t> snapshot::candidates(const filter& f) const {

@@ -113,8 +113,11 @@ class exit {
   std::uint64_t id_hash_;
   std::uint32_t index_;
   int tier_ = 0;
-  // Written from every shard: keep them off the spec's cache lines.
-  alignas(64) std::atomic<int> inflight_{0};
+  // Written from every shard: a cache line of padding keeps them off the lines of the
+  // read-mostly fields above. (Not alignas(64): an over-aligned exit needs an aligned
+  // allocation, which costs ~160 B and a slower malloc per exit in a million-exit pool.)
+  char shared_line_pad_[64] = {};
+  std::atomic<int> inflight_{0};
   std::atomic<std::uint64_t> successes_{0};
   std::atomic<std::uint64_t> failures_{0};
   std::atomic<int> consecutive_failures_{0};
@@ -182,9 +185,11 @@ class snapshot {
  public:
   // Builds a snapshot; exits in `previous` with the same id and the same spec are
   // carried over (same object, same stats). `previous` may be null. `limits` is
-  // applied to every exit, carried over or new (a reload can change them).
-  static std::shared_ptr<const snapshot> build(std::vector<proto::exit_spec> specs,
-                                               const snapshot* previous = nullptr, const limits_config& limits = {});
+  // applied to every exit, carried over or new (a reload can change them). A big pool
+  // (50,000 exits or more a thread) is built by up to `threads` threads, the caller's
+  // among them; the result does not depend on it. Any thread.
+  static std::shared_ptr<const snapshot> build(std::vector<proto::exit_spec> specs, const snapshot* previous = nullptr,
+                                               const limits_config& limits = {}, unsigned threads = 2);
 
   const std::vector<std::shared_ptr<exit>>& exits() const { return exits_; }
   // Every exit has the same tier (the selector's fast round-robin path relies on it).
@@ -198,6 +203,8 @@ class snapshot {
   double max_weight() const { return max_weight_; }
   std::size_t size() const { return exits_.size(); }
   const exit* find(std::string_view id) const;
+  // How many exits build() carried over from `previous` (same object, same stats).
+  std::size_t carried_over() const { return carried_over_; }
 
   // Indices of the exits that could match `f`: the smallest tag index among the
   // filter's set fields, or every exit when the filter is empty (in order: position i
@@ -205,8 +212,6 @@ class snapshot {
   std::span<const std::uint32_t> candidates(const filter& f) const;
 
  private:
-  // Folds one exit's weight into uniform_weight_ and max_weight_ (build, once per exit).
-  void note_weight(const exit& e);
 
   std::vector<std::shared_ptr<exit>> exits_;
   std::vector<std::uint32_t> all_;
@@ -215,7 +220,13 @@ class snapshot {
   bool uniform_weight_ = true;
   double max_weight_ = 0;
   std::unordered_map<std::string, std::vector<std::uint32_t>> by_country_, by_city_, by_type_;
-  std::unordered_map<std::string_view, std::uint32_t> by_id_;
+  // By id: open addressing over exits_, two slots per exit. A slot holds the upper 32 bits
+  // of the exit's id_hash() and its index + 1 (0 = empty): no node per exit, and a probe
+  // reads an exit only when those bits match.
+  std::vector<std::uint64_t> id_slots_;
+  std::size_t carried_over_ = 0;
+  // Index of the exit with this id (hash = hash64(id)); -1 when none.
+  std::int64_t index_of(std::string_view id, std::uint64_t hash) const;
 };
 
 // The current snapshot; readers load it once per connection or request.

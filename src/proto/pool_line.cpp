@@ -5,17 +5,25 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
-#include <map>
-#include <unordered_map>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <system_error>
+#include <thread>
 
 #include <fmt/format.h>
 
 namespace exitpool::proto {
 namespace {
 
-constexpr bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+constexpr bool is_space(char c) {
+  // ' ' and \t \n \v \f \r (9..13) in one comparison each.
+  return c == ' ' || static_cast<unsigned char>(c - '\t') <= '\r' - '\t';
+}
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool is_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c);
@@ -33,26 +41,55 @@ bool valid_hostname(std::string_view s) {
   return true;
 }
 
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
+constexpr char lower_char(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// ASCII case-insensitive equality; `want` is lower-case.
+constexpr bool iequals(std::string_view have, std::string_view want) {
+  if (have.size() != want.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < have.size(); ++i) {
+    if (lower_char(have[i]) != want[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// out = lower-case copy of s, reusing out's buffer (no allocation for short values).
+void assign_lower(std::string& out, std::string_view s) {
+  out.assign(s);
+  for (char& c : out) {
+    c = lower_char(c);
+  }
+}
+
+// Percent-decodes `s` into `out`; false on a malformed escape. A value without '%'
+// (the usual case) is a plain copy.
+bool percent_decode(std::string_view s, std::string& out) {
+  const auto first = s.find('%');
+  if (first == std::string_view::npos) {
+    out.assign(s);
+    return true;
+  }
+  out.assign(s.substr(0, first));
+  for (std::size_t i = first; i < s.size(); ++i) {
     if (s[i] != '%') {
       out.push_back(s[i]);
       continue;
     }
     if (i + 2 >= s.size()) {
-      return std::nullopt;
+      return false;
     }
     const int hi = hex_value(s[i + 1]);
     const int lo = hex_value(s[i + 2]);
     if (hi < 0 || lo < 0) {
-      return std::nullopt;
+      return false;
     }
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;
   }
-  return out;
+  return true;
 }
 
 // host:port:user:pass up to the password (before the third ':'), for messages.
@@ -75,9 +112,11 @@ struct line_parser {
     return false;
   }
 
-  bool parse_port(std::string_view text, std::string_view whole, std::uint16_t& port) {
+  // `whole()` gives the text that messages quote; it is called only on error.
+  template <class Whole>
+  bool parse_port(std::string_view text, const Whole& whole, std::uint16_t& port) {
     if (text.empty()) {
-      return fail(fmt::format("missing port in '{}'", whole));
+      return fail(fmt::format("missing port in '{}'", whole()));
     }
     if (text.size() > 10) {
       return fail(fmt::format("port {} out of range", text));
@@ -85,7 +124,7 @@ struct line_parser {
     unsigned long value = 0;
     for (char c : text) {
       if (!is_digit(c)) {
-        return fail(fmt::format("bad port '{}' in '{}'", text, whole));
+        return fail(fmt::format("bad port '{}' in '{}'", text, whole()));
       }
       value = value * 10 + static_cast<unsigned long>(c - '0');
     }
@@ -97,13 +136,14 @@ struct line_parser {
   }
 
   // "host:port" or "[v6]:port" → host (brackets removed), the remainder after the port.
-  bool parse_host_port(std::string_view hp, std::string_view whole, exit_spec& spec) {
+  template <class Whole>
+  bool parse_host_port(std::string_view hp, const Whole& whole, exit_spec& spec) {
     std::string_view host;
     std::string_view after;
     if (!hp.empty() && hp.front() == '[') {
       const auto close = hp.find(']');
       if (close == std::string_view::npos) {
-        return fail(fmt::format("unterminated '[' in '{}'", whole));
+        return fail(fmt::format("unterminated '[' in '{}'", whole()));
       }
       host = hp.substr(1, close - 1);
       if (!valid_ipv6(host)) {
@@ -111,30 +151,30 @@ struct line_parser {
       }
       after = hp.substr(close + 1);
       if (after.empty()) {
-        return fail(fmt::format("missing port in '{}'", whole));
+        return fail(fmt::format("missing port in '{}'", whole()));
       }
       if (after.front() != ':') {
-        return fail(fmt::format("unexpected '{}' after ']' in '{}'", after, whole));
+        return fail(fmt::format("unexpected '{}' after ']' in '{}'", after, whole()));
       }
       after.remove_prefix(1);
     } else {
       const auto colon = hp.find(':');
       if (colon != std::string_view::npos && hp.find(':', colon + 1) != std::string_view::npos) {
-        return fail(fmt::format("IPv6 addresses need brackets: '{}'", whole));
+        return fail(fmt::format("IPv6 addresses need brackets: '{}'", whole()));
       }
       host = hp.substr(0, colon);
       if (host.empty()) {
-        return fail(fmt::format("missing host in '{}'", whole));
+        return fail(fmt::format("missing host in '{}'", whole()));
       }
       if (colon == std::string_view::npos) {
-        return fail(fmt::format("missing port in '{}'", whole));
+        return fail(fmt::format("missing port in '{}'", whole()));
       }
       after = hp.substr(colon + 1);
       if (!valid_hostname(host)) {
         return fail(fmt::format("bad host '{}'", host));
       }
     }
-    spec.host = std::string(host);
+    spec.host.assign(host);
     return parse_port(after, whole, spec.port);
   }
 
@@ -157,11 +197,11 @@ struct line_parser {
       if (!valid_ipv6(addr)) {
         return fail(fmt::format("bad IPv6 address '{}'", addr));
       }
-      spec.host = std::string(addr);
+      spec.host.assign(addr);
       return true;
     }
     if (valid_ipv4(rest) || valid_ipv6(rest)) {
-      spec.host = std::string(rest);
+      spec.host.assign(rest);
       return true;
     }
     if (rest.find(':') != std::string_view::npos) {
@@ -177,24 +217,24 @@ struct line_parser {
     const auto sep = url.find("://");
     std::string_view rest = url.substr(sep + 3);
     // The last '@' ends the userinfo: an unencoded '@' in a password still parses.
-    // Messages quote `shown`, the URL with its password masked.
+    // Messages quote shown(), the URL with its password masked (built only on error).
     const auto at = rest.rfind('@');
-    const std::string shown = at == std::string_view::npos ? std::string(url) : redact_text(url, at);
-    const std::string scheme = lower(url.substr(0, sep));
-    if (scheme == "http") {
+    const auto shown = [&] { return at == std::string_view::npos ? std::string(url) : redact_text(url, at); };
+    const std::string_view scheme = url.substr(0, sep);
+    if (iequals(scheme, "http")) {
       spec.scheme = exit_scheme::http;
-    } else if (scheme == "https") {
+    } else if (iequals(scheme, "https")) {
       spec.scheme = exit_scheme::https;
-    } else if (scheme == "socks5") {
+    } else if (iequals(scheme, "socks5")) {
       spec.scheme = exit_scheme::socks5;
-    } else if (scheme == "socks5h") {
+    } else if (iequals(scheme, "socks5h")) {
       spec.scheme = exit_scheme::socks5h;
-    } else if (scheme == "direct") {
+    } else if (iequals(scheme, "direct")) {
       spec.scheme = exit_scheme::direct;
     } else if (scheme.empty()) {
-      return fail(fmt::format("missing scheme in '{}'", shown));
+      return fail(fmt::format("missing scheme in '{}'", shown()));
     } else {
-      return fail(fmt::format("unknown scheme '{}'", url.substr(0, sep)));
+      return fail(fmt::format("unknown scheme '{}'", scheme));
     }
     if (spec.scheme == exit_scheme::direct) {
       return parse_direct(rest, url, spec);
@@ -202,20 +242,16 @@ struct line_parser {
     if (at != std::string_view::npos) {
       const std::string_view userinfo = rest.substr(0, at);
       const auto colon = userinfo.find(':');
-      const auto user = percent_decode(userinfo.substr(0, colon));
-      if (!user) {
-        return fail(fmt::format("bad percent-encoding in user of '{}'", shown));
+      if (!percent_decode(userinfo.substr(0, colon), spec.user)) {
+        return fail(fmt::format("bad percent-encoding in user of '{}'", shown()));
       }
-      if (user->empty()) {
-        return fail(fmt::format("empty user in '{}'", shown));
+      if (spec.user.empty()) {
+        return fail(fmt::format("empty user in '{}'", shown()));
       }
-      spec.user = *user;
       if (colon != std::string_view::npos) {
-        const auto pass = percent_decode(userinfo.substr(colon + 1));
-        if (!pass) {
-          return fail(fmt::format("bad percent-encoding in password of '{}'", shown));
+        if (!percent_decode(userinfo.substr(colon + 1), spec.pass)) {
+          return fail(fmt::format("bad percent-encoding in password of '{}'", shown()));
         }
-        spec.pass = *pass;
       }
       rest = rest.substr(at + 1);
     }
@@ -223,12 +259,12 @@ struct line_parser {
     const auto slash = rest.find('/');
     if (slash != std::string_view::npos) {
       if (slash + 1 != rest.size()) {
-        return fail(fmt::format("unexpected path '{}' in '{}'", rest.substr(slash), shown));
+        return fail(fmt::format("unexpected path '{}' in '{}'", rest.substr(slash), shown()));
       }
       rest.remove_suffix(1);
     }
-    if (rest.find_first_of("?#") != std::string_view::npos) {
-      return fail(fmt::format("unexpected query or fragment in '{}'", shown));
+    if (rest.find('?') != std::string_view::npos || rest.find('#') != std::string_view::npos) {
+      return fail(fmt::format("unexpected query or fragment in '{}'", shown()));
     }
     return parse_host_port(rest, shown, spec);
   }
@@ -283,10 +319,10 @@ struct line_parser {
       }
       rest = text.substr(colon + 1);
     }
-    spec.host = std::string(host);
+    spec.host.assign(host);
     const auto c1 = rest.find(':');
     const std::string_view host_port = text.substr(0, text.size() - rest.size() + std::min(c1, rest.size()));
-    if (!parse_port(rest.substr(0, c1), host_port, spec.port)) {
+    if (!parse_port(rest.substr(0, c1), [host_port] { return host_port; }, spec.port)) {
       return false;
     }
     if (c1 == std::string_view::npos) {
@@ -300,8 +336,8 @@ struct line_parser {
     if (c2 == 0) {
       return fail("empty user in host:port:user:pass");
     }
-    spec.user = std::string(creds.substr(0, c2));
-    spec.pass = std::string(creds.substr(c2 + 1));
+    spec.user.assign(creds.substr(0, c2));
+    spec.pass.assign(creds.substr(c2 + 1));
     return true;
   }
 
@@ -309,20 +345,21 @@ struct line_parser {
   // big pool: no per-line map). Other keys are checked against the tags so far.
   enum seen_bit : unsigned { seen_id = 1, seen_country = 2, seen_city = 4, seen_type = 8, seen_weight = 16,
                              seen_tls = 32 };
+  // Compares case-insensitively: no lower-cased copy of the key on the happy path.
   static unsigned key_bit(std::string_view key) {
-    return key == "id"           ? seen_id
-           : key == "country"    ? seen_country
-           : key == "city"       ? seen_city
-           : key == "type"       ? seen_type
-           : key == "weight"     ? seen_weight
-           : key == "tls_verify" ? seen_tls
-                                 : 0u;
+    return iequals(key, "id")           ? seen_id
+           : iequals(key, "country")    ? seen_country
+           : iequals(key, "city")       ? seen_city
+           : iequals(key, "type")       ? seen_type
+           : iequals(key, "weight")     ? seen_weight
+           : iequals(key, "tls_verify") ? seen_tls
+                                        : 0u;
   }
 
   bool parse_option(std::string_view token, exit_spec& spec, unsigned& seen) {
     const auto eq = token.find('=');
     if (eq == std::string_view::npos) {
-      if (lower(token) == "insecure") {
+      if (iequals(token, "insecure")) {
         if (seen & seen_tls) {
           return fail("duplicate key 'tls_verify'");
         }
@@ -332,48 +369,56 @@ struct line_parser {
       }
       return fail(fmt::format("expected key=value, got '{}'", token));
     }
-    const std::string key = lower(token.substr(0, eq));
+    const std::string_view key = token.substr(0, eq);
     const std::string_view value = token.substr(eq + 1);
     if (key.empty()) {
       return fail(fmt::format("missing key in '{}'", token));
     }
     if (value.empty()) {
-      return fail(fmt::format("empty value for '{}'", key));
+      return fail(fmt::format("empty value for '{}'", lower(key)));
     }
     const unsigned bit = key_bit(key);
     const bool duplicate = bit != 0 ? (seen & bit) != 0
                                     : std::any_of(spec.tags.begin(), spec.tags.end(),
-                                                  [&](const auto& t) { return t.first == key; });
+                                                  [&](const auto& t) { return iequals(key, t.first); });
     if (duplicate) {
-      return fail(fmt::format("duplicate key '{}'", key));
+      return fail(fmt::format("duplicate key '{}'", lower(key)));
     }
     seen |= bit;
-    if (key == "id") {
-      spec.id = std::string(value);
-    } else if (key == "country") {
-      spec.country = lower(value);
-    } else if (key == "city") {
-      spec.city = lower(value);
-    } else if (key == "type") {
-      spec.type = lower(value);
-    } else if (key == "weight") {
-      double w = 0;
-      const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), w);
-      if (ec != std::errc{} || p != value.data() + value.size() || !std::isfinite(w) || w <= 0) {
-        return fail(fmt::format("bad weight '{}' (want a number > 0)", value));
+    switch (bit) {
+      case seen_id:
+        spec.id.assign(value);
+        break;
+      case seen_country:
+        assign_lower(spec.country, value);
+        break;
+      case seen_city:
+        assign_lower(spec.city, value);
+        break;
+      case seen_type:
+        assign_lower(spec.type, value);
+        break;
+      case seen_weight: {
+        double w = 0;
+        const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), w);
+        if (ec != std::errc{} || p != value.data() + value.size() || !std::isfinite(w) || w <= 0) {
+          return fail(fmt::format("bad weight '{}' (want a number > 0)", value));
+        }
+        spec.weight = w;
+        break;
       }
-      spec.weight = w;
-    } else if (key == "tls_verify") {
-      const std::string v = lower(value);
-      if (v == "true" || v == "1" || v == "yes") {
-        spec.tls_verify = true;
-      } else if (v == "false" || v == "0" || v == "no") {
-        spec.tls_verify = false;
-      } else {
-        return fail(fmt::format("bad tls_verify '{}' (want true or false)", value));
-      }
-    } else {
-      spec.tags.emplace_back(key, std::string(value));
+      case seen_tls:
+        if (iequals(value, "true") || iequals(value, "1") || iequals(value, "yes")) {
+          spec.tls_verify = true;
+        } else if (iequals(value, "false") || iequals(value, "0") || iequals(value, "no")) {
+          spec.tls_verify = false;
+        } else {
+          return fail(fmt::format("bad tls_verify '{}' (want true or false)", value));
+        }
+        break;
+      default:
+        spec.tags.emplace_back(lower(key), std::string(value));
+        break;
     }
     return true;
   }
@@ -381,30 +426,24 @@ struct line_parser {
 
 // Strips a '#' comment: at the start of the line or after whitespace ('#' inside a token stays).
 std::string_view strip_comment(std::string_view line) {
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    if (line[i] == '#' && (i == 0 || is_space(line[i - 1]))) {
+  for (auto i = line.find('#'); i != std::string_view::npos; i = line.find('#', i + 1)) {
+    if (i == 0 || is_space(line[i - 1])) {
       return line.substr(0, i);
     }
   }
   return line;
 }
 
-std::vector<std::string_view> split_words(std::string_view s) {
-  std::vector<std::string_view> words;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && is_space(s[i])) {
-      ++i;
-    }
-    const std::size_t start = i;
-    while (i < s.size() && !is_space(s[i])) {
-      ++i;
-    }
-    if (i > start) {
-      words.push_back(s.substr(start, i - start));
-    }
+// The next white-space separated word of `s` from `pos` (empty at the end); no vector per line.
+std::string_view next_word(std::string_view s, std::size_t& pos) {
+  while (pos < s.size() && is_space(s[pos])) {
+    ++pos;
   }
-  return words;
+  const std::size_t start = pos;
+  while (pos < s.size() && !is_space(s[pos])) {
+    ++pos;
+  }
+  return s.substr(start, pos - start);
 }
 
 }  // namespace
@@ -457,66 +496,231 @@ std::string redacted_url(const exit_spec& spec) {
   return out + host_text(spec.host) + ":" + std::to_string(spec.port);
 }
 
-pool_line_result parse_pool_line(std::string_view line) {
-  pool_line_result result;
-  const auto words = split_words(strip_comment(line));
-  if (words.empty()) {
-    return result;
+namespace {
+
+enum class line_kind { blank, exit, error };
+
+// One line into `spec` (default-initialised by the caller); on error, `error` says why.
+line_kind parse_line_into(std::string_view line, exit_spec& spec, std::string& error) {
+  const std::string_view text = strip_comment(line);
+  std::size_t pos = 0;
+  const std::string_view first = next_word(text, pos);
+  if (first.empty()) {
+    return line_kind::blank;
   }
   line_parser p;
-  exit_spec spec;
-  const std::string_view first = words.front();
   const bool ok = first.find("://") != std::string_view::npos ? p.parse_url(first, spec) : p.parse_vendor(first, spec);
   if (!ok) {
-    result.error = std::move(p.error);
-    return result;
+    error = std::move(p.error);
+    return line_kind::error;
   }
   unsigned seen = 0;
-  for (std::size_t i = 1; i < words.size(); ++i) {
-    if (!p.parse_option(words[i], spec, seen)) {
-      result.error = std::move(p.error);
-      return result;
+  for (auto word = next_word(text, pos); !word.empty(); word = next_word(text, pos)) {
+    if (!p.parse_option(word, spec, seen)) {
+      error = std::move(p.error);
+      return line_kind::error;
     }
   }
   if ((seen & line_parser::seen_tls) && spec.scheme != exit_scheme::https) {
-    result.error = fmt::format("tls_verify/insecure applies only to https exits, not {}", scheme_name(spec.scheme));
-    return result;
+    error = fmt::format("tls_verify/insecure applies only to https exits, not {}", scheme_name(spec.scheme));
+    return line_kind::error;
   }
   if (spec.id.empty()) {
     spec.id = default_exit_id(spec);
   }
-  result.spec = std::move(spec);
+  return line_kind::exit;
+}
+
+// The exits of a run of whole lines, the first of them numbered `first_line`. Parsing
+// stops at the first bad line: error_line (0 when none) and its message.
+struct chunk_result {
+  std::vector<exit_spec> exits;
+  std::vector<std::size_t> id_hashes;  // of exits[i].id, for the duplicate check
+  std::size_t error_line = 0;
+  std::string error;
+  std::exception_ptr failure;  // an exception (out of memory) from a worker thread
+};
+
+void parse_chunk(std::string_view text, std::size_t first_line, std::size_t reserve, chunk_result& out) {
+  out.exits.reserve(reserve);
+  out.id_hashes.reserve(reserve);
+  std::size_t line_no = first_line;
+  const char* pos = text.data();
+  const char* const end = text.data() + text.size();
+  for (; pos < end; ++line_no) {
+    const auto* nl = static_cast<const char*>(std::memchr(pos, '\n', static_cast<std::size_t>(end - pos)));
+    const char* line_end = nl == nullptr ? end : nl;
+    const std::string_view line(pos, static_cast<std::size_t>(line_end - pos));
+    pos = nl == nullptr ? end : nl + 1;
+    exit_spec& spec = out.exits.emplace_back();
+    const line_kind kind = parse_line_into(line, spec, out.error);
+    if (kind == line_kind::exit) {
+      spec.line = line_no;
+      out.id_hashes.push_back(std::hash<std::string_view>{}(spec.id));
+      continue;
+    }
+    out.exits.pop_back();
+    if (kind == line_kind::error) {
+      out.error_line = line_no;
+      return;
+    }
+  }
+}
+
+// Newlines in `s`, eight bytes at a time (a pool file can be 100 MB).
+std::size_t count_newlines(std::string_view s) {
+  constexpr std::uint64_t ones = 0x0101010101010101u;
+  constexpr std::uint64_t low7 = 0x7f7f7f7f7f7f7f7fu;
+  std::size_t n = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, 8);
+    const std::uint64_t x = w ^ (ones * '\n');  // zero bytes where the newlines are
+    const std::uint64_t zero_bytes = ~(((x & low7) + low7) | x | low7);
+    // One bit per matching byte, at bit 7: move it to bit 0 and sum the bytes by multiplying.
+    n += static_cast<std::size_t>(((zero_bytes >> 7) * ones) >> 56);
+  }
+  for (; i < s.size(); ++i) {
+    n += s[i] == '\n' ? 1 : 0;
+  }
+  return n;
+}
+
+// Open addressing over exit indices for the duplicate-id check: a slot holds the upper
+// 32 bits of the id's hash and index + 1 (0 = empty). Two slots per exit keep probes short.
+class id_table {
+ public:
+  explicit id_table(std::size_t n)
+      : slots_(std::bit_ceil(std::max<std::size_t>(16, n * 2))), mask_(slots_.size() - 1) {}
+
+  void prefetch(std::size_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
+
+  // Adds exits[i] (its id hashing to `hash`); returns the index of an earlier exit with
+  // the same id, or npos.
+  std::size_t insert(const std::vector<exit_spec>& exits, std::size_t i, std::size_t hash) {
+    const std::uint64_t tag = static_cast<std::uint64_t>(hash >> 32) << 32;
+    for (std::size_t s = hash & mask_;; s = (s + 1) & mask_) {
+      const std::uint64_t v = slots_[s];
+      if (v == 0) {
+        slots_[s] = tag | static_cast<std::uint64_t>(i + 1);
+        return npos;
+      }
+      const std::size_t j = static_cast<std::size_t>(v & 0xffffffffu) - 1;
+      if ((v & ~std::uint64_t{0xffffffffu}) == tag && exits[j].id == exits[i].id) {
+        return j;
+      }
+    }
+  }
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+ private:
+  std::vector<std::uint64_t> slots_;
+  std::size_t mask_;
+};
+
+}  // namespace
+
+pool_line_result parse_pool_line(std::string_view line) {
+  pool_line_result result;
+  exit_spec spec;
+  if (parse_line_into(line, spec, result.error) == line_kind::exit) {
+    result.spec = std::move(spec);
+  }
   return result;
 }
 
-std::vector<exit_spec> parse_pool_text(std::string_view text, std::string_view filename) {
-  std::vector<exit_spec> exits;
-  std::unordered_map<std::string, std::size_t> id_lines;  // id -> first line
-  id_lines.reserve(static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1);
-  std::size_t line_no = 0;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    const auto nl = text.find('\n', pos);
-    const std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    pos = nl == std::string_view::npos ? text.size() : nl + 1;
-    ++line_no;
-    auto r = parse_pool_line(line);
-    if (!r.error.empty()) {
-      throw pool_error(fmt::format("{}:{}: {}", filename, line_no, r.error));
+std::vector<exit_spec> parse_pool_text(std::string_view text, std::string_view filename, const parse_options& opts) {
+  // Split at line boundaries into up to opts.threads chunks of at least min_bytes_per_thread;
+  // chunk 0 is parsed here, the others on threads of their own.
+  const std::size_t min_bytes = std::max<std::size_t>(1, opts.min_bytes_per_thread);
+  const std::size_t n_chunks = std::clamp<std::size_t>(text.size() / min_bytes, 1, std::max(1u, opts.threads));
+  std::vector<std::string_view> pieces;
+  std::size_t start = 0;
+  for (std::size_t k = 1; k < n_chunks && start < text.size(); ++k) {
+    const std::size_t cut = std::max(start, text.size() * k / n_chunks);
+    const auto nl = text.find('\n', cut);
+    if (nl == std::string_view::npos) {
+      break;
     }
-    if (!r.spec) {
-      continue;
+    pieces.push_back(text.substr(start, nl + 1 - start));
+    start = nl + 1;
+  }
+  pieces.push_back(text.substr(start));
+
+  std::vector<std::size_t> first_line(pieces.size(), 1);
+  std::vector<std::size_t> newlines(pieces.size(), 0);
+  std::vector<chunk_result> chunks(pieces.size());
+  {
+    std::vector<std::thread> workers;
+    auto work = [&](std::size_t k, std::size_t reserve) {
+      try {
+        parse_chunk(pieces[k], first_line[k], reserve, chunks[k]);
+      } catch (...) {
+        chunks[k].failure = std::current_exception();
+      }
+    };
+    // Line numbers need the newlines before each piece; each piece's count also sizes its vector.
+    for (std::size_t k = 0; k < pieces.size(); ++k) {
+      newlines[k] = count_newlines(pieces[k]);
+      if (k > 0) {
+        first_line[k] = first_line[k - 1] + newlines[k - 1];
+      }
     }
-    r.spec->line = line_no;
-    const auto [it, inserted] = id_lines.emplace(r.spec->id, line_no);
-    if (!inserted) {
-      throw pool_error(fmt::format("{}:{}: duplicate id '{}' (first on line {})", filename, line_no, r.spec->id,
-                                   it->second));
+    const std::size_t total_lines = first_line.back() + newlines.back();
+    for (std::size_t k = 1; k < pieces.size(); ++k) {
+      try {
+        workers.emplace_back(work, k, newlines[k] + 1);
+      } catch (const std::system_error&) {
+        work(k, newlines[k] + 1);  // no thread to be had: this piece on this thread
+      }
     }
-    exits.push_back(std::move(*r.spec));
+    // Chunk 0 keeps room for the others, so appending them does not reallocate.
+    work(0, total_lines);
+    for (auto& t : workers) {
+      t.join();
+    }
+  }
+  for (const auto& c : chunks) {
+    if (c.failure) {
+      std::rethrow_exception(c.failure);
+    }
+  }
+
+  // Everything before the first bad line, in file order.
+  std::vector<exit_spec> exits = std::move(chunks[0].exits);
+  std::vector<std::size_t> hashes = std::move(chunks[0].id_hashes);
+  std::size_t bad = chunks[0].error_line != 0 ? 0 : pieces.size();
+  for (std::size_t k = 1; k < chunks.size() && bad == pieces.size(); ++k) {
+    exits.reserve(exits.size() + chunks[k].exits.size());
+    std::move(chunks[k].exits.begin(), chunks[k].exits.end(), std::back_inserter(exits));
+    std::vector<exit_spec>().swap(chunks[k].exits);
+    hashes.insert(hashes.end(), chunks[k].id_hashes.begin(), chunks[k].id_hashes.end());
+    if (chunks[k].error_line != 0) {
+      bad = k;
+    }
+  }
+
+  // A duplicate id before the bad line is reported first, as a line-by-line reader would.
+  // The table is far bigger than the caches: prefetch the slot a few exits ahead.
+  constexpr std::size_t ahead = 16;
+  id_table ids(exits.size());
+  for (std::size_t i = 0; i < exits.size(); ++i) {
+    if (i + ahead < hashes.size()) {
+      ids.prefetch(hashes[i + ahead]);
+    }
+    const std::size_t first = ids.insert(exits, i, hashes[i]);
+    if (first != id_table::npos) {
+      throw pool_error(fmt::format("{}:{}: duplicate id '{}' (first on line {})", filename, exits[i].line, exits[i].id,
+                                   exits[first].line));
+    }
+  }
+  if (bad != pieces.size()) {
+    throw pool_error(fmt::format("{}:{}: {}", filename, chunks[bad].error_line, chunks[bad].error));
   }
   if (exits.empty()) {
-    throw pool_error(fmt::format("{}:{}: no exits in pool file", filename, line_no == 0 ? 1 : line_no));
+    const std::size_t lines = first_line.back() + newlines.back() - 1 + (!text.empty() && text.back() != '\n' ? 1 : 0);
+    throw pool_error(fmt::format("{}:{}: no exits in pool file", filename, lines == 0 ? 1 : lines));
   }
   return exits;
 }

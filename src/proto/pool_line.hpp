@@ -59,8 +59,18 @@ class pool_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// How parse_pool_text may split a big text: into up to `threads` runs of whole lines,
+// each at least `min_bytes_per_thread` long, parsed in parallel (the calling thread
+// takes the first). The result and the errors do not depend on the split.
+struct parse_options {
+  unsigned threads = 2;
+  std::size_t min_bytes_per_thread = std::size_t{4} << 20;
+};
+
 // Parses a whole file. Errors (bad line, duplicate id, no exits at all) throw
-// pool_error naming `filename` and the line number.
-std::vector<exit_spec> parse_pool_text(std::string_view text, std::string_view filename);
+// pool_error naming `filename` and the line number: the first in file order.
+// Any thread; it may start opts.threads - 1 threads of its own for a big text.
+std::vector<exit_spec> parse_pool_text(std::string_view text, std::string_view filename,
+                                       const parse_options& opts = {});
 
 }  // namespace exitpool::proto

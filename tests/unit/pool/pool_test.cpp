@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -226,6 +227,59 @@ TEST(Snapshot, DuplicateIdFirstWins) {
   EXPECT_EQ(s->size(), 6u);
   EXPECT_EQ(s->find("us-ny-res")->spec().country, "us");
   EXPECT_TRUE(s->candidates(filter{"fr", "", ""}).empty());
+}
+
+// A big pool is built by several threads; the snapshot is the same as one thread's:
+// order, indexes, tag lists, lookups, carry-over and the single-tier flag.
+TEST(Snapshot, ThreadedBuildMatchesSerial) {
+  constexpr std::size_t n = 120000;
+  auto big = [](int changed_every) {
+    std::vector<proto::exit_spec> specs;
+    specs.reserve(n + 1);
+    const char* countries[] = {"us", "DE", "fr"};
+    for (std::size_t i = 0; i < n; ++i) {
+      auto s = spec("e" + std::to_string(i), countries[i % 3], i % 7 == 0 ? "nyc" : "", i % 2 ? "isp" : "dc");
+      if (changed_every > 0 && i % changed_every == 0) {
+        s.weight = 2;
+      }
+      specs.push_back(std::move(s));
+    }
+    specs.push_back(spec("e5", "jp"));  // a duplicate id: dropped, the first wins
+    return specs;
+  };
+  auto serial = snapshot::build(big(0), nullptr, {}, 1);
+  ASSERT_EQ(serial->size(), n);
+  for (unsigned threads : {2u, 3u}) {
+    SCOPED_TRACE(threads);
+    auto s = snapshot::build(big(0), nullptr, {}, threads);
+    ASSERT_EQ(s->size(), n);
+    for (std::size_t i = 0; i < n; i += 997) {
+      EXPECT_EQ(s->exits()[i]->id(), serial->exits()[i]->id());
+      EXPECT_EQ(s->exits()[i]->index(), i);
+      EXPECT_EQ(s->find(s->exits()[i]->id()), s->exits()[i].get());
+    }
+    EXPECT_EQ(s->find("e5")->spec().country, "fr");
+    EXPECT_EQ(s->find("nope"), nullptr);
+    EXPECT_TRUE(s->single_tier());
+    for (const filter& f : {filter{"us", "", ""}, filter{"de", "", ""}, filter{"", "nyc", ""}, filter{"", "", "isp"}}) {
+      const auto a = s->candidates(f);
+      const auto b = serial->candidates(f);
+      ASSERT_EQ(a.size(), b.size()) << f.describe();
+      EXPECT_TRUE(std::equal(a.begin(), a.end(), b.begin())) << f.describe();
+      EXPECT_TRUE(std::is_sorted(a.begin(), a.end())) << f.describe();
+    }
+    EXPECT_TRUE(s->candidates(filter{"jp", "", ""}).empty());
+
+    // Reload against it with every 10th exit changed: the other 90% carry over.
+    auto next = snapshot::build(big(10), s.get(), {}, threads);
+    EXPECT_EQ(next->carried_over(), n - n / 10);
+    EXPECT_EQ(next->find("e1"), s->find("e1"));
+    EXPECT_NE(next->find("e10"), s->find("e10"));
+    EXPECT_EQ(next->find("e10")->spec().weight, 2);
+  }
+  auto tiered = big(0);
+  tiered[n - 1].tags.emplace_back("tier", "1");
+  EXPECT_FALSE(snapshot::build(std::move(tiered), nullptr, {}, 2)->single_tier());
 }
 
 TEST(Snapshot, CarriesOverUnchangedExits) {

@@ -248,5 +248,60 @@ TEST(pool_text, errors_name_file_and_line) {
   }
 }
 
+// A text split over several threads parses exactly as it does in one piece: the same
+// exits and line numbers, and the same first error (a duplicate id before a bad line wins).
+TEST(pool_text, split_over_threads_matches_one_piece) {
+  std::string text = "# header\n\n";
+  for (int i = 0; i < 200; ++i) {
+    text += "http://u" + std::to_string(i) + ":p@10.0." + std::to_string(i / 100) + "." + std::to_string(i % 100) +
+            ":3128 country=US type=ISP\n";
+    if (i % 37 == 0) {
+      text += "   # comment\r\n";
+    }
+  }
+  text += "direct://127.0.0.5";  // no final newline
+  const parse_options one{1, 1 << 30};
+  const auto whole = parse_pool_text(text, "pool.txt", one);
+  ASSERT_EQ(whole.size(), 201u);
+  EXPECT_EQ(whole[0].country, "us");
+  for (unsigned threads : {2u, 3u, 7u}) {
+    SCOPED_TRACE(threads);
+    const auto split = parse_pool_text(text, "pool.txt", parse_options{threads, 1});
+    ASSERT_EQ(split.size(), whole.size());
+    for (std::size_t i = 0; i < whole.size(); ++i) {
+      EXPECT_EQ(split[i].id, whole[i].id);
+      EXPECT_EQ(split[i].line, whole[i].line);
+      EXPECT_EQ(split[i].country, whole[i].country);
+    }
+  }
+
+  auto error_of = [](const std::string& t, const parse_options& o) {
+    try {
+      parse_pool_text(t, "pool.txt", o);
+    } catch (const pool_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::string lines;
+  for (int i = 1; i <= 60; ++i) {
+    lines += "http://h" + std::to_string(i) + ":1\n";
+  }
+  const std::vector<std::pair<std::string, std::string>> broken = {
+      {lines + "ftp://x:1\n" + lines, "pool.txt:61: unknown scheme 'ftp'"},
+      {lines + "http://h3:1\n" + lines, "pool.txt:61: duplicate id 'h3:1' (first on line 3)"},
+      {"http://h1:1\nhttp://h1:1\n" + lines + "ftp://x:1\n", "pool.txt:2: duplicate id 'h1:1' (first on line 1)"},
+      {"ftp://x:1\n" + lines + lines, "pool.txt:1: unknown scheme 'ftp'"},
+      {"# a\n" + lines + "http://u:hunter2@h:99999\n", "pool.txt:62: port 99999 out of range"},
+      {std::string(500, '\n') + "# only\n", "pool.txt:501: no exits in pool file"},
+  };
+  for (const auto& [t, what] : broken) {
+    EXPECT_EQ(error_of(t, one), what);
+    for (unsigned threads : {2u, 3u, 5u}) {
+      EXPECT_EQ(error_of(t, parse_options{threads, 1}), what) << threads;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace exitpool::proto
