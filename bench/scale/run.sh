@@ -30,6 +30,7 @@ fi
 bin_cmd() {  # the command line that starts binary $1, for taskset
   if [[ -n "${BUNDLE:-}" ]]; then echo "$B/lib/ld-linux-x86-64.so.2 --library-path $B/lib $B/bin/$1"; else echo "${WHERE[$1]}"; fi
 }
+command -v taskset >/dev/null || taskset() { shift 2; "$@"; }  # no util-linux: unpinned
 WORK=$(mktemp -d /tmp/exitpool-scale.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"; }
