@@ -143,12 +143,21 @@ EOF
 
 # ----------------------------------------------------------------------------- exitpool
 
+# FEATURES=1 (the default): as deployed, with the features that cost per request switched on: active
+# health checks every 5 s, the admin endpoint (metrics are counted either way), per-exit rate and
+# concurrency limits set high enough never to refuse (their token bucket and counter still run on every
+# request) and a connection limit. FEATURES=0: all of that off.
 start_exitpool() {  # start_exitpool NAME THREADS [POOLFILE]
   local name=$1 threads=$2 pool=${3:-$WORK/pool-direct.txt}
   [[ -f "$WORK/pool-direct.txt" ]] || echo "direct:// id=local" >"$WORK/pool-direct.txt"
   PORT[$name]=$(free_port)
+  local features=(--check-interval 0)
+  if [[ "${FEATURES:-1}" == 1 ]]; then
+    features=(--check-interval 5 --admin "127.0.0.1:$(free_port)" --per-exit-rate 10000000 --per-exit-burst 100000
+              --per-exit-concurrency 1000000 --max-connections 1000000)
+  fi
   start_bg "$name" "$WORK/$name.log" "$BIN" serve --pool "$pool" --listen "127.0.0.1:${PORT[$name]}" \
-    --threads "$threads" --check-interval 0 --log-level "${EXITPOOL_LOG_LEVEL:-warn}"
+    --threads "$threads" "${features[@]}" --log-level "${EXITPOOL_LOG_LEVEL:-warn}"
   wait_port "${PORT[$name]}" 60 || die "$name did not start: $(tail -5 "$WORK/$name.log")"
 }
 

@@ -12,7 +12,8 @@
 #           script sets the request line); exitpool --threads 2 and --threads 1; nginx direct = ceiling
 #   tunnel  a new tunnel per request (tunnel_load: connect, CONNECT or SOCKS5, one GET, read to EOF,
 #           close), 64 workers; direct = ceiling
-#   bulk    one BULK_MB body through one CONNECT/SOCKS5 tunnel with curl; direct = ceiling
+#   bulk    one BULK_MB body through one CONNECT/SOCKS5 tunnel with curl, BULK_RUNS times per repetition;
+#           direct = ceiling
 #   mem     RSS per idle tunnel: HOLD_N tunnels opened (one GET each) and held; (RSS after - before) / N
 #   pool    pool_bench (Google Benchmark, exitpool_core): selection with 1,000,000 exits, memory per exit,
 #           parse + build; then a real reload: SIGHUP to a gateway serving the 1,000,000-line file
@@ -33,6 +34,7 @@ QUICK=${QUICK:-0}
 if [[ "$QUICK" == 1 ]]; then DUR=${DUR:-3}; REPS=${REPS:-1}; else DUR=${DUR:-10}; REPS=${REPS:-3}; fi
 CONC=${CONC:-64}
 BULK_MB=${BULK_MB:-1024}
+BULK_RUNS=${BULK_RUNS:-5}  # transfers per target and repetition (medians over all of them)
 EXITS=${EXITS:-1000000}
 MEM_DEADLINE=${MEM_DEADLINE:-30}  # seconds to open the held tunnels
 ONLY=${ONLY:-http,tunnel,bulk,mem,pool}
@@ -220,7 +222,10 @@ if want http || want tunnel || want bulk; then
   for ((rep = 1; rep <= REPS; rep++)); do
     if want http; then for t in "${HTTP_TARGETS[@]}"; do run_http "$t" "$rep"; sleep 1; done; fi
     if want tunnel; then for t in "${TUNNEL_TARGETS[@]}"; do run_tunnel $t "$rep"; sleep 1; done; fi
-    if want bulk; then for t in "${BULK_TARGETS[@]}"; do run_bulk "$t" "$rep"; done; fi
+    if want bulk; then
+      # One 1 GiB transfer takes ~0.25 s here: several per repetition, interleaved, steady the median.
+      for ((k = 1; k <= BULK_RUNS; k++)); do for t in "${BULK_TARGETS[@]}"; do run_bulk "$t" "$rep"; done; done
+    fi
   done
   for p in exitpool exitpool1 squid tinyproxy privoxy dante microsocks; do stop_one "$p"; done
 fi
@@ -301,7 +306,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "load_start=$LOAD_START"
   echo "load_end=$LOAD_END"
   echo "duration_s=$((T_END - T_START))"
-  echo "settings=DUR=${DUR}s REPS=$REPS CONC=$CONC BULK_MB=$BULK_MB HOLD_N=$HOLD_N EXITS=$EXITS QUICK=$QUICK"
+  echo "settings=DUR=${DUR}s REPS=$REPS CONC=$CONC BULK_MB=$BULK_MB BULK_RUNS=$BULK_RUNS HOLD_N=$HOLD_N EXITS=$EXITS QUICK=$QUICK FEATURES=${FEATURES:-1}"
   echo "hold_note=$HOLD_NOTE"
   echo "versions=squid $(squid -v | sed -n 's/.*Version \([^ ]*\).*/\1/p' | head -1), tinyproxy $(tinyproxy -v 2>&1 | awk '{print $2}'), privoxy $(privoxy --version 2>&1 | awk '/version/{print $3; exit}'), dante $(dpkg-query -W -f='${Version}' dante-server 2>/dev/null), microsocks $(dpkg-query -W -f='${Version}' microsocks 2>/dev/null), nginx $(nginx -v 2>&1 | sed 's|.*/||'), wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
   cat "$RAW"

@@ -14,32 +14,6 @@ namespace exitpool::net {
 
 namespace {
 
-class pipe_pair {
- public:
-  pipe_pair() {
-    int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
-      r_ = fds[0];
-      w_ = fds[1];
-    }
-  }
-  ~pipe_pair() {
-    if (r_ >= 0) {
-      ::close(r_);
-      ::close(w_);
-    }
-  }
-  pipe_pair(const pipe_pair&) = delete;
-  pipe_pair& operator=(const pipe_pair&) = delete;
-  bool ok() const { return r_ >= 0; }
-  int r() const { return r_; }
-  int w() const { return w_; }
-
- private:
-  int r_ = -1;
-  int w_ = -1;
-};
-
 // Stops both sides at once after an error, so the other direction does not wait
 // for the idle timeout: shutdown makes its pending and future reads see EOF.
 void abort_both(stream& a, stream& b) {
@@ -49,6 +23,10 @@ void abort_both(stream& a, stream& b) {
 }
 
 error_code errno_code() { return error_code(errno, boost::system::system_category()); }
+
+// Pipe size for bulk flows: 256 KiB lets 256 bulk flows at once stay within the default
+// per-user soft limit of pipe pages (64 MiB).
+constexpr std::size_t bulk_pipe_bytes = 256 * 1024;
 
 // This thread's scratch space for reads that are forwarded before the coroutine
 // suspends again (so it is never held across a suspension).
@@ -235,15 +213,18 @@ void plain_relay::after_write(direction& d, const owner_ptr& keep) {
     }
     d.pipe_r = fds[0];
     d.pipe_w = fds[1];
+    // A larger pipe moves more per splice call (the default holds 16 pages). Best effort: a
+    // user over /proc/sys/fs/pipe-user-pages-soft keeps the default.
+    const int size = ::fcntl(d.pipe_w, F_SETPIPE_SZ, static_cast<int>(bulk_pipe_bytes));
+    d.pipe_bytes = size > 0 ? static_cast<std::uint32_t>(size) : 64 * 1024;
   }
   splice_in(d, keep);
 }
 
 void plain_relay::splice_in(direction& d, const owner_ptr& keep) {
   const int in = d.from->native_handle();
-  constexpr std::size_t chunk = 1 << 16;
   for (;;) {
-    ssize_t n = ::splice(in, nullptr, d.pipe_w, nullptr, chunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t n = ::splice(in, nullptr, d.pipe_w, nullptr, d.pipe_bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n == 0) {
       error_code ec;
       d.to->shutdown(tcp::socket::shutdown_send, ec);

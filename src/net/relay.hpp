@@ -59,6 +59,7 @@ class plain_relay {
     int pipe_r = -1;         // splice pipe, made when the flow turns out to be bulk
     int pipe_w = -1;
     std::size_t in_pipe = 0;
+    std::uint32_t pipe_bytes = 0;  // the pipe's capacity: the most one splice call moves
     bool bulk = false;
     bool finished = false;
     std::array<char, 512> small;  // where an idle direction's pending read lands

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -25,6 +26,15 @@ constexpr bool is_tchar(unsigned char c) {
 }
 
 constexpr bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+// Bytes the head scanner must look at: line ends and control bytes other than HTAB.
+constexpr std::array<bool, 256> needs_check = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    t[static_cast<std::size_t>(c)] = is_ctl(static_cast<unsigned char>(c)) && c != '\t';
+  }
+  return t;
+}();
 constexpr bool is_ows(char c) { return c == ' ' || c == '\t'; }
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -149,6 +159,17 @@ scanned_head scan_head(std::string_view buf, const head_limits& limits, bool is_
   bool have_start = false;
   std::size_t line_start = pos;
   for (std::size_t i = pos; i < buf.size(); ++i) {
+    // Ordinary bytes below both length limits need no check: skip them with one table
+    // lookup each. Any other byte (CR, LF, a control byte, or one at a limit) takes the
+    // full path below, so the result is the same as checking every byte there.
+    const std::size_t plain_until = std::min({buf.size(), head_start + limits.max_head_bytes,
+                                              line_start + limits.max_line_bytes});
+    while (i < plain_until && !needs_check[static_cast<unsigned char>(buf[i])]) {
+      ++i;
+    }
+    if (i >= buf.size()) {
+      break;
+    }
     const auto c = static_cast<unsigned char>(buf[i]);
     if (i - head_start + 1 > limits.max_head_bytes) {
       out.status = parse_status::error;
