@@ -15,8 +15,10 @@ build_dir=${ASAN_BUILD_DIR:-$repo/build-asan}
 jobs=${JOBS:-2}
 python=${PYTHON:-/usr/bin/python3}
 
+# -fno-sanitize=vptr: fmt's buffers are made inside Debian's uninstrumented libspdlog/libfmt, and UBSan's
+# dynamic-type check reports them as "not an object of type 'buffer'" (seen at spdlog::warn calls).
 cmake -S "$repo" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEXITPOOL_TESTS=ON \
-  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize=vptr -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 cmake --build "$build_dir" -j"$jobs"
 
 logs=$build_dir/sanitizer-logs
@@ -24,6 +26,9 @@ rm -rf "$logs"
 mkdir -p "$logs"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$logs/asan"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan"
+# Tests that bound memory by VmRSS check fds and growth only where RSS means something: under ASan it is
+# shadow memory, redzones and the quarantine of freed blocks.
+export EXITPOOL_SANITIZED=1
 
 status=0
 ctest --test-dir "$build_dir" --output-on-failure -j"$jobs" || status=1

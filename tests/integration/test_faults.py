@@ -21,7 +21,7 @@ import time
 import pytest
 
 from faults import (RawServer, direct, proc_cpu, proc_fds, proc_rss, proc_sockets, proxy_handshake, quiet_flags,
-                    recv_to_eof, recv_until, reset, trickle, wait_until)
+                    recv_to_eof, recv_until, reset, rss_is_meaningful, trickle, wait_until)
 from helpers import Conn, basic, build_request, closed_port, exitpool_bin, socks5_connect
 
 D21 = direct(21, "d21", country="cc")
@@ -601,7 +601,8 @@ def test_no_fd_or_memory_leak(start_gateway, origin, squid, microsocks):
     assert fds1 <= fds0 + 4, f"open fds {fds0} after warm-up, {fds1} after 300 more requests: {outcomes}"
     # The kept-alive upstream connections are bounded by the clients' concurrency (6) per upstream key.
     assert pooled1 <= 24, pooled1
-    assert rss1 - rss0 < 8 << 20, f"VmRSS {rss0 >> 10} KiB -> {rss1 >> 10} KiB after 300 requests"
+    if rss_is_meaningful():
+        assert rss1 - rss0 < 8 << 20, f"VmRSS {rss0 >> 10} KiB -> {rss1 >> 10} KiB after 300 requests"
 
 
 def test_idle_tunnels_are_cheap(start_gateway, origin):
@@ -646,7 +647,8 @@ def test_idle_tunnels_are_cheap(start_gateway, origin):
     print(f"{n} idle tunnels: {per_tunnel_fds:.2f} fds and {per_tunnel_kib:.2f} KiB of VmRSS each")
     assert per_tunnel_fds <= 2.05, per_tunnel_fds
     # Measured about 3 KiB; a handshake buffer or coroutine stack kept per tunnel costs 8 KiB or more.
-    assert per_tunnel_kib < 6, per_tunnel_kib
+    if rss_is_meaningful():
+        assert per_tunnel_kib < 6, per_tunnel_kib
 
 
 # --------------------------------------------------------------------------------------- fd exhaustion
