@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include <spdlog/spdlog.h>
+
 namespace exitpool::net {
 
 shards::shards(int count) {
@@ -22,7 +24,17 @@ void shards::start() {
     threads_.emplace_back([ctx = contexts_[i].get(), i] {
       std::string name = "shard-" + std::to_string(i);
       pthread_setname_np(pthread_self(), name.c_str());
-      ctx->run();
+      // Sessions catch their own exceptions (co_spawn's completion); a completion handler
+      // (a tunnel relay's, a timer's) that throws, say bad_alloc, ends only the operation
+      // it belonged to: the shard logs it and goes on serving. Asio allows run() again.
+      for (;;) {
+        try {
+          ctx->run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("{}: a completion handler failed: {}", name, e.what());
+        }
+      }
     });
   }
 }
