@@ -23,7 +23,9 @@
 #
 # Env: EXITPOOL_BIN (default build-bench/exitpool, which run.sh (re)builds in Release, incrementally, unless
 #      NO_BUILD=1), DUR, REPS, CONC (64), BULK_MB (1024), HOLD_N (10000, capped by ulimit -Hn),
-#      EXITS (1000000), KEEP=1 keeps the work dir.
+#      EXITS (1000000), KEEP=1 keeps the work dir, FEATURES (1: exitpool runs with active health checks,
+#      --admin, per-exit rate/concurrency limits and --max-connections on, as deployed; 0: all off).
+#      Many-core scaling (1/2/4/8/16 shards, pinned): bench/scale/run.sh.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
