@@ -28,8 +28,8 @@ error_code errno_code() { return error_code(errno, boost::system::system_categor
 // per-user soft limit of pipe pages (64 MiB).
 constexpr std::size_t bulk_pipe_bytes = 256 * 1024;
 
-// This thread's scratch space for reads that are forwarded before the coroutine
-// suspends again (so it is never held across a suspension).
+// This thread's scratch space for bytes that are sent on before the handler that read
+// them returns (so it is never held across a wait).
 constexpr std::size_t scratch_size = 64 * 1024;
 char* thread_scratch() {
   thread_local std::unique_ptr<char[]> scratch = std::make_unique_for_overwrite<char[]>(scratch_size);
@@ -103,13 +103,17 @@ plain_relay::plain_relay(stream& client, stream& upstream, activity& act) : act_
   down_.to = &client.socket();
 }
 
-plain_relay::~plain_relay() {
-  for (direction* d : {&up_, &down_}) {
-    if (d->pipe_r >= 0) {
-      ::close(d->pipe_r);
-      ::close(d->pipe_w);
-    }
+void plain_relay::direction::close_pipe() {
+  if (pipe_r >= 0) {
+    ::close(pipe_r);
+    ::close(pipe_w);
+    pipe_r = pipe_w = -1;
   }
+}
+
+plain_relay::~plain_relay() {
+  up_.close_pipe();
+  down_.close_pipe();
 }
 
 void plain_relay::start(std::string to_upstream, std::string to_client, std::shared_ptr<void> owner,
@@ -289,11 +293,7 @@ bool plain_relay::splice_out(direction& d, const owner_ptr& keep) {
 
 void plain_relay::finish(direction& d, error_code ec, const owner_ptr& keep) {
   d.finished = true;
-  if (d.pipe_r >= 0) {
-    ::close(d.pipe_r);
-    ::close(d.pipe_w);
-    d.pipe_r = d.pipe_w = -1;
-  }
+  d.close_pipe();
   if (ec && !error_) {
     error_ = ec;
     // Stop the other direction at once rather than at the idle timeout: shutdown makes
@@ -308,7 +308,6 @@ void plain_relay::finish(direction& d, error_code ec, const owner_ptr& keep) {
   relay_result r;
   r.bytes_up = up_.bytes;
   r.bytes_down = down_.bytes;
-  r.spliced = true;
   r.error = error_;
   auto done = std::move(done_);
   const owner_ptr hold = keep;  // the owner may free this object in `done`

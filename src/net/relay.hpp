@@ -23,7 +23,6 @@ struct activity {
 struct relay_result {
   std::uint64_t bytes_up = 0;    // client → upstream
   std::uint64_t bytes_down = 0;  // upstream → client
-  bool spliced = false;
   error_code error;              // first error (not EOF) in either direction
 };
 
@@ -62,6 +61,7 @@ class plain_relay {
     std::uint32_t pipe_bytes = 0;  // the pipe's capacity: the most one splice call moves
     bool bulk = false;
     bool finished = false;
+    void close_pipe();
     std::array<char, 512> small;  // where an idle direction's pending read lands
   };
 
