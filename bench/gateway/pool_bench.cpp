@@ -174,8 +174,12 @@ void bm_parse(benchmark::State& state, unsigned threads) {
     benchmark::DoNotOptimize(specs.data());
   }
 }
-void BM_parse_pool_text(benchmark::State& s) { bm_parse(s, 2); }
-void BM_parse_pool_text_1thread(benchmark::State& s) { bm_parse(s, 1); }
+void BM_parse_pool_text(benchmark::State& s) {
+  bm_parse(s, 2);
+}
+void BM_parse_pool_text_1thread(benchmark::State& s) {
+  bm_parse(s, 1);
+}
 
 void bm_build(benchmark::State& state, unsigned threads) {
   const std::string text = pool_text(g_exits);
@@ -190,8 +194,12 @@ void bm_build(benchmark::State& state, unsigned threads) {
     state.ResumeTiming();
   }
 }
-void BM_snapshot_build(benchmark::State& s) { bm_build(s, 2); }
-void BM_snapshot_build_1thread(benchmark::State& s) { bm_build(s, 1); }
+void BM_snapshot_build(benchmark::State& s) {
+  bm_build(s, 2);
+}
+void BM_snapshot_build_1thread(benchmark::State& s) {
+  bm_build(s, 1);
+}
 
 // A reload of an unchanged file: parse + build against the previous snapshot (every exit carried over);
 // the old snapshot's release is not timed (the gateway logs "pool reloaded" before it).
@@ -234,9 +242,10 @@ int main(int argc, char** argv) {
     const double build_s = secs_since(t0);
     std::vector<proto::exit_spec>().swap(specs);
     const long after = rss_kib();
-    std::printf("POOLMEM exits=%zu rss_before_kib=%ld rss_after_kib=%ld bytes_per_exit=%.0f parse_s=%.3f build_s=%.3f\n",
-                g_snap->size(), before, after, static_cast<double>(after - before) * 1024.0 / static_cast<double>(g_snap->size()),
-                parse_s, build_s);
+    std::printf(
+        "POOLMEM exits=%zu rss_before_kib=%ld rss_after_kib=%ld bytes_per_exit=%.0f parse_s=%.3f build_s=%.3f\n",
+        g_snap->size(), before, after,
+        static_cast<double>(after - before) * 1024.0 / static_cast<double>(g_snap->size()), parse_s, build_s);
     std::fflush(stdout);
   }
   for (const pick_case& c : pick_cases) {

@@ -27,14 +27,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
-#include <memory>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -107,14 +107,17 @@ class worker {
 
   void run_load(clk::time_point end) {
     end_ = end;
-    for (int i = 0; i < conc_; ++i) start(static_cast<size_t>(i));
+    for (int i = 0; i < conc_; ++i)
+      start(static_cast<size_t>(i));
     std::vector<epoll_event> evs(1024);
     while (clk::now() < end_ && !g_stop.load(std::memory_order_relaxed)) {
       int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), 50);
-      for (int i = 0; i < n; ++i) on_event(evs[i].data.u32, evs[i].events);
+      for (int i = 0; i < n; ++i)
+        on_event(evs[i].data.u32, evs[i].events);
     }
     for (auto& c : conns_) {
-      if (c.fd >= 0) close(c.fd);
+      if (c.fd >= 0)
+        close(c.fd);
       c.fd = -1;
     }
   }
@@ -131,7 +134,8 @@ class worker {
         start(next++);
       }
       int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), 50);
-      for (int i = 0; i < n; ++i) on_event(evs[i].data.u32, evs[i].events);
+      for (int i = 0; i < n; ++i)
+        on_event(evs[i].data.u32, evs[i].events);
     }
   }
 
@@ -183,7 +187,8 @@ class worker {
     while (c.out_off < c.out.size()) {
       ssize_t w = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
       if (w < 0) {
-        if (errno == EAGAIN) return true;
+        if (errno == EAGAIN)
+          return true;
         fail(idx);
         return false;
       }
@@ -208,7 +213,8 @@ class worker {
 
   void on_event(uint32_t idx, uint32_t events) {
     conn& c = conns_[idx];
-    if (c.fd < 0) return;
+    if (c.fd < 0)
+      return;
     if (c.state == st::connecting) {
       if (events & (EPOLLERR | EPOLLHUP)) {
         fail(idx);
@@ -220,7 +226,8 @@ class worker {
       return;
     }
     if ((events & EPOLLOUT) && c.out_off < c.out.size()) {
-      if (!flush(idx)) return;
+      if (!flush(idx))
+        return;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
       on_readable(idx);
@@ -233,7 +240,8 @@ class worker {
     for (;;) {
       ssize_t r = ::recv(c.fd, buf, sizeof buf, 0);
       if (r < 0) {
-        if (errno == EAGAIN) return;
+        if (errno == EAGAIN)
+          return;
         fail(idx);
         return;
       }
@@ -251,7 +259,8 @@ class worker {
         continue;
       }
       c.in.append(buf, static_cast<size_t>(r));
-      if (!progress(idx)) return;
+      if (!progress(idx))
+        return;
     }
   }
 
@@ -262,7 +271,8 @@ class worker {
       case st::hs1:
         if (o_.m == mode::connect) {
           auto end = c.in.find("\r\n\r\n");
-          if (end == std::string::npos) return true;
+          if (end == std::string::npos)
+            return true;
           if (c.in.compare(0, 12, "HTTP/1.1 200") != 0 && c.in.compare(0, 12, "HTTP/1.0 200") != 0) {
             fail(idx);
             return false;
@@ -274,7 +284,8 @@ class worker {
           send(idx, request(holding_), st::request);
           return true;
         }
-        if (c.in.size() < 2) return true;
+        if (c.in.size() < 2)
+          return true;
         if (c.in[0] != 5 || c.in[1] != 0) {
           fail(idx);
           return false;
@@ -287,7 +298,8 @@ class worker {
         }
         return true;
       case st::hs2:
-        if (c.in.size() < 10) return true;
+        if (c.in.size() < 10)
+          return true;
         if (c.in[1] != 0) {
           fail(idx);
           return false;
@@ -296,13 +308,17 @@ class worker {
         return true;
       case st::request: {  // hold mode: read one keep-alive response by Content-Length
         auto end = c.in.find("\r\n\r\n");
-        if (end == std::string::npos) return true;
+        if (end == std::string::npos)
+          return true;
         size_t len = 0;
         std::string head = c.in.substr(0, end);
-        for (auto& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        for (auto& ch : head)
+          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         auto p = head.find("content-length:");
-        if (p != std::string::npos) len = std::strtoul(head.c_str() + p + 15, nullptr, 10);
-        if (c.in.size() < end + 4 + len) return true;
+        if (p != std::string::npos)
+          len = std::strtoul(head.c_str() + p + 15, nullptr, 10);
+        if (c.in.size() < end + 4 + len)
+          return true;
         c.state = st::idle;
         ++res.opened;
         --inflight_;
@@ -333,24 +349,29 @@ class worker {
       ++res.done;
       res.lat_us.push_back(static_cast<uint32_t>(us));
     }
-    if (clk::now() < end_) start(idx);
+    if (clk::now() < end_)
+      start(idx);
   }
 
   void fail(size_t idx) {
     conn& c = conns_[idx];
     bool was_inflight = c.fd >= 0 && c.state != st::idle;
-    if (c.fd >= 0) close(c.fd);
+    if (c.fd >= 0)
+      close(c.fd);
     c.fd = -1;
-    if (was_inflight) --inflight_;
+    if (was_inflight)
+      --inflight_;
     if (holding_) {
-      if (c.state == st::idle) --res.opened;
+      if (c.state == st::idle)
+        --res.opened;
       ++res.failed;
       c.state = st::idle;
       return;
     }
     ++res.errors;
     if (clk::now() < end_) {
-      if (res.errors % 1000 == 999) usleep(1000);
+      if (res.errors % 1000 == 999)
+        usleep(1000);
       start(idx);
     }
   }
@@ -365,7 +386,9 @@ class worker {
   std::vector<conn> conns_;
 };
 
-void on_signal(int) { g_stop.store(true); }
+void on_signal(int) {
+  g_stop.store(true);
+}
 
 }  // namespace
 
@@ -433,7 +456,8 @@ int main(int argc, char** argv) {
       int r = poll(&p, 1, 100);
       if (r > 0) {
         char b[64];
-        if (read(0, b, sizeof b) <= 0) break;
+        if (read(0, b, sizeof b) <= 0)
+          break;
       }
     }
     return 0;
@@ -447,8 +471,10 @@ int main(int argc, char** argv) {
     ws.push_back(std::make_unique<worker>(o, c, 0));
   }
   std::vector<std::thread> th;
-  for (auto& w : ws) th.emplace_back([&w, end] { w->run_load(end); });
-  for (auto& t : th) t.join();
+  for (auto& w : ws)
+    th.emplace_back([&w, end] { w->run_load(end); });
+  for (auto& t : th)
+    t.join();
   double secs = std::chrono::duration<double>(clk::now() - t0).count();
   uint64_t done = 0, errors = 0;
   std::vector<uint32_t> lat;
@@ -459,7 +485,8 @@ int main(int argc, char** argv) {
   }
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double q) -> uint32_t {
-    if (lat.empty()) return 0;
+    if (lat.empty())
+      return 0;
     return lat[std::min(lat.size() - 1, static_cast<size_t>(q * static_cast<double>(lat.size())))];
   };
   std::printf("tunnels=%llu errors=%llu secs=%.2f rate=%.0f p50_us=%u p99_us=%u\n",

@@ -1,5 +1,4 @@
 #include "cli/check.hpp"
-#include "pool/pool_file.hpp"
 
 #include <fmt/format.h>
 
@@ -17,6 +16,7 @@
 #include "net/probe.hpp"
 #include "net/tls.hpp"
 #include "pool/pool.hpp"
+#include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
 
 namespace exitpool::cli {

@@ -1,10 +1,10 @@
 #include "cli/config_file.hpp"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <map>
 #include <stdexcept>
-#include <toml++/toml.h>
 
 namespace exitpool::cli {
 
@@ -48,8 +48,8 @@ void add_table(const toml::table& table, const std::string& path, const std::map
       throw std::runtime_error(fmt::format("{}:{}: unknown table [{}]", path, line, name));
     }
     if (name == "config" || names.find(name) == names.end()) {
-      throw std::runtime_error(fmt::format("{}:{}: unknown key '{}' (not an option of exitpool {})", path, line,
-                                           name, command));
+      throw std::runtime_error(
+          fmt::format("{}:{}: unknown key '{}' (not an option of exitpool {})", path, line, name, command));
     }
     const bool is_flag = names.at(name);
     if (is_flag != node.is_boolean()) {
@@ -81,8 +81,7 @@ std::vector<std::string> config_arguments(const std::string& path, const CLI::Ap
     table = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
-    throw std::runtime_error(
-        fmt::format("{}:{}:{}: {}", path, where.line, where.column, std::string(e.description())));
+    throw std::runtime_error(fmt::format("{}:{}:{}: {}", path, where.line, where.column, std::string(e.description())));
   }
   std::vector<std::string> out;
   add_table(table, path, long_names(cmd), cmd.get_name(), out);

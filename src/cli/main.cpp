@@ -1,12 +1,11 @@
 // exitpool: one binary, subcommands. Thin: everything else lives in the libraries.
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
-#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "cli/check.hpp"
 #include "cli/config_file.hpp"

@@ -1,5 +1,4 @@
 #include "cli/serve.hpp"
-#include "pool/pool_file.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -13,6 +12,7 @@
 
 #include "gateway/server.hpp"
 #include "net/probe.hpp"
+#include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
 
 namespace exitpool::cli {
@@ -108,10 +108,10 @@ int serve(serve_options& o) {
     throw std::runtime_error(fmt::format("--listen {}: {}", cfg.listen, e.what()));
   }
   if (!ep.address().is_loopback() && users.empty() && !cfg.allow_open) {
-    throw std::runtime_error(fmt::format(
-        "refusing to listen on {} without --users: anyone who can reach it could use your exits. "
-        "Add --users FILE, or --allow-open if an open proxy is really what you want",
-        cfg.listen));
+    throw std::runtime_error(
+        fmt::format("refusing to listen on {} without --users: anyone who can reach it could use your exits. "
+                    "Add --users FILE, or --allow-open if an open proxy is really what you want",
+                    cfg.listen));
   }
   if (!cfg.admin_listen.empty()) {
     boost::asio::ip::tcp::endpoint aep;
@@ -146,7 +146,8 @@ int serve(serve_options& o) {
 
 void add_serve(CLI::App& app, std::function<int()>& run) {
   auto o = std::make_shared<serve_options>();
-  auto* cmd = app.add_subcommand("serve", "Run the rotating proxy gateway (HTTP proxy, CONNECT and SOCKS5 on one port)");
+  auto* cmd =
+      app.add_subcommand("serve", "Run the rotating proxy gateway (HTTP proxy, CONNECT and SOCKS5 on one port)");
   // Read by expand_config before parsing; declared here so --help lists it.
   cmd->add_option("--config", "TOML config file; keys are the long option names (pool = \"pool.txt\")");
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -204,8 +205,7 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--ban-retries", o->cfg.ban_retries,
                   "Further exits tried for an idempotent request whose answer was a ban")
       ->capture_default_str();
-  cmd->add_option("--eject-after", o->cfg.health.failures_to_eject,
-                  "Consecutive dial failures that eject an exit")
+  cmd->add_option("--eject-after", o->cfg.health.failures_to_eject, "Consecutive dial failures that eject an exit")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--cooldown", o->cooldown_s, "Seconds of a first ejection; doubles on each further one")
@@ -219,8 +219,7 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
                   "handshake with the exit alone (connect, TLS, SOCKS5 login), no target contacted");
   cmd->add_option("--check-timeout", o->check_timeout_s, "Seconds for one active check of one exit")
       ->capture_default_str();
-  cmd->add_option("--allow-ports", o->cfg.allow_ports,
-                  "Target ports clients may reach (squid's Safe_ports by default)")
+  cmd->add_option("--allow-ports", o->cfg.allow_ports, "Target ports clients may reach (squid's Safe_ports by default)")
       ->capture_default_str();
   cmd->add_option("--deny", o->cfg.deny,
                   "Networks clients may not reach (CIDR; repeatable), besides 0.0.0.0/8, 169.254.0.0/16, "

@@ -1,5 +1,4 @@
 #include "fetch/fetcher.hpp"
-#include "pool/pool_file.hpp"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -38,6 +37,7 @@
 #include "fetch/url_set.hpp"
 #include "fetch/warc.hpp"
 #include "pool/ban.hpp"
+#include "pool/pool_file.hpp"
 #include "pool/rate_limit.hpp"
 #include "pool/tier.hpp"
 #include "proto/pool_line.hpp"

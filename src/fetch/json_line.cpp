@@ -1,7 +1,8 @@
 #include "fetch/json_line.hpp"
-#include "proto/text.hpp"
 
 #include <cstdint>
+
+#include "proto/text.hpp"
 
 namespace exitpool::fetch {
 

@@ -1,11 +1,11 @@
 #include "gateway/acl.hpp"
 
+#include <fmt/format.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 
 #include <algorithm>
 #include <charconv>
-#include <fmt/format.h>
 
 namespace exitpool::gateway {
 
@@ -97,9 +97,8 @@ access_policy::access_policy(std::vector<cidr> deny, std::vector<std::pair<std::
     : deny_(std::move(deny)), ports_(std::move(ports)), self_(std::move(self)), local_(std::move(local)) {}
 
 std::string access_policy::check(std::string_view host, std::uint16_t port) const {
-  if (!ports_.empty() && std::none_of(ports_.begin(), ports_.end(), [port](const auto& r) {
-        return port >= r.first && port <= r.second;
-      })) {
+  if (!ports_.empty() && std::none_of(ports_.begin(), ports_.end(),
+                                      [port](const auto& r) { return port >= r.first && port <= r.second; })) {
     return fmt::format("port {} is not allowed (--allow-ports)", port);
   }
   boost::system::error_code ec;
@@ -117,10 +116,9 @@ std::string access_policy::check(const asio::ip::address& raw, std::uint16_t por
       continue;
     }
     const auto& listen = ep.address();
-    const bool same = listen.is_unspecified()
-                          ? a.is_loopback() || a.is_unspecified() ||
-                                std::find(local_.begin(), local_.end(), a) != local_.end()
-                          : a == plain(listen) || (listen.is_loopback() && a.is_unspecified());
+    const bool same = listen.is_unspecified() ? a.is_loopback() || a.is_unspecified() ||
+                                                    std::find(local_.begin(), local_.end(), a) != local_.end()
+                                              : a == plain(listen) || (listen.is_loopback() && a.is_unspecified());
     if (same) {
       return fmt::format("{}:{} is this gateway itself (the request would loop)", a.to_string(), port);
     }

@@ -6,9 +6,8 @@
 #include <vector>
 
 #include "gateway/acl.hpp"
-#include "pool/rate_limit.hpp"
-
 #include "pool/pool.hpp"
+#include "pool/rate_limit.hpp"
 #include "pool/selector.hpp"
 
 namespace exitpool::gateway {

@@ -1,13 +1,11 @@
 #include "gateway/server.hpp"
-#include "pool/pool_file.hpp"
+
+#include <fmt/format.h>
+#include <malloc.h>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
-
-#include <malloc.h>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -19,6 +17,7 @@
 #include "net/shards.hpp"
 #include "net/stream.hpp"
 #include "net/tls.hpp"
+#include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
 
 namespace exitpool::gateway {
@@ -130,8 +129,8 @@ shared_state::shared_state(config c, std::shared_ptr<const pool::snapshot> snap,
   }
   auto ports = parse_port_ranges(cfg.allow_ports);
   if (!ports) {
-    throw std::runtime_error(fmt::format("--allow-ports '{}': expected PORT or LOW-HIGH, comma-separated",
-                                         cfg.allow_ports));
+    throw std::runtime_error(
+        fmt::format("--allow-ports '{}': expected PORT or LOW-HIGH, comma-separated", cfg.allow_ports));
   }
   std::vector<tcp::endpoint> self{parse_listen(cfg.listen)};
   if (!cfg.admin_listen.empty()) {
@@ -309,8 +308,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
 
   // Active health checks run on shard 0 too: they only dial and report to the exits' atomics.
   if (shared.cfg.check_interval.count() > 0) {
-    asio::co_spawn(runtime.context(0), health_loop(shared, make_health_check_config(shared.cfg)),
-                   log_health_exception);
+    asio::co_spawn(runtime.context(0), health_loop(shared, make_health_check_config(shared.cfg)), log_health_exception);
   }
 
   asio::io_context main_ctx(1);

@@ -2,9 +2,9 @@
 // The gateway server: shared state, one listener per shard (SO_REUSEPORT), and
 // the accept loops that start a session per connection on the accepting shard.
 
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <regex>
@@ -16,11 +16,11 @@
 #include "gateway/acl.hpp"
 #include "gateway/config.hpp"
 #include "gateway/upstream_pool.hpp"
+#include "pool/ban.hpp"
 #include "pool/pool.hpp"
+#include "pool/rate_limit.hpp"
 #include "pool/selector.hpp"
 #include "pool/sticky.hpp"
-#include "pool/ban.hpp"
-#include "pool/rate_limit.hpp"
 #include "pool/tier.hpp"
 
 namespace exitpool::gateway {
@@ -39,7 +39,7 @@ struct shared_state {
   pool::host_limits host_rates;
   pool::tier_memory tiers;
   std::vector<std::regex> ban_patterns;  // compiled cfg.ban_patterns
-  std::atomic<bool> draining{false};      // SIGTERM seen: no new keep-alive rounds
+  std::atomic<bool> draining{false};     // SIGTERM seen: no new keep-alive rounds
   access_policy acl;
   std::atomic<int> connections{0};  // open client connections, all shards
   std::atomic<int> queued{0};       // requests waiting for capacity, all shards
@@ -57,7 +57,7 @@ struct shard_state {
   int index;
   admin::shard_metrics* metrics = nullptr;  // this shard's block: written only by this shard
   upstream_pool idle_upstreams;             // kept-alive upstream connections of this shard
-  std::atomic<int> active_sessions{0};  // written by the shard, read by the main thread when draining
+  std::atomic<int> active_sessions{0};      // written by the shard, read by the main thread when draining
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;  // closed on the shard's thread to stop accepting
 };
 

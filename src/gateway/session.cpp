@@ -1,13 +1,12 @@
 #include "gateway/session.hpp"
 
+#include <fmt/format.h>
 #include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <regex>
-
 #include <boost/asio.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
+#include <regex>
 
 #include "net/dialer.hpp"
 #include "net/relay.hpp"
@@ -80,7 +79,7 @@ struct session : std::enable_shared_from_this<session> {
   bool absolute_deadline = false;
   bool upstream_only = false;
   bool upstream_timed_out = false;
-  bool between_requests = false;  // kept alive, waiting for the next request's first byte
+  bool between_requests = false;          // kept alive, waiting for the next request's first byte
   std::atomic<int>* user_slot = nullptr;  // this connection counts against its user's limit
   bool done = false;
   bool timed_out = false;
@@ -204,20 +203,34 @@ std::string quoted(std::string_view text) {
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 405: return "Method Not Allowed";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 405:
+      return "Method Not Allowed";
+    case 407:
+      return "Proxy Authentication Required";
+    case 408:
+      return "Request Timeout";
+    case 414:
+      return "URI Too Long";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
   }
 }
 
@@ -256,11 +269,16 @@ std::string error_reply(session& s, const http_error& e) {
 
 admin::request_outcome outcome_for(const http_error& e) {
   switch (e.status) {
-    case 0: return admin::request_outcome::ok;
-    case 503: return admin::request_outcome::no_exit;
-    case 504: return admin::request_outcome::timeout;
-    case 502: return admin::request_outcome::dial_failed;
-    default: return admin::request_outcome::client_error;
+    case 0:
+      return admin::request_outcome::ok;
+    case 503:
+      return admin::request_outcome::no_exit;
+    case 504:
+      return admin::request_outcome::timeout;
+    case 502:
+      return admin::request_outcome::dial_failed;
+    default:
+      return admin::request_outcome::client_error;
   }
 }
 
@@ -367,17 +385,17 @@ std::optional<std::pair<std::string, std::string>> basic_credentials(const proto
 // ---- exit selection and dialing with retries ----
 
 struct connect_outcome {
-  net::dial_result dial;  // on success: the upstream and leftover bytes
+  net::dial_result dial;                       // on success: the upstream and leftover bytes
   std::shared_ptr<const pool::snapshot> snap;  // keeps the exit alive
   pool::exit* chosen = nullptr;
   pool::lease lease;
   int tier = 0;
-  bool reused = false;      // an idle kept-alive connection, not a fresh dial
+  bool reused = false;  // an idle kept-alive connection, not a fresh dial
   // Forwarding through an HTTP proxy exit: the TCP connect proves little, so the exit's
   // success is reported only once its response head has arrived.
   bool report_pending = false;
-  std::string reuse_key;    // set when the connection may be kept alive afterwards
-  http_error error;  // status 0 on success
+  std::string reuse_key;  // set when the connection may be kept alive afterwards
+  http_error error;       // status 0 on success
   socks5::reply socks = socks5::reply::succeeded;
 };
 
@@ -460,8 +478,9 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
       }
       if (g.queued.fetch_add(1, std::memory_order_relaxed) >= cfg.queue_max) {
         g.queued.fetch_sub(1, std::memory_order_relaxed);
-        out.error = {503, fmt::format("no exit has capacity for {} now and the wait queue is full ({} waiting)",
-                                      host_key, cfg.queue_max),
+        out.error = {503,
+                     fmt::format("no exit has capacity for {} now and the wait queue is full ({} waiting)", host_key,
+                                 cfg.queue_max),
                      "connection_limit_reached", "1"};
         out.socks = socks5::reply::general_failure;
         co_return out;
@@ -670,7 +689,7 @@ awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& 
     }
     if (ec) {
       // Reading until close: EOF is the end of the body.
-      co_return framing.kind == body_kind::until_close && ec == asio::error::eof;
+      co_return framing.kind == body_kind::until_close&& ec == asio::error::eof;
     }
   }
 }
@@ -770,11 +789,11 @@ awaitable<std::optional<proto::response_head>> read_response_head(std::shared_pt
 // (up to 16 KiB are read ahead when patterns are configured; compressed bodies are
 // not decoded). Returns the ban's length, or nullopt when the response is no ban.
 awaitable<std::optional<std::chrono::milliseconds>> detect_ban(std::shared_ptr<session> s,
-                                                              const proto::response_head& resp,
-                                                              proto::body_framing framing, std::string& rbuf) {
+                                                               const proto::response_head& resp,
+                                                               proto::body_framing framing, std::string& rbuf) {
   const auto& g = s->shard.shared;
-  bool banned = std::find(g.cfg.ban_statuses.begin(), g.cfg.ban_statuses.end(), resp.status) !=
-                g.cfg.ban_statuses.end();
+  bool banned =
+      std::find(g.cfg.ban_statuses.begin(), g.cfg.ban_statuses.end(), resp.status) != g.cfg.ban_statuses.end();
   if (!banned && !g.ban_patterns.empty()) {
     constexpr std::size_t look_ahead = 16 * 1024;
     while (framing.kind != proto::body_kind::none && rbuf.size() < look_ahead &&
@@ -885,7 +904,7 @@ awaitable<bool> forward_answer(std::shared_ptr<session> s, exit_answer a, bool k
     s->upstream.close();
   }
   s->upstream = net::stream();
-  co_return complete && keep;
+  co_return complete&& keep;
 }
 
 // Returns true when the client connection may carry another request.
@@ -903,9 +922,8 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
   } else if (!target) {
     std::string why = !head.target.empty() && head.target.front() == '/'
                           ? "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT"
-                      : head.target.starts_with("https://")
-                          ? "https:// targets must use CONNECT"
-                          : "bad request target '" + sanitize(head.target) + "'";
+                      : head.target.starts_with("https://") ? "https:// targets must use CONNECT"
+                                                            : "bad request target '" + sanitize(head.target) + "'";
     refusal = {400, why, "http_request_error"};
   } else if (!framing.framing) {
     refusal = {framing.error_status, framing.error, "http_request_error"};
@@ -977,7 +995,8 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     }
     if (wec) {
       const std::string reply = error_reply(
-          *s, {502, "exit " + exit_id + " closed while sending the request: " + wec.message(), "connection_terminated"});
+          *s,
+          {502, "exit " + exit_id + " closed while sending the request: " + wec.message(), "connection_terminated"});
       co_await s->write_client(reply);
       co_return false;
     }
@@ -1040,8 +1059,7 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     if (auto ban = co_await detect_ban(s, a.resp, a.framing, a.rbuf)) {
       g.bans.ban(*c.chosen, host_key, clock::now() + *ban);
       s->metrics().on_ban();
-      spdlog::info("exit {} banned for {} for {} s (status {})", exit_id, host_key, ban->count() / 1000,
-                   a.resp.status);
+      spdlog::info("exit {} banned for {} for {} s (status {})", exit_id, host_key, ban->count() / 1000, a.resp.status);
       if (retry_on_ban && round < g.cfg.ban_retries) {
         tried.push_back(c.chosen);
         a.upstream = std::move(s->upstream);
@@ -1118,7 +1136,7 @@ awaitable<void> serve_http(std::shared_ptr<session> s) {
 
 template <typename Parse>
 awaitable<std::optional<std::invoke_result_t<Parse, std::string_view>>> read_socks(std::shared_ptr<session> s,
-                                                                                  Parse parse) {
+                                                                                   Parse parse) {
   for (;;) {
     auto r = parse(std::string_view(s->buf));
     if (r.st != socks5::status::incomplete) {
@@ -1154,7 +1172,7 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
     return std::find(greeting->methods.begin(), greeting->methods.end(), m) != greeting->methods.end();
   };
   // Options travel in the username, so prefer username/password whenever offered.
-  std::uint8_t method = offers(socks5::method::userpass)                     ? socks5::method::userpass
+  std::uint8_t method = offers(socks5::method::userpass)                       ? socks5::method::userpass
                         : (g.users.empty() && offers(socks5::method::no_auth)) ? socks5::method::no_auth
                                                                                : socks5::method::none_acceptable;
   const std::string choice = socks5::make_method_choice(method);
@@ -1219,7 +1237,8 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
   auto c = co_await connect_via_pool(s->shard, params, req->dst.host, req->dst.port, net::dial_mode::tunnel, tried);
   record.outcome = outcome_for(c.error);
   if (c.error.status != 0) {
-    spdlog::debug("SOCKS5 CONNECT {} failed: {}", proto::format_authority(req->dst.host, req->dst.port), c.error.message);
+    spdlog::debug("SOCKS5 CONNECT {} failed: {}", proto::format_authority(req->dst.host, req->dst.port),
+                  c.error.message);
     {
       const std::string reply = socks5::make_reply(c.socks);
       co_await s->write_client(reply);
@@ -1284,9 +1303,9 @@ awaitable<void> refuse_overloaded(std::shared_ptr<session> s) {
     co_await s->write_client(reply);
     co_return;
   }
-  const std::string reply = error_reply(
-      *s, {503, fmt::format("too many client connections (--max-connections {})", s->cfg().max_connections),
-           "connection_limit_reached", "1"});
+  const std::string reply =
+      error_reply(*s, {503, fmt::format("too many client connections (--max-connections {})", s->cfg().max_connections),
+                       "connection_limit_reached", "1"});
   co_await s->write_client(reply);
 }
 

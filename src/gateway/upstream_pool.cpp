@@ -1,8 +1,7 @@
 #include "gateway/upstream_pool.hpp"
 
-#include <sys/socket.h>
-
 #include <fmt/format.h>
+#include <sys/socket.h>
 
 #include "pool/sticky.hpp"
 
@@ -24,7 +23,8 @@ std::string upstream_pool::key(const pool::exit& ex, std::string_view authority,
   const auto& spec = ex.spec();
   const bool via_http_proxy = spec.scheme == proto::exit_scheme::http || spec.scheme == proto::exit_scheme::https;
   // Credentials enter as a hash: a reloaded exit with new credentials gets new connections.
-  const auto creds = pool::hash64(spec.user + '\x1f' + spec.pass + '\x1f' + spec.host + ':' + std::to_string(spec.port));
+  const auto creds =
+      pool::hash64(spec.user + '\x1f' + spec.pass + '\x1f' + spec.host + ':' + std::to_string(spec.port));
   return fmt::format("{}\x1f{:016x}\x1f{}\x1f{}", ex.id(), creds, via_http_proxy ? std::string_view() : authority,
                      session);
 }

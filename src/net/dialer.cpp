@@ -1,10 +1,10 @@
 #include "net/dialer.hpp"
 
+#include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <fmt/format.h>
 
 #include "proto/base64.hpp"
 #include "proto/http_head.hpp"
@@ -175,8 +175,8 @@ awaitable<dial_result> http_connect(stream up, const proto::exit_spec& spec, con
 // Reads one complete SOCKS5 message with `parse`; returns the parse result.
 template <typename Parse>
 awaitable<std::tuple<error_code, std::invoke_result_t<Parse, std::string_view>>> read_socks(stream& up,
-                                                                                             std::string& buf,
-                                                                                             Parse parse) {
+                                                                                            std::string& buf,
+                                                                                            Parse parse) {
   for (;;) {
     auto r = parse(std::string_view(buf));
     if (r.st != socks5::status::incomplete) {
@@ -191,8 +191,8 @@ awaitable<std::tuple<error_code, std::invoke_result_t<Parse, std::string_view>>>
   }
 }
 
-awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, std::string host,
-                                      std::uint16_t port, bool login_only) {
+awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, std::string host, std::uint16_t port,
+                                      bool login_only) {
   const bool with_auth = !spec.user.empty();
   std::string buf;
   auto closed = [](const error_code& ec) {
@@ -289,7 +289,8 @@ awaitable<dial_result> tls_handshake(tcp::socket sock, const proto::exit_spec& s
       co_return failed(dial_error::tls_certificate_error, true,
                        fmt::format("exit's TLS certificate did not verify: {}", X509_verify_cert_error_string(vr)));
     }
-    co_return failed(dial_error::tls_protocol_error, true, fmt::format("TLS handshake with exit failed: {}", ec.message()));
+    co_return failed(dial_error::tls_protocol_error, true,
+                     fmt::format("TLS handshake with exit failed: {}", ec.message()));
   }
   out = std::move(tls);
   co_return dial_result{};
@@ -348,13 +349,14 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
   // Through a proxy: first reach the proxy itself.
   auto [rec, eps] = co_await resolve(spec.host, spec.port);
   if (rec) {
-    co_return failed(dial_error::dns_error, true, fmt::format("cannot resolve exit host {}: {}", spec.host, rec.message()));
+    co_return failed(dial_error::dns_error, true,
+                     fmt::format("cannot resolve exit host {}: {}", spec.host, rec.message()));
   }
   auto [cec, sock] = co_await connect_any(eps, std::nullopt);
   if (cec) {
-    co_return failed(error_from(cec), !local_resource_error(cec),
-                     fmt::format("connect to exit {} failed: {}", proto::format_authority(spec.host, spec.port),
-                                 cec.message()));
+    co_return failed(
+        error_from(cec), !local_resource_error(cec),
+        fmt::format("connect to exit {} failed: {}", proto::format_authority(spec.host, spec.port), cec.message()));
   }
   stream up;
   if (spec.scheme == proto::exit_scheme::https) {
@@ -382,18 +384,18 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
         co_return co_await socks5_connect(std::move(up), spec, host, port, true);
       }
       {
-      // socks5:// means the gateway resolves names; socks5h:// lets the exit do it.
-      auto [dec, targets] = co_await resolve(host, port);
-      if (dec || targets.empty()) {
-        auto r = failed(dial_error::dns_error, false, fmt::format("cannot resolve {}: {}", host, dec.message()));
-        r.socks_reply = socks5::reply::host_unreachable;
-        co_return r;
+        // socks5:// means the gateway resolves names; socks5h:// lets the exit do it.
+        auto [dec, targets] = co_await resolve(host, port);
+        if (dec || targets.empty()) {
+          auto r = failed(dial_error::dns_error, false, fmt::format("cannot resolve {}: {}", host, dec.message()));
+          r.socks_reply = socks5::reply::host_unreachable;
+          co_return r;
+        }
+        if (auto why = refused(opts, targets); !why.empty()) {
+          co_return failed(dial_error::destination_ip_prohibited, false, why);
+        }
+        co_return co_await socks5_connect(std::move(up), spec, targets.front().address().to_string(), port, false);
       }
-      if (auto why = refused(opts, targets); !why.empty()) {
-        co_return failed(dial_error::destination_ip_prohibited, false, why);
-      }
-      co_return co_await socks5_connect(std::move(up), spec, targets.front().address().to_string(), port, false);
-    }
     case proto::exit_scheme::socks5h:
       co_return co_await socks5_connect(std::move(up), spec, host, port, mode == dial_mode::handshake);
     case proto::exit_scheme::direct:
@@ -411,32 +413,52 @@ awaitable<void> sleep_for(std::chrono::milliseconds d) {
 
 const char* proxy_status_error(dial_error e) {
   switch (e) {
-    case dial_error::none: return "";
-    case dial_error::dns_error: return "dns_error";
-    case dial_error::connection_refused: return "connection_refused";
-    case dial_error::connection_timeout: return "connection_timeout";
-    case dial_error::destination_unavailable: return "destination_unavailable";
-    case dial_error::destination_ip_unroutable: return "destination_ip_unroutable";
-    case dial_error::destination_ip_prohibited: return "destination_ip_prohibited";
-    case dial_error::tls_protocol_error: return "tls_protocol_error";
-    case dial_error::tls_certificate_error: return "tls_certificate_error";
-    case dial_error::proxy_auth_failed: return "proxy_internal_error";
-    case dial_error::http_protocol_error: return "http_protocol_error";
-    case dial_error::connection_terminated: return "connection_terminated";
+    case dial_error::none:
+      return "";
+    case dial_error::dns_error:
+      return "dns_error";
+    case dial_error::connection_refused:
+      return "connection_refused";
+    case dial_error::connection_timeout:
+      return "connection_timeout";
+    case dial_error::destination_unavailable:
+      return "destination_unavailable";
+    case dial_error::destination_ip_unroutable:
+      return "destination_ip_unroutable";
+    case dial_error::destination_ip_prohibited:
+      return "destination_ip_prohibited";
+    case dial_error::tls_protocol_error:
+      return "tls_protocol_error";
+    case dial_error::tls_certificate_error:
+      return "tls_certificate_error";
+    case dial_error::proxy_auth_failed:
+      return "proxy_internal_error";
+    case dial_error::http_protocol_error:
+      return "http_protocol_error";
+    case dial_error::connection_terminated:
+      return "connection_terminated";
   }
   return "proxy_internal_error";
 }
 
 socks5::reply socks_reply_for(const dial_result& r) {
   switch (r.error) {
-    case dial_error::none: return socks5::reply::succeeded;
-    case dial_error::connection_refused: return socks5::reply::connection_refused;
-    case dial_error::connection_timeout: return socks5::reply::ttl_expired;
-    case dial_error::dns_error: return socks5::reply::host_unreachable;
-    case dial_error::destination_ip_unroutable: return socks5::reply::network_unreachable;
-    case dial_error::destination_ip_prohibited: return socks5::reply::not_allowed;
-    case dial_error::destination_unavailable: return r.socks_reply;
-    default: return socks5::reply::general_failure;
+    case dial_error::none:
+      return socks5::reply::succeeded;
+    case dial_error::connection_refused:
+      return socks5::reply::connection_refused;
+    case dial_error::connection_timeout:
+      return socks5::reply::ttl_expired;
+    case dial_error::dns_error:
+      return socks5::reply::host_unreachable;
+    case dial_error::destination_ip_unroutable:
+      return socks5::reply::network_unreachable;
+    case dial_error::destination_ip_prohibited:
+      return socks5::reply::not_allowed;
+    case dial_error::destination_unavailable:
+      return r.socks_reply;
+    default:
+      return socks5::reply::general_failure;
   }
 }
 

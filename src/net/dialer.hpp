@@ -48,12 +48,12 @@ struct dial_options {
 };
 
 struct dial_result {
-  stream upstream;             // valid on success
+  stream upstream;  // valid on success
   dial_error error = dial_error::none;
-  bool exit_fault = false;     // the exit itself failed (counts against its health)
-  std::string detail;          // one line for X-Exitpool-Error and logs (no secrets)
+  bool exit_fault = false;  // the exit itself failed (counts against its health)
+  std::string detail;       // one line for X-Exitpool-Error and logs (no secrets)
   proto::socks5::reply socks_reply = proto::socks5::reply::general_failure;  // for SOCKS5 clients
-  std::string leftover;        // bytes the exit sent after its handshake reply
+  std::string leftover;  // bytes the exit sent after its handshake reply
 };
 
 awaitable<dial_result> dial(const pool::exit& ex, std::string host, std::uint16_t port, dial_mode mode,

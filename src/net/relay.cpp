@@ -5,10 +5,9 @@
 #include <unistd.h>
 
 #include <array>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <cstring>
 #include <memory>
-
-#include <boost/asio/experimental/awaitable_operators.hpp>
 
 namespace exitpool::net {
 
@@ -22,7 +21,9 @@ void abort_both(stream& a, stream& b) {
   b.socket().shutdown(tcp::socket::shutdown_both, ec);
 }
 
-error_code errno_code() { return error_code(errno, boost::system::system_category()); }
+error_code errno_code() {
+  return error_code(errno, boost::system::system_category());
+}
 
 // Pipe size for bulk flows: 256 KiB lets 256 bulk flows at once stay within the default
 // per-user soft limit of pipe pages (64 MiB).
@@ -89,7 +90,8 @@ awaitable<relay_result> relay(stream& client, stream& upstream, std::string to_u
   // A tunnel may stay open for hours: give back the handshake buffers first.
   std::string().swap(to_upstream);
   std::string().swap(to_client);
-  auto [up_ec, down_ec] = co_await (pump(client, upstream, act, r.bytes_up) && pump(upstream, client, act, r.bytes_down));
+  auto [up_ec, down_ec] =
+      co_await (pump(client, upstream, act, r.bytes_up) && pump(upstream, client, act, r.bytes_down));
   r.error = up_ec ? up_ec : down_ec;
   co_return r;
 }
@@ -142,9 +144,8 @@ void plain_relay::start(std::string to_upstream, std::string to_client, std::sha
 }
 
 void plain_relay::read(direction& d, const owner_ptr& keep) {
-  d.from->async_read_some(asio::buffer(d.small), [this, &d, keep](error_code ec, std::size_t n) {
-    on_read(d, ec, n, keep);
-  });
+  d.from->async_read_some(asio::buffer(d.small),
+                          [this, &d, keep](error_code ec, std::size_t n) { on_read(d, ec, n, keep); });
 }
 
 void plain_relay::on_read(direction& d, error_code ec, std::size_t n, const owner_ptr& keep) {

@@ -54,8 +54,8 @@ class plain_relay {
     tcp::socket* from = nullptr;
     tcp::socket* to = nullptr;
     std::uint64_t bytes = 0;
-    std::string spill;       // bytes read but not yet accepted by `to`
-    int pipe_r = -1;         // splice pipe, made when the flow turns out to be bulk
+    std::string spill;  // bytes read but not yet accepted by `to`
+    int pipe_r = -1;    // splice pipe, made when the flow turns out to be bulk
     int pipe_w = -1;
     std::size_t in_pipe = 0;
     std::uint32_t pipe_bytes = 0;  // the pipe's capacity: the most one splice call moves

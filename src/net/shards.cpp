@@ -1,10 +1,9 @@
 #include "net/shards.hpp"
 
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 
 #include <string>
-
-#include <spdlog/spdlog.h>
 
 namespace exitpool::net {
 

@@ -19,12 +19,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <string>
-#include <string_view>
 
 #include "pool/clock.hpp"
 
@@ -40,8 +39,7 @@ class expiring_map {
   using map_type = std::unordered_map<Key, entry, Hash, Eq>;
   static constexpr std::size_t stripe_count = 64;
 
-  explicit expiring_map(std::size_t max_entries)
-      : per_stripe_(std::max<std::size_t>(1, max_entries / stripe_count)) {}
+  explicit expiring_map(std::size_t max_entries) : per_stripe_(std::max<std::size_t>(1, max_entries / stripe_count)) {}
 
   // The stripe's map, locked for the duration of `fn(map)`. Expired entries may be
   // present: callers compare `expires` with their `now`.
@@ -176,7 +174,8 @@ struct exit_host_eq {
   using is_transparent = void;
   template <class A, class B>
   bool operator()(const A& a, const B& b) const {
-    return a.exit_hash == b.exit_hash && a.host_hash == b.host_hash && std::string_view(a.host) == std::string_view(b.host);
+    return a.exit_hash == b.exit_hash && a.host_hash == b.host_hash &&
+           std::string_view(a.host) == std::string_view(b.host);
   }
 };
 

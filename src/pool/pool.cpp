@@ -18,7 +18,9 @@ namespace {
 
 constexpr double ewma_alpha = 0.2;
 
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+char lower(char c) {
+  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
 
 std::string to_lower(std::string_view s) {
   std::string out(s);
@@ -45,7 +47,9 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 // An empty filter value matches anything; otherwise compare case-insensitively.
-bool field_matches(std::string_view want, std::string_view have) { return want.empty() || iequals(want, have); }
+bool field_matches(std::string_view want, std::string_view have) {
+  return want.empty() || iequals(want, have);
+}
 
 // Everything that defines how an exit is dialled and indexed. `line` is left out:
 // moving an unchanged exit within the file must not reset its stats.
@@ -138,7 +142,9 @@ void exit::apply_limits(const limits_config& c) {
   concurrency_cap_.store(std::max(0, c.per_exit_concurrency), std::memory_order_relaxed);
 }
 
-bool exit::usable(time_point now) const { return to_ns(now) >= down_until_ns_.load(std::memory_order_relaxed); }
+bool exit::usable(time_point now) const {
+  return to_ns(now) >= down_until_ns_.load(std::memory_order_relaxed);
+}
 
 time_point exit::down_until() const {
   return time_point(std::chrono::duration_cast<clock::duration>(
@@ -236,8 +242,12 @@ std::string filter::describe() const {
 
 namespace {
 
-constexpr std::uint64_t slot_tag(std::uint64_t hash) { return hash & ~std::uint64_t{0xffffffffu}; }
-constexpr std::uint32_t slot_index(std::uint64_t slot) { return static_cast<std::uint32_t>(slot) - 1; }
+constexpr std::uint64_t slot_tag(std::uint64_t hash) {
+  return hash & ~std::uint64_t{0xffffffffu};
+}
+constexpr std::uint32_t slot_index(std::uint64_t slot) {
+  return static_cast<std::uint32_t>(slot) - 1;
+}
 
 // Appends index i to the list of `value` (lower-cased). Pools are often grouped by
 // country or type: the last value's list is remembered, so a run of equal values

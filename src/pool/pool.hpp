@@ -122,7 +122,7 @@ class exit {
   std::atomic<std::uint64_t> failures_{0};
   std::atomic<int> consecutive_failures_{0};
   std::atomic<int> ejections_{0};
-  std::atomic<std::int64_t> down_until_ns_{0};    // steady_clock ns since epoch
+  std::atomic<std::int64_t> down_until_ns_{0};  // steady_clock ns since epoch
   std::atomic<std::int64_t> ewma_latency_ns_{-1};
   std::atomic<std::int64_t> probe_claimed_ns_{0};  // 0: probe slot free
   std::atomic<int> concurrency_cap_{0};
@@ -212,7 +212,6 @@ class snapshot {
   std::span<const std::uint32_t> candidates(const filter& f) const;
 
  private:
-
   std::vector<std::shared_ptr<exit>> exits_;
   std::vector<std::uint32_t> all_;
   bool single_tier_ = true;

@@ -26,8 +26,7 @@ std::int64_t tolerance_for(std::int64_t interval, double burst) {
 }
 
 // GCRA decision for one take: the new TAT, or nothing when no token is free.
-bool gcra_admit(std::int64_t tat, std::int64_t now, std::int64_t interval, std::int64_t tolerance,
-                std::int64_t& next) {
+bool gcra_admit(std::int64_t tat, std::int64_t now, std::int64_t interval, std::int64_t tolerance, std::int64_t& next) {
   const std::int64_t base = std::max(tat, now);
   if (base - now > tolerance) {
     return false;

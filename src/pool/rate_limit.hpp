@@ -56,10 +56,10 @@ class token_bucket {
 
 // Per-exit limits, applied to every exit when a snapshot is built (all off by default).
 struct limits_config {
-  double per_exit_rate = 0;        // requests or new tunnels per second per exit; 0 = off
-  double burst = 1;                // bucket size of both rate limits (>= 1)
-  int per_exit_concurrency = 0;    // in-flight leases per exit; 0 = off
-  double per_exit_host_rate = 0;   // per exit and target host; 0 = off (see host_limits)
+  double per_exit_rate = 0;       // requests or new tunnels per second per exit; 0 = off
+  double burst = 1;               // bucket size of both rate limits (>= 1)
+  int per_exit_concurrency = 0;   // in-flight leases per exit; 0 = off
+  double per_exit_host_rate = 0;  // per exit and target host; 0 = off (see host_limits)
 };
 
 // Token buckets per (exit, target host), shared by all shards. An entry exists only
@@ -77,9 +77,8 @@ class host_limits {
   time_point next_available(const exit& e, std::string_view host, time_point now) const;
   void refund(const exit& e, std::string_view host);
   // Batch peek for the selector: out[i] = next_available for exit_hashes[i] (one lock).
-  void next_available_many(std::string_view host, std::uint64_t host_hash,
-                           std::span<const std::uint64_t> exit_hashes, time_point now,
-                           std::span<time_point> out) const;
+  void next_available_many(std::string_view host, std::uint64_t host_hash, std::span<const std::uint64_t> exit_hashes,
+                           time_point now, std::span<time_point> out) const;
 
   std::size_t size() const { return map_.size(); }
   std::size_t sweep(time_point now) { return map_.sweep(now); }

@@ -21,7 +21,9 @@ int set_fields(const filter& f) {
   return static_cast<int>(!f.country.empty()) + static_cast<int>(!f.city.empty()) + static_cast<int>(!f.type.empty());
 }
 
-double weight_of(const exit& e) { return std::max(e.spec().weight, 0.0); }
+double weight_of(const exit& e) {
+  return std::max(e.spec().weight, 0.0);
+}
 
 std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t bound) {  // uniform in [0, bound)
   return std::uniform_int_distribution<std::uint64_t>(0, bound - 1)(rng);
@@ -324,8 +326,8 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
         // Where a uniform draw over the total weight lands; a weight-free pool
         // degrades to uniform.
         const bool uniform = !(total_weight > 0);
-        double target = uniform ? static_cast<double>(below(count))
-                                : std::uniform_real_distribution<double>(0, total_weight)(rng_);
+        double target =
+            uniform ? static_cast<double>(below(count)) : std::uniform_real_distribution<double>(0, total_weight)(rng_);
         for (cand& c : scratch_) {
           if (!in(c)) {
             continue;

@@ -11,7 +11,9 @@ constexpr std::uint64_t golden = 0x9E3779B97F4A7C15ULL;
 constexpr std::uint64_t c1 = 0x87C37B91114253D5ULL;
 constexpr std::uint64_t c2 = 0x4CF5AD432745937FULL;
 
-constexpr std::uint64_t rotl(std::uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+constexpr std::uint64_t rotl(std::uint64_t x, int r) {
+  return (x << r) | (x >> (64 - r));
+}
 
 // MurmurHash3's 64-bit finalizer: every input bit affects every output bit.
 constexpr std::uint64_t fmix64(std::uint64_t k) {
@@ -59,7 +61,9 @@ std::uint64_t hash64(std::string_view data, std::uint64_t seed) {
   return fmix64(h);
 }
 
-std::uint64_t mix64(std::uint64_t a, std::uint64_t b) { return fmix64(a ^ fmix64(b + golden)); }
+std::uint64_t mix64(std::uint64_t a, std::uint64_t b) {
+  return fmix64(a ^ fmix64(b + golden));
+}
 
 double rendezvous_score(std::uint64_t key_hash, std::uint64_t exit_hash, double weight) {
   if (!(weight > 0.0)) {

@@ -1,11 +1,12 @@
 #include "proto/http_head.hpp"
-#include "proto/text.hpp"
 
 #include <arpa/inet.h>
 
 #include <algorithm>
 #include <array>
 #include <charconv>
+
+#include "proto/text.hpp"
 
 namespace exitpool::proto {
 namespace {
@@ -17,15 +18,30 @@ constexpr bool is_tchar(unsigned char c) {
     return true;
   }
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
   }
 }
 
-constexpr bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
+constexpr bool is_ctl(unsigned char c) {
+  return c < 0x20 || c == 0x7f;
+}
 
 // Bytes the head scanner must look at: line ends and control bytes other than HTAB.
 constexpr std::array<bool, 256> needs_check = [] {
@@ -35,11 +51,19 @@ constexpr std::array<bool, 256> needs_check = [] {
   }
   return t;
 }();
-constexpr bool is_ows(char c) { return c == ' ' || c == '\t'; }
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
-constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+constexpr bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
+constexpr bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+constexpr bool is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
-char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char to_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool is_token(std::string_view s) {
   if (s.empty()) {
@@ -162,8 +186,8 @@ scanned_head scan_head(std::string_view buf, const head_limits& limits, bool is_
     // Ordinary bytes below both length limits need no check: skip them with one table
     // lookup each. Any other byte (CR, LF, a control byte, or one at a limit) takes the
     // full path below, so the result is the same as checking every byte there.
-    const std::size_t plain_until = std::min({buf.size(), head_start + limits.max_head_bytes,
-                                              line_start + limits.max_line_bytes});
+    const std::size_t plain_until =
+        std::min({buf.size(), head_start + limits.max_head_bytes, line_start + limits.max_line_bytes});
     while (i < plain_until && !needs_check[static_cast<unsigned char>(buf[i])]) {
       ++i;
     }
@@ -195,8 +219,9 @@ scanned_head scan_head(std::string_view buf, const head_limits& limits, bool is_
       }
       if (i - line_start + 1 > limits.max_line_bytes) {
         out.status = parse_status::error;
-        out.err = have_start ? head_error{line_status_header, "header line too long"}
-                             : head_error{line_status_start, is_request ? "request line too long" : "status line too long"};
+        out.err = have_start
+                      ? head_error{line_status_header, "header line too long"}
+                      : head_error{line_status_start, is_request ? "request line too long" : "status line too long"};
         return out;
       }
       continue;
@@ -241,8 +266,7 @@ struct te_analysis {
 };
 
 bool known_coding(std::string_view c) {
-  return c == "chunked" || c == "gzip" || c == "x-gzip" || c == "deflate" || c == "compress" ||
-         c == "x-compress";
+  return c == "chunked" || c == "gzip" || c == "x-gzip" || c == "deflate" || c == "compress" || c == "x-compress";
 }
 
 te_analysis analyse_transfer_encoding(const std::vector<header>& headers) {

@@ -19,8 +19,8 @@ struct header {
 };
 
 struct head_limits {
-  std::size_t max_head_bytes = 64 * 1024;   // whole head, start line included
-  std::size_t max_line_bytes = 16 * 1024;   // any one line (start line or header line)
+  std::size_t max_head_bytes = 64 * 1024;  // whole head, start line included
+  std::size_t max_line_bytes = 16 * 1024;  // any one line (start line or header line)
   std::size_t max_headers = 100;
 };
 
@@ -30,9 +30,9 @@ enum class parse_status { complete, incomplete, error };
 // (400 malformed, 414 URI too long, 431 header too large, 501 unknown method /
 // transfer coding, 505 version) and `error` a short reason for X-Exitpool-Error.
 struct request_head {
-  std::string method;        // as sent (token, case-sensitive)
-  std::string target;        // request-target as sent
-  int version_minor = 1;     // HTTP/1.<minor>; only 1.0 and 1.1 are accepted
+  std::string method;     // as sent (token, case-sensitive)
+  std::string target;     // request-target as sent
+  int version_minor = 1;  // HTTP/1.<minor>; only 1.0 and 1.1 are accepted
   std::vector<header> headers;
 };
 
@@ -109,7 +109,19 @@ class chunked_scanner {
   const std::string& error_reason() const { return error_; }
 
  private:
-  enum class state { size, size_ext, size_lf, data, data_cr, data_lf, trailer_start, trailer_line, trailer_lf, final_lf, done };
+  enum class state {
+    size,
+    size_ext,
+    size_lf,
+    data,
+    data_cr,
+    data_lf,
+    trailer_start,
+    trailer_line,
+    trailer_lf,
+    final_lf,
+    done
+  };
   state state_ = state::size;
   std::uint64_t remaining_ = 0;
   int size_digits_ = 0;
@@ -128,7 +140,7 @@ struct authority {
 std::optional<authority> parse_authority(std::string_view s, std::uint16_t default_port);
 
 struct absolute_target {
-  std::string scheme;       // lower-case, "http" only is served by the gateway
+  std::string scheme;  // lower-case, "http" only is served by the gateway
   authority where;
   std::string origin_form;  // path and query, "/" when empty
 };

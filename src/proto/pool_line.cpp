@@ -1,7 +1,7 @@
 #include "proto/pool_line.hpp"
-#include "proto/text.hpp"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
@@ -15,7 +15,7 @@
 #include <system_error>
 #include <thread>
 
-#include <fmt/format.h>
+#include "proto/text.hpp"
 
 namespace exitpool::proto {
 namespace {
@@ -24,7 +24,9 @@ constexpr bool is_space(char c) {
   // ' ' and \t \n \v \f \r (9..13) in one comparison each.
   return c == ' ' || static_cast<unsigned char>(c - '\t') <= '\r' - '\t';
 }
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 constexpr bool is_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c);
 }
@@ -41,7 +43,9 @@ bool valid_hostname(std::string_view s) {
   return true;
 }
 
-constexpr char lower_char(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+constexpr char lower_char(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 // ASCII case-insensitive equality; `want` is lower-case.
 constexpr bool iequals(std::string_view have, std::string_view want) {
@@ -322,7 +326,8 @@ struct line_parser {
     spec.host.assign(host);
     const auto c1 = rest.find(':');
     const std::string_view host_port = text.substr(0, text.size() - rest.size() + std::min(c1, rest.size()));
-    if (!parse_port(rest.substr(0, c1), [host_port] { return host_port; }, spec.port)) {
+    if (!parse_port(
+            rest.substr(0, c1), [host_port] { return host_port; }, spec.port)) {
       return false;
     }
     if (c1 == std::string_view::npos) {
@@ -343,8 +348,14 @@ struct line_parser {
 
   // Known keys seen on this line, one bit each (a line is parsed a million times in a
   // big pool: no per-line map). Other keys are checked against the tags so far.
-  enum seen_bit : unsigned { seen_id = 1, seen_country = 2, seen_city = 4, seen_type = 8, seen_weight = 16,
-                             seen_tls = 32 };
+  enum seen_bit : unsigned {
+    seen_id = 1,
+    seen_country = 2,
+    seen_city = 4,
+    seen_type = 8,
+    seen_weight = 16,
+    seen_tls = 32
+  };
   // Compares case-insensitively: no lower-cased copy of the key on the happy path.
   static unsigned key_bit(std::string_view key) {
     return iequals(key, "id")           ? seen_id

@@ -30,14 +30,14 @@ struct exit_spec {
   std::uint16_t port = 0;  // 0 for direct
   std::string user;
   std::string pass;
-  std::string id;          // explicit id=, else derived (see default_exit_id)
-  std::string country;     // lower-case, "" = untagged
+  std::string id;       // explicit id=, else derived (see default_exit_id)
+  std::string country;  // lower-case, "" = untagged
   std::string city;
   std::string type;
   double weight = 1.0;
-  bool tls_verify = true;  // https:// only
+  bool tls_verify = true;                                 // https:// only
   std::vector<std::pair<std::string, std::string>> tags;  // other key=value, in order
-  std::size_t line = 0;    // line number in its file, 0 when not from a file
+  std::size_t line = 0;                                   // line number in its file, 0 when not from a file
 };
 
 // "host:port" for proxies, "user@host:port" when a user is set,

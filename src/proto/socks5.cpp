@@ -10,7 +10,9 @@ namespace {
 
 constexpr std::uint8_t userpass_version = 0x01;
 
-std::uint8_t byte_at(std::string_view buf, std::size_t i) { return static_cast<std::uint8_t>(buf[i]); }
+std::uint8_t byte_at(std::string_view buf, std::size_t i) {
+  return static_cast<std::uint8_t>(buf[i]);
+}
 
 void put_port(std::string& out, std::uint16_t port) {
   out.push_back(static_cast<char>(port >> 8));
@@ -126,7 +128,8 @@ address_parse parse_address(std::string_view buf, std::size_t at) {
     }
     r.addr.host = text.data();
   }
-  r.addr.port = static_cast<std::uint16_t>((byte_at(buf, addr_at + addr_len) << 8) | byte_at(buf, addr_at + addr_len + 1));
+  r.addr.port =
+      static_cast<std::uint16_t>((byte_at(buf, addr_at + addr_len) << 8) | byte_at(buf, addr_at + addr_len + 1));
   r.end = addr_at + addr_len + 2;
   r.st = status::complete;
   return r;
@@ -191,7 +194,9 @@ greeting_result parse_greeting(std::string_view buf) {
   return r;
 }
 
-std::string make_method_choice(std::uint8_t m) { return std::string{static_cast<char>(version), static_cast<char>(m)}; }
+std::string make_method_choice(std::uint8_t m) {
+  return std::string{static_cast<char>(version), static_cast<char>(m)};
+}
 
 userpass_result parse_userpass(std::string_view buf) {
   userpass_result r;

@@ -1,10 +1,11 @@
 #include "proto/user_params.hpp"
-#include "proto/text.hpp"
+
+#include <fmt/format.h>
 
 #include <array>
 #include <vector>
 
-#include <fmt/format.h>
+#include "proto/text.hpp"
 
 namespace exitpool::proto {
 namespace {
@@ -158,8 +159,8 @@ params_result parse_credentials(std::string_view username, std::string_view pass
     // The longest '-'-joined prefix that names a known user; with none, fall back to the
     // first part so that the caller's credential check fails with the usual answer.
     for (std::size_t k = parts.size(); k >= 1; --k) {
-      const std::string_view prefix = username.substr(0, static_cast<std::size_t>(parts[k - 1].data() - username.data()) +
-                                                             parts[k - 1].size());
+      const std::string_view prefix =
+          username.substr(0, static_cast<std::size_t>(parts[k - 1].data() - username.data()) + parts[k - 1].size());
       if (is_user(prefix)) {
         user_parts = k;
         break;

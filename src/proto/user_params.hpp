@@ -17,8 +17,8 @@
 // the longest '-'-joined prefix for which is_user() is true; without it, USER is the
 // text before the first '-'. The password carries options when every '_'-separated
 // part after the first has the shape KEY-VALUE (KEY made of letters); those keys must
-// be known (else an error). Otherwise the whole field is the password ("my_secret"). Options in both fields are merged; the same key with
-// two different values is an error.
+// be known (else an error). Otherwise the whole field is the password ("my_secret"). Options in both fields are merged;
+// the same key with two different values is an error.
 
 #include <functional>
 #include <optional>

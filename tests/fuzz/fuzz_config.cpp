@@ -4,6 +4,7 @@
 // Errors must be std::runtime_error naming the file; anything else escaping is a crash.
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -11,8 +12,6 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "cli/config_file.hpp"
 #include "fuzz_check.hpp"

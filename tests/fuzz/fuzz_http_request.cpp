@@ -41,8 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case proto::parse_status::error:
       FUZZ_CHECK(r.consumed == 0);
       FUZZ_CHECK(!r.error.empty());
-      FUZZ_CHECK(r.error_status == 400 || r.error_status == 414 || r.error_status == 431 ||
-                 r.error_status == 501 || r.error_status == 505);
+      FUZZ_CHECK(r.error_status == 400 || r.error_status == 414 || r.error_status == 431 || r.error_status == 501 ||
+                 r.error_status == 505);
       return 0;
     case proto::parse_status::complete:
       break;

@@ -137,7 +137,7 @@ TEST(RetryAfter, HttpDate) {
     const char* value;
     std::optional<std::chrono::seconds> want;
   } cases[] = {
-      {"Sun, 06 Nov 1994 08:49:37 GMT", 100s},   // IMF-fixdate
+      {"Sun, 06 Nov 1994 08:49:37 GMT", 100s},  // IMF-fixdate
       {"Sun, 06 Nov 1994 08:51:17 GMT", 200s},
       {"Sunday, 06-Nov-94 08:49:37 GMT", 100s},  // obsolete RFC 850
       {"Sun Nov  6 08:49:37 1994", 100s},        // obsolete asctime

@@ -28,8 +28,12 @@ proto::exit_spec spec(std::string id, std::string country = "", std::string city
   return s;
 }
 
-outcome ok(std::chrono::microseconds latency = 1000us) { return {true, latency}; }
-outcome fail() { return {false, 0us}; }
+outcome ok(std::chrono::microseconds latency = 1000us) {
+  return {true, latency};
+}
+outcome fail() {
+  return {false, 0us};
+}
 
 std::vector<std::string> ids(const snapshot& s, std::span<const std::uint32_t> idx) {
   std::vector<std::string> out;

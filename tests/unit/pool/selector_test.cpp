@@ -1,6 +1,4 @@
 #include "pool/selector.hpp"
-#include "pool/ban.hpp"
-#include "pool/rate_limit.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,6 +7,9 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include "pool/ban.hpp"
+#include "pool/rate_limit.hpp"
 
 namespace exitpool::pool {
 namespace {
@@ -53,7 +54,9 @@ std::shared_ptr<const snapshot> mixed() {
   });
 }
 
-void eject(exit& e, time_point now, const health_config& cfg = eject_once) { e.report({false, 0us}, now, cfg); }
+void eject(exit& e, time_point now, const health_config& cfg = eject_once) {
+  e.report({false, 0us}, now, cfg);
+}
 
 // Picks `n` times and counts the chosen ids; every pick must succeed.
 std::map<std::string, int> tally(selector& sel, const snapshot& s, const pick_request& r, int n, time_point now = t0) {
@@ -385,11 +388,11 @@ TEST(Fastest, UnmeasuredExitsFirst) {
   EXPECT_GT(counts["e2"], 400);
 }
 
-
 // ---- bans, rate limits, concurrency caps, probing ----------------------------------------------
 
-
-exit& at(const snapshot& s, int i) { return *s.exits()[i]; }
+exit& at(const snapshot& s, int i) {
+  return *s.exits()[i];
+}
 
 TEST(SelectorCapacity, SkipsExitsBannedForTheHostOnly) {
   auto s = numbered(3);

@@ -40,7 +40,9 @@ std::shared_ptr<const snapshot> numbered(int n) {
   return snapshot::build(std::move(specs));
 }
 
-std::string key(int i) { return "user1-session-" + std::to_string(i); }
+std::string key(int i) {
+  return "user1-session-" + std::to_string(i);
+}
 
 exit* sticky_pick(selector& sel, const snapshot& s, std::string_view k, std::uint64_t generation = 0,
                   time_point now = t0) {

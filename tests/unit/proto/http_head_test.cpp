@@ -23,8 +23,8 @@ TEST(http_request_head, parses_valid_heads) {
   const std::vector<valid_request_case> cases = {
       {"absolute_form", "GET http://example.com/a?b=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", "GET",
        "http://example.com/a?b=1", 1, 1},
-      {"connect", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "CONNECT", "example.com:443",
-       1, 1},
+      {"connect", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "CONNECT", "example.com:443", 1,
+       1},
       {"http10", "GET http://a/ HTTP/1.0\r\n\r\n", "GET", "http://a/", 0, 0},
       {"bare_lf", "GET / HTTP/1.1\nHost: a\nX: y\n\n", "GET", "/", 1, 2},
       {"mixed_line_endings", "GET / HTTP/1.1\r\nHost: a\n\r\n", "GET", "/", 1, 1},
@@ -71,7 +71,9 @@ struct bad_request_case {
   int status;
 };
 
-std::string big(std::size_t n, char c = 'a') { return std::string(n, c); }
+std::string big(std::size_t n, char c = 'a') {
+  return std::string(n, c);
+}
 
 TEST(http_request_head, rejects_malformed_heads) {
   const std::string ok_end = "Host: a\r\n\r\n";
@@ -120,20 +122,24 @@ TEST(http_request_head, rejects_malformed_heads) {
       {"request_line_too_long_unterminated", "GET /" + big(17 * 1024), 414},
       {"header_line_too_long", "GET / HTTP/1.1\r\nX: " + big(17 * 1024) + "\r\n\r\n", 431},
       {"header_too_long_unterminated", "GET / HTTP/1.1\r\nX: " + big(17 * 1024), 431},
-      {"head_too_large", [] {
+      {"head_too_large",
+       [] {
          std::string s = "GET / HTTP/1.1\r\n";
          for (int i = 0; i < 90; ++i) {
            s += "X-" + std::to_string(i) + ": " + std::string(1000, 'v') + "\r\n";
          }
          return s + "\r\n";
-       }(), 431},
-      {"too_many_headers", [] {
+       }(),
+       431},
+      {"too_many_headers",
+       [] {
          std::string s = "GET / HTTP/1.1\r\n";
          for (int i = 0; i < 101; ++i) {
            s += "X-" + std::to_string(i) + ": v\r\n";
          }
          return s + "\r\n";
-       }(), 431},
+       }(),
+       431},
       {"binary_garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400},
       {"bare_cr_line_end", "GET / HTTP/1.1\r\r\n\r\n", 400},
   };
@@ -216,10 +222,18 @@ TEST(http_response_head, parses_valid_heads) {
 
 TEST(http_response_head, rejects_malformed_heads) {
   const std::vector<std::string> rows = {
-      "HTTP/1.1 20 OK\r\n\r\n",   "HTTP/1.1 2000 OK\r\n\r\n",   "HTTP/1.1 abc OK\r\n\r\n",
-      "HTTP/1.1  200 OK\r\n\r\n", "HTTP/2 200 OK\r\n\r\n",      "HTTP/1.2 200 OK\r\n\r\n",
-      "http/1.1 200 OK\r\n\r\n",  "HTTP/1.1 099 OK\r\n\r\n",    "HTTP/1.1 200 OK\r\nX : y\r\n\r\n",
-      "HTTP/1.1 200 OK\r\nX: y\r\n z\r\n\r\n", "HTTP/1.1 200 OK\rX: y\r\n\r\n", "ICY 200 OK\r\n\r\n",
+      "HTTP/1.1 20 OK\r\n\r\n",
+      "HTTP/1.1 2000 OK\r\n\r\n",
+      "HTTP/1.1 abc OK\r\n\r\n",
+      "HTTP/1.1  200 OK\r\n\r\n",
+      "HTTP/2 200 OK\r\n\r\n",
+      "HTTP/1.2 200 OK\r\n\r\n",
+      "http/1.1 200 OK\r\n\r\n",
+      "HTTP/1.1 099 OK\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX : y\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX: y\r\n z\r\n\r\n",
+      "HTTP/1.1 200 OK\rX: y\r\n\r\n",
+      "ICY 200 OK\r\n\r\n",
       std::string("HTTP/1.1 200 OK\r\nX: \0\r\n\r\n", 25),
   };
   for (const auto& in : rows) {
@@ -262,8 +276,12 @@ TEST(http_framing, request_bodies) {
       {"none", {}, 1, body_kind::none, 0, 0},
       {"content_length", {{"Content-Length", "42"}}, 1, body_kind::content_length, 42, 0},
       {"content_length_zero", {{"content-length", "0"}}, 1, body_kind::content_length, 0, 0},
-      {"content_length_max", {{"Content-Length", "9999999999999999999"}}, 1, body_kind::content_length,
-       9999999999999999999ull, 0},
+      {"content_length_max",
+       {{"Content-Length", "9999999999999999999"}},
+       1,
+       body_kind::content_length,
+       9999999999999999999ull,
+       0},
       {"chunked", {{"Transfer-Encoding", "chunked"}}, 1, body_kind::chunked, 0, 0},
       {"chunked_case", {{"Transfer-Encoding", "CHUNKED"}}, 1, body_kind::chunked, 0, 0},
       {"gzip_chunked", {{"Transfer-Encoding", "gzip, chunked"}}, 1, body_kind::chunked, 0, 0},
@@ -284,8 +302,12 @@ TEST(http_framing, request_bodies) {
       {"te_not_final_chunked", {{"Transfer-Encoding", "chunked, gzip"}}, 1, std::nullopt, 0, 400},
       {"te_gzip_only", {{"Transfer-Encoding", "gzip"}}, 1, std::nullopt, 0, 400},
       {"te_chunked_twice", {{"Transfer-Encoding", "chunked, chunked"}}, 1, std::nullopt, 0, 400},
-      {"te_chunked_twice_split", {{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}}, 1,
-       std::nullopt, 0, 400},
+      {"te_chunked_twice_split",
+       {{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}},
+       1,
+       std::nullopt,
+       0,
+       400},
       {"te_unknown", {{"Transfer-Encoding", "foo"}}, 1, std::nullopt, 0, 501},
       {"te_unknown_before_chunked", {{"Transfer-Encoding", "foo, chunked"}}, 1, std::nullopt, 0, 501},
       {"te_identity", {{"Transfer-Encoding", "identity"}}, 1, std::nullopt, 0, 501},
@@ -479,7 +501,7 @@ TEST(chunked_scanner, arbitrary_splits) {
     ASSERT_EQ(a.consumed, split);
     ASSERT_EQ(a.done, split == body.size());
     if (split < body.size()) {
-      const auto b = s.feed(std::string_view(body).substr(split) );
+      const auto b = s.feed(std::string_view(body).substr(split));
       ASSERT_FALSE(b.error) << s.error_reason();
       ASSERT_TRUE(b.done);
       ASSERT_EQ(b.consumed, body.size() - split);
@@ -519,8 +541,8 @@ TEST(http_helpers, iequals_and_tokens) {
 
 TEST(http_helpers, hop_by_hop) {
   const std::vector<header> headers = {{"Connection", "keep-alive, X-Custom, Content-Length"}, {"Host", "a"}};
-  for (const char* name : {"Connection", "keep-alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Upgrade",
-                           "x-custom"}) {
+  for (const char* name :
+       {"Connection", "keep-alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Upgrade", "x-custom"}) {
     EXPECT_TRUE(is_hop_by_hop(name, headers)) << name;
   }
   for (const char* name : {"Host", "Content-Length", "Transfer-Encoding", "Accept", "Trailer"}) {

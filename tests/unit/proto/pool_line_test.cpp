@@ -159,12 +159,10 @@ TEST(pool_line, rejects_bad_lines_precisely) {
 
 TEST(pool_line, errors_never_show_passwords) {
   for (const char* line : {"http://u:hunter2@h", "http://u:hunter2@h:99999", "http://u:hunter2@h:1/x",
-                           "http://u:hunter2@::1:80", "http://:hunter2@h:1",
-                           "direct://u:hunter2@1.2.3.4",
+                           "http://u:hunter2@::1:80", "http://:hunter2@h:1", "direct://u:hunter2@1.2.3.4",
                            // Found by tests/fuzz/fuzz_pool_line (tests/fuzz/regressions/fuzz_pool_line/):
                            // malformed vendor-format lines and a missing scheme quoted the whole text.
-                           "[::1]x:80:user:hunter2", "[::1:80:user:hunter2", ":80:user:hunter2",
-                           "://u:hunter2@h:1"}) {
+                           "[::1]x:80:user:hunter2", "[::1:80:user:hunter2", ":80:user:hunter2", "://u:hunter2@h:1"}) {
     const auto r = parse_pool_line(line);
     ASSERT_FALSE(r.error.empty()) << line;
     EXPECT_EQ(r.error.find("hunter2"), std::string::npos) << r.error;
@@ -188,8 +186,8 @@ TEST(pool_line, ids_and_redaction) {
   d.host = "127.0.0.5";
   EXPECT_EQ(default_exit_id(d), "direct:127.0.0.5");
   EXPECT_EQ(redacted_url(d), "direct://127.0.0.5");
-  for (auto sc : {exit_scheme::http, exit_scheme::https, exit_scheme::socks5, exit_scheme::socks5h,
-                  exit_scheme::direct}) {
+  for (auto sc :
+       {exit_scheme::http, exit_scheme::https, exit_scheme::socks5, exit_scheme::socks5h, exit_scheme::direct}) {
     EXPECT_STRNE(scheme_name(sc), "unknown");
   }
 }

@@ -40,11 +40,10 @@ TEST(socks5_greeting, parse) {
     status st;
   };
   const std::vector<row> rows = {
-      {bytes({5}), status::incomplete},
-      {bytes({5, 3, 0, 1}), status::incomplete},
-      {bytes({4, 1, 0}), status::error},           // SOCKS4
-      {bytes({5, 0}), status::error},              // no methods
-      {"GET / HTTP/1.1\r\n", status::error},       // not SOCKS at all
+      {bytes({5}), status::incomplete},        {bytes({5, 3, 0, 1}), status::incomplete},
+      {bytes({4, 1, 0}), status::error},      // SOCKS4
+      {bytes({5, 0}), status::error},         // no methods
+      {"GET / HTTP/1.1\r\n", status::error},  // not SOCKS at all
       {bytes({5, 1, 0xff}), status::complete},
   };
   for (const auto& r2 : rows) {

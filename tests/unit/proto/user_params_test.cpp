@@ -19,7 +19,9 @@ TEST(user_params, parses_valid_credentials) {
   const std::vector<valid_case> cases = {
       {"alice", "secret", {"alice", "secret", "", "", "", "", std::nullopt}},
       {"alice-country-US", "pw", {"alice", "pw", "us", "", "", "", std::nullopt}},
-      {"alice-cc-de-city-Berlin-type-Residential", "pw", {"alice", "pw", "de", "berlin", "residential", "", std::nullopt}},
+      {"alice-cc-de-city-Berlin-type-Residential",
+       "pw",
+       {"alice", "pw", "de", "berlin", "residential", "", std::nullopt}},
       {"alice-region-fr", "pw", {"alice", "pw", "fr", "", "", "", std::nullopt}},
       {"alice-session-AbC12-sesstime-30", "pw", {"alice", "pw", "", "", "", "AbC12", 30}},
       {"alice-sessid-x-sessionduration-1440", "pw", {"alice", "pw", "", "", "", "x", 1440}},
