@@ -17,7 +17,7 @@ json::value string_or_null(const std::string& s) {
   return json::string(s);
 }
 
-json::object exit_json(const pool::exit& e, pool::time_point now, const pool::ban_table* bans) {
+json::object exit_json(const pool::exit& e, pool::time_point now, const pool::state* bans) {
   const auto& spec = e.spec();
   json::object o;
   o["id"] = spec.id;
@@ -77,7 +77,7 @@ json::object exit_tags_json(const proto::exit_spec& spec) {
   return tags;
 }
 
-json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::ban_table* bans) {
+json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans) {
   json::array exits;
   exits.reserve(snap.size());
   for (const auto& e : snap.exits()) {
@@ -88,7 +88,7 @@ json::value exits_json(const pool::snapshot& snap, pool::time_point now, const p
   return root;
 }
 
-std::string render_exits_json(const pool::snapshot& snap, pool::time_point now, const pool::ban_table* bans) {
+std::string render_exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans) {
   std::string s = json::serialize(exits_json(snap, now, bans));
   s += '\n';
   return s;

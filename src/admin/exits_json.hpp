@@ -16,17 +16,17 @@
 #include <boost/json/value.hpp>
 #include <string>
 
-#include "pool/ban.hpp"
 #include "pool/pool.hpp"
+#include "pool/state.hpp"
 
 namespace exitpool::admin {
 
 // {"country", "city", "type" (null when untagged), "weight", <other tags as strings>}.
 boost::json::object exit_tags_json(const proto::exit_spec& spec);
 
-boost::json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::ban_table* bans = nullptr);
+boost::json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans = nullptr);
 
 // exits_json serialized, with a trailing newline.
-std::string render_exits_json(const pool::snapshot& snap, pool::time_point now, const pool::ban_table* bans = nullptr);
+std::string render_exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans = nullptr);
 
 }  // namespace exitpool::admin

@@ -26,25 +26,61 @@ const char* outcome_name(request_outcome o) {
       return "dial_failed";
     case request_outcome::timeout:
       return "timeout";
+    case request_outcome::no_capacity:
+      return "no_capacity";
+    case request_outcome::refused:
+      return "refused";
   }
   return "unknown";
 }
 
-std::size_t dial_error_index(std::string_view error_type) {
-  for (std::size_t i = 0; i < dial_error_types.size(); ++i) {
-    if (dial_error_types[i] == error_type) {
-      return i;
-    }
+request_outcome outcome_of(pool::failure f) {
+  using pool::failure;
+  switch (f) {
+    case failure::none:
+      return request_outcome::ok;
+    case failure::no_match:
+      return request_outcome::no_exit;
+    case failure::no_capacity:
+    case failure::queue_full:
+      return request_outcome::no_capacity;
+    case failure::target_prohibited:
+      return request_outcome::refused;
+    case failure::connection_timeout:
+    case failure::response_timeout:
+      return request_outcome::timeout;
+    case failure::bad_request:
+    case failure::auth_failed:
+    case failure::client_limit:
+    case failure::overloaded:
+      return request_outcome::client_error;
+    default:
+      return request_outcome::dial_failed;
   }
-  static constexpr std::size_t internal = [] {
+}
+
+std::size_t dial_error_index(pool::failure f) {
+  // Built once from the failures' Proxy-Status names; then one load per dial.
+  static const auto table = [] {
+    std::array<std::uint8_t, pool::failure_count> t{};
+    std::size_t internal = 0;
     for (std::size_t i = 0; i < dial_error_types.size(); ++i) {
       if (dial_error_types[i] == "proxy_internal_error") {
-        return i;
+        internal = i;
       }
     }
-    return std::size_t{0};
+    for (std::size_t k = 0; k < pool::failure_count; ++k) {
+      t[k] = static_cast<std::uint8_t>(internal);
+      const auto name = pool::proxy_status_name(static_cast<pool::failure>(k));
+      for (std::size_t i = 0; i < dial_error_types.size(); ++i) {
+        if (dial_error_types[i] == name) {
+          t[k] = static_cast<std::uint8_t>(i);
+        }
+      }
+    }
+    return t;
   }();
-  return internal;
+  return table[static_cast<std::size_t>(f)];
 }
 
 metrics_totals aggregate(const metrics_registry& reg) {

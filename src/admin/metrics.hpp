@@ -21,6 +21,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pool/failure.hpp"
+
 namespace exitpool::admin {
 
 // How a client connection talks to us (after sniffing its first bytes). An HTTP
@@ -33,17 +35,21 @@ const char* protocol_name(client_protocol p);
 enum class request_outcome : std::uint8_t {
   ok,            // an exit was dialed and the response/tunnel was delivered
   client_error,  // bad request, auth refused, bad target
-  no_exit,       // no exit matches the filters / none has capacity
-  dial_failed,   // every exit tried failed
+  no_exit,       // no exit matches the filters
+  dial_failed,   // every exit tried failed (or the exit's answer was unusable)
   timeout,       // a dial or the upstream response timed out
+  no_capacity,   // exits match, but none had capacity within the queue timeout (or the queue was full)
+  refused,       // the access policy refused the target
 };
-inline constexpr std::size_t request_outcome_count = 5;
+inline constexpr std::size_t request_outcome_count = 7;
 const char* outcome_name(request_outcome o);
+// The metrics edge of the error vocabulary (pool/failure.hpp): what a request that
+// ended in `f` counts as.
+request_outcome outcome_of(pool::failure f);
 
-// RFC 9209 Proxy-Status error types a dial can end in: exactly the strings
-// net::proxy_status_error returns for a failed dial. Anything else is counted as
-// "proxy_internal_error".
-inline constexpr std::array<std::string_view, 10> dial_error_types = {
+// RFC 9209 Proxy-Status error types a dial can end in: the label values of
+// exitpool_dial_failures_total (pool::proxy_status_name of each dial failure).
+inline constexpr std::array<std::string_view, 11> dial_error_types = {
     "dns_error",
     "connection_refused",
     "connection_timeout",
@@ -54,9 +60,11 @@ inline constexpr std::array<std::string_view, 10> dial_error_types = {
     "proxy_internal_error",
     "http_protocol_error",
     "connection_terminated",
+    "destination_ip_prohibited",
 };
-// Index into dial_error_types; unknown strings map to proxy_internal_error.
-std::size_t dial_error_index(std::string_view error_type);
+// Index into dial_error_types of a failed dial's failure (a table, no string search);
+// a failure without its own label counts as proxy_internal_error.
+std::size_t dial_error_index(pool::failure f);
 
 // Upper bounds (seconds) of the dial latency histogram; +Inf is implicit.
 inline constexpr std::array<double, 13> dial_latency_buckets = {.001, .0025, .005, .01, .025, .05, .1,
@@ -118,12 +126,12 @@ struct alignas(64) shard_metrics {
     }
   }
 
-  // One dial through an exit finished. `error_type` is net::proxy_status_error(r.error):
-  // empty on success. Success and failure both feed the latency histogram.
-  void on_dial(std::string_view error_type, double seconds) {
+  // One dial through an exit finished with `error` (none on success). Success and
+  // failure both feed the latency histogram.
+  void on_dial(pool::failure error, double seconds) {
     dial_attempts.add();
-    if (!error_type.empty()) {
-      dial_failures[dial_error_index(error_type)].add();
+    if (error != pool::failure::none) {
+      dial_failures[dial_error_index(error)].add();
     }
     observe_dial_latency(seconds);
   }

@@ -100,7 +100,7 @@ std::string escape_label_value(std::string_view v) {
 }
 
 std::string render_prometheus(const metrics_registry& metrics, const pool::snapshot& snap, pool::time_point now,
-                              const pool::ban_table* bans) {
+                              const pool::state* bans) {
   const metrics_totals t = aggregate(metrics);
   std::string out;
   out.reserve(4096 + snap.size() * 512);
@@ -149,7 +149,7 @@ std::string render_prometheus(const metrics_registry& metrics, const pool::snaps
 
   if (bans != nullptr) {
     w.begin("exitpool_active_bans", "gauge", "(exit, target host) bans in force now.");
-    w.sample("", "", static_cast<std::uint64_t>(bans->count(now)));
+    w.sample("", "", static_cast<std::uint64_t>(bans->ban_count(now)));
   }
 
   w.begin("exitpool_active_tunnels", "gauge", "Tunnels (CONNECT and SOCKS5) open now.");

@@ -11,8 +11,8 @@
 #include <string_view>
 
 #include "admin/metrics.hpp"
-#include "pool/ban.hpp"
 #include "pool/pool.hpp"
+#include "pool/state.hpp"
 
 namespace exitpool::admin {
 
@@ -22,7 +22,7 @@ inline constexpr std::string_view prometheus_content_type = "text/plain; version
 // `now` decides each exit's health state. With `bans`, `exitpool_active_bans` counts
 // the (exit, host) bans in force (one walk of the ban table).
 std::string render_prometheus(const metrics_registry& metrics, const pool::snapshot& snap, pool::time_point now,
-                              const pool::ban_table* bans = nullptr);
+                              const pool::state* bans = nullptr);
 
 // A label value escaped for the text format: backslash, double quote and line feed.
 std::string escape_label_value(std::string_view v);

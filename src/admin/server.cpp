@@ -11,6 +11,7 @@
 #include "admin/prometheus.hpp"
 #include "proto/base64.hpp"
 #include "proto/http_head.hpp"
+#include "proto/text.hpp"
 
 namespace exitpool::admin {
 
@@ -57,13 +58,6 @@ admin_response text(int status, std::string body) {
   return r;
 }
 
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
 // True when `authorization` carries Basic credentials of one of `users`.
 bool authorized(const std::string* authorization, const std::unordered_map<std::string, std::string>& users) {
   if (authorization == nullptr) {
@@ -86,7 +80,7 @@ bool authorized(const std::string* authorization, const std::unordered_map<std::
     return false;
   }
   auto it = users.find(decoded->substr(0, colon));
-  return it != users.end() && constant_time_equal(it->second, std::string_view(*decoded).substr(colon + 1));
+  return it != users.end() && proto::constant_time_equal(it->second, std::string_view(*decoded).substr(colon + 1));
 }
 
 // Closes the socket when the deadline passes first; returns the operation's result otherwise.

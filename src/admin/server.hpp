@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "admin/metrics.hpp"
-#include "pool/ban.hpp"
 #include "pool/pool.hpp"
+#include "pool/state.hpp"
 
 namespace exitpool::admin {
 
@@ -35,7 +35,7 @@ struct admin_context {
   // callable from the admin thread. May return null (rendered as an empty pool).
   std::function<std::shared_ptr<const pool::snapshot>()> snapshot;
   const metrics_registry* metrics = nullptr;                          // null: no gateway counters, exits only
-  const pool::ban_table* bans = nullptr;                              // null: no bans listed or counted
+  const pool::state* bans = nullptr;                                  // null: no bans listed or counted
   std::unordered_map<std::string, std::string> users;                 // user → password; empty: no auth
   std::chrono::milliseconds head_timeout{std::chrono::seconds(5)};    // whole request head
   std::chrono::milliseconds write_timeout{std::chrono::seconds(10)};  // whole response

@@ -18,6 +18,7 @@
 #include "pool/pool.hpp"
 #include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
+#include "proto/text.hpp"
 
 namespace exitpool::cli {
 
@@ -98,7 +99,8 @@ void print_json(const check_job& job) {
     o["ok"] = r.ok;
     o["result"] = r.ok ? "ok" : "error";
     o["error"] = r.ok ? json::value(nullptr) : json::value(r.error);
-    o["error_type"] = r.error_type.empty() ? json::value(nullptr) : json::value(r.error_type);
+    const auto type = pool::proxy_status_name(r.kind);
+    o["error_type"] = type.empty() ? json::value(nullptr) : json::value(type);
     o["latency_ms"] = round3(r.latency_ms);
     o["dial_ms"] = r.dial_ms < 0 ? json::value(nullptr) : json::value(round3(r.dial_ms));
     o["status"] = r.status == 0 ? json::value(nullptr) : json::value(r.status);
@@ -119,10 +121,10 @@ void print_table(const check_job& job) {
     const auto& spec = job.snap->exits()[i]->spec();
     const auto& r = job.results[i];
     ok += r.ok ? 1 : 0;
-    rows.push_back({net::printable(spec.id), r.ok ? "ok" : "error",
+    rows.push_back({proto::printable(spec.id), r.ok ? "ok" : "error",
                     r.latency_ms < 10 ? fmt::format("{:.1f} ms", r.latency_ms) : fmt::format("{:.0f} ms", r.latency_ms),
                     r.status ? std::to_string(r.status) : "-", r.exit_ip.empty() ? "-" : r.exit_ip,
-                    describe_tags(spec).empty() ? "-" : net::printable(describe_tags(spec)), r.error});
+                    describe_tags(spec).empty() ? "-" : proto::printable(describe_tags(spec)), r.error});
   }
   std::array<std::size_t, 7> width{};
   for (const auto& row : rows) {
@@ -163,7 +165,7 @@ int check(const check_options& o) {
   }
   auto parsed = net::parse_probe_target(o.url);
   if (!parsed.target) {
-    return usage_error(fmt::format("--url {}: {}", net::printable(o.url), parsed.error));
+    return usage_error(fmt::format("--url {}: {}", proto::printable(o.url), parsed.error));
   }
   if (o.concurrency < 1) {
     return usage_error("--concurrency must be at least 1");

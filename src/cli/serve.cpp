@@ -14,6 +14,7 @@
 #include "net/probe.hpp"
 #include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
+#include "proto/text.hpp"
 
 namespace exitpool::cli {
 
@@ -78,7 +79,7 @@ int serve(serve_options& o) {
   }
   if (!cfg.check_url.empty()) {
     if (auto parsed = net::parse_probe_target(cfg.check_url); !parsed.target) {
-      throw std::runtime_error(fmt::format("--check-url {}: {}", net::printable(cfg.check_url), parsed.error));
+      throw std::runtime_error(fmt::format("--check-url {}: {}", proto::printable(cfg.check_url), parsed.error));
     }
   }
   if (cfg.limits.burst < 1) {

@@ -37,6 +37,7 @@
 #include "fetch/url_set.hpp"
 #include "fetch/warc.hpp"
 #include "pool/ban.hpp"
+#include "pool/state.hpp"
 #include "pool/pool_file.hpp"
 #include "pool/rate_limit.hpp"
 #include "pool/tier.hpp"
@@ -75,9 +76,7 @@ struct shared_state {
   explicit shared_state(const fetch_config& c) : cfg(c) {}
   const fetch_config& cfg;
   std::shared_ptr<const pool::snapshot> snap;
-  pool::ban_table bans;
-  std::unique_ptr<pool::host_limits> host_rates;
-  pool::tier_memory tiers;
+  std::unique_ptr<pool::local_state> state;
   std::vector<std::regex> ban_patterns;
   result_log* log = nullptr;
   std::vector<shard*> shards;
@@ -589,9 +588,7 @@ class shard {
     pool::pick_request r;
     r.f = cfg.filter;
     r.host = j->host;
-    r.bans = &g_.bans;
-    r.host_rates = g_.host_rates.get();
-    r.tiers = &g_.tiers;
+    r.st = g_.state.get();
     r.probe_timeout = cfg.health.probe_timeout;
     if (cfg.session_per_host) {
       r.sticky_key = j->host;
@@ -845,7 +842,7 @@ class shard {
       ex->report({false, sample}, now, cfg.health);
     } else if (rc == CURLE_OK) {
       ex->report({true, sample}, now, cfg.health);
-      g_.tiers.record(j->host, j->tier, now);
+      g_.state->record_tier(j->host, j->tier, now);
     } else if (j->probe) {
       ex->release_probe();  // the target failed: says nothing about the exit
     }
@@ -877,7 +874,7 @@ class shard {
             ban_for = *d;
           }
         }
-        g_.bans.ban(*ex, j->host, now + ban_for);
+        g_.state->ban(*ex, j->host, now + ban_for);
       }
     }
 
@@ -1174,9 +1171,7 @@ int run_fetch(const fetch_config& cfg) {
     specs = pool::load_pool_file(cfg.pool_file);
   }
   g.snap = pool::snapshot::build(std::move(specs), nullptr, cfg.limits);
-  if (cfg.limits.per_exit_host_rate > 0) {
-    g.host_rates = std::make_unique<pool::host_limits>(cfg.limits);
-  }
+  g.state = std::make_unique<pool::local_state>(cfg.limits, cfg.health);
   for (const auto& p : cfg.ban_patterns) {
     try {
       g.ban_patterns.emplace_back(p, std::regex::ECMAScript | std::regex::optimize);

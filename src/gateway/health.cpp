@@ -13,6 +13,7 @@
 
 #include "gateway/server.hpp"
 #include "net/stream.hpp"
+#include "proto/text.hpp"
 
 namespace exitpool::gateway {
 
@@ -38,17 +39,13 @@ double seconds_of(clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-// Probes one exit and reports the outcome to it. Skips exits in their cool-down and
-// probing exits whose probe slot someone else (live traffic) holds.
-awaitable<void> probe_one(shared_state& g, config_ptr cfg, std::shared_ptr<pool::exit> ex) {
-  const auto& hc = g.cfg.health;
+// Probes one exit and completes a check attempt with the outcome. Skips exits in their
+// cool-down and probing exits whose probe slot someone else (live traffic) holds.
+awaitable<void> probe_one(shared_state& g, pool::driver& d, config_ptr cfg, std::shared_ptr<pool::exit> ex) {
   auto now = clock::now();
   const auto before = ex->state(now);
-  if (before == pool::exit_state::ejected) {
-    co_return;
-  }
-  const bool claimed = before == pool::exit_state::probing;
-  if (claimed && !ex->try_claim_probe(now, hc.probe_timeout)) {
+  auto check = d.check(nullptr, *ex, now);
+  if (!check) {
     co_return;
   }
   net::dial_options opts;
@@ -58,16 +55,19 @@ awaitable<void> probe_one(shared_state& g, config_ptr cfg, std::shared_ptr<pool:
   const net::probe_target* target = cfg->target ? &*cfg->target : nullptr;
   const auto r = co_await net::probe_exit(*ex, target, opts, cfg->timeout);
   now = clock::now();
+  pool::attempt_outcome o;
+  o.who = r.ok ? pool::fault::none : r.exit_fault ? pool::fault::exit : pool::fault::target;
+  o.error = r.kind;
+  o.status = r.status;
+  // Only a passed check proves the exit; a check target that failed says nothing of it.
+  o.connected = r.ok;
   // The latency sample is the dial's, like the passive checks' (connect + proxy handshake).
-  const auto latency = std::chrono::microseconds(static_cast<std::int64_t>(1000 * std::max(0.0, r.dial_ms)));
+  o.latency = std::chrono::microseconds(static_cast<std::int64_t>(1000 * std::max(0.0, r.dial_ms)));
+  check.complete(o, now);
   if (!r.ok && !r.exit_fault) {
-    if (claimed) {
-      ex->release_probe();
-    }
     spdlog::debug("health check of exit {}: the check target failed, not the exit: {}", ex->id(), r.error);
     co_return;
   }
-  ex->report({r.ok, latency}, now, hc);
   const auto after = ex->state(now);
   if (after == pool::exit_state::ejected && before != pool::exit_state::ejected) {
     const char* how = before == pool::exit_state::probing ? "still failing, ejected again" : "ejected";
@@ -80,7 +80,7 @@ awaitable<void> probe_one(shared_state& g, config_ptr cfg, std::shared_ptr<pool:
   }
 }
 
-awaitable<void> pass_worker(shared_state& g, config_ptr cfg, std::shared_ptr<pass> p) {
+awaitable<void> pass_worker(shared_state& g, pool::driver& d, config_ptr cfg, std::shared_ptr<pass> p) {
   // Ends the pass when the last worker ends, however it ends.
   struct finished {
     pass& p;
@@ -92,7 +92,7 @@ awaitable<void> pass_worker(shared_state& g, config_ptr cfg, std::shared_ptr<pas
   } guard{*p};
   while (p->next < p->todo.size()) {
     auto ex = p->todo[p->next++];
-    co_await probe_one(g, cfg, std::move(ex));
+    co_await probe_one(g, d, cfg, std::move(ex));
   }
 }
 
@@ -108,7 +108,8 @@ void log_worker_exception(std::exception_ptr e) {
 }
 
 // Probes `todo`, at most cfg->concurrency at once; returns when every probe ended.
-awaitable<void> run_pass(shared_state& g, config_ptr cfg, std::vector<std::shared_ptr<pool::exit>> todo) {
+awaitable<void> run_pass(shared_state& g, pool::driver& d, config_ptr cfg,
+                         std::vector<std::shared_ptr<pool::exit>> todo) {
   if (todo.empty()) {
     co_return;
   }
@@ -117,7 +118,7 @@ awaitable<void> run_pass(shared_state& g, config_ptr cfg, std::vector<std::share
   p->todo = std::move(todo);
   p->running = std::min(std::max<std::size_t>(1, cfg->concurrency), p->todo.size());
   for (std::size_t k = p->running; k > 0; --k) {
-    asio::co_spawn(executor, pass_worker(g, cfg, p), log_worker_exception);
+    asio::co_spawn(executor, pass_worker(g, d, cfg, p), log_worker_exception);
   }
   // One thread: `running` only drops while this coroutine is suspended, so the check
   // and the wait cannot miss the last worker's cancel.
@@ -146,7 +147,7 @@ std::vector<std::shared_ptr<pool::exit>> full_pass_list(const pool::snapshot& sn
   return probing;
 }
 
-awaitable<void> full_passes(shared_state& g, config_ptr cfg) {
+awaitable<void> full_passes(shared_state& g, pool::driver& d, config_ptr cfg) {
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> jitter(0.9, 1.1);
   asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -158,13 +159,13 @@ awaitable<void> full_passes(shared_state& g, config_ptr cfg) {
       co_return;
     }
     auto snap = g.pool.load();
-    co_await run_pass(g, cfg, full_pass_list(*snap, clock::now()));
+    co_await run_pass(g, d, cfg, full_pass_list(*snap, clock::now()));
   }
 }
 
 // Exits whose cool-down ended and that no one is probing: probed without waiting for
 // the next full pass (or for live traffic, which may never come).
-awaitable<void> probing_passes(shared_state& g, config_ptr cfg) {
+awaitable<void> probing_passes(shared_state& g, pool::driver& d, config_ptr cfg) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (;;) {
     timer.expires_after(cfg->probing_poll);
@@ -179,7 +180,7 @@ awaitable<void> probing_passes(shared_state& g, config_ptr cfg) {
         todo.push_back(e);
       }
     }
-    co_await run_pass(g, cfg, std::move(todo));
+    co_await run_pass(g, d, cfg, std::move(todo));
   }
 }
 
@@ -192,7 +193,7 @@ health_check_config make_health_check_config(const config& c) {
   if (!c.check_url.empty()) {
     auto parsed = net::parse_probe_target(c.check_url);
     if (!parsed.target) {
-      throw std::invalid_argument(fmt::format("--check-url {}: {}", net::printable(c.check_url), parsed.error));
+      throw std::invalid_argument(fmt::format("--check-url {}: {}", proto::printable(c.check_url), parsed.error));
     }
     out.target = std::move(parsed.target);
   }
@@ -204,9 +205,11 @@ awaitable<void> health_loop(shared_state& g, health_check_config cfg) {
   auto shared_cfg = std::make_shared<const health_check_config>(std::move(cfg));
   spdlog::info("active health checks every {:.1f} s (timeout {:.1f} s): {}", seconds_of(shared_cfg->interval),
                seconds_of(shared_cfg->timeout),
-               shared_cfg->target ? "GET " + net::printable(shared_cfg->target->url) + " through each exit"
+               shared_cfg->target ? "GET " + proto::printable(shared_cfg->target->url) + " through each exit"
                                   : std::string("handshake with each exit"));
-  co_await (full_passes(g, shared_cfg) && probing_passes(g, shared_cfg));
+  // The checks' own driver: they choose no exit, so its selector is never used.
+  pool::driver d(g.cfg.policy, 0, *g.state, g.cfg.health.probe_timeout);
+  co_await (full_passes(g, d, shared_cfg) && probing_passes(g, d, shared_cfg));
 }
 
 }  // namespace exitpool::gateway

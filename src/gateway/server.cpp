@@ -106,12 +106,19 @@ tcp::acceptor make_listener(asio::io_context& ctx, const tcp::endpoint& ep) {
 
 }  // namespace
 
+void shard_state::on_attempt(const pool::exit& e, const pool::attempt_outcome& o) {
+  if (o.ban && metrics != nullptr) {
+    metrics->on_ban();
+  }
+}
+
 shared_state::shared_state(config c, std::shared_ptr<const pool::snapshot> snap,
                            std::unordered_map<std::string, std::string> user_passwords)
     : cfg(std::move(c)),
       pool(std::move(snap)),
       users(std::move(user_passwords)),
-      host_rates(cfg.limits),
+      state(std::make_unique<pool::local_state>(cfg.limits, cfg.health)),
+      ban_policy(cfg.ban_statuses, cfg.ban_patterns, cfg.ban_duration),
       tls_verified(net::make_tls_context(true, cfg.ca_file)),
       tls_insecure(net::make_tls_context(false, "")) {
   std::vector<cidr> deny;
@@ -139,13 +146,6 @@ shared_state::shared_state(config c, std::shared_ptr<const pool::snapshot> snap,
   acl = access_policy(std::move(deny), std::move(*ports), std::move(self), local_addresses());
   for (const auto& [user, password] : users) {
     user_connections.emplace(user, std::make_unique<std::atomic<int>>(0));
-  }
-  for (const auto& p : cfg.ban_patterns) {
-    try {
-      ban_patterns.emplace_back(p, std::regex::ECMAScript | std::regex::optimize);
-    } catch (const std::regex_error& e) {
-      throw std::runtime_error(fmt::format("--ban-pattern '{}': {}", p, e.what()));
-    }
   }
 }
 
@@ -282,7 +282,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   std::vector<std::unique_ptr<shard_state>> shard_states;
   for (int i = 0; i < threads; ++i) {
     auto seed = static_cast<std::uint64_t>(std::random_device{}()) << 32 | static_cast<std::uint64_t>(i);
-    auto st = std::make_unique<shard_state>(shared, pool::selector(shared.cfg.policy, seed), i);
+    auto st = std::make_unique<shard_state>(shared, seed, i);
     st->metrics = &metrics.shard(static_cast<std::size_t>(i));
     st->acceptor = std::make_unique<tcp::acceptor>(make_listener(runtime.context(i), endpoint));
     asio::co_spawn(runtime.context(i), accept_loop(*st), asio::detached);
@@ -294,7 +294,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   admin::admin_context admin_ctx;
   admin_ctx.snapshot = [&shared] { return shared.pool.load(); };
   admin_ctx.metrics = &metrics;
-  admin_ctx.bans = &shared.bans;
+  admin_ctx.bans = shared.state.get();
   admin_ctx.users = shared.users;
   if (!shared.cfg.admin_listen.empty()) {
     auto admin_ep = parse_listen(shared.cfg.admin_listen);
@@ -412,10 +412,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
         return;
       }
       auto now = net::clock::now();
-      shared.sessions.sweep(now);
-      shared.bans.sweep(now);
-      shared.host_rates.sweep(now);
-      shared.tiers.sweep(now);
+      shared.state->sweep(now);
       sweep();
     });
   };

@@ -7,7 +7,6 @@
 #include <boost/asio/ssl/context.hpp>
 #include <functional>
 #include <memory>
-#include <regex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -16,30 +15,26 @@
 #include "gateway/acl.hpp"
 #include "gateway/config.hpp"
 #include "gateway/upstream_pool.hpp"
-#include "pool/ban.hpp"
+#include "pool/attempt.hpp"
+#include "pool/ban_policy.hpp"
 #include "pool/pool.hpp"
-#include "pool/rate_limit.hpp"
-#include "pool/selector.hpp"
-#include "pool/sticky.hpp"
-#include "pool/tier.hpp"
+#include "pool/state.hpp"
 
 namespace exitpool::gateway {
 
-// Shared by every shard. Immutable after start, except the pool (atomic swap),
-// the exits' atomic stats, and the tables of sessions, bans, per-host rate buckets
-// and tier memory (striped locks, one lookup per new connection or request).
+// Shared by every shard. Immutable after start, except the pool (atomic swap), the
+// exits' atomic stats, and the shared pool state (sessions, bans, rate buckets, tier
+// memory: pool/state.hpp, thread-safe).
 struct shared_state {
   shared_state(config c, std::shared_ptr<const pool::snapshot> snap,
                std::unordered_map<std::string, std::string> user_passwords);
   config cfg;
   pool::pool_holder pool;
   std::unordered_map<std::string, std::string> users;  // user → password; empty: no auth
-  pool::session_table sessions;
-  pool::ban_table bans;
-  pool::host_limits host_rates;
-  pool::tier_memory tiers;
-  std::vector<std::regex> ban_patterns;  // compiled cfg.ban_patterns
-  std::atomic<bool> draining{false};     // SIGTERM seen: no new keep-alive rounds
+  // The state seam: in-process (pool::local_state); a fleet backend plugs in here.
+  std::unique_ptr<pool::state> state;
+  pool::ban_policy ban_policy;        // from cfg.ban_statuses, ban_patterns, ban_duration
+  std::atomic<bool> draining{false};  // SIGTERM seen: no new keep-alive rounds
   access_policy acl;
   std::atomic<int> connections{0};  // open client connections, all shards
   std::atomic<int> queued{0};       // requests waiting for capacity, all shards
@@ -49,11 +44,14 @@ struct shared_state {
   boost::asio::ssl::context tls_insecure;
 };
 
-// What a session owns on its shard: the shared state and this shard's selector.
-struct shard_state {
-  shard_state(shared_state& s, pool::selector sel, int i) : shared(s), selector(sel), index(i) {}
+// What a session owns on its shard: the shared state and this shard's pool driver
+// (its selector). Observes the attempts it completes for this shard's metrics.
+struct shard_state final : pool::attempt_observer {
+  shard_state(shared_state& s, std::uint64_t seed, int i)
+      : shared(s), driver(s.cfg.policy, seed, *s.state, s.cfg.health.probe_timeout, this), index(i) {}
+  void on_attempt(const pool::exit& e, const pool::attempt_outcome& o) override;
   shared_state& shared;
-  pool::selector selector;
+  pool::driver driver;
   int index;
   admin::shard_metrics* metrics = nullptr;  // this shard's block: written only by this shard
   upstream_pool idle_upstreams;             // kept-alive upstream connections of this shard

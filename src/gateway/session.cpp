@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 #include <regex>
 
+#include "gateway/errors.hpp"
 #include "net/dialer.hpp"
 #include "net/relay.hpp"
 #include "net/stream.hpp"
@@ -87,8 +88,7 @@ struct session : std::enable_shared_from_this<session> {
   // A plain tunnel runs on after the session's coroutine has returned, driven by the
   // relay's handlers; these keep its exit (and the exit's in-flight count) until it ends.
   std::unique_ptr<net::plain_relay> relay;
-  std::shared_ptr<const pool::snapshot> tunnel_snap;
-  pool::lease tunnel_lease;
+  pool::attempt tunnel_attempt;
 
   const config& cfg() const { return shard.shared.cfg; }
   admin::shard_metrics& metrics() { return *shard.metrics; }
@@ -181,105 +181,10 @@ struct session : std::enable_shared_from_this<session> {
   }
 };
 
-std::string sanitize(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
-  }
-  return out;
-}
-
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
-  for (char c : sanitize(text)) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 405:
-      return "Method Not Allowed";
-    case 407:
-      return "Proxy Authentication Required";
-    case 408:
-      return "Request Timeout";
-    case 414:
-      return "URI Too Long";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Error";
-  }
-}
-
-// An error the client can read: status, X-Exitpool-Error, RFC 9209 Proxy-Status.
-struct http_error {
-  int status = 0;
-  std::string message;
-  std::string proxy_status;  // RFC 9209 error type; empty: none
-  std::string retry_after;   // seconds; empty: no Retry-After header
-};
-
-std::string error_response(const http_error& e) {
-  std::string body = e.message + "\n";
-  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", e.status, reason_phrase(e.status));
-  out += "Content-Type: text/plain; charset=utf-8\r\n";
-  out += fmt::format("Content-Length: {}\r\n", body.size());
-  out += "X-Exitpool-Error: " + sanitize(e.message) + "\r\n";
-  if (!e.proxy_status.empty()) {
-    out += fmt::format("Proxy-Status: exitpool; error={}; details={}\r\n", e.proxy_status, quoted(e.message));
-  }
-  if (e.status == 407) {
-    out += "Proxy-Authenticate: Basic realm=\"exitpool\"\r\n";
-  }
-  if (!e.retry_after.empty()) {
-    out += "Retry-After: " + e.retry_after + "\r\n";
-  }
-  out += "Connection: close\r\n\r\n";
-  return out + body;
-}
-
 // Counts the response in the metrics and renders it.
 std::string error_reply(session& s, const http_error& e) {
   s.metrics().on_http_response(e.status);
-  return error_response(e);
-}
-
-admin::request_outcome outcome_for(const http_error& e) {
-  switch (e.status) {
-    case 0:
-      return admin::request_outcome::ok;
-    case 503:
-      return admin::request_outcome::no_exit;
-    case 504:
-      return admin::request_outcome::timeout;
-    case 502:
-      return admin::request_outcome::dial_failed;
-    default:
-      return admin::request_outcome::client_error;
-  }
+  return render_error_response(e);
 }
 
 // Counts one request (a CONNECT, a SOCKS5 CONNECT, or one forwarded HTTP request)
@@ -302,13 +207,6 @@ struct auth_result {
   std::string error;  // why the credentials were refused
 };
 
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
 auth_result authenticate(const shared_state& g, const std::optional<std::pair<std::string, std::string>>& creds) {
   auth_result r;
   if (!creds) {
@@ -330,7 +228,7 @@ auth_result authenticate(const shared_state& g, const std::optional<std::pair<st
   }
   if (!g.users.empty()) {
     auto it = g.users.find(parsed.params->user);
-    if (it == g.users.end() || !constant_time_equal(it->second, parsed.params->password)) {
+    if (it == g.users.end() || !proto::constant_time_equal(it->second, parsed.params->password)) {
       r.error = "bad username or password";
       return r;
     }
@@ -385,19 +283,25 @@ std::optional<std::pair<std::string, std::string>> basic_credentials(const proto
 // ---- exit selection and dialing with retries ----
 
 struct connect_outcome {
-  net::dial_result dial;                       // on success: the upstream and leftover bytes
-  std::shared_ptr<const pool::snapshot> snap;  // keeps the exit alive
-  pool::exit* chosen = nullptr;
-  pool::lease lease;
-  int tier = 0;
-  bool reused = false;  // an idle kept-alive connection, not a fresh dial
-  // Forwarding through an HTTP proxy exit: the TCP connect proves little, so the exit's
-  // success is reported only once its response head has arrived.
-  bool report_pending = false;
-  std::string reuse_key;  // set when the connection may be kept alive afterwards
-  http_error error;       // status 0 on success
+  net::dial_result dial;  // on success: the upstream and leftover bytes
+  // The exit and its lease (kept alive with its snapshot). Tunnels: completed here, at the
+  // dial. Forwarded requests: completed by the caller once the exit's answer is judged.
+  pool::attempt attempt;
+  std::chrono::microseconds dial_latency{-1};  // negative: no dial (a reused connection)
+  bool reused = false;                         // an idle kept-alive connection, not a fresh dial
+  std::string reuse_key;                       // set when the connection may be kept alive afterwards
+  http_error error;                            // kind none on success
   socks5::reply socks = socks5::reply::succeeded;
 };
+
+// What a failed dial says about the attempt: whose fault, and what.
+pool::attempt_outcome dial_failed(const net::dial_result& r, std::chrono::microseconds latency) {
+  pool::attempt_outcome o;
+  o.who = r.exit_fault ? pool::fault::exit : pool::fault::target;
+  o.error = r.error;
+  o.latency = latency;
+  return o;
+}
 
 // Picks an exit for (params, host) and dials through it, trying further exits on
 // failure. `tried` carries exits already used by this request (ban retries), so
@@ -407,31 +311,31 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
                                             std::uint16_t port, net::dial_mode mode,
                                             std::vector<const pool::exit*>& tried, bool keep_alive = false,
                                             bool allow_reuse = false, bool queue = true) {
+  using pool::failure;
   auto& g = shard.shared;
   const auto& cfg = g.cfg;
   connect_outcome out;
+  auto fail = [&out](failure f, std::string message, socks5::reply upstream = socks5::reply::general_failure,
+                     std::string retry_after = {}) {
+    out.error = make_error(f, std::move(message), std::move(retry_after));
+    out.socks = socks_reply_for(f, upstream);
+  };
   if (auto why = g.acl.check(host, port); !why.empty()) {
-    out.error = {403, "target refused: " + why, "destination_ip_prohibited"};
-    out.socks = socks5::reply::not_allowed;
+    fail(failure::target_prohibited, "target refused: " + why);
     co_return out;
   }
-  out.snap = g.pool.load();
+  const auto snap = g.pool.load();
   const std::string host_key = proto::lower(host);
-  pool::pick_request req;
+  pool::attempt_request req;
   req.f.country = params.country;
   req.f.city = params.city;
   req.f.type = params.type;
   req.host = host_key;
-  req.bans = &g.bans;
-  req.host_rates = cfg.limits.per_exit_host_rate > 0 ? &g.host_rates : nullptr;
-  req.tiers = &g.tiers;
-  req.probe_timeout = cfg.health.probe_timeout;
   std::string key;
   if (!params.session.empty()) {
     key = params.user + '\x1f' + params.session;
-    auto minutes = params.session_minutes.value_or(cfg.session_minutes);
     req.sticky_key = key;
-    req.sticky_generation = g.sessions.generation(key, std::chrono::minutes(minutes), clock::now());
+    req.sticky_ttl = std::chrono::minutes(params.session_minutes.value_or(cfg.session_minutes));
   }
   net::dial_options opts;
   opts.timeout = cfg.dial_timeout;
@@ -446,67 +350,49 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
   int attempts = 0;
   while (attempts <= cfg.retries) {
     req.exclude = tried;
-    auto pick = shard.selector.pick(*out.snap, req, clock::now());
-    if (pick.error == pool::pick_error::no_match) {
-      out.error = {503, "no exit matches " + req.f.describe(), "destination_unavailable"};
-      out.socks = socks5::reply::network_unreachable;
+    auto begun = shard.driver.begin(snap, req, clock::now());
+    if (begun.refused == failure::no_match) {
+      fail(failure::no_match, "no exit matches " + req.f.describe());
       co_return out;
     }
-    pool::lease lease;
-    if (pick.chosen != nullptr) {
-      lease = pool::lease::try_acquire(*pick.chosen);
-      if (!lease) {
-        // Another shard filled its concurrency cap since the pick: wait like for no capacity.
-        pick.error = pool::pick_error::no_capacity;
-        pick.retry_at = clock::now() + pool::capacity_poll;
-        if (pick.probe) {
-          pick.chosen->release_probe();
-        }
-      }
-    }
-    if (pick.error == pool::pick_error::no_capacity) {
+    if (begun.refused == failure::no_capacity) {
       auto now = clock::now();
       if (now >= queue_deadline || !queue) {
-        auto wait = std::chrono::duration_cast<std::chrono::seconds>(pick.retry_at - now).count() + 1;
-        out.error = {503,
-                     fmt::format("no exit has capacity for {} now ({} matching: {} banned for this host, {} "
-                                 "rate-limited or busy); waited {} ms",
-                                 host_key, pick.matching, pick.banned, pick.limited, cfg.queue_timeout.count()),
-                     "connection_limit_reached", std::to_string(std::max<long long>(1, wait))};
-        out.socks = socks5::reply::general_failure;
+        auto wait = std::chrono::duration_cast<std::chrono::seconds>(begun.retry_at - now).count() + 1;
+        fail(failure::no_capacity,
+             fmt::format("no exit has capacity for {} now ({} matching: {} banned for this host, {} "
+                         "rate-limited or busy); waited {} ms",
+                         host_key, begun.matching, begun.banned, begun.limited, cfg.queue_timeout.count()),
+             socks5::reply::general_failure, std::to_string(std::max<long long>(1, wait)));
         co_return out;
       }
       if (g.queued.fetch_add(1, std::memory_order_relaxed) >= cfg.queue_max) {
         g.queued.fetch_sub(1, std::memory_order_relaxed);
-        out.error = {503,
-                     fmt::format("no exit has capacity for {} now and the wait queue is full ({} waiting)", host_key,
-                                 cfg.queue_max),
-                     "connection_limit_reached", "1"};
-        out.socks = socks5::reply::general_failure;
+        fail(failure::queue_full,
+             fmt::format("no exit has capacity for {} now and the wait queue is full ({} waiting)", host_key,
+                         cfg.queue_max),
+             socks5::reply::general_failure, "1");
         co_return out;
       }
-      asio::steady_timer wait(co_await asio::this_coro::executor, std::min(pick.retry_at, queue_deadline));
+      asio::steady_timer wait(co_await asio::this_coro::executor, std::min(begun.retry_at, queue_deadline));
       co_await wait.async_wait(nothrow_awaitable);
       g.queued.fetch_sub(1, std::memory_order_relaxed);
       continue;
     }
-    if (pick.chosen == nullptr) {
+    if (!begun.granted) {
       break;  // every matching exit was tried
     }
+    pool::attempt a = std::move(begun.granted);
+    pool::exit& chosen = a.chosen();
     std::string reuse_key;
     if (keep_alive) {
-      reuse_key = upstream_pool::key(*pick.chosen, proto::format_authority(host, port), key);
+      reuse_key = upstream_pool::key(chosen, proto::format_authority(host, port), key);
       if (allow_reuse) {
         if (auto idle = shard.idle_upstreams.take(reuse_key, clock::now())) {
           out.dial.upstream = std::move(*idle);
-          out.chosen = pick.chosen;
-          out.tier = pick.tier;
-          out.lease = std::move(lease);
+          out.attempt = std::move(a);
           out.reused = true;
           out.reuse_key = std::move(reuse_key);
-          if (pick.probe) {
-            pick.chosen->release_probe();
-          }
           co_return out;
         }
       }
@@ -515,55 +401,41 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
       shard.metrics->on_retry();
     }
     auto t0 = clock::now();
-    auto r = co_await net::dial(*pick.chosen, host, port, mode, opts);
+    auto r = co_await net::dial(chosen, host, port, mode, opts);
     auto now = clock::now();
     auto latency = std::chrono::duration_cast<std::chrono::microseconds>(now - t0);
-    shard.metrics->on_dial(r.error == net::dial_error::none ? "" : net::proxy_status_error(r.error),
-                           std::chrono::duration<double>(now - t0).count());
-    if (r.error == net::dial_error::none) {
-      const auto scheme = pick.chosen->spec().scheme;
-      out.report_pending = mode == net::dial_mode::forward &&
-                           (scheme == proto::exit_scheme::http || scheme == proto::exit_scheme::https);
-      if (!out.report_pending) {
-        pick.chosen->report({true, latency}, now, cfg.health);
+    shard.metrics->on_dial(r.error, std::chrono::duration<double>(now - t0).count());
+    if (r.error == failure::none) {
+      if (mode != net::dial_mode::forward) {
+        a.complete({.connected = true, .latency = latency}, now);
       }
-      g.tiers.record(host_key, pick.tier, now);
       out.dial = std::move(r);
-      out.chosen = pick.chosen;
-      out.tier = pick.tier;
-      out.lease = std::move(lease);
+      out.attempt = std::move(a);
+      out.dial_latency = latency;
       out.reuse_key = std::move(reuse_key);
       co_return out;
     }
-    if (r.exit_fault) {
-      pick.chosen->report({false, latency}, now, cfg.health);
-    } else if (pick.probe) {
-      pick.chosen->release_probe();  // the target failed, which says nothing about the exit
-    }
-    spdlog::info("dial {} via exit {} failed: {}", proto::format_authority(host, port), pick.chosen->id(), r.detail);
-    if (r.error == net::dial_error::destination_ip_prohibited) {
-      out.error = {403, "target refused: " + r.detail, "destination_ip_prohibited"};
-      out.socks = socks5::reply::not_allowed;
+    a.complete(dial_failed(r, latency), now);
+    spdlog::debug("dial {} via exit {} failed: {}", proto::format_authority(host, port), chosen.id(), r.detail);
+    if (r.error == failure::target_prohibited) {
+      fail(failure::target_prohibited, "target refused: " + r.detail);
       co_return out;
     }
-    tried.push_back(pick.chosen);
+    tried.push_back(&chosen);
     if (!failures.empty()) {
       failures += "; ";
     }
-    failures += pick.chosen->id() + ": " + r.detail;
+    failures += chosen.id() + ": " + r.detail;
     last = std::move(r);
   }
   const std::size_t failed = tried.size() - tried_before;
   if (failed == 0) {
-    out.error = {502, fmt::format("every exit matching {} was already tried for this request", req.f.describe()),
-                 "destination_unavailable"};
-    out.socks = socks5::reply::general_failure;
+    fail(failure::exhausted,
+         fmt::format("every exit matching {} was already tried for this request", req.f.describe()));
     co_return out;
   }
-  int status = last.error == net::dial_error::connection_timeout ? 504 : 502;
   std::string what = failed == 1 ? "exit failed: " : fmt::format("all {} exits tried failed: ", failed);
-  out.error = {status, what + failures, net::proxy_status_error(last.error)};
-  out.socks = net::socks_reply_for(last);
+  fail(last.error, what + failures, last.socks_reply);
   co_return out;
 }
 
@@ -577,8 +449,7 @@ awaitable<void> relay_tunnel(std::shared_ptr<session> s, connect_outcome c) {
   if (s->client.is_plain() && s->upstream.is_plain()) {
     // Handed off: the relay's handlers keep the session; its coroutine frames (this one
     // and its callers') are freed while the tunnel stays open.
-    s->tunnel_snap = std::move(c.snap);
-    s->tunnel_lease = std::move(c.lease);
+    s->tunnel_attempt = std::move(c.attempt);
     s->relay = std::make_unique<net::plain_relay>(s->client, s->upstream, s->act);
     session* raw = s.get();
     s->relay->start(std::move(pending), std::move(c.dial.leftover), s, [raw](const net::relay_result& r) {
@@ -587,14 +458,14 @@ awaitable<void> relay_tunnel(std::shared_ptr<session> s, connect_outcome c) {
       spdlog::debug("tunnel closed: {} bytes up, {} down{}", r.bytes_up, r.bytes_down,
                     r.error ? ", " + r.error.message() : std::string());
       raw->finish();
-      raw->tunnel_lease = pool::lease();
+      raw->tunnel_attempt.release();
     });
     co_return;
   }
   auto r = co_await net::relay(s->client, s->upstream, std::move(pending), std::move(c.dial.leftover), s->act);
   s->metrics().on_tunnel_close();
   s->metrics().on_bytes(r.bytes_up, r.bytes_down);
-  spdlog::debug("tunnel via {} closed: {} bytes up, {} down{}", c.chosen->id(), r.bytes_up, r.bytes_down,
+  spdlog::debug("tunnel via {} closed: {} bytes up, {} down{}", c.attempt.chosen().id(), r.bytes_up, r.bytes_down,
                 r.error ? ", " + r.error.message() : std::string());
 }
 
@@ -604,13 +475,14 @@ awaitable<void> handle_connect(std::shared_ptr<session> s, proto::request_head h
   auto auth = authenticate(s->shard.shared, basic_credentials(head));
   auto where = proto::parse_authority(head.target, 0);
   if (!auth.params) {
-    refusal = {407, auth.error, ""};
+    refusal = make_error(pool::failure::auth_failed, auth.error);
   } else if (auto busy = claim_user_slot(*s, auth.params->user); !busy.empty()) {
-    refusal = {429, busy, "connection_limit_reached"};
+    refusal = make_error(pool::failure::client_limit, busy);
   } else if (!where || where->port == 0) {
-    refusal = {400, "bad CONNECT target '" + sanitize(head.target) + "': expected host:port", "http_request_error"};
+    refusal = make_error(pool::failure::bad_request,
+                         "bad CONNECT target '" + proto::printable(head.target) + "': expected host:port");
   }
-  if (refusal.status != 0) {
+  if (refusal) {
     const std::string reply = error_reply(*s, refusal);
     co_await s->write_client(reply);
     co_return;
@@ -618,14 +490,16 @@ awaitable<void> handle_connect(std::shared_ptr<session> s, proto::request_head h
   s->arm(clock::duration::zero());
   std::vector<const pool::exit*> tried;
   auto c = co_await connect_via_pool(s->shard, *auth.params, where->host, where->port, net::dial_mode::tunnel, tried);
-  record.outcome = outcome_for(c.error);
-  if (c.error.status != 0) {
+  record.outcome = admin::outcome_of(c.error.kind);
+  if (c.error) {
     const std::string reply = error_reply(*s, c.error);
     co_await s->write_client(reply);
     co_return;
   }
   s->metrics().on_http_response(200);
-  std::string ok = "HTTP/1.1 200 Connection established\r\nX-Exitpool-Exit: " + sanitize(c.chosen->id()) + "\r\n\r\n";
+  std::string ok =
+      "HTTP/1.1 200 Connection established\r\nX-Exitpool-Exit: " + proto::printable(c.attempt.chosen().id()) +
+      "\r\n\r\n";
   if (!co_await s->write_client(ok)) {
     co_return;
   }
@@ -757,7 +631,8 @@ awaitable<std::optional<proto::response_head>> read_response_head(std::shared_pt
   for (;;) {
     auto parsed = proto::parse_response_head(rbuf);
     if (parsed.status == proto::parse_status::error) {
-      error = {502, "exit " + exit_id + " sent a malformed response: " + parsed.error, "http_protocol_error"};
+      error = make_error(pool::failure::http_protocol_error,
+                         "exit " + exit_id + " sent a malformed response: " + parsed.error);
       co_return std::nullopt;
     }
     if (parsed.status == proto::parse_status::complete) {
@@ -773,30 +648,29 @@ awaitable<std::optional<proto::response_head>> read_response_head(std::shared_pt
     rbuf.resize(old + n);
     if (n == 0 && ec) {
       error = s->upstream_timed_out || s->timed_out
-                  ? http_error{504,
+                  ? make_error(pool::failure::response_timeout,
                                fmt::format("exit {} sent no response head within {} s", exit_id,
-                                           s->cfg().response_timeout.count() / 1000.0),
-                               "http_response_timeout"}
-                  : http_error{502, "exit " + exit_id + " closed before responding: " + ec.message(),
-                               "http_response_incomplete"};
+                                           s->cfg().response_timeout.count() / 1000.0))
+                  : make_error(pool::failure::response_incomplete,
+                               "exit " + exit_id + " closed before responding: " + ec.message());
       co_return std::nullopt;
     }
     s->act.touch();
   }
 }
 
-// Ban detection: a ban status, or a pattern found in the head or the start of the body
-// (up to 16 KiB are read ahead when patterns are configured; compressed bodies are
-// not decoded). Returns the ban's length, or nullopt when the response is no ban.
-awaitable<std::optional<std::chrono::milliseconds>> detect_ban(std::shared_ptr<session> s,
-                                                               const proto::response_head& resp,
-                                                               proto::body_framing framing, std::string& rbuf) {
-  const auto& g = s->shard.shared;
-  bool banned =
-      std::find(g.cfg.ban_statuses.begin(), g.cfg.ban_statuses.end(), resp.status) != g.cfg.ban_statuses.end();
-  if (!banned && !g.ban_patterns.empty()) {
-    constexpr std::size_t look_ahead = 16 * 1024;
-    while (framing.kind != proto::body_kind::none && rbuf.size() < look_ahead &&
+// The ban policy's verdict on an answer (pool/ban_policy.hpp). With ban patterns, up to
+// 16 KiB of the body are read ahead first (they stay in rbuf for the client).
+awaitable<std::optional<std::chrono::milliseconds>> judge_ban(std::shared_ptr<session> s,
+                                                              const proto::response_head& resp,
+                                                              proto::body_framing framing, std::string& rbuf) {
+  const auto& policy = s->shard.shared.ban_policy;
+  if (!policy.may_ban(resp.status)) {
+    co_return std::nullopt;
+  }
+  std::string header_lines;
+  if (policy.reads_body()) {
+    while (framing.kind != proto::body_kind::none && rbuf.size() < pool::ban_policy::look_ahead &&
            !(framing.kind == proto::body_kind::content_length && rbuf.size() >= framing.length)) {
       std::size_t old = rbuf.size();
       rbuf.resize(old + 8192);
@@ -806,28 +680,17 @@ awaitable<std::optional<std::chrono::milliseconds>> detect_ban(std::shared_ptr<s
         break;  // the body ends here (or fails); copy_body reports which
       }
     }
-    std::string text = fmt::format("{} {}\n", resp.status, resp.reason);
     for (const auto& h : resp.headers) {
-      text += h.name + ": " + h.value + "\n";
-    }
-    text += "\n";
-    text.append(rbuf, 0, std::min(rbuf.size(), look_ahead));
-    for (const auto& re : g.ban_patterns) {
-      if (std::regex_search(text, re)) {
-        banned = true;
-        break;
-      }
+      pool::append_header_line(header_lines, h.name, h.value);
     }
   }
-  if (!banned) {
-    co_return std::nullopt;
-  }
-  if (const auto* ra = proto::find_header(resp.headers, "Retry-After")) {
-    if (auto d = pool::parse_retry_after(ra->value, std::chrono::system_clock::now())) {
-      co_return std::chrono::duration_cast<std::chrono::milliseconds>(*d);
-    }
-  }
-  co_return g.cfg.ban_duration;
+  const auto* ra = proto::find_header(resp.headers, "Retry-After");
+  co_return policy.judge({.status = resp.status,
+                          .reason = resp.reason,
+                          .header_lines = header_lines,
+                          .body = rbuf,
+                          .retry_after = ra != nullptr ? std::string_view(ra->value) : std::string_view()},
+                         std::chrono::system_clock::now());
 }
 
 // An exit's answer to a forwarded request, head read, body not yet relayed.
@@ -878,7 +741,7 @@ awaitable<bool> forward_answer(std::shared_ptr<session> s, exit_answer a, bool k
       rhead.append(h.name).append(": ").append(h.value).append("\r\n");
     }
   }
-  rhead.append("X-Exitpool-Exit: ").append(sanitize(a.exit_id)).append("\r\n");
+  rhead.append("X-Exitpool-Exit: ").append(proto::printable(a.exit_id)).append("\r\n");
   rhead.append(keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
   if (body_now > 0) {
     rhead.append(a.rbuf, 0, body_now);
@@ -916,19 +779,20 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
   auto target = proto::parse_absolute_target(head.target);
   auto framing = proto::request_body_framing(head);
   if (!auth.params) {
-    refusal = {407, auth.error, ""};
+    refusal = make_error(pool::failure::auth_failed, auth.error);
   } else if (auto busy = claim_user_slot(*s, auth.params->user); !busy.empty()) {
-    refusal = {429, busy, "connection_limit_reached"};
+    refusal = make_error(pool::failure::client_limit, busy);
   } else if (!target) {
     std::string why = !head.target.empty() && head.target.front() == '/'
                           ? "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT"
-                      : head.target.starts_with("https://") ? "https:// targets must use CONNECT"
-                                                            : "bad request target '" + sanitize(head.target) + "'";
-    refusal = {400, why, "http_request_error"};
+                      : head.target.starts_with("https://")
+                          ? "https:// targets must use CONNECT"
+                          : "bad request target '" + proto::printable(head.target) + "'";
+    refusal = make_error(pool::failure::bad_request, why);
   } else if (!framing.framing) {
-    refusal = {framing.error_status, framing.error, "http_request_error"};
+    refusal = make_error(pool::failure::bad_request, framing.error, {}, framing.error_status);
   }
-  if (refusal.status != 0) {
+  if (refusal) {
     const std::string reply = error_reply(*s, refusal);
     co_await s->write_client(reply);
     co_return false;
@@ -958,11 +822,11 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     s->arm(clock::duration::zero());
     auto c = co_await connect_via_pool(s->shard, *auth.params, target->where.host, target->where.port,
                                        net::dial_mode::forward, tried, keep_upstream, allow_reuse, !held);
-    if (c.error.status != 0) {
+    if (c.error) {
       if (held) {
         co_return co_await forward_answer(s, std::move(*held), keep_client, record);
       }
-      record.outcome = outcome_for(c.error);
+      record.outcome = admin::outcome_of(c.error.kind);
       const std::string reply = error_reply(*s, c.error);
       co_await s->write_client(reply);
       co_return false;
@@ -972,8 +836,9 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
       held.reset();
     }
     s->upstream = std::move(c.dial.upstream);
-    const std::string exit_id = c.chosen->id();
-    std::string out = upstream_request_head(head, *target, c.chosen->spec(), expect, keep_upstream);
+    pool::exit& chosen = c.attempt.chosen();
+    const std::string exit_id = chosen.id();
+    std::string out = upstream_request_head(head, *target, chosen.spec(), expect, keep_upstream);
     // A small body already read from the client goes out with the head, in one write.
     proto::body_framing body = *framing.framing;
     if (body.kind == proto::body_kind::content_length && body.length <= 16 * 1024 && s->buf.size() >= body.length &&
@@ -984,6 +849,25 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
       body.length = 0;
     }
     const auto sent_at = clock::now();
+    // Through an HTTP proxy exit the answer is the exit's own; from a direct or SOCKS exit
+    // it is the target's, and the exit proved itself when the dial completed. A reused
+    // connection was no dial: its answer says nothing about the exit's health.
+    const bool via_proxy =
+        chosen.spec().scheme == proto::exit_scheme::http || chosen.spec().scheme == proto::exit_scheme::https;
+    const pool::fault answer_fault = via_proxy && !c.reused ? pool::fault::exit : pool::fault::target;
+    auto complete = [&](pool::fault who, pool::failure error, int status = 0,
+                        std::optional<std::chrono::milliseconds> ban = std::nullopt) {
+      const auto now = clock::now();
+      pool::attempt_outcome o;
+      o.who = who;
+      o.error = error;
+      o.status = status;
+      o.ban = ban;
+      o.connected = !c.reused && (status != 0 || !via_proxy);
+      o.latency = via_proxy && !c.reused ? std::chrono::duration_cast<std::chrono::microseconds>(now - sent_at)
+                                         : c.dial_latency;
+      c.attempt.complete(o, now);
+    };
     s->arm(s->cfg().idle_timeout);
     auto [wec, wn] = co_await s->upstream.write_all(asio::buffer(out));
     if (wec && c.reused) {
@@ -994,15 +878,18 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
       continue;
     }
     if (wec) {
-      const std::string reply = error_reply(
-          *s,
-          {502, "exit " + exit_id + " closed while sending the request: " + wec.message(), "connection_terminated"});
+      complete(answer_fault, pool::failure::connection_terminated);
+      const std::string reply =
+          error_reply(*s, make_error(pool::failure::connection_terminated,
+                                     "exit " + exit_id + " closed while sending the request: " + wec.message()));
       co_await s->write_client(reply);
       co_return false;
     }
     std::uint64_t bytes_up = 0;
     if (!co_await copy_body(s->client, s->buf, s->upstream, body, s->act, bytes_up)) {
-      const std::string reply = error_reply(*s, {400, "request body incomplete or malformed", "http_request_error"});
+      complete(pool::fault::client, pool::failure::bad_request);
+      const std::string reply =
+          error_reply(*s, make_error(pool::failure::bad_request, "request body incomplete or malformed"));
       co_await s->write_client(reply);
       co_return false;
     }
@@ -1026,42 +913,34 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
       auto f = proto::response_body_framing(*resp, head.method);
       rframing = f.framing;
       if (!rframing) {
-        error = {502, "exit " + exit_id + " sent a response with bad framing: " + f.error, "http_protocol_error"};
+        error = make_error(pool::failure::http_protocol_error,
+                           "exit " + exit_id + " sent a response with bad framing: " + f.error);
       }
     }
     if (!rframing) {
-      // No usable answer (silence, garbage, hang-up) from a fresh connection: the exit
-      // failed. Try another one when nothing has reached the client and the request
-      // can be replayed.
-      if (c.report_pending) {
-        // Through an HTTP proxy exit the answer is the exit's; from a direct or SOCKS exit
-        // it is the target's, which says nothing about the exit's health.
-        auto latency = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent_at);
-        c.chosen->report({false, latency}, clock::now(), g.cfg.health);
-      }
+      // No usable answer (silence, garbage, hang-up) from a fresh connection. Try another
+      // exit when nothing has reached the client and the request can be replayed.
+      complete(answer_fault, error.kind);
       s->upstream.close();
-      spdlog::info("request to {} via exit {} failed: {}", host_key, exit_id, error.message);
+      spdlog::debug("request to {} via exit {} failed: {}", host_key, exit_id, error.message);
       if (retry_on_ban && round < g.cfg.retries) {
-        tried.push_back(c.chosen);
+        tried.push_back(&chosen);
         continue;
       }
-      record.outcome = outcome_for(error);
+      record.outcome = admin::outcome_of(error.kind);
       const std::string reply = error_reply(*s, error);
       co_await s->write_client(reply);
       co_return false;
     }
-    if (c.report_pending) {
-      auto latency = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent_at);
-      c.chosen->report({true, latency}, clock::now(), g.cfg.health);
-    }
     a.resp = std::move(*resp);
     a.framing = *rframing;
-    if (auto ban = co_await detect_ban(s, a.resp, a.framing, a.rbuf)) {
-      g.bans.ban(*c.chosen, host_key, clock::now() + *ban);
-      s->metrics().on_ban();
-      spdlog::info("exit {} banned for {} for {} s (status {})", exit_id, host_key, ban->count() / 1000, a.resp.status);
+    const auto ban = co_await judge_ban(s, a.resp, a.framing, a.rbuf);
+    complete(pool::fault::none, pool::failure::none, a.resp.status, ban);
+    if (ban) {
+      spdlog::debug("exit {} banned for {} for {} s (status {})", exit_id, host_key, ban->count() / 1000,
+                    a.resp.status);
       if (retry_on_ban && round < g.cfg.ban_retries) {
-        tried.push_back(c.chosen);
+        tried.push_back(&chosen);
         a.upstream = std::move(s->upstream);
         a.reuse_key.clear();
         held = std::move(a);
@@ -1112,7 +991,8 @@ awaitable<void> serve_http(std::shared_ptr<session> s) {
       }
       s->metrics().on_request(s->protocol, admin::request_outcome::client_error);
       {
-        const std::string reply = error_reply(*s, {parsed.error_status, parsed.error, "http_request_error"});
+        const std::string reply =
+            error_reply(*s, make_error(pool::failure::bad_request, parsed.error, {}, parsed.error_status));
         co_await s->write_client(reply);
       }
       co_return;
@@ -1235,8 +1115,8 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
   s->arm(clock::duration::zero());
   std::vector<const pool::exit*> tried;
   auto c = co_await connect_via_pool(s->shard, params, req->dst.host, req->dst.port, net::dial_mode::tunnel, tried);
-  record.outcome = outcome_for(c.error);
-  if (c.error.status != 0) {
+  record.outcome = admin::outcome_of(c.error.kind);
+  if (c.error) {
     spdlog::debug("SOCKS5 CONNECT {} failed: {}", proto::format_authority(req->dst.host, req->dst.port),
                   c.error.message);
     {
@@ -1248,7 +1128,7 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
   socks5::address bound;
   error_code ec;
   auto local = c.dial.upstream.socket().local_endpoint(ec);
-  if (!ec && c.chosen->spec().scheme == proto::exit_scheme::direct) {
+  if (!ec && c.attempt.chosen().spec().scheme == proto::exit_scheme::direct) {
     bound.type = local.address().is_v4() ? socks5::address::kind::ipv4 : socks5::address::kind::ipv6;
     bound.host = local.address().to_string();
     bound.port = local.port();
@@ -1303,9 +1183,9 @@ awaitable<void> refuse_overloaded(std::shared_ptr<session> s) {
     co_await s->write_client(reply);
     co_return;
   }
-  const std::string reply =
-      error_reply(*s, {503, fmt::format("too many client connections (--max-connections {})", s->cfg().max_connections),
-                       "connection_limit_reached", "1"});
+  const std::string reply = error_reply(
+      *s, make_error(pool::failure::overloaded,
+                     fmt::format("too many client connections (--max-connections {})", s->cfg().max_connections), "1"));
   co_await s->write_client(reply);
 }
 

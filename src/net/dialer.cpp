@@ -15,22 +15,22 @@ namespace {
 
 namespace socks5 = proto::socks5;
 
-dial_error error_from(const error_code& ec) {
+pool::failure error_from(const error_code& ec) {
   namespace e = asio::error;
   if (ec == e::connection_refused) {
-    return dial_error::connection_refused;
+    return pool::failure::connection_refused;
   }
   if (ec == e::network_unreachable || ec == e::host_unreachable || ec == e::address_family_not_supported ||
       ec == e::address_in_use) {
-    return dial_error::destination_ip_unroutable;
+    return pool::failure::destination_ip_unroutable;
   }
   if (ec == e::timed_out || ec == e::operation_aborted) {
-    return dial_error::connection_timeout;
+    return pool::failure::connection_timeout;
   }
   if (ec == e::eof || ec == e::connection_reset || ec == e::broken_pipe) {
-    return dial_error::connection_terminated;
+    return pool::failure::connection_terminated;
   }
-  return dial_error::destination_unavailable;
+  return pool::failure::destination_unavailable;
 }
 
 // Out of descriptors, buffers or local ports: this host's problem, not the exit's.
@@ -40,7 +40,7 @@ bool local_resource_error(const error_code& ec) {
          (v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM || v == EADDRNOTAVAIL);
 }
 
-dial_result failed(dial_error e, bool exit_fault, std::string detail) {
+dial_result failed(pool::failure e, bool exit_fault, std::string detail) {
   dial_result r;
   r.error = e;
   r.exit_fault = exit_fault;
@@ -147,7 +147,7 @@ awaitable<dial_result> http_connect(stream up, const proto::exit_spec& spec, con
   for (;;) {
     auto parsed = proto::parse_response_head(buf);
     if (parsed.status == proto::parse_status::error) {
-      co_return failed(dial_error::http_protocol_error, true,
+      co_return failed(pool::failure::http_protocol_error, true,
                        fmt::format("exit answered CONNECT with a malformed response: {}", parsed.error));
     }
     if (parsed.status == proto::parse_status::complete) {
@@ -159,9 +159,9 @@ awaitable<dial_result> http_connect(stream up, const proto::exit_spec& spec, con
         co_return r;
       }
       if (st == 407) {
-        co_return failed(dial_error::proxy_auth_failed, true, "exit rejected our credentials (407 to CONNECT)");
+        co_return failed(pool::failure::proxy_auth_failed, true, "exit rejected our credentials (407 to CONNECT)");
       }
-      auto r = failed(dial_error::destination_unavailable, st == 403,
+      auto r = failed(pool::failure::destination_unavailable, st == 403,
                       fmt::format("exit answered CONNECT {} with {} {}", authority, st, parsed.head.reason));
       r.socks_reply = st == 403 ? socks5::reply::not_allowed : socks5::reply::host_unreachable;
       co_return r;
@@ -207,7 +207,7 @@ awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, s
     co_return closed(mec);
   }
   if (choice.st == socks5::status::error) {
-    co_return failed(dial_error::http_protocol_error, true, "SOCKS5 exit answered garbage: " + choice.error);
+    co_return failed(pool::failure::http_protocol_error, true, "SOCKS5 exit answered garbage: " + choice.error);
   }
   if (choice.method == socks5::method::userpass && with_auth) {
     const std::string login = socks5::make_userpass(spec.user, spec.pass);
@@ -219,10 +219,10 @@ awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, s
       co_return closed(aec);
     }
     if (st.st == socks5::status::error || !st.ok) {
-      co_return failed(dial_error::proxy_auth_failed, true, "SOCKS5 exit rejected our credentials");
+      co_return failed(pool::failure::proxy_auth_failed, true, "SOCKS5 exit rejected our credentials");
     }
   } else if (choice.method != socks5::method::no_auth) {
-    co_return failed(dial_error::proxy_auth_failed, true,
+    co_return failed(pool::failure::proxy_auth_failed, true,
                      with_auth ? "SOCKS5 exit accepts none of our methods"
                                : "SOCKS5 exit requires credentials and the pool line has none");
   }
@@ -240,12 +240,12 @@ awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, s
     co_return closed(rec);
   }
   if (reply.st == socks5::status::error) {
-    co_return failed(dial_error::http_protocol_error, true, "SOCKS5 exit answered garbage: " + reply.error);
+    co_return failed(pool::failure::http_protocol_error, true, "SOCKS5 exit answered garbage: " + reply.error);
   }
   if (reply.code != socks5::reply::succeeded) {
-    auto r = failed(reply.code == socks5::reply::connection_refused ? dial_error::connection_refused
-                    : reply.code == socks5::reply::ttl_expired      ? dial_error::connection_timeout
-                                                                    : dial_error::destination_unavailable,
+    auto r = failed(reply.code == socks5::reply::connection_refused ? pool::failure::connection_refused
+                    : reply.code == socks5::reply::ttl_expired      ? pool::failure::connection_timeout
+                                                                    : pool::failure::destination_unavailable,
                     reply.code == socks5::reply::general_failure || reply.code == socks5::reply::not_allowed,
                     fmt::format("SOCKS5 exit could not reach {}: {}", proto::format_authority(host, port),
                                 socks5::describe(reply.code)));
@@ -262,7 +262,7 @@ awaitable<dial_result> tls_handshake(tcp::socket sock, const proto::exit_spec& s
                                      std::unique_ptr<tls_stream>& out) {
   auto* ctx = spec.tls_verify ? opts.tls_verified : opts.tls_insecure;
   if (ctx == nullptr) {
-    co_return failed(dial_error::tls_protocol_error, true, "no TLS context configured");
+    co_return failed(pool::failure::tls_protocol_error, true, "no TLS context configured");
   }
   auto tls = std::make_unique<tls_stream>(std::move(sock), *ctx);
   SSL* ssl = tls->native_handle();
@@ -286,10 +286,10 @@ awaitable<dial_result> tls_handshake(tcp::socket sock, const proto::exit_spec& s
   if (ec) {
     long vr = SSL_get_verify_result(ssl);
     if (spec.tls_verify && vr != X509_V_OK) {
-      co_return failed(dial_error::tls_certificate_error, true,
+      co_return failed(pool::failure::tls_certificate_error, true,
                        fmt::format("exit's TLS certificate did not verify: {}", X509_verify_cert_error_string(vr)));
     }
-    co_return failed(dial_error::tls_protocol_error, true,
+    co_return failed(pool::failure::tls_protocol_error, true,
                      fmt::format("TLS handshake with exit failed: {}", ec.message()));
   }
   out = std::move(tls);
@@ -305,7 +305,7 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
       error_code ec;
       source = asio::ip::make_address(spec.host, ec);
       if (ec) {
-        co_return failed(dial_error::destination_ip_unroutable, true, "bad source address " + spec.host);
+        co_return failed(pool::failure::destination_ip_unroutable, true, "bad source address " + spec.host);
       }
     }
     if (mode == dial_mode::handshake) {
@@ -319,25 +319,25 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
         }
       }
       if (ec) {
-        co_return failed(dial_error::destination_ip_unroutable, true,
+        co_return failed(pool::failure::destination_ip_unroutable, true,
                          fmt::format("cannot use source address {}: {}", spec.host, ec.message()));
       }
       co_return dial_result{};
     }
     auto [rec, eps] = co_await resolve(host, port);
     if (rec) {
-      auto r = failed(dial_error::dns_error, false, fmt::format("cannot resolve {}: {}", host, rec.message()));
+      auto r = failed(pool::failure::dns_error, false, fmt::format("cannot resolve {}: {}", host, rec.message()));
       r.socks_reply = socks5::reply::host_unreachable;
       co_return r;
     }
     if (auto why = refused(opts, eps); !why.empty()) {
-      co_return failed(dial_error::destination_ip_prohibited, false, why);
+      co_return failed(pool::failure::target_prohibited, false, why);
     }
     auto [cec, sock] = co_await connect_any(eps, source);
     if (cec) {
       // A source address this host does not have is the exit's fault; a refusing target is not.
       bool bind_fault = cec.value() == EADDRNOTAVAIL;
-      co_return failed(bind_fault ? dial_error::destination_ip_unroutable : error_from(cec), bind_fault,
+      co_return failed(bind_fault ? pool::failure::destination_ip_unroutable : error_from(cec), bind_fault,
                        fmt::format("connect to {} from {} failed: {}", proto::format_authority(host, port),
                                    source ? spec.host : std::string("default route"), cec.message()));
     }
@@ -349,7 +349,7 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
   // Through a proxy: first reach the proxy itself.
   auto [rec, eps] = co_await resolve(spec.host, spec.port);
   if (rec) {
-    co_return failed(dial_error::dns_error, true,
+    co_return failed(pool::failure::dns_error, true,
                      fmt::format("cannot resolve exit host {}: {}", spec.host, rec.message()));
   }
   auto [cec, sock] = co_await connect_any(eps, std::nullopt);
@@ -362,7 +362,7 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
   if (spec.scheme == proto::exit_scheme::https) {
     std::unique_ptr<tls_stream> tls;
     auto hr = co_await tls_handshake(std::move(sock), spec, opts, tls);
-    if (hr.error != dial_error::none) {
+    if (hr.error != pool::failure::none) {
       co_return hr;
     }
     up = stream(std::move(tls));
@@ -387,12 +387,12 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
         // socks5:// means the gateway resolves names; socks5h:// lets the exit do it.
         auto [dec, targets] = co_await resolve(host, port);
         if (dec || targets.empty()) {
-          auto r = failed(dial_error::dns_error, false, fmt::format("cannot resolve {}: {}", host, dec.message()));
+          auto r = failed(pool::failure::dns_error, false, fmt::format("cannot resolve {}: {}", host, dec.message()));
           r.socks_reply = socks5::reply::host_unreachable;
           co_return r;
         }
         if (auto why = refused(opts, targets); !why.empty()) {
-          co_return failed(dial_error::destination_ip_prohibited, false, why);
+          co_return failed(pool::failure::target_prohibited, false, why);
         }
         co_return co_await socks5_connect(std::move(up), spec, targets.front().address().to_string(), port, false);
       }
@@ -401,7 +401,7 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
     case proto::exit_scheme::direct:
       break;
   }
-  co_return failed(dial_error::destination_unavailable, true, "unsupported exit scheme");
+  co_return failed(pool::failure::destination_unavailable, true, "unsupported exit scheme");
 }
 
 awaitable<void> sleep_for(std::chrono::milliseconds d) {
@@ -411,57 +411,6 @@ awaitable<void> sleep_for(std::chrono::milliseconds d) {
 
 }  // namespace
 
-const char* proxy_status_error(dial_error e) {
-  switch (e) {
-    case dial_error::none:
-      return "";
-    case dial_error::dns_error:
-      return "dns_error";
-    case dial_error::connection_refused:
-      return "connection_refused";
-    case dial_error::connection_timeout:
-      return "connection_timeout";
-    case dial_error::destination_unavailable:
-      return "destination_unavailable";
-    case dial_error::destination_ip_unroutable:
-      return "destination_ip_unroutable";
-    case dial_error::destination_ip_prohibited:
-      return "destination_ip_prohibited";
-    case dial_error::tls_protocol_error:
-      return "tls_protocol_error";
-    case dial_error::tls_certificate_error:
-      return "tls_certificate_error";
-    case dial_error::proxy_auth_failed:
-      return "proxy_internal_error";
-    case dial_error::http_protocol_error:
-      return "http_protocol_error";
-    case dial_error::connection_terminated:
-      return "connection_terminated";
-  }
-  return "proxy_internal_error";
-}
-
-socks5::reply socks_reply_for(const dial_result& r) {
-  switch (r.error) {
-    case dial_error::none:
-      return socks5::reply::succeeded;
-    case dial_error::connection_refused:
-      return socks5::reply::connection_refused;
-    case dial_error::connection_timeout:
-      return socks5::reply::ttl_expired;
-    case dial_error::dns_error:
-      return socks5::reply::host_unreachable;
-    case dial_error::destination_ip_unroutable:
-      return socks5::reply::network_unreachable;
-    case dial_error::destination_ip_prohibited:
-      return socks5::reply::not_allowed;
-    case dial_error::destination_unavailable:
-      return r.socks_reply;
-    default:
-      return socks5::reply::general_failure;
-  }
-}
-
 awaitable<dial_result> dial(const pool::exit& ex, std::string host, std::uint16_t port, dial_mode mode,
                             dial_options opts) {
   using namespace asio::experimental::awaitable_operators;
@@ -470,7 +419,7 @@ awaitable<dial_result> dial(const pool::exit& ex, std::string host, std::uint16_
   if (outcome.index() == 0) {
     co_return std::move(std::get<0>(outcome));
   }
-  co_return failed(dial_error::connection_timeout, true,
+  co_return failed(pool::failure::connection_timeout, true,
                    fmt::format("dial through exit {} timed out after {} ms", ex.id(), timeout.count()));
 }
 

@@ -6,6 +6,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "proto/base64.hpp"
+#include "proto/text.hpp"
 
 namespace exitpool::net {
 
@@ -20,7 +21,7 @@ double ms_since(clock::time_point t0) {
 
 struct exchange_result {
   std::string error;  // empty on success
-  std::string error_type;
+  pool::failure kind = pool::failure::none;
   int status = 0;
   std::string reason;
   std::string body;  // decoded, at most max_body_bytes
@@ -41,7 +42,7 @@ awaitable<exchange_result> http_exchange(stream& up, std::string request, std::s
   exchange_result out;
   if (auto [ec, n] = co_await up.write_all(asio::buffer(request)); ec) {
     out.error = "sending the request failed: " + ec.message();
-    out.error_type = "connection_terminated";
+    out.kind = pool::failure::connection_terminated;
     co_return out;
   }
   proto::response_parse_result parsed;
@@ -49,7 +50,7 @@ awaitable<exchange_result> http_exchange(stream& up, std::string request, std::s
     parsed = proto::parse_response_head(buf);
     if (parsed.status == proto::parse_status::error) {
       out.error = "malformed response: " + parsed.error;
-      out.error_type = "http_protocol_error";
+      out.kind = pool::failure::http_protocol_error;
       co_return out;
     }
     if (parsed.status == proto::parse_status::complete) {
@@ -63,7 +64,7 @@ awaitable<exchange_result> http_exchange(stream& up, std::string request, std::s
     if (n == 0 && ec) {
       out.error =
           buf.empty() ? "closed before responding: " + ec.message() : "response head incomplete: " + ec.message();
-      out.error_type = "http_response_incomplete";
+      out.kind = pool::failure::response_incomplete;
       co_return out;
     }
   }
@@ -73,7 +74,7 @@ awaitable<exchange_result> http_exchange(stream& up, std::string request, std::s
   auto framing = proto::response_body_framing(parsed.head, "GET");
   if (!framing.framing) {
     out.error = "response with bad framing: " + framing.error;
-    out.error_type = "http_protocol_error";
+    out.kind = pool::failure::http_protocol_error;
     co_return out;
   }
   const auto kind = framing.framing->kind;
@@ -119,7 +120,7 @@ std::string first_body_line(std::string_view body) {
   if (!line.empty() && line.back() == '\r') {
     line.remove_suffix(1);
   }
-  return printable(line.substr(0, max_body_line));
+  return proto::printable(line.substr(0, max_body_line));
 }
 
 }  // namespace
@@ -169,9 +170,9 @@ awaitable<probe_result> probe_exit(const pool::exit& ex, const probe_target* tar
   }
   auto r = co_await dial(ex, std::move(host), port, mode, opts);
   res.latency_ms = ms_since(t0);
-  if (r.error != dial_error::none) {
-    res.error = printable(r.detail);
-    res.error_type = proxy_status_error(r.error);
+  if (r.error != pool::failure::none) {
+    res.error = proto::printable(r.detail);
+    res.kind = r.error;
     res.exit_fault = r.exit_fault;
     co_return res;
   }
@@ -202,7 +203,7 @@ awaitable<probe_result> probe_exit(const pool::exit& ex, const probe_target* tar
   if (outcome.index() == 1) {
     // The dial worked; an exit that then stalls is the usual failure of a dead proxy.
     res.error = fmt::format("no complete response within {} ms", timeout.count());
-    res.error_type = "http_response_timeout";
+    res.kind = pool::failure::response_timeout;
     res.exit_fault = true;
     co_return res;
   }
@@ -211,13 +212,13 @@ awaitable<probe_result> probe_exit(const pool::exit& ex, const probe_target* tar
   res.exit_ip = first_line_ip(x.body);
   res.body_line = first_body_line(x.body);
   if (!x.error.empty()) {
-    res.error = printable(x.error);
-    res.error_type = x.error_type;
+    res.error = proto::printable(x.error);
+    res.kind = x.kind;
     res.exit_fault = true;
     co_return res;
   }
   if (x.status < 200 || x.status > 299) {
-    res.error = printable(fmt::format("HTTP {} {}", x.status, x.reason));
+    res.error = proto::printable(fmt::format("HTTP {} {}", x.status, x.reason));
     // A proxy exit that refuses our credentials is broken; any other status came
     // from (or on behalf of) the target and says nothing certain about the exit.
     res.exit_fault = via_http_proxy && x.status == 407;
@@ -225,15 +226,6 @@ awaitable<probe_result> probe_exit(const pool::exit& ex, const probe_target* tar
   }
   res.ok = true;
   co_return res;
-}
-
-std::string printable(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
-  }
-  return out;
 }
 
 std::string first_line_ip(std::string_view body) {

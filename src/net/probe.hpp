@@ -35,15 +35,15 @@ struct probe_target_parse {
 probe_target_parse parse_probe_target(std::string_view url);
 
 struct probe_result {
-  bool ok = false;          // handshake done, or the target answered 2xx
-  double latency_ms = 0;    // the whole check, or until the failure
-  double dial_ms = -1;      // dial (connect + proxy handshake); negative: it did not finish
-  int status = 0;           // HTTP status from the target; 0: none (or handshake check)
-  std::string exit_ip;      // first body line, when it is an IP address
-  std::string body_line;    // first body line, printable, at most 200 bytes
-  std::string error;        // one printable line, no secrets; empty when ok
-  std::string error_type;   // RFC 9209 Proxy-Status error type when known
-  bool exit_fault = false;  // the failure is the exit's (counts against its health)
+  bool ok = false;                           // handshake done, or the target answered 2xx
+  double latency_ms = 0;                     // the whole check, or until the failure
+  double dial_ms = -1;                       // dial (connect + proxy handshake); negative: it did not finish
+  int status = 0;                            // HTTP status from the target; 0: none (or handshake check)
+  std::string exit_ip;                       // first body line, when it is an IP address
+  std::string body_line;                     // first body line, printable, at most 200 bytes
+  std::string error;                         // one printable line, no secrets; empty when ok
+  pool::failure kind = pool::failure::none;  // what failed, when known
+  bool exit_fault = false;                   // the failure is the exit's (counts against its health)
 };
 
 // Checks `ex` once within `timeout` (the dial gets the smaller of opts.timeout and
@@ -55,9 +55,6 @@ struct probe_result {
 // proxy exit; a connection that breaks or stalls after the dial is the exit's.
 awaitable<probe_result> probe_exit(const pool::exit& ex, const probe_target* target, dial_options opts,
                                    std::chrono::milliseconds timeout);
-
-// `text` with control characters replaced by spaces (safe for one log or table line).
-std::string printable(std::string_view text);
 
 // The first line of `body`, normalized, when it parses as an IPv4/IPv6 address; else "".
 std::string first_line_ip(std::string_view body);

@@ -165,6 +165,9 @@ void exit::report(const outcome& o, time_point now, const health_config& cfg) {
     // It also ends a probe.
     down_until_ns_.store(0, std::memory_order_relaxed);
     probe_claimed_ns_.store(0, std::memory_order_relaxed);
+    if (!o.sample) {
+      return;
+    }
 
     const auto sample =
         static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(o.latency).count());

@@ -48,6 +48,7 @@ const char* state_name(exit_state s);
 struct outcome {
   bool ok = false;
   std::chrono::microseconds latency{0};  // dial latency (connect + proxy handshake)
+  bool sample = true;                    // latency is a sample for the EWMA (false: a reused connection)
 };
 
 class exit {

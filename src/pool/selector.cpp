@@ -35,12 +35,20 @@ std::size_t fast_below(std::mt19937_64& rng, std::size_t bound) {
   return static_cast<std::size_t>((static_cast<unsigned __int128>(rng()) * bound) >> 64);
 }
 
+// A pick without shared state: no bans, no per-host limits, no tier memory (its tables
+// stay empty: the selector only reads them); per-exit limits live on the exits.
+local_state& no_shared_state() {
+  static local_state none;
+  return none;
+}
+
 }  // namespace
 
 // The per-exit rules of a pick, one exit at a time: what the bounded paths check on
 // each exit they look at, and what every path takes on the exit it chooses.
 struct selector::checks {
   const pick_request& r;
+  state& st;
   time_point now;
   bool all_match;  // the candidate list holds only matching exits
   bool check_bans;
@@ -52,7 +60,7 @@ struct selector::checks {
   // reached, classifies it properly); otherwise whether it is probing.
   std::optional<bool> eligible(const exit& e) const {
     if ((!all_match && !r.f.matches(e)) || contains(r.exclude, &e) || e.at_concurrency_cap() ||
-        (e.limiter().limited() && !e.limiter().available(now))) {
+        st.exit_token_at(e, now) > now) {
       return std::nullopt;
     }
     const exit_state state = e.state(now);
@@ -61,8 +69,8 @@ struct selector::checks {
       return std::nullopt;
     }
     // The shared tables last: each lookup may take the host's stripe lock.
-    if ((check_bans && r.bans->banned(e, r.host, now)) ||
-        (check_host_rate && r.host_rates->next_available(e, r.host, now) > now)) {
+    if ((check_bans && st.banned_until(e, r.host, now).has_value()) ||
+        (check_host_rate && st.host_token_at(e, r.host, now) > now)) {
       return std::nullopt;
     }
     return state == exit_state::probing;
@@ -80,14 +88,14 @@ struct selector::checks {
         e.release_probe();
       }
     };
-    if (!e.limiter().try_take(now)) {
+    if (!st.take_exit_token(e, now)) {
       undo_probe();
-      return e.limiter().next_available(now);
+      return st.exit_token_at(e, now);
     }
-    if (check_host_rate && !r.host_rates->try_take(e, r.host, now)) {
-      e.limiter().refund();  // this pick took it a moment ago and gives up the exit
+    if (check_host_rate && !st.take_host_token(e, r.host, now)) {
+      st.refund_exit_token(e);  // this pick took it a moment ago and gives up the exit
       undo_probe();
-      return r.host_rates->next_available(e, r.host, now);
+      return st.host_token_at(e, r.host, now);
     }
     return std::nullopt;
   }
@@ -147,9 +155,10 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
   const bool all_match = set_fields(r.f) <= 1;
   const bool sticky = !r.sticky_key.empty();
   const bool by_host = !r.host.empty();
-  const bool check_bans = by_host && r.bans != nullptr;
-  const bool check_host_rate = by_host && r.host_rates != nullptr && r.host_rates->limited();
-  const checks ck{r, now, all_match, check_bans, check_host_rate};
+  state& st = r.st != nullptr ? *r.st : no_shared_state();
+  const bool check_bans = by_host && r.st != nullptr;
+  const bool check_host_rate = by_host && st.host_rate_limited();
+  const checks ck{r, st, now, all_match, check_bans, check_host_rate};
   const std::uint64_t key_hash = sticky ? mix64(hash64(r.sticky_key), r.sticky_generation) : 0;
 
   pick_result out;
@@ -221,7 +230,7 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
     }
     times_.resize(hashes_.size());
     if (check_bans) {
-      r.bans->banned_until_many(r.host, host_hash, hashes_, now, times_);
+      st.banned_until_many(r.host, host_hash, hashes_, now, times_);
       for (std::size_t i = 0; i < scratch_.size(); ++i) {
         if (times_[i] != time_point::min()) {
           block(scratch_[i], times_[i]);
@@ -230,7 +239,7 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
       }
     }
     if (check_host_rate) {
-      r.host_rates->next_available_many(r.host, host_hash, hashes_, now, times_);
+      st.host_token_at_many(r.host, host_hash, hashes_, now, times_);
       for (std::size_t i = 0; i < scratch_.size(); ++i) {
         if (times_[i] > now) {
           block(scratch_[i], times_[i]);
@@ -240,8 +249,8 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
   }
   for (cand& c : scratch_) {
     exit& e = *c.e;
-    if (e.limiter().limited() && !e.limiter().available(now)) {
-      block(c, e.limiter().next_available(now));
+    if (const auto at = st.exit_token_at(e, now); at > now) {
+      block(c, at);
     }
     if (e.at_concurrency_cap()) {
       block(c, now + capacity_poll);
@@ -410,7 +419,7 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
   };
 
   // ---- 3. the lowest tier with an eligible exit (from the remembered tier up first) ----
-  const std::optional<int> start = by_host && r.tiers != nullptr ? r.tiers->start_tier(r.host, now) : std::nullopt;
+  const std::optional<int> start = by_host && r.st != nullptr ? r.st->start_tier(r.host, now) : std::nullopt;
   for (;;) {
     std::optional<int> lowest;
     std::optional<int> lowest_from_start;

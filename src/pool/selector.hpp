@@ -14,10 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pool/ban.hpp"
 #include "pool/pool.hpp"
-#include "pool/rate_limit.hpp"
-#include "pool/tier.hpp"
+#include "pool/state.hpp"
 
 namespace exitpool::pool {
 
@@ -35,10 +33,9 @@ struct pick_request {
   // Target host (lower-case, no port); empty: bans, per-host limits and tier memory
   // are not consulted.
   std::string_view host;
-  // Shared tables, each optional (null: that check is off). Not owned.
-  const ban_table* bans = nullptr;
-  host_limits* host_rates = nullptr;
-  const tier_memory* tiers = nullptr;
+  // The shared state (bans, rate buckets, tier memory; see state.hpp). Not owned. Null:
+  // no bans, no per-host limits, no tier memory; per-exit limits still apply.
+  state* st = nullptr;
   // How long a probe claim lasts without an outcome (health_config::probe_timeout).
   std::chrono::milliseconds probe_timeout{std::chrono::seconds(30)};
 };
@@ -95,13 +92,13 @@ class selector {
   // Chooses an exit matching r.f that is not in r.exclude.
   //
   // Every remaining match (matching, not excluded) is in one of three classes:
-  //  - blocked: banned for r.host (r.bans), no per-exit token (exit::limiter), no
-  //    per-exit-host token (r.host_rates), at its concurrency cap, or probing with its
+  //  - blocked: banned for r.host, no per-exit token, no per-exit-host token (all three
+  //    read from r.st), at its concurrency cap, or probing with its
   //    probe slot taken. Limits and bans are hard: a blocked exit is never chosen.
   //  - down: in an ejection cool-down.
   //  - eligible: healthy, or probing with a free probe slot.
   // Eligible exits are chosen by tier: the lowest tier with an eligible exit wins
-  // (starting at r.tiers' remembered tier for r.host; tiers below it are used only
+  // (starting at r.st's remembered tier for r.host; tiers below it are used only
   // when no tier at or above it has one), and the policy picks within that tier.
   // Tokens (per exit, then per exit and host) and the probe slot are taken only on
   // the chosen exit; if a racing shard took the last one, that exit counts as blocked

@@ -1,6 +1,7 @@
 #include "proto/text.hpp"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 
 #include <array>
 
@@ -47,6 +48,33 @@ bool valid_ipv6(std::string_view s) {
   s.copy(text.data(), s.size());
   in6_addr addr{};
   return inet_pton(AF_INET6, text.data(), &addr) == 1;
+}
+
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
+  }
+  return out;
+}
+
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : printable(text)) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace exitpool::proto

@@ -12,5 +12,12 @@ int hex_value(char c);
 // Whether `s` is exactly an IPv4 / IPv6 address literal (no brackets, no port).
 bool valid_ipv4(std::string_view s);
 bool valid_ipv6(std::string_view s);
+// `text` with every control byte (< 0x20, 0x7f) replaced by a space: safe for one line
+// of a log, a header value or a label.
+std::string printable(std::string_view text);
+// printable(text) as an RFC 9110 quoted-string ("a \"b\"").
+std::string quoted(std::string_view text);
+// Equality in time that depends on the length only (passwords, tokens).
+bool constant_time_equal(std::string_view a, std::string_view b);
 
 }  // namespace exitpool::proto

@@ -256,7 +256,9 @@ def test_killed_upstream_is_ejected_and_no_request_fails(start_gateway, gateway_
     ms = start_microsocks(gateway_dir, "127.0.0.17")
     try:
         with RecordingOrigin("127.0.0.1", ban_for(set())) as origin:
-            gw = start_gateway([f"socks5://127.0.0.1:{ms.port} id=ms", *POOL_D1_D2], *EJECT, *quiet_flags())
+            # Failed dials are logged per request at debug level.
+            gw = start_gateway([f"socks5://127.0.0.1:{ms.port} id=ms", *POOL_D1_D2], *EJECT, *quiet_flags(),
+                               "--log-level", "debug")
             allowed = {"d1": D1, "d2": D2, "ms": "127.0.0.17"}
             assert_all_served(mixed_requests(gw, origin, 6), allowed)
             assert origin.count("127.0.0.17") >= 1, origin.by_source()

@@ -85,7 +85,7 @@ TEST(ExitsJson, ParsesBackWithEveryField) {
 
 TEST(ExitsJson, ListsBansOfEachExit) {
   auto snap = make_pool();
-  pool::ban_table bans;
+  pool::local_state bans;
   bans.ban(*snap->exits()[0], "example.com", t0 + 30s);
   bans.ban(*snap->exits()[0], "a.example", t0 + 5s);
   bans.ban(*snap->exits()[1], "gone.example", t0 - 1s);  // already over

@@ -26,9 +26,9 @@ TEST(ShardMetrics, HooksCountWhereExpected) {
   m.on_http_response(503);
   m.on_http_response(99);   // ignored
   m.on_http_response(600);  // ignored
-  m.on_dial("", 0.003);
-  m.on_dial("connection_refused", 0.0001);
-  m.on_dial("something_new", 20);  // unknown type → proxy_internal_error, latency → +Inf
+  m.on_dial(pool::failure::none, 0.003);
+  m.on_dial(pool::failure::connection_refused, 0.0001);
+  m.on_dial(pool::failure::proxy_auth_failed, 20);  // no label of its own → proxy_internal_error; latency → +Inf
   m.on_retry();
   m.on_bytes(10, 20);
   m.on_tunnel_open();
@@ -42,8 +42,8 @@ TEST(ShardMetrics, HooksCountWhereExpected) {
   EXPECT_EQ(m.http_responses[4].get(), 1u);
   EXPECT_EQ(m.http_responses[0].get() + m.http_responses[2].get() + m.http_responses[3].get(), 0u);
   EXPECT_EQ(m.dial_attempts.get(), 3u);
-  EXPECT_EQ(m.dial_failures[dial_error_index("connection_refused")].get(), 1u);
-  EXPECT_EQ(m.dial_failures[dial_error_index("proxy_internal_error")].get(), 1u);
+  EXPECT_EQ(m.dial_failures[dial_error_index(pool::failure::connection_refused)].get(), 1u);
+  EXPECT_EQ(m.dial_failures[dial_error_index(pool::failure::proxy_auth_failed)].get(), 1u);
   EXPECT_EQ(m.retries.get(), 1u);
   EXPECT_EQ(m.bytes_client_to_upstream.get(), 10u);
   EXPECT_EQ(m.bytes_upstream_to_client.get(), 20u);
@@ -65,10 +65,31 @@ TEST(ShardMetrics, BucketBoundsAreInclusive) {
   EXPECT_EQ(m.dial_latency_hist.back().get(), 0u);
 }
 
-TEST(DialErrorIndex, KnowsEveryProxyStatusType) {
-  for (std::size_t i = 0; i < dial_error_types.size(); ++i) {
-    EXPECT_EQ(dial_error_index(dial_error_types[i]), i);
+TEST(DialErrorIndex, EveryDialFailureHasItsProxyStatusLabel) {
+  for (std::size_t k = 0; k < pool::failure_count; ++k) {
+    const auto f = static_cast<pool::failure>(k);
+    if (!pool::is_dial_failure(f) && f != pool::failure::target_prohibited) {
+      continue;
+    }
+    EXPECT_EQ(dial_error_types[dial_error_index(f)], pool::proxy_status_name(f)) << pool::failure_name(f);
   }
+  // An access-policy refusal after resolution has its own label (it was proxy_internal_error).
+  EXPECT_EQ(dial_error_types[dial_error_index(pool::failure::target_prohibited)], "destination_ip_prohibited");
+}
+
+TEST(RequestOutcome, EachFailureCountsWhereItBelongs) {
+  using pool::failure;
+  EXPECT_EQ(outcome_of(failure::none), request_outcome::ok);
+  EXPECT_EQ(outcome_of(failure::no_match), request_outcome::no_exit);
+  EXPECT_EQ(outcome_of(failure::no_capacity), request_outcome::no_capacity);
+  EXPECT_EQ(outcome_of(failure::queue_full), request_outcome::no_capacity);
+  EXPECT_EQ(outcome_of(failure::target_prohibited), request_outcome::refused);
+  EXPECT_EQ(outcome_of(failure::connection_timeout), request_outcome::timeout);
+  EXPECT_EQ(outcome_of(failure::response_timeout), request_outcome::timeout);
+  EXPECT_EQ(outcome_of(failure::connection_refused), request_outcome::dial_failed);
+  EXPECT_EQ(outcome_of(failure::exhausted), request_outcome::dial_failed);
+  EXPECT_EQ(outcome_of(failure::auth_failed), request_outcome::client_error);
+  EXPECT_EQ(outcome_of(failure::bad_request), request_outcome::client_error);
 }
 
 TEST(Aggregate, SumsAcrossShards) {
@@ -96,7 +117,7 @@ TEST(Aggregate, ConcurrentWritersPerShardAndAReader) {
   for (int s = 0; s < 4; ++s) {
     writers.emplace_back([&reg, s] {
       for (int i = 0; i < n; ++i) {
-        reg.shard(s).on_dial("", 0.01);
+        reg.shard(s).on_dial(pool::failure::none, 0.01);
       }
     });
   }

@@ -67,8 +67,8 @@ struct fixture {
 
 TEST(Prometheus, EveryLineFollowsTheGrammarAndFamiliesAreDeclaredOnce) {
   fixture f;
-  f.reg.shard(0).on_dial("connection_refused", 0.2);
-  f.reg.shard(1).on_dial("", 0.02);
+  f.reg.shard(0).on_dial(pool::failure::connection_refused, 0.2);
+  f.reg.shard(1).on_dial(pool::failure::none, 0.02);
   const std::string text = render_prometheus(f.reg, *f.snap, t0);
   ASSERT_FALSE(text.empty());
   ASSERT_EQ(text.back(), '\n');
@@ -123,8 +123,8 @@ TEST(Prometheus, CountersAggregateAcrossShards) {
   f.reg.shard(2).on_bytes(5, 7);
   f.reg.shard(0).on_http_response(200);
   f.reg.shard(1).on_http_response(299);
-  f.reg.shard(2).on_dial("dns_error", 0.5);
-  f.reg.shard(0).on_dial("dns_error", 0.5);
+  f.reg.shard(2).on_dial(pool::failure::dns_error, 0.5);
+  f.reg.shard(0).on_dial(pool::failure::dns_error, 0.5);
   f.reg.shard(1).on_tunnel_open();
   f.reg.shard(2).on_tunnel_open();
   const std::string text = render_prometheus(f.reg, *f.snap, t0);
@@ -144,7 +144,7 @@ TEST(Prometheus, HistogramBucketsAreCumulativeAndInfEqualsCount) {
   fixture f;
   const double samples[] = {0.0005, 0.001, 0.004, 0.3, 0.3, 3, 11, 60};
   for (std::size_t i = 0; i < std::size(samples); ++i) {
-    f.reg.shard(i % 3).on_dial("", samples[i]);
+    f.reg.shard(i % 3).on_dial(pool::failure::none, samples[i]);
   }
   const std::string text = render_prometheus(f.reg, *f.snap, t0);
   double prev = 0;
@@ -198,7 +198,7 @@ TEST(Prometheus, Bans) {
   f.reg.shard(0).on_ban();
   f.reg.shard(2).on_ban();
   EXPECT_EQ(render_prometheus(f.reg, *f.snap, t0).find("exitpool_active_bans"), std::string::npos);
-  pool::ban_table bans;
+  pool::local_state bans;
   bans.ban(*f.snap->exits()[0], "example.com", t0 + 30s);
   bans.ban(*f.snap->exits()[1], "example.com", t0 + 30s);
   const std::string text = render_prometheus(f.reg, *f.snap, t0, &bans);

@@ -51,11 +51,6 @@ TEST(ParseProbeTarget, ErrorsSayWhy) {
   EXPECT_NE(parse_probe_target("not a url").error.find("http://host"), std::string::npos);
 }
 
-TEST(Printable, ControlCharactersBecomeSpaces) {
-  EXPECT_EQ(printable(std::string("a\r\nb\tc\x7f") + "d"), "a  b c d");
-  EXPECT_EQ(printable(""), "");
-}
-
 TEST(FirstLineIp, TableOfBodies) {
   struct tc {
     std::string body;

@@ -396,13 +396,13 @@ exit& at(const snapshot& s, int i) {
 
 TEST(SelectorCapacity, SkipsExitsBannedForTheHostOnly) {
   auto s = numbered(3);
-  ban_table bans;
-  bans.ban(at(*s, 1), "x.com", t0 + 60s);
+  local_state st;
+  st.ban(at(*s, 1), "x.com", t0 + 60s);
   for (policy p : all_policies) {
     selector sel(p, 3);
     pick_request r;
     r.host = "x.com";
-    r.bans = &bans;
+    r.st = &st;
     auto counts = tally(sel, *s, r, 300);
     EXPECT_EQ(counts.count("e1"), 0u) << policy_name(p);
     r.host = "y.com";
@@ -415,13 +415,13 @@ TEST(SelectorCapacity, SkipsExitsBannedForTheHostOnly) {
 
 TEST(SelectorCapacity, AllBannedIsNoCapacityUntilTheFirstBanEnds) {
   auto s = numbered(2);
-  ban_table bans;
-  bans.ban(at(*s, 0), "x.com", t0 + 60s);
-  bans.ban(at(*s, 1), "x.com", t0 + 30s);
+  local_state st;
+  st.ban(at(*s, 0), "x.com", t0 + 60s);
+  st.ban(at(*s, 1), "x.com", t0 + 30s);
   selector sel(policy::random, 1);
   pick_request r;
   r.host = "x.com";
-  r.bans = &bans;
+  r.st = &st;
   auto res = sel.pick(*s, r, t0);
   EXPECT_EQ(res.chosen, nullptr);
   EXPECT_EQ(res.error, pick_error::no_capacity);
@@ -483,11 +483,11 @@ TEST(SelectorCapacity, RateOverThreeSecondsPerExit) {
 
 TEST(SelectorCapacity, PerExitHostRate) {
   auto s = numbered(2);
-  host_limits hl(1, 1);
+  local_state hl(limits_config{.burst = 1, .per_exit_host_rate = 1});
   selector sel(policy::round_robin, 0);
   pick_request r;
   r.host = "x.com";
-  r.host_rates = &hl;
+  r.st = &hl;
   std::set<std::string> got;
   got.insert(sel.pick(*s, r, t0).chosen->id());
   got.insert(sel.pick(*s, r, t0).chosen->id());
@@ -521,12 +521,12 @@ TEST(SelectorCapacity, ConcurrencyCap) {
 
 TEST(SelectorCapacity, StickyBannedFallsToTheNextRendezvousChoice) {
   auto s = numbered(10);
-  ban_table bans;
+  local_state st;
   selector sel(policy::round_robin, 0);
   pick_request r;
   r.sticky_key = "user\x1fsession-1";
   r.host = "x.com";
-  r.bans = &bans;
+  r.st = &st;
   exit* first = sel.pick(*s, r, t0).chosen;
   ASSERT_NE(first, nullptr);
   // The next rendezvous choice is what a retry excluding the first would get.
@@ -534,7 +534,7 @@ TEST(SelectorCapacity, StickyBannedFallsToTheNextRendezvousChoice) {
   pick_request retry = r;
   retry.exclude = ex;
   exit* second = sel.pick(*s, retry, t0).chosen;
-  bans.ban(*first, "x.com", t0 + 60s);
+  st.ban(*first, "x.com", t0 + 60s);
   selector other(policy::fastest, 7);  // any shard agrees
   for (int i = 0; i < 20; ++i) {
     EXPECT_EQ(sel.pick(*s, r, t0 + 1s).chosen, second);
@@ -652,12 +652,12 @@ TEST(Selector, LargePoolRoundRobinFastPathKeepsTheRules) {
   for (int i = 0; i < 100; ++i) {
     eject(*s->exits()[static_cast<std::size_t>(i)], t0);
   }
-  ban_table bans;
-  bans.ban(*s->exits()[500], "a.test", t0 + 1h);
+  local_state st;
+  st.ban(*s->exits()[500], "a.test", t0 + 1h);
   const exit* excluded[] = {s->exits()[600].get()};
   pick_request req;
   req.host = "a.test";
-  req.bans = &bans;
+  req.st = &st;
   req.exclude = excluded;
   auto rest = tally(sel, *s, req, 1798, t0 + 1s);
   EXPECT_EQ(rest.size(), 898u);
@@ -681,13 +681,13 @@ TEST(LargePool, SampledPicksKeepTheRules) {
     specs.push_back(spec("e" + std::to_string(i), i % 2 == 0 ? "de" : "us", "", i % 4 < 2 ? "res" : "dc"));
   }
   auto s = snapshot::build(std::move(specs));
-  ban_table bans;
+  local_state st;
   std::vector<const exit*> excluded;
   for (int i = 0; i < 2000; ++i) {
     if (i % 10 == 1) {
       eject(at(*s, i), t0);
     } else if (i % 10 == 2) {
-      bans.ban(at(*s, i), "a.test", t0 + 1h);
+      st.ban(at(*s, i), "a.test", t0 + 1h);
     } else if (i % 10 == 3) {
       excluded.push_back(&at(*s, i));
     }
@@ -696,7 +696,7 @@ TEST(LargePool, SampledPicksKeepTheRules) {
     selector sel(p, 11);
     pick_request r;
     r.host = "a.test";
-    r.bans = &bans;
+    r.st = &st;
     r.exclude = excluded;
     auto counts = tally(sel, *s, r, 4000, t0 + 1s);
     EXPECT_GT(counts.size(), 1000u) << policy_name(p);
@@ -714,7 +714,7 @@ TEST(LargePool, SampledPicksKeepTheRules) {
     // Another host: the banned exits are fine there.
     r = {};
     r.host = "b.test";
-    r.bans = &bans;
+    r.st = &st;
     auto other = tally(sel, *s, r, 4000, t0 + 1s);
     EXPECT_TRUE(std::any_of(other.begin(), other.end(), [](const auto& kv) {
       return std::stoi(kv.first.substr(1)) % 10 == 2;
@@ -864,13 +864,13 @@ TEST(LargePool, ErrorsComeFromTheFullPass) {
     r = {};
     r.exclude = all;
     EXPECT_EQ(sel.pick(*s, r, t0).error, pick_error::exhausted);
-    ban_table bans;
+    local_state st;
     for (int i = 0; i < 500; ++i) {
-      bans.ban(at(*s, i), "x.test", t0 + std::chrono::seconds(60 + i));
+      st.ban(at(*s, i), "x.test", t0 + std::chrono::seconds(60 + i));
     }
     r = {};
     r.host = "x.test";
-    r.bans = &bans;
+    r.st = &st;
     auto res = sel.pick(*s, r, t0);
     EXPECT_EQ(res.error, pick_error::no_capacity) << policy_name(p);
     EXPECT_EQ(res.retry_at, t0 + 60s) << policy_name(p);

@@ -477,8 +477,8 @@ TEST(StickyLargePool, ABannedOrFailedExitMovesOnlyItsSessions) {
   std::sort(by_load.rbegin(), by_load.rend());
   exit& banned = const_cast<exit&>(*by_load[0].second);
   exit& failed = const_cast<exit&>(*by_load[1].second);
-  ban_table bans;
-  bans.ban(banned, "x.test", t0 + 1h);
+  local_state st;
+  st.ban(banned, "x.test", t0 + 1h);
   failed.report({false, 0us}, t0, {.failures_to_eject = 1});
   int moved = 0;
   for (int i = 0; i < n; ++i) {
@@ -486,7 +486,7 @@ TEST(StickyLargePool, ABannedOrFailedExitMovesOnlyItsSessions) {
     pick_request r;
     r.sticky_key = k;
     r.host = "x.test";
-    r.bans = &bans;
+    r.st = &st;
     const exit* now = sel.pick(*s, r, t0).chosen;
     ASSERT_NE(now, nullptr);
     if (before[i] == &banned || before[i] == &failed) {

@@ -73,13 +73,13 @@ TEST(Tier, LowestTierIsPreferred) {
 TEST(Tier, EscalatesOnlyWhenTheLowerTierCannotServe) {
   auto s = tiered();
   const health_config cfg{.failures_to_eject = 1};
-  ban_table bans;
+  local_state st;
   selector sel(policy::round_robin, 0);
   pick_request r;
   r.host = "shop.example";
-  r.bans = &bans;
+  r.st = &st;
   // dc0 banned for the host, dc1 ejected: tier 1 serves the host.
-  bans.ban(*const_cast<exit*>(s->find("dc0")), "shop.example", t0 + 60s);
+  st.ban(*const_cast<exit*>(s->find("dc0")), "shop.example", t0 + 60s);
   const_cast<exit*>(s->find("dc1"))->report({false, 0us}, t0, cfg);
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(pick_id(sel, *s, r), "isp0");
@@ -150,13 +150,13 @@ TEST(TierMemory, BoundedSize) {
 
 TEST(TierMemory, SelectionStartsAtTheRememberedTier) {
   auto s = tiered();
-  tier_memory mem(600s);
+  local_state mem({}, {}, 600s);
   selector sel(policy::round_robin, 0);
   pick_request r;
   r.host = "shop.example";
-  r.tiers = &mem;
+  r.st = &mem;
   EXPECT_EQ(pick_id(sel, *s, r).substr(0, 2), "dc");
-  mem.record("shop.example", 2, t0);
+  mem.record_tier("shop.example", 2, t0);
   for (int i = 0; i < 6; ++i) {
     EXPECT_EQ(pick_id(sel, *s, r).substr(0, 3), "res");
   }

@@ -1,0 +1,68 @@
+#pragma once
+// The one ban judgement of exitpool: does a response through an exit mean the target
+// host has banned that exit, and for how long? Used by the gateway (plain-HTTP
+// responses) and by fetch, so both treat the same response the same way.
+//
+// The semantics, in full:
+//  - A response whose status is in `statuses` is a ban.
+//  - Otherwise, with `patterns`, each pattern (ECMAScript std::regex, searched, not
+//    anchored) is looked for in the response's *ban text*:
+//        "<status> <reason>\n" + "<Name>: <value>\n" per header, as received + "\n"
+//        + the first `look_ahead` (16 KiB) bytes of the body, as received (a compressed
+//        body is not decoded).
+//    A match is a ban.
+//  - A ban lasts the response's `Retry-After` (delta-seconds or HTTP-date, clamped to
+//    one hour) when it has a valid one, else `duration`.
+// Built once at startup (patterns compiled then), then read-only: any thread.
+
+#include <chrono>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace exitpool::pool {
+
+// The parts of a response the policy reads.
+struct response_sample {
+  int status = 0;
+  std::string_view reason;
+  std::string_view header_lines;  // "Name: value\n" per header (append_header_line)
+  std::string_view body;          // the start of the body; only look_ahead bytes are searched
+  std::string_view retry_after;   // the Retry-After value; empty when none
+};
+
+// Appends one header to a response_sample::header_lines text.
+void append_header_line(std::string& lines, std::string_view name, std::string_view value);
+
+class ban_policy {
+ public:
+  static constexpr std::size_t look_ahead = 16 * 1024;
+
+  ban_policy() = default;
+  // Throws std::invalid_argument("--ban-pattern '<p>': <why>") for a pattern that does not compile.
+  ban_policy(std::vector<int> statuses, const std::vector<std::string>& patterns, std::chrono::milliseconds duration);
+
+  // Whether the body's start is needed (patterns are configured): callers that can
+  // read ahead keep up to look_ahead bytes of the body before judging.
+  bool reads_body() const { return !patterns_.empty(); }
+  // Cheap pre-check: a response with this status may be a ban (it is in the list, or
+  // patterns could match it). False: judge() would say no ban.
+  bool may_ban(int status) const;
+
+  // The verdict: how long to ban the exit for the host, or nullopt when this is no ban.
+  // `now` (wall clock) sizes an HTTP-date Retry-After.
+  std::optional<std::chrono::milliseconds> judge(const response_sample& r,
+                                                 std::chrono::system_clock::time_point now) const;
+
+  std::chrono::milliseconds duration() const { return duration_; }
+
+ private:
+  bool status_bans(int status) const;
+  std::vector<int> statuses_;
+  std::vector<std::regex> patterns_;
+  std::chrono::milliseconds duration_{std::chrono::minutes(5)};
+};
+
+}  // namespace exitpool::pool

@@ -1,0 +1,282 @@
+#include "pool/attempt.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace exitpool::pool {
+namespace {
+
+using namespace std::chrono_literals;
+
+const time_point t0 = time_point{} + 1000h;
+const health_config eject_twice{.failures_to_eject = 2, .base_cooldown = 10s, .max_cooldown = 300s};
+
+std::shared_ptr<const snapshot> pool_of(int n, const limits_config& limits = {}, std::string country = "") {
+  std::vector<proto::exit_spec> specs;
+  for (int i = 0; i < n; ++i) {
+    proto::exit_spec s;
+    s.scheme = proto::exit_scheme::socks5;
+    s.host = "127.0.0.1";
+    s.port = static_cast<std::uint16_t>(1080 + i);
+    s.id = "e" + std::to_string(i);
+    s.country = country;
+    if (i == n - 1 && n > 1) {
+      s.tags.emplace_back("tier", "1");
+    }
+    specs.push_back(std::move(s));
+  }
+  return snapshot::build(std::move(specs), nullptr, limits);
+}
+
+struct recorder : attempt_observer {
+  std::vector<std::pair<std::string, attempt_outcome>> seen;
+  void on_attempt(const exit& e, const attempt_outcome& o) override { seen.emplace_back(e.id(), o); }
+};
+
+attempt_outcome exit_failed() {
+  return {.who = fault::exit, .error = failure::connection_refused, .latency = 5ms};
+}
+attempt_outcome worked(std::chrono::microseconds latency = 2ms) {
+  return {.connected = true, .latency = latency};
+}
+
+TEST(Attempt, HoldsTheLeaseUntilReleasedNotUntilCompleted) {
+  auto s = pool_of(1);
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  auto r = d.begin(s, {.host = "a.test"}, t0);
+  ASSERT_TRUE(r.granted);
+  exit& e = r.granted.chosen();
+  EXPECT_EQ(e.inflight(), 1);
+  r.granted.complete(worked(), t0);
+  EXPECT_EQ(e.inflight(), 1);  // a tunnel keeps its exit after the dial was reported
+  EXPECT_EQ(e.successes(), 1u);
+  r.granted.release();
+  EXPECT_EQ(e.inflight(), 0);
+  EXPECT_FALSE(r.granted);
+}
+
+TEST(Attempt, DestroyedWithoutCompletionReportsNothing) {
+  auto s = pool_of(1);
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  {
+    auto r = d.begin(s, {}, t0);
+    ASSERT_TRUE(r.granted);
+  }
+  const exit& e = *s->exits()[0];
+  EXPECT_EQ(e.inflight(), 0);
+  EXPECT_EQ(e.successes() + e.failures(), 0u);
+}
+
+TEST(Attempt, OnlyTheExitsOwnFailuresCountAgainstIt) {
+  auto s = pool_of(1);
+  local_state st({}, eject_twice);
+  driver d(policy::round_robin, 1, st, 30s);
+  const exit& e = *s->exits()[0];
+  // The target failing behind the exit, or the client going away, says nothing.
+  for (fault who : {fault::target, fault::client}) {
+    auto r = d.begin(s, {}, t0);
+    r.granted.complete({.who = who, .error = failure::connection_refused}, t0);
+  }
+  EXPECT_EQ(e.failures(), 0u);
+  EXPECT_EQ(e.state(t0), exit_state::healthy);
+  for (int i = 0; i < 2; ++i) {
+    auto r = d.begin(s, {}, t0);
+    ASSERT_TRUE(r.granted);
+    r.granted.complete(exit_failed(), t0);
+  }
+  EXPECT_EQ(e.failures(), 2u);
+  EXPECT_EQ(e.state(t0), exit_state::ejected);
+}
+
+TEST(Attempt, ConnectedThroughTheExitIsASuccessEvenWhenTheTargetFailed) {
+  auto s = pool_of(1);
+  local_state st({}, eject_twice);
+  driver d(policy::round_robin, 1, st, 30s);
+  const exit& e = *s->exits()[0];
+  d.begin(s, {}, t0).granted.complete(exit_failed(), t0);
+  EXPECT_EQ(e.consecutive_failures(), 1);
+  d.begin(s, {}, t0).granted.complete({.who = fault::target, .connected = true, .latency = 3ms}, t0);
+  EXPECT_EQ(e.consecutive_failures(), 0);
+  EXPECT_EQ(e.successes(), 1u);
+}
+
+TEST(Attempt, LatencySampleOnlyWhenGiven) {
+  auto s = pool_of(1);
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  const exit& e = *s->exits()[0];
+  d.begin(s, {}, t0).granted.complete(worked(-1us), t0);  // a reused connection: no sample
+  EXPECT_LT(e.ewma_latency_us(), 0);
+  d.begin(s, {}, t0).granted.complete(worked(4ms), t0);
+  EXPECT_DOUBLE_EQ(e.ewma_latency_us(), 4000);
+}
+
+TEST(Attempt, CompletesOnce) {
+  auto s = pool_of(1);
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  auto r = d.begin(s, {}, t0);
+  r.granted.complete(worked(), t0);
+  r.granted.complete(exit_failed(), t0);
+  EXPECT_TRUE(r.granted.completed());
+  EXPECT_EQ(s->exits()[0]->successes(), 1u);
+  EXPECT_EQ(s->exits()[0]->failures(), 0u);
+}
+
+TEST(Attempt, BanVerdictBansTheExitForThatHostOnly) {
+  auto s = pool_of(2);
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  auto r = d.begin(s, {.host = "shop.test"}, t0);
+  const exit* banned = &r.granted.chosen();
+  attempt_outcome o = worked();
+  o.status = 429;
+  o.ban = 60s;
+  r.granted.complete(o, t0);
+  EXPECT_EQ(st.banned_until(*banned, "shop.test", t0 + 1s), t0 + 60s);
+  EXPECT_FALSE(st.banned_until(*banned, "other.test", t0 + 1s).has_value());
+  for (int i = 0; i < 5; ++i) {
+    auto again = d.begin(s, {.host = "shop.test"}, t0 + 1s);
+    ASSERT_TRUE(again.granted);
+    EXPECT_NE(&again.granted.chosen(), banned);
+  }
+}
+
+TEST(Attempt, SuccessRemembersTheTierForTheHost) {
+  auto s = pool_of(2);  // e0 tier 0, e1 tier 1
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  st.ban(*s->find("e0"), "shop.test", t0 + 1h);
+  auto r = d.begin(s, {.host = "shop.test"}, t0);
+  ASSERT_TRUE(r.granted);
+  EXPECT_EQ(r.granted.tier(), 1);
+  r.granted.complete(worked(), t0);
+  EXPECT_EQ(st.start_tier("shop.test", t0), 1);
+  // A failure of the target does not teach a tier.
+  EXPECT_FALSE(st.start_tier("other.test", t0).has_value());
+  d.begin(s, {.host = "other.test"}, t0).granted.complete({.who = fault::target}, t0);
+  EXPECT_FALSE(st.start_tier("other.test", t0).has_value());
+}
+
+TEST(Attempt, ProbeSlotGoesBackWhenTheOutcomeSaysNothing) {
+  auto s = pool_of(1);
+  local_state st({}, {.failures_to_eject = 1, .base_cooldown = 10s});
+  driver d(policy::round_robin, 1, st, 30s);
+  exit& e = *const_cast<exit*>(s->find("e0"));
+  d.begin(s, {}, t0).granted.complete(exit_failed(), t0);
+  const auto later = t0 + 11s;
+  ASSERT_EQ(e.state(later), exit_state::probing);
+  {
+    auto r = d.begin(s, {}, later);
+    ASSERT_TRUE(r.granted);
+    // While one request probes, nobody else gets the exit.
+    auto other = d.begin(s, {}, later);
+    EXPECT_FALSE(other.granted);
+    EXPECT_EQ(other.refused, failure::no_capacity);
+    r.granted.complete({.who = fault::target}, later);
+    EXPECT_FALSE(e.probe_busy_until(later, 30s).has_value());
+  }
+  {
+    auto r = d.begin(s, {}, later);
+    ASSERT_TRUE(r.granted);
+  }  // abandoned: the slot is free again
+  EXPECT_FALSE(e.probe_busy_until(later, 30s).has_value());
+  d.begin(s, {}, later).granted.complete(worked(), later);
+  EXPECT_EQ(e.state(later), exit_state::healthy);
+}
+
+TEST(Attempt, RefusalsSayWhy) {
+  auto s = pool_of(2, {}, "de");
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  attempt_request us{};
+  us.f.country = "us";
+  EXPECT_EQ(d.begin(s, us, t0).refused, failure::no_match);
+  const exit* all[] = {s->exits()[0].get(), s->exits()[1].get()};
+  auto r = d.begin(s, {.exclude = all}, t0);
+  EXPECT_EQ(r.refused, failure::exhausted);
+  EXPECT_EQ(r.matching, 2u);
+  st.ban(*s->exits()[0], "x.test", t0 + 30s);
+  st.ban(*s->exits()[1], "x.test", t0 + 20s);
+  r = d.begin(s, {.host = "x.test"}, t0);
+  EXPECT_EQ(r.refused, failure::no_capacity);
+  EXPECT_EQ(r.retry_at, t0 + 20s);
+  EXPECT_EQ(r.banned, 2u);
+}
+
+TEST(Attempt, ConcurrencyCapIsExact) {
+  auto s = pool_of(1, {.per_exit_concurrency = 1});
+  local_state st;
+  driver a(policy::round_robin, 1, st, 30s);
+  driver b(policy::round_robin, 2, st, 30s);  // another shard
+  auto first = a.begin(s, {}, t0);
+  ASSERT_TRUE(first.granted);
+  auto second = b.begin(s, {}, t0);
+  EXPECT_FALSE(second.granted);
+  EXPECT_EQ(second.refused, failure::no_capacity);
+  EXPECT_GT(second.retry_at, t0);
+  first.granted.release();
+  EXPECT_TRUE(b.begin(s, {}, t0).granted);
+}
+
+TEST(Attempt, RateLimitTokensAreTakenByBegin) {
+  auto s = pool_of(1, {.per_exit_rate = 1, .burst = 2});
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  EXPECT_TRUE(d.begin(s, {}, t0).granted);
+  EXPECT_TRUE(d.begin(s, {}, t0).granted);
+  auto r = d.begin(s, {}, t0);
+  EXPECT_EQ(r.refused, failure::no_capacity);
+  EXPECT_EQ(r.retry_at, t0 + 1s);
+}
+
+TEST(Attempt, StickyKeyKeepsItsExit) {
+  auto s = pool_of(8);
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  const attempt_request r{.sticky_key = "alice\x1fs1", .sticky_ttl = 60s};
+  const exit* first = &d.begin(s, r, t0).granted.chosen();
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(&d.begin(s, r, t0 + std::chrono::seconds(i)).granted.chosen(), first);
+  }
+  EXPECT_EQ(st.session_count(), 1u);
+}
+
+TEST(Attempt, ObserverSeesEveryCompletion) {
+  auto s = pool_of(1);
+  local_state st;
+  recorder rec;
+  driver d(policy::round_robin, 1, st, 30s, &rec);
+  d.begin(s, {}, t0).granted.complete(exit_failed(), t0);
+  d.begin(s, {}, t0).granted.complete(worked(), t0);
+  ASSERT_EQ(rec.seen.size(), 2u);
+  EXPECT_EQ(rec.seen[0].first, "e0");
+  EXPECT_EQ(rec.seen[0].second.error, failure::connection_refused);
+  EXPECT_EQ(rec.seen[1].second.who, fault::none);
+}
+
+TEST(Attempt, HealthCheckAttemptsProbeWithoutALease) {
+  auto s = pool_of(1);
+  local_state st({}, {.failures_to_eject = 1, .base_cooldown = 10s});
+  driver d(policy::round_robin, 1, st, 30s);
+  exit& e = *const_cast<exit*>(s->find("e0"));
+  {
+    auto c = d.check(s, e, t0);
+    ASSERT_TRUE(c);
+    EXPECT_EQ(e.inflight(), 0);
+    c.complete(exit_failed(), t0);
+  }
+  EXPECT_FALSE(d.check(s, e, t0 + 1s));  // in its cool-down
+  auto c = d.check(s, e, t0 + 11s);      // probing: takes the slot
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(d.check(s, e, t0 + 11s));
+  c.complete(worked(), t0 + 11s);
+  EXPECT_EQ(e.state(t0 + 11s), exit_state::healthy);
+}
+
+}  // namespace
+}  // namespace exitpool::pool

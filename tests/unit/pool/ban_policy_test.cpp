@@ -1,0 +1,65 @@
+#include "pool/ban_policy.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+namespace exitpool::pool {
+namespace {
+
+using namespace std::chrono_literals;
+
+const auto wall = std::chrono::system_clock::time_point{} + 1000h;
+
+TEST(BanPolicy, StatusInTheListBans) {
+  const ban_policy p({403, 429}, {}, 300s);
+  EXPECT_EQ(p.judge({.status = 429}, wall), 300s);
+  EXPECT_EQ(p.judge({.status = 403}, wall), 300s);
+  EXPECT_EQ(p.judge({.status = 200}, wall), std::nullopt);
+  EXPECT_EQ(p.judge({.status = 503}, wall), std::nullopt);
+  EXPECT_FALSE(p.reads_body());
+  EXPECT_TRUE(p.may_ban(429));
+  EXPECT_FALSE(p.may_ban(200));
+}
+
+TEST(BanPolicy, RetryAfterSizesTheBan) {
+  const ban_policy p({429}, {}, 300s);
+  EXPECT_EQ(p.judge({.status = 429, .retry_after = "120"}, wall), 120s);
+  EXPECT_EQ(p.judge({.status = 429, .retry_after = "soon"}, wall), 300s);  // malformed: the default
+  EXPECT_EQ(p.judge({.status = 429, .retry_after = "99999"}, wall), 1h);   // clamped
+  EXPECT_EQ(p.judge({.status = 200, .retry_after = "120"}, wall), std::nullopt);
+}
+
+TEST(BanPolicy, PatternsSearchStatusLineHeadersAndBodyStart) {
+  const ban_policy p({}, {"captcha", "Server: cloudflare\n", "^403 Forbidden\n"}, 60s);
+  EXPECT_TRUE(p.reads_body());
+  EXPECT_TRUE(p.may_ban(200));
+  EXPECT_EQ(p.judge({.status = 200, .reason = "OK", .body = "<p>solve this captcha</p>"}, wall), 60s);
+  std::string headers;
+  append_header_line(headers, "Content-Type", "text/html");
+  append_header_line(headers, "Server", "cloudflare");
+  EXPECT_EQ(p.judge({.status = 200, .reason = "OK", .header_lines = headers}, wall), 60s);
+  EXPECT_EQ(p.judge({.status = 403, .reason = "Forbidden"}, wall), 60s);
+  EXPECT_EQ(p.judge({.status = 200, .reason = "OK", .body = "hello"}, wall), std::nullopt);
+}
+
+TEST(BanPolicy, OnlyTheFirst16KiBOfTheBodyIsSearched) {
+  const ban_policy p({}, {"blocked"}, 60s);
+  std::string body(ban_policy::look_ahead - 3, 'x');
+  body += "blocked";
+  EXPECT_EQ(p.judge({.status = 200, .body = body}, wall), std::nullopt);
+  body = std::string(ban_policy::look_ahead - 7, 'x') + "blocked";
+  EXPECT_EQ(p.judge({.status = 200, .body = body}, wall), 60s);
+}
+
+TEST(BanPolicy, BadPatternNamesItself) {
+  try {
+    ban_policy p({}, {"ok", "(unclosed"}, 60s);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'(unclosed'"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace exitpool::pool
