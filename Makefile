@@ -1,6 +1,9 @@
 # exitpool — developer entry points.
 #   make run    install build deps, build, start `exitpool serve` (extra flags: make run ARGS='--threads 2')
-#   make check  install build + test deps, build, unit tests (ctest), integration tests (pytest), fuzzing
+#   make check  install build + test deps, build, lint, unit tests (ctest), fuzzing, integration tests (pytest)
+#   make lint   clang-format check of every C++ file, clang-tidy on src/proto and src/pool (scripts/lint.sh,
+#               ~30 s; LINT_ALL=1 tidies every source, ~10 min); configures ./build first if needed
+#   make format clang-format -i every C++ file (src/, tests/, bench/) with .clang-format
 #   make fuzz   build the libFuzzer targets (clang, ./build-fuzz) and run each for FUZZ_SECONDS
 #   make check-asan  the unit and integration tests under ASan+UBSan+LSan (g++, ./build-asan)
 #   make build  configure and build into ./build
@@ -19,7 +22,7 @@ PYTEST_ARGS ?=
 # Per fuzz target; nine targets at 20 s keep `make check`'s fuzzing near 3 minutes.
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps test-deps build run check unit integration fuzz check-asan clean bench
+.PHONY: all deps test-deps build run check lint format unit integration fuzz check-asan clean bench
 
 all: build
 
@@ -42,6 +45,7 @@ run:
 check:
 	scripts/install-deps.sh --test
 	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory integration
@@ -51,6 +55,14 @@ unit:
 
 integration:
 	EXITPOOL_BIN=$(abspath $(BUILD_DIR))/exitpool $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+# clang-tidy reads $(BUILD_DIR)/compile_commands.json, which configuring writes (no build needed).
+lint:
+	test -f $(BUILD_DIR)/compile_commands.json || cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) scripts/lint.sh
+
+format:
+	scripts/lint.sh --fix
 
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)

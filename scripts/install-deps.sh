@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages exitpool needs, and only those that are missing.
 #   scripts/install-deps.sh          build dependencies
-#   scripts/install-deps.sh --test   build dependencies and what the integration tests run
+#   scripts/install-deps.sh --test   build dependencies and what the tests, fuzzers and `make lint` run
 #   scripts/install-deps.sh --bench  also the peers the benchmarks compare with (Scrapy: large, not in --test)
 # Runs `apt-get update` once, and only when something has to be installed.
 # Uses sudo only when not already root.
@@ -17,6 +17,7 @@ test_deps=(
   squid tinyproxy dante-server microsocks nginx-light stunnel4 redis-server
   curl python3 python3-pytest python3-requests python3-socks python3-prometheus-client openssl
   clang libclang-rt-14-dev llvm-14
+  clang-format clang-tidy
 )
 # Only for the benchmarks: bench/fetch/run.sh (Scrapy pulls in Twisted and friends: kept out of --test) and
 # bench/gateway/run.sh (wrk, privoxy as a peer; perf for bench/gateway/profile.sh).
