@@ -29,6 +29,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "fetch/classify.hpp"
 #include "fetch/input.hpp"
 #include "fetch/result.hpp"
 #include "fetch/result_log.hpp"
@@ -247,22 +248,6 @@ bool is_proxy(const proto::exit_spec& s) {
 
 std::string bracket(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
-}
-
-// Errors that another attempt cannot fix.
-bool permanent(CURLcode rc) {
-  switch (rc) {
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_TOO_MANY_REDIRECTS:
-    case CURLE_FILESIZE_EXCEEDED:
-    case CURLE_BAD_CONTENT_ENCODING:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_PEER_FAILED_VERIFICATION:  // the target's certificate: no exit will change it
-      return true;
-    default:
-      return false;
-  }
 }
 
 class shard {
@@ -581,48 +566,58 @@ class shard {
     return s;
   }
 
-  // Picks an exit and adds the transfer. false: the job did not start (it is back at
-  // the front of its host's queue, which waits until an exit may have capacity, or it
-  // is finished with an error).
-  bool start(job* j, time_point now) {
+  // The pool's answer to "an exit for this job, now".
+  struct exit_grant {
+    enum class kind { attempt, wait, refused };
+    kind k = kind::refused;
+    // attempt: the exit to use, its lease and probe slot, its tier.
+    pool::exit* exit = nullptr;
+    pool::lease lease;
+    bool probe = false;
+    int tier = 0;
+    time_point wait_until{};  // wait: no exit has capacity for the host before then
+    std::string error;        // refused: the URL's error result
+  };
+
+  // Every call into the pool that chooses an exit for an attempt (pick, exact lease,
+  // probe slot, the no-capacity wait up to --queue-timeout). Only this function and
+  // report_attempt() drive the pool.
+  exit_grant acquire_exit(job& j, time_point now) {
     const auto& cfg = g_.cfg;
+    exit_grant out;
     pool::pick_request r;
     r.f = cfg.filter;
-    r.host = j->host;
+    r.host = j.host;
     r.bans = &g_.bans;
     r.host_rates = g_.host_rates.get();
     r.tiers = &g_.tiers;
     r.probe_timeout = cfg.health.probe_timeout;
     if (cfg.session_per_host) {
-      r.sticky_key = j->host;
+      r.sticky_key = j.host;
     }
-    const auto& wrong_family = j->family == 6 ? v4_exits_ : j->family == 4 ? v6_exits_ : no_exits_;
+    const auto& wrong_family = j.family == 6 ? v4_exits_ : j.family == 4 ? v6_exits_ : no_exits_;
     auto exclusions = [&]() -> std::span<const pool::exit* const> {
       if (wrong_family.empty()) {
-        return j->tried;
+        return j.tried;
       }
-      if (j->tried.empty()) {
+      if (j.tried.empty()) {
         return wrong_family;
       }
-      exclude_scratch_.assign(j->tried.begin(), j->tried.end());
+      exclude_scratch_.assign(j.tried.begin(), j.tried.end());
       exclude_scratch_.insert(exclude_scratch_.end(), wrong_family.begin(), wrong_family.end());
       return exclude_scratch_;
     };
     r.exclude = exclusions();
     auto p = selector_.pick(*g_.snap, r, now);
-    if (p.error == pool::pick_error::exhausted && !j->tried.empty()) {
+    if (p.error == pool::pick_error::exhausted && !j.tried.empty()) {
       // Every matching exit was tried once: later attempts may use them again.
-      j->tried.clear();
+      j.tried.clear();
       r.exclude = exclusions();
       p = selector_.pick(*g_.snap, r, now);
     }
     if (p.error == pool::pick_error::no_match) {
-      fetch_result res;
-      res.url = j->url;
-      res.attempts = j->attempts;
-      res.error = "no exit matches " + cfg.filter.describe();
-      finish(j, res);
-      return false;
+      out.error = "no exit matches " + cfg.filter.describe();
+      return out;
     }
     pool::lease lease;
     if (p.chosen != nullptr) {
@@ -636,51 +631,117 @@ class shard {
       }
     }
     if (p.error == pool::pick_error::no_capacity) {
-      if (j->queue_deadline == time_point{}) {
-        j->queue_deadline = now + from_seconds(cfg.queue_timeout_s);
+      if (j.queue_deadline == time_point{}) {
+        j.queue_deadline = now + from_seconds(cfg.queue_timeout_s);
       }
-      if (now >= j->queue_deadline) {
-        fetch_result res;
-        res.url = j->url;
-        res.attempts = j->attempts;
-        res.error = fmt::format(
+      if (now >= j.queue_deadline) {
+        out.error = fmt::format(
             "no exit had capacity for {} within {} s ({} matching: {} banned for this host, {} "
             "rate-limited or busy){}{}",
-            j->host, cfg.queue_timeout_s, p.matching, p.banned, p.limited,
-            j->history.empty() ? "" : "; earlier: ", j->history);
-        finish(j, res);
-        return false;
+            j.host, cfg.queue_timeout_s, p.matching, p.banned, p.limited,
+            j.history.empty() ? "" : "; earlier: ", j.history);
+        return out;
       }
+      out.k = exit_grant::kind::wait;
+      out.wait_until = std::min(std::max(p.retry_at, now + milliseconds(1)), j.queue_deadline);
+      return out;
+    }
+    if (p.chosen == nullptr) {
+      out.error = j.history.empty() && !wrong_family.empty()
+                      ? fmt::format(
+                            "no exit can reach this IPv{} address (direct exits of the other family are "
+                            "skipped)",
+                            j.family)
+                      : "no exit left to try" + (j.history.empty() ? std::string() : ": " + j.history);
+      return out;
+    }
+    j.queue_deadline = {};
+    out.k = exit_grant::kind::attempt;
+    out.exit = p.chosen;
+    out.lease = std::move(lease);
+    out.probe = p.probe;
+    out.tier = p.tier;
+    return out;
+  }
+
+  // Every report to the pool on a finished attempt: the exit's health (and its probe
+  // slot), the host's tier memory, and the ban judgement (--ban-status, --ban-pattern,
+  // Retry-After), which it returns.
+  ban_verdict report_attempt(job& j, const classification& c, time_point now) {
+    const auto& cfg = g_.cfg;
+    pool::exit* ex = j.exit;
+    if (c.failed == party::exit) {
+      ex->report({false, c.latency}, now, cfg.health);
+    } else if (c.completed) {
+      ex->report({true, c.latency}, now, cfg.health);
+      g_.tiers.record(j.host, j.tier, now);
+    } else if (j.probe) {
+      ex->release_probe();  // the target failed: says nothing about the exit
+    }
+
+    // Ban: a ban status, or a pattern in the status line, the kept headers or the body start.
+    ban_verdict v;
+    if (!c.completed) {
+      return v;
+    }
+    v.banned = std::find(cfg.ban_statuses.begin(), cfg.ban_statuses.end(), c.status) != cfg.ban_statuses.end();
+    if (!v.banned && !g_.ban_patterns.empty()) {
+      std::string text = fmt::format("{}\n", c.status);
+      for (const auto& [name, value] : j.headers) {
+        text += name + ": " + value + "\n";
+      }
+      text += "\n";
+      text.append(j.body, 0, std::min<std::size_t>(j.body.size(), 16 * 1024));
+      for (const auto& re : g_.ban_patterns) {
+        if (std::regex_search(text, re)) {
+          v.banned = true;
+          break;
+        }
+      }
+    }
+    if (v.banned) {
+      v.retry_after = header_value(j, "retry-after");
+      auto ban_for = duration_cast<clock::duration>(std::chrono::duration<double>(cfg.ban_duration_s));
+      if (!v.retry_after.empty()) {
+        if (auto d = pool::parse_retry_after(v.retry_after, std::chrono::system_clock::now())) {
+          ban_for = *d;
+        }
+      }
+      g_.bans.ban(*ex, j.host, now + ban_for);
+    }
+    return v;
+  }
+
+  // Asks the pool for an exit and adds the transfer. false: the job did not start (it is
+  // back at the front of its host's queue, which waits until an exit may have capacity,
+  // or it is finished with an error).
+  bool start(job* j, time_point now) {
+    auto grant = acquire_exit(*j, now);
+    if (grant.k == exit_grant::kind::refused) {
+      fetch_result res;
+      res.url = j->url;
+      res.attempts = j->attempts;
+      res.error = std::move(grant.error);
+      finish(j, res);
+      return false;
+    }
+    if (grant.k == exit_grant::kind::wait) {
       // No exit can serve this host now (all banned or rate-limited for it, at their caps...):
       // the whole host waits, not just this URL, so a long queue for it costs one pick per wake.
       auto& h = host_of(j->host);
       h.waiting.push_front(j);
-      h.next_start = std::max(h.next_start, std::min(std::max(p.retry_at, now + milliseconds(1)), j->queue_deadline));
+      h.next_start = std::max(h.next_start, grant.wait_until);
       return false;
     }
-    if (p.chosen == nullptr) {
-      fetch_result res;
-      res.url = j->url;
-      res.attempts = j->attempts;
-      res.error = j->history.empty() && !wrong_family.empty()
-                      ? fmt::format(
-                            "no exit can reach this IPv{} address (direct exits of the other family are "
-                            "skipped)",
-                            j->family)
-                      : "no exit left to try" + (j->history.empty() ? std::string() : ": " + j->history);
-      finish(j, res);
-      return false;
-    }
-    j->queue_deadline = {};
     j->reset_attempt();
-    j->exit = p.chosen;
-    j->lease = std::move(lease);
-    j->probe = p.probe;
-    j->tier = p.tier;
+    j->exit = grant.exit;
+    j->lease = std::move(grant.lease);
+    j->probe = grant.probe;
+    j->tier = grant.tier;
     if (++j->attempts > 1) {
       retries.fetch_add(1, std::memory_order_relaxed);
     }
-    setup(j, *p.chosen);
+    setup(j, *grant.exit);
     if (curl_multi_add_handle(multi_, j->easy) != CURLM_OK) {
       throw std::runtime_error("curl_multi_add_handle failed");
     }
@@ -824,89 +885,39 @@ class shard {
     curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &t_ttfb);
     curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &t_total);
     pool::exit* ex = j->exit;
-    const auto& spec = ex->spec();
-    const bool proxied = is_proxy(spec);
+    const bool proxied = is_proxy(ex->spec());
 
-    // Whose fault was it? Only failures of the exit itself feed its health.
-    bool exit_fault = false;
-    if (proxied) {
-      exit_fault = rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_PROXY || rc == CURLE_COULDNT_CONNECT ||
-                   connect_code == 407 ||
-                   // Plain http:// through an HTTP proxy: its refusal of our credentials is a response
-                   // too: 407, or (tinyproxy) 401 with a Proxy-Authenticate challenge.
-                   (rc == CURLE_OK && (status == 407 || (status == 401 && j->proxy_challenge)) &&
-                    (spec.scheme == proto::exit_scheme::http || spec.scheme == proto::exit_scheme::https)) ||
-                   (rc == CURLE_OPERATION_TIMEDOUT && t_conn == 0);
-    } else {
-      exit_fault = rc == CURLE_INTERFACE_FAILED;
-    }
-    const auto sample = std::chrono::microseconds(t_ttfb > 0 ? t_ttfb : t_total);
-    if (exit_fault) {
-      ex->report({false, sample}, now, cfg.health);
-    } else if (rc == CURLE_OK) {
-      ex->report({true, sample}, now, cfg.health);
-      g_.tiers.record(j->host, j->tier, now);
-    } else if (j->probe) {
-      ex->release_probe();  // the target failed: says nothing about the exit
-    }
-
-    // Ban: a ban status, or a pattern in the status line, the kept headers or the body start.
-    bool banned = false;
-    std::string retry_after;
-    if (rc == CURLE_OK) {
-      banned = std::find(cfg.ban_statuses.begin(), cfg.ban_statuses.end(), status) != cfg.ban_statuses.end();
-      if (!banned && !g_.ban_patterns.empty()) {
-        std::string text = fmt::format("{}\n", status);
-        for (const auto& [k, v] : j->headers) {
-          text += k + ": " + v + "\n";
-        }
-        text += "\n";
-        text.append(j->body, 0, std::min<std::size_t>(j->body.size(), 16 * 1024));
-        for (const auto& re : g_.ban_patterns) {
-          if (std::regex_search(text, re)) {
-            banned = true;
-            break;
-          }
-        }
-      }
-      if (banned) {
-        retry_after = header_value(*j, "retry-after");
-        auto ban_for = duration_cast<clock::duration>(std::chrono::duration<double>(cfg.ban_duration_s));
-        if (!retry_after.empty()) {
-          if (auto d = pool::parse_retry_after(retry_after, std::chrono::system_clock::now())) {
-            ban_for = *d;
-          }
-        }
-        g_.bans.ban(*ex, j->host, now + ban_for);
-      }
-    }
+    attempt_facts facts;
+    facts.rc = rc;
+    facts.status = status;
+    facts.connect_code = connect_code;
+    facts.proxy_challenge = j->proxy_challenge;
+    facts.scheme = ex->spec().scheme;
+    facts.connect_us = t_conn;
+    facts.ttfb_us = t_ttfb;
+    facts.total_us = t_total;
+    facts.curl_error = j->errbuf;
+    auto c = classify(facts);
+    apply_ban(c, report_attempt(*j, c, now));
 
     h.last_done = now;
     if (cfg.auto_throttle) {
-      const bool overload =
-          rc == CURLE_OPERATION_TIMEDOUT || banned || (rc == CURLE_OK && (status == 429 || status == 503));
-      throttle(h, overload, rc == CURLE_OK, t_ttfb, now);
+      throttle(h, c.overload, c.completed, t_ttfb, now);
     }
-    const std::string what =
-        rc != CURLE_OK ? std::string(j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc))
-        : exit_fault   ? fmt::format("proxy answered {}", status)
-        : banned ? fmt::format("status {} (ban{})", status, retry_after.empty() ? "" : ", Retry-After " + retry_after)
-                 : std::string();
-    if (!what.empty()) {
+    if (!c.what.empty()) {
       if (!j->history.empty()) {
         j->history += "; ";
       }
-      j->history += ex->id() + ": " + what;
+      j->history += ex->id() + ": " + c.what;
     }
-    const bool retryable = banned || exit_fault || (rc != CURLE_OK && !permanent(rc));
-    if (retryable && j->attempts <= cfg.retries && drain_only_) {
+    if (c.retryable && j->attempts <= cfg.retries && drain_only_) {
       j->lease.release();
       free_easy_.push_back(e);
       delete j;  // stopping: no retry, and no line: the next run fetches it again
       --local_;
       return;
     }
-    if (retryable && j->attempts <= cfg.retries) {
+    if (c.retryable && j->attempts <= cfg.retries) {
       j->tried.push_back(ex);
       j->lease.release();
       free_easy_.push_back(e);
@@ -917,7 +928,7 @@ class shard {
 
     fetch_result r;
     r.url = j->url;
-    r.status = rc == CURLE_OK ? status : 0;
+    r.status = c.status;
     r.headers = std::move(j->headers);
     char* eff = nullptr;
     if (curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff != nullptr && r.status != 0) {
@@ -933,7 +944,7 @@ class shard {
     r.timings = {t_dns / 1000.0, t_conn / 1000.0, t_tls / 1000.0, t_ttfb / 1000.0, t_total / 1000.0};
     r.body_size = j->body_size;
     r.body_truncated = j->truncated;
-    if (rc == CURLE_OK) {
+    if (c.completed) {
       if (!cfg.bodies_dir.empty()) {
         r.body_file = write_body(*j);
       } else if (cfg.inline_body_max > 0) {
@@ -943,13 +954,13 @@ class shard {
         r.inline_body = true;
       }
     }
-    if (rc != CURLE_OK || banned || exit_fault) {
+    if (c.failed != party::none) {
       r.error = j->attempts > 1 ? fmt::format("{} attempts failed: {}", j->attempts, j->history) : j->history;
     }
     latency.add(static_cast<std::uint64_t>(std::max<curl_off_t>(0, t_total)));
     ++by_exit[ex->index()];
     std::string warc_bytes;
-    if (j->warc && rc == CURLE_OK && !j->raw_head.empty()) {
+    if (j->warc && c.completed && !j->raw_head.empty()) {
       warc_bytes = warc_records(*j, r);
     }
     j->lease.release();
