@@ -35,6 +35,7 @@
 #include "fetch/result_log.hpp"
 #include "fetch/spsc_ring.hpp"
 #include "fetch/stats.hpp"
+#include "fetch/transfer.hpp"
 #include "fetch/url_set.hpp"
 #include "fetch/warc.hpp"
 #include "pool/ban.hpp"
@@ -114,34 +115,16 @@ struct job {
   time_point queue_deadline{};  // set at the first "no capacity" wait
   std::string history;          // "exit: what failed; ..." over the attempts
   // The attempt in flight.
-  CURL* easy = nullptr;
   pool::exit* exit = nullptr;
   pool::lease lease;
   bool probe = false;
   int tier = 0;
-  std::size_t keep = 0;  // body bytes to keep
-  std::string body;
-  bool truncated = false;
-  std::uint64_t body_size = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
-  bool proxy_challenge = false;  // the response carried Proxy-Authenticate: it came from the proxy
-  bool warc = false;             // keep the raw heads below (--warc)
-  std::string raw_head;          // the last response's status line and headers, as received
-  std::string request_head;      // the last request head sent to the target
-  char errbuf[CURL_ERROR_SIZE];
+  response_capture cap;  // filled by libcurl's callbacks
 
   void reset_attempt() {
     exit = nullptr;
     lease.release();
     probe = false;
-    body.clear();
-    truncated = false;
-    body_size = 0;
-    headers.clear();
-    proxy_challenge = false;
-    raw_head.clear();
-    request_head.clear();
-    errbuf[0] = '\0';
   }
 };
 
@@ -167,77 +150,6 @@ struct timer {
   bool operator>(const timer& o) const { return at > o.at; }
 };
 
-std::size_t write_cb(char* data, std::size_t size, std::size_t n, void* user) {
-  auto* j = static_cast<job*>(user);
-  const std::size_t len = size * n;
-  j->body_size += len;
-  if (j->body.size() < j->keep) {
-    const std::size_t take = std::min(len, j->keep - j->body.size());
-    j->body.append(data, take);
-    j->truncated = j->truncated || take < len;
-  } else if (len > 0) {
-    j->truncated = true;
-  }
-  return len;
-}
-
-std::size_t header_cb(char* data, std::size_t size, std::size_t n, void* user) {
-  auto* j = static_cast<job*>(user);
-  const std::size_t len = size * n;
-  std::string_view line = trim(std::string_view(data, len));
-  if (line.starts_with("HTTP/")) {
-    j->headers.clear();  // a new response (after a redirect or a 1xx): keep the last one's
-    j->proxy_challenge = false;
-    j->raw_head.clear();
-  }
-  if (j->warc) {
-    j->raw_head.append(data, len);
-  }
-  if (line.starts_with("HTTP/")) {
-    return len;
-  }
-  const auto colon = line.find(':');
-  if (colon == std::string_view::npos || colon == 0) {
-    return len;
-  }
-  std::string name(trim(line.substr(0, colon)));
-  for (auto& c : name) {
-    c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-  }
-  if (name == "proxy-authenticate") {
-    j->proxy_challenge = true;
-  }
-  if (is_selected_header(name)) {
-    j->headers.emplace_back(std::move(name), std::string(trim(line.substr(colon + 1))));
-  }
-  return len;
-}
-
-// --warc: the request heads libcurl sends. A CONNECT to the proxy is not the target's
-// request (and carries the proxy's credentials): skipped.
-int debug_cb(CURL*, curl_infotype type, char* data, std::size_t size, void* user) {
-  if (type == CURLINFO_HEADER_OUT) {
-    auto* j = static_cast<job*>(user);
-    std::string_view head(data, size);
-    if (!head.starts_with("CONNECT ")) {
-      j->request_head.assign(head);
-    }
-  }
-  return 0;
-}
-
-// 4 or 6 for an IP literal, 0 for a name.
-int literal_family(const std::string& host) {
-  unsigned char buf[16];
-  if (::inet_pton(AF_INET, host.c_str(), buf) == 1) {
-    return 4;
-  }
-  if (::inet_pton(AF_INET6, host.c_str(), buf) == 1) {
-    return 6;
-  }
-  return 0;
-}
-
 std::string hex16(std::uint64_t v) {
   return fmt::format("{:016x}", v);
 }
@@ -246,8 +158,24 @@ bool is_proxy(const proto::exit_spec& s) {
   return s.scheme != proto::exit_scheme::direct;
 }
 
-std::string bracket(const std::string& host) {
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+transfer_options transfer_options_of(const fetch_config& cfg) {
+  transfer_options o;
+  o.user_agent = cfg.user_agent;
+  o.max_redirects = cfg.max_redirects;
+  o.timeout_ms = static_cast<long>(cfg.timeout_s * 1000);
+  o.connect_timeout_ms = static_cast<long>(cfg.connect_timeout_s * 1000);
+  o.insecure = cfg.insecure;
+  o.ca_file = cfg.ca_file;
+  o.http2 = cfg.http2;
+  o.warc = !cfg.warc_path.empty();
+  o.keep = !cfg.bodies_dir.empty() ? cfg.max_body : cfg.inline_body_max;
+  if (o.warc) {
+    o.keep = std::max(o.keep, cfg.max_body);
+  }
+  if (!cfg.ban_patterns.empty()) {
+    o.keep = std::max<std::size_t>(o.keep, 16 * 1024);  // ban patterns look at the body's start
+  }
+  return o;
 }
 
 class shard {
@@ -258,12 +186,9 @@ class shard {
         index_(index),
         local_cap_(static_cast<std::size_t>(std::max(1024, g.cfg.concurrency * 2))),
         selector_(g.cfg.policy, 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(index + 1)),
-        rng_(static_cast<std::uint64_t>(index) * 7919 + 17) {
-    multi_ = curl_multi_init();
-    if (multi_ == nullptr) {
-      throw std::runtime_error("curl_multi_init failed");
-    }
-    shares_.assign(g.snap->size(), nullptr);
+        rng_(static_cast<std::uint64_t>(index) * 7919 + 17),
+        opts_(transfer_options_of(g.cfg)),
+        transfers_(g.snap->size()) {
     by_exit.assign(g.snap->size(), 0);
     // A direct exit bound to an IPv4 source cannot reach an IPv6 target, and the other way
     // round: such pairs are excluded from the pick, not tried and counted as failures.
@@ -285,15 +210,6 @@ class shard {
       delete timers_.top().j;
       timers_.pop();
     }
-    for (CURL* e : free_easy_) {
-      curl_easy_cleanup(e);
-    }
-    curl_multi_cleanup(multi_);
-    for (CURLSH* s : shares_) {
-      if (s != nullptr) {
-        curl_share_cleanup(s);
-      }
-    }
   }
   shard(const shard&) = delete;
   shard& operator=(const shard&) = delete;
@@ -302,7 +218,8 @@ class shard {
   spsc_ring<input_item> ring;
   alignas(64) std::atomic<bool> hungry{false};
   std::atomic<bool> wants_slot{false};  // stopped dispatching at --concurrency: wake me when a slot frees
-  void wake() { curl_multi_wakeup(multi_); }
+  // Any thread. Should libcurl fail to signal, the shard wakes at its poll timeout (100 ms).
+  void wake() { (void)transfers_.wakeup(); }
 
   // Progress counters (relaxed; read by the main thread).
   alignas(64) std::atomic<std::uint64_t> done{0};
@@ -337,23 +254,21 @@ class shard {
       if (g_.stopping.load(std::memory_order_relaxed)) {
         // Drain: the transfers in flight finish and are written; queued URLs stay undone
         // (no line), so the next run fetches them.
-        int running = 0;
-        curl_multi_perform(multi_, &running);
+        transfers_.perform();
         drain_only_ = true;
         drain();
         flush();
         if (inflight_ == 0) {
           return;
         }
-        curl_multi_poll(multi_, nullptr, 0, 100, nullptr);
+        transfers_.poll(milliseconds(100));
         continue;
       }
       pull();
       auto now = clock::now();
       fire_timers(now);
       dispatch(now);
-      int running = 0;
-      curl_multi_perform(multi_, &running);
+      transfers_.perform();
       drain();
       dispatch(clock::now());
       flush();
@@ -380,7 +295,7 @@ class shard {
       if (!runnable_.empty() && g_.inflight_total.load(std::memory_order_relaxed) < g_.cfg.concurrency) {
         wait = milliseconds(0);
       }
-      curl_multi_poll(multi_, nullptr, 0, static_cast<int>(std::max<long long>(0, wait.count())), nullptr);
+      transfers_.poll(wait);
       hungry.store(false, std::memory_order_relaxed);
     }
   }
@@ -554,18 +469,6 @@ class shard {
     }
   }
 
-  CURLSH* share_for(const pool::exit& e) {
-    // One connection cache per exit: a kept-alive connection can only ever be reused
-    // by a request that picked the same exit (libcurl's own matching does not look at
-    // CURLOPT_INTERFACE when the new request has none, nor at SOCKS credentials).
-    auto& s = shares_.at(e.index());
-    if (s == nullptr) {
-      s = curl_share_init();
-      curl_share_setopt(s, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    }
-    return s;
-  }
-
   // The pool's answer to "an exit for this job, now".
   struct exit_grant {
     enum class kind { attempt, wait, refused };
@@ -687,11 +590,11 @@ class shard {
     v.banned = std::find(cfg.ban_statuses.begin(), cfg.ban_statuses.end(), c.status) != cfg.ban_statuses.end();
     if (!v.banned && !g_.ban_patterns.empty()) {
       std::string text = fmt::format("{}\n", c.status);
-      for (const auto& [name, value] : j.headers) {
+      for (const auto& [name, value] : j.cap.headers) {
         text += name + ": " + value + "\n";
       }
       text += "\n";
-      text.append(j.body, 0, std::min<std::size_t>(j.body.size(), 16 * 1024));
+      text.append(j.cap.body, 0, std::min<std::size_t>(j.cap.body.size(), 16 * 1024));
       for (const auto& re : g_.ban_patterns) {
         if (std::regex_search(text, re)) {
           v.banned = true;
@@ -700,7 +603,7 @@ class shard {
       }
     }
     if (v.banned) {
-      v.retry_after = header_value(j, "retry-after");
+      v.retry_after = j.cap.header("retry-after");
       auto ban_for = duration_cast<clock::duration>(std::chrono::duration<double>(cfg.ban_duration_s));
       if (!v.retry_after.empty()) {
         if (auto d = pool::parse_retry_after(v.retry_after, std::chrono::system_clock::now())) {
@@ -741,108 +644,13 @@ class shard {
     if (++j->attempts > 1) {
       retries.fetch_add(1, std::memory_order_relaxed);
     }
-    setup(j, *grant.exit);
-    if (curl_multi_add_handle(multi_, j->easy) != CURLM_OK) {
-      throw std::runtime_error("curl_multi_add_handle failed");
-    }
+    transfers_.start(j->url, grant.exit->spec(), grant.exit->index(), opts_, j->cap, j);
     return true;
   }
 
-  void setup(job* j, const pool::exit& ex) {
-    const auto& cfg = g_.cfg;
-    CURL* e = nullptr;
-    if (free_easy_.empty()) {
-      e = curl_easy_init();
-      if (e == nullptr) {
-        throw std::runtime_error("curl_easy_init failed");
-      }
-    } else {
-      e = free_easy_.back();
-      free_easy_.pop_back();
-      curl_easy_reset(e);
-    }
-    j->easy = e;
-    j->keep = !cfg.bodies_dir.empty() ? cfg.max_body : cfg.inline_body_max;
-    j->warc = !cfg.warc_path.empty();
-    if (j->warc) {
-      j->keep = std::max(j->keep, cfg.max_body);
-      curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_cb);
-      curl_easy_setopt(e, CURLOPT_DEBUGDATA, j);
-      curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);  // the debug callback sees only what VERBOSE shows
-    }
-    if (!g_.ban_patterns.empty()) {
-      j->keep = std::max<std::size_t>(j->keep, 16 * 1024);
-    }
-    curl_easy_setopt(e, CURLOPT_URL, j->url.c_str());
-    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, cfg.max_redirects > 0 ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, static_cast<long>(cfg.max_redirects));
-    if (!j->warc) {
-      // WARC mode asks for no content coding, so bodies are archived as the server sent them.
-      curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    }
-    curl_easy_setopt(e, CURLOPT_USERAGENT, cfg.user_agent.c_str());
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(cfg.timeout_s * 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(cfg.connect_timeout_s * 1000));
-    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-    // Idle connections are cached per exit (share_for): with many exits and hosts, close
-    // them sooner than libcurl's default (118 s) so descriptors do not pile up.
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, 30L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg.insecure ? 0L : 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg.insecure ? 0L : 2L);
-    if (!cfg.ca_file.empty()) {
-      curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file.c_str());
-    }
-    curl_easy_setopt(e, CURLOPT_SHARE, share_for(ex));
-    const auto& s = ex.spec();
-    if (s.scheme == proto::exit_scheme::direct) {
-      curl_easy_setopt(e, CURLOPT_PROXY, "");  // never an environment proxy
-      if (!s.host.empty()) {
-        const std::string iface = "host!" + s.host;
-        curl_easy_setopt(e, CURLOPT_INTERFACE, iface.c_str());
-        // Resolve names to the source address's family only.
-        const int fam = literal_family(s.host);
-        curl_easy_setopt(e, CURLOPT_IPRESOLVE,
-                         fam == 4   ? CURL_IPRESOLVE_V4
-                         : fam == 6 ? CURL_IPRESOLVE_V6
-                                    : CURL_IPRESOLVE_WHATEVER);
-      }
-      return;
-    }
-    const std::string proxy =
-        fmt::format("{}://{}:{}", proto::scheme_name(s.scheme), bracket(s.host), static_cast<unsigned>(s.port));
-    curl_easy_setopt(e, CURLOPT_PROXY, proxy.c_str());
-    // Set on every attempt (curl_easy_reset cleared the previous exit's): a retry on
-    // another exit sends that exit's credentials, and libcurl sends them only to the
-    // proxy, never to the target.
-    if (!s.user.empty() || !s.pass.empty()) {
-      curl_easy_setopt(e, CURLOPT_PROXYUSERNAME, s.user.c_str());
-      curl_easy_setopt(e, CURLOPT_PROXYPASSWORD, s.pass.c_str());
-    }
-    if (s.scheme == proto::exit_scheme::https) {
-      curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYPEER, s.tls_verify ? 1L : 0L);
-      curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYHOST, s.tls_verify ? 2L : 0L);
-      if (!cfg.ca_file.empty()) {
-        curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, cfg.ca_file.c_str());
-      }
-    }
-  }
-
   void drain() {
-    int left = 0;
-    while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
-      if (m->msg == CURLMSG_DONE) {
-        complete(m->easy_handle, m->data.result);
-      }
+    while (auto done = transfers_.next_done()) {
+      complete(*done);
     }
   }
 
@@ -852,19 +660,8 @@ class shard {
     return from_seconds(base * half(rng_));
   }
 
-  std::string header_value(const job& j, std::string_view name) const {
-    for (const auto& [k, v] : j.headers) {
-      if (k == name) {
-        return v;
-      }
-    }
-    return {};
-  }
-
-  void complete(CURL* e, CURLcode rc) {
-    job* j = nullptr;
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, reinterpret_cast<char**>(&j));
-    curl_multi_remove_handle(multi_, e);
+  void complete(const finished_transfer& done) {
+    auto* j = static_cast<job*>(done.tag);
     const auto now = clock::now();
     const auto& cfg = g_.cfg;
     auto& h = host_of(j->host);
@@ -874,35 +671,25 @@ class shard {
     release_slot();
     mark_runnable(h);
 
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    long connect_code = 0;
-    curl_easy_getinfo(e, CURLINFO_HTTP_CONNECTCODE, &connect_code);
-    curl_off_t t_dns = 0, t_conn = 0, t_tls = 0, t_ttfb = 0, t_total = 0;
-    curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &t_dns);
-    curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &t_conn);
-    curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME_T, &t_tls);
-    curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &t_ttfb);
-    curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &t_total);
+    const transfer_info& info = done.info;
     pool::exit* ex = j->exit;
-    const bool proxied = is_proxy(ex->spec());
-
     attempt_facts facts;
-    facts.rc = rc;
-    facts.status = status;
-    facts.connect_code = connect_code;
-    facts.proxy_challenge = j->proxy_challenge;
+    facts.rc = done.rc;
+    facts.setup_error = done.setup_error;
+    facts.status = info.status;
+    facts.connect_code = info.connect_code;
+    facts.proxy_challenge = j->cap.proxy_challenge;
     facts.scheme = ex->spec().scheme;
-    facts.connect_us = t_conn;
-    facts.ttfb_us = t_ttfb;
-    facts.total_us = t_total;
-    facts.curl_error = j->errbuf;
+    facts.connect_us = info.connect_us;
+    facts.ttfb_us = info.ttfb_us;
+    facts.total_us = info.total_us;
+    facts.curl_error = j->cap.errbuf;
     auto c = classify(facts);
     apply_ban(c, report_attempt(*j, c, now));
 
     h.last_done = now;
     if (cfg.auto_throttle) {
-      throttle(h, c.overload, c.completed, t_ttfb, now);
+      throttle(h, c.overload, c.completed, info.ttfb_us, now);
     }
     if (!c.what.empty()) {
       if (!j->history.empty()) {
@@ -911,8 +698,6 @@ class shard {
       j->history += ex->id() + ": " + c.what;
     }
     if (c.retryable && j->attempts <= cfg.retries && drain_only_) {
-      j->lease.release();
-      free_easy_.push_back(e);
       delete j;  // stopping: no retry, and no line: the next run fetches it again
       --local_;
       return;
@@ -920,8 +705,6 @@ class shard {
     if (c.retryable && j->attempts <= cfg.retries) {
       j->tried.push_back(ex);
       j->lease.release();
-      free_easy_.push_back(e);
-      j->easy = nullptr;
       timers_.push(timer{now + backoff(j->attempts), j, {}});
       return;
     }
@@ -929,43 +712,37 @@ class shard {
     fetch_result r;
     r.url = j->url;
     r.status = c.status;
-    r.headers = std::move(j->headers);
-    char* eff = nullptr;
-    if (curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff != nullptr && r.status != 0) {
-      r.final_url = eff;
+    r.headers = std::move(j->cap.headers);
+    if (r.status != 0) {
+      r.final_url = info.effective_url;
     }
     r.exit_id = ex->id();
-    char* ip = nullptr;
-    curl_easy_getinfo(e, proxied ? CURLINFO_PRIMARY_IP : CURLINFO_LOCAL_IP, &ip);
-    if (ip != nullptr) {
-      r.exit_ip = ip;
-    }
+    r.exit_ip = is_proxy(ex->spec()) ? info.primary_ip : info.local_ip;
     r.attempts = j->attempts;
-    r.timings = {t_dns / 1000.0, t_conn / 1000.0, t_tls / 1000.0, t_ttfb / 1000.0, t_total / 1000.0};
-    r.body_size = j->body_size;
-    r.body_truncated = j->truncated;
+    r.timings = {info.dns_us / 1000.0, info.connect_us / 1000.0, info.tls_us / 1000.0, info.ttfb_us / 1000.0,
+                 info.total_us / 1000.0};
+    r.body_size = j->cap.body_size;
+    r.body_truncated = j->cap.truncated;
     if (c.completed) {
       if (!cfg.bodies_dir.empty()) {
         r.body_file = write_body(*j);
       } else if (cfg.inline_body_max > 0) {
         // More may have been kept (for ban patterns, or the WARC): inline only the first part.
-        r.body = std::string_view(j->body).substr(0, cfg.inline_body_max);
-        r.body_truncated = r.body_truncated || r.body.size() < j->body.size();
+        r.body = std::string_view(j->cap.body).substr(0, cfg.inline_body_max);
+        r.body_truncated = r.body_truncated || r.body.size() < j->cap.body.size();
         r.inline_body = true;
       }
     }
     if (c.failed != party::none) {
       r.error = j->attempts > 1 ? fmt::format("{} attempts failed: {}", j->attempts, j->history) : j->history;
     }
-    latency.add(static_cast<std::uint64_t>(std::max<curl_off_t>(0, t_total)));
+    latency.add(static_cast<std::uint64_t>(std::max<std::int64_t>(0, info.total_us)));
     ++by_exit[ex->index()];
     std::string warc_bytes;
-    if (j->warc && c.completed && !j->raw_head.empty()) {
-      warc_bytes = warc_records(*j, r);
+    if (opts_.warc && c.completed && !j->cap.raw_head.empty()) {
+      warc_bytes = warc_records(*j, r, info);
     }
     j->lease.release();
-    free_easy_.push_back(e);
-    j->easy = nullptr;
     if (!warc_bytes.empty()) {
       finish_with_warc(j, r, warc_bytes);
     } else {
@@ -978,7 +755,7 @@ class shard {
     const std::string tmp = name + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     bool ok = fd >= 0;
-    std::string_view rest = j.body;
+    std::string_view rest = j.cap.body;
     while (ok && !rest.empty()) {
       const ssize_t n = ::write(fd, rest.data(), rest.size());
       if (n < 0 && errno == EINTR) {
@@ -999,20 +776,18 @@ class shard {
     return name;
   }
 
-  std::string warc_records(const job& j, const fetch_result& r) {
+  std::string warc_records(const job& j, const fetch_result& r, const transfer_info& info) {
     const std::string date = warc_date_now();
     const std::string response_id = warc_record_id(rng_(), rng_());
     std::string out;
     const std::string target = r.final_url.empty() ? r.url : r.final_url;
     // Direct exits: the target's address; through a proxy we only know the proxy's.
-    char* ip = nullptr;
-    curl_easy_getinfo(j.easy, CURLINFO_PRIMARY_IP, &ip);
     const bool direct = j.exit->spec().scheme == proto::exit_scheme::direct;
-    const std::string block = warc_response_block(j.raw_head, j.body);
-    append_warc_gz(out, {"response", response_id, date, target, direct && ip ? ip : "", "",
+    const std::string block = warc_response_block(j.cap.raw_head, j.cap.body);
+    append_warc_gz(out, {"response", response_id, date, target, direct ? info.primary_ip : "", "",
                          "application/http;msgtype=response", block});
-    if (!j.request_head.empty()) {
-      const std::string req = warc_request_head(j.request_head);
+    if (!j.cap.request_head.empty()) {
+      const std::string req = warc_request_head(j.cap.request_head);
       append_warc_gz(out, {"request", warc_record_id(rng_(), rng_()), date, target, "", response_id,
                            "application/http;msgtype=request", req});
     }
@@ -1073,12 +848,9 @@ class shard {
   shared_state& g_;
   int index_;
   std::size_t local_cap_;
-  CURLM* multi_ = nullptr;
   pool::selector selector_;
   std::mt19937_64 rng_;
-  std::vector<CURLSH*> shares_;
   std::vector<const pool::exit*> v4_exits_, v6_exits_, no_exits_, exclude_scratch_;
-  std::vector<CURL*> free_easy_;
   std::unordered_map<std::string, std::unique_ptr<host_state>> hosts_;
   std::deque<host_state*> runnable_;
   std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
@@ -1086,6 +858,9 @@ class shard {
   int inflight_ = 0;
   bool drain_only_ = false;
   std::string out_;
+  transfer_options opts_;
+  // Last: destroyed first, so no transfer outlives the jobs its callbacks write to.
+  transfer_engine transfers_;
 };
 
 void read_input(shared_state& g, line_reader& reader, url_set& seen, std::vector<std::unique_ptr<shard>>& shards) {
@@ -1175,7 +950,9 @@ int run_fetch(const fetch_config& cfg) {
   if (cfg.concurrency < 1 || cfg.per_host < 1 || cfg.retries < 0 || cfg.timeout_s <= 0) {
     throw std::runtime_error("--concurrency and --per-host must be >= 1, --retries >= 0, --timeout > 0");
   }
-  curl_global_init(CURL_GLOBAL_ALL);
+  if (const CURLcode rc = curl_global_init(CURL_GLOBAL_ALL); rc != CURLE_OK) {
+    throw std::runtime_error(fmt::format("curl_global_init: {}", curl_easy_strerror(rc)));
+  }
   raise_nofile_limit();
   shared_state g(cfg);
   std::vector<proto::exit_spec> specs;
