@@ -11,17 +11,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
-#include <queue>
 #include <random>
 #include <regex>
 #include <sstream>
@@ -33,6 +32,7 @@
 #include "fetch/input.hpp"
 #include "fetch/result.hpp"
 #include "fetch/result_log.hpp"
+#include "fetch/scheduler.hpp"
 #include "fetch/spsc_ring.hpp"
 #include "fetch/stats.hpp"
 #include "fetch/transfer.hpp"
@@ -128,28 +128,6 @@ struct job {
   }
 };
 
-struct host_state {
-  std::string name;
-  int inflight = 0;
-  time_point next_start{};
-  std::deque<job*> waiting;
-  bool in_runnable = false;
-  bool wake_pending = false;
-  time_point last_done{};
-  // --auto-throttle: the host's concurrency window (see throttle()).
-  double cwnd = 1;
-  double ssthresh = 0;
-  std::int64_t base_us = -1;  // lowest time to first byte seen
-  time_point last_decrease{};
-};
-
-struct timer {
-  time_point at;
-  job* j = nullptr;       // a job to requeue, or
-  std::string host_wake;  // a host whose --delay has passed
-  bool operator>(const timer& o) const { return at > o.at; }
-};
-
 std::string hex16(std::uint64_t v) {
   return fmt::format("{:016x}", v);
 }
@@ -187,6 +165,7 @@ class shard {
         local_cap_(static_cast<std::size_t>(std::max(1024, g.cfg.concurrency * 2))),
         selector_(g.cfg.policy, 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(index + 1)),
         rng_(static_cast<std::uint64_t>(index) * 7919 + 17),
+        sched_(scheduler_config{g.cfg.per_host, from_seconds(g.cfg.delay_s), g.cfg.auto_throttle}),
         opts_(transfer_options_of(g.cfg)),
         transfers_(g.snap->size()) {
     by_exit.assign(g.snap->size(), 0);
@@ -199,18 +178,8 @@ class shard {
       }
     }
   }
-  ~shard() {
-    // URLs left undone by a stop (SIGTERM, a fatal error): no line, the next run does them.
-    for (auto& [name, h] : hosts_) {
-      for (job* j : h->waiting) {
-        delete j;
-      }
-    }
-    while (!timers_.empty()) {
-      delete timers_.top().j;
-      timers_.pop();
-    }
-  }
+  // URLs left undone by a stop (SIGTERM, a fatal error) just go: no line, the next run does them.
+  ~shard() = default;
   shard(const shard&) = delete;
   shard& operator=(const shard&) = delete;
 
@@ -266,7 +235,7 @@ class shard {
       }
       pull();
       auto now = clock::now();
-      fire_timers(now);
+      sched_.wake_due(now);
       dispatch(now);
       transfers_.perform();
       drain();
@@ -277,13 +246,13 @@ class shard {
       }
       now = clock::now();
       if (now - last_sweep > std::chrono::seconds(1)) {
-        sweep_hosts(now);
+        sched_.sweep(now);
         last_sweep = now;
       }
       // Sleep until a socket is ready, libcurl's own timeout, our next timer, or a wakeup.
       auto wait = milliseconds(100);
-      if (!timers_.empty()) {
-        wait = std::min(wait, duration_cast<milliseconds>(timers_.top().at - now) + milliseconds(1));
+      if (auto at = sched_.next_wake()) {
+        wait = std::min(wait, duration_cast<milliseconds>(*at - now) + milliseconds(1));
       }
       if (local_ < local_cap_) {
         hungry.store(true);
@@ -292,7 +261,7 @@ class shard {
           wait = milliseconds(0);
         }
       }
-      if (!runnable_.empty() && g_.inflight_total.load(std::memory_order_relaxed) < g_.cfg.concurrency) {
+      if (sched_.has_runnable() && g_.inflight_total.load(std::memory_order_relaxed) < g_.cfg.concurrency) {
         wait = milliseconds(0);
       }
       transfers_.poll(wait);
@@ -307,7 +276,7 @@ class shard {
         return;
       }
       ++local_;
-      auto* j = new job;
+      auto j = std::make_unique<job>();
       j->url = std::move(item->url);
       j->host = std::move(item->host);
       j->fp = item->fp;
@@ -316,49 +285,11 @@ class shard {
         fetch_result r;
         r.url = j->url;
         r.error = "invalid url: expected http:// or https:// with a host";
-        finish(j, r);
+        finish(std::move(j), r);
         continue;
       }
-      enqueue(j, false);
-    }
-  }
-
-  host_state& host_of(const std::string& name) {
-    auto& slot = hosts_[name];
-    if (!slot) {
-      slot = std::make_unique<host_state>();
-      slot->name = name;
-    }
-    return *slot;
-  }
-
-  void mark_runnable(host_state& h) {
-    if (!h.in_runnable && !h.waiting.empty()) {
-      h.in_runnable = true;
-      runnable_.push_back(&h);
-    }
-  }
-
-  void enqueue(job* j, bool front) {
-    auto& h = host_of(j->host);
-    if (front) {
-      h.waiting.push_front(j);
-    } else {
-      h.waiting.push_back(j);
-    }
-    mark_runnable(h);
-  }
-
-  void fire_timers(time_point now) {
-    while (!timers_.empty() && timers_.top().at <= now) {
-      timer t = timers_.top();
-      timers_.pop();
-      if (t.j != nullptr) {
-        enqueue(t.j, true);
-      } else if (auto it = hosts_.find(t.host_wake); it != hosts_.end()) {
-        it->second->wake_pending = false;
-        mark_runnable(*it->second);
-      }
+      const std::string_view host = j->host;  // the job's own string: it does not move
+      sched_.push(host, std::move(j));
     }
   }
 
@@ -381,92 +312,21 @@ class shard {
     }
   }
 
+  // Offers ready hosts' jobs to start(), each under a --concurrency slot.
   void dispatch(time_point now) {
-    const auto delay = from_seconds(g_.cfg.delay_s);
-    while (!runnable_.empty()) {
-      host_state* h = runnable_.front();
-      runnable_.pop_front();
-      h->in_runnable = false;
-      if (h->waiting.empty() || h->inflight >= host_limit(*h)) {
-        continue;  // complete() makes it runnable again when a slot frees
-      }
-      if (now < h->next_start) {
-        if (!h->wake_pending) {
-          h->wake_pending = true;
-          timers_.push(timer{h->next_start, nullptr, h->name});
-        }
-        continue;
-      }
+    sched_.dispatch(now, [&](std::unique_ptr<job>& j) {
       if (!take_slot()) {
-        runnable_.push_front(h);  // first in line when a slot frees
-        h->in_runnable = true;
-        return;
+        return start_result::no_slot();
       }
-      job* j = h->waiting.front();
-      h->waiting.pop_front();
-      if (start(j, now)) {
-        ++h->inflight;
+      const start_result r = start(j, now);
+      if (r.k == start_result::kind::started) {
         ++inflight_;
         inflight_now.store(inflight_, std::memory_order_relaxed);
-        h->next_start = now + delay;
       } else {
         release_slot();
       }
-      mark_runnable(*h);
-    }
-  }
-
-  int host_limit(const host_state& h) const {
-    return g_.cfg.auto_throttle ? std::max(1, static_cast<int>(h.cwnd)) : g_.cfg.per_host;
-  }
-
-  // --auto-throttle: AIMD on the host's window of requests in flight, as TCP does with
-  // its congestion window. It starts at 1 and grows by 1 per success (slow start) up to
-  // ssthresh (initially --per-host), then by 1 per window of successes; a success whose
-  // time to first byte exceeds 4x the host's best (+20 ms) shrinks it by 1 per window
-  // (the target is queueing); a timeout, 429, 503 or ban halves it (at most once per
-  // recent latency, so one burst of errors counts once) and sets ssthresh there.
-  // Never above --per-host, never below 1.
-  void throttle(host_state& h, bool overload, bool ok, std::int64_t ttfb_us, time_point now) {
-    const double cap = g_.cfg.per_host;
-    if (h.ssthresh == 0) {
-      h.ssthresh = cap;
-    }
-    if (overload) {
-      const auto recent = std::chrono::microseconds(std::max<std::int64_t>(100000, h.base_us * 4));
-      if (now - h.last_decrease > recent) {
-        h.cwnd = std::max(1.0, h.cwnd / 2);
-        h.ssthresh = std::max(1.0, h.cwnd);
-        h.last_decrease = now;
-      }
-      return;
-    }
-    if (!ok) {
-      return;
-    }
-    h.base_us = h.base_us < 0 ? ttfb_us : std::min(h.base_us, ttfb_us);
-    if (ttfb_us > 4 * h.base_us + 20000) {
-      h.cwnd = std::max(1.0, h.cwnd - 1.0 / h.cwnd);
-    } else if (h.cwnd < h.ssthresh) {
-      h.cwnd += 1;
-    } else {
-      h.cwnd += 1.0 / h.cwnd;
-    }
-    h.cwnd = std::min(h.cwnd, cap);
-  }
-
-  void sweep_hosts(time_point now) {
-    // With --auto-throttle a host's window is worth keeping a while after its last request.
-    const auto keep = g_.cfg.auto_throttle ? std::chrono::seconds(60) : std::chrono::seconds(0);
-    for (auto it = hosts_.begin(); it != hosts_.end();) {
-      auto& h = *it->second;
-      if (h.inflight == 0 && h.waiting.empty() && !h.in_runnable && !h.wake_pending && h.next_start <= now &&
-          now - h.last_done >= keep) {
-        it = hosts_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+      return r;
+    });
   }
 
   // The pool's answer to "an exit for this job, now".
@@ -615,26 +475,20 @@ class shard {
     return v;
   }
 
-  // Asks the pool for an exit and adds the transfer. false: the job did not start (it is
-  // back at the front of its host's queue, which waits until an exit may have capacity,
-  // or it is finished with an error).
-  bool start(job* j, time_point now) {
+  // Asks the pool for an exit and starts the transfer (the shard then owns the job until
+  // it completes); or the job finishes with an error, or waits for an exit with capacity.
+  start_result start(std::unique_ptr<job>& j, time_point now) {
     auto grant = acquire_exit(*j, now);
     if (grant.k == exit_grant::kind::refused) {
       fetch_result res;
       res.url = j->url;
       res.attempts = j->attempts;
       res.error = std::move(grant.error);
-      finish(j, res);
-      return false;
+      finish(std::move(j), res);
+      return start_result::finished();
     }
     if (grant.k == exit_grant::kind::wait) {
-      // No exit can serve this host now (all banned or rate-limited for it, at their caps...):
-      // the whole host waits, not just this URL, so a long queue for it costs one pick per wake.
-      auto& h = host_of(j->host);
-      h.waiting.push_front(j);
-      h.next_start = std::max(h.next_start, grant.wait_until);
-      return false;
+      return start_result::wait(grant.wait_until);
     }
     j->reset_attempt();
     j->exit = grant.exit;
@@ -644,8 +498,10 @@ class shard {
     if (++j->attempts > 1) {
       retries.fetch_add(1, std::memory_order_relaxed);
     }
-    transfers_.start(j->url, grant.exit->spec(), grant.exit->index(), opts_, j->cap, j);
-    return true;
+    job* raw = j.get();  // CURLOPT_PRIVATE: in_flight_ owns it
+    in_flight_.emplace(raw, std::move(j));
+    transfers_.start(raw->url, grant.exit->spec(), grant.exit->index(), opts_, raw->cap, raw);
+    return start_result::started();
   }
 
   void drain() {
@@ -661,15 +517,14 @@ class shard {
   }
 
   void complete(const finished_transfer& done) {
-    auto* j = static_cast<job*>(done.tag);
+    auto node = in_flight_.extract(static_cast<job*>(done.tag));
+    assert(!node.empty());
+    std::unique_ptr<job> j = std::move(node.mapped());
     const auto now = clock::now();
     const auto& cfg = g_.cfg;
-    auto& h = host_of(j->host);
-    --h.inflight;
     --inflight_;
     inflight_now.store(inflight_, std::memory_order_relaxed);
     release_slot();
-    mark_runnable(h);
 
     const transfer_info& info = done.info;
     pool::exit* ex = j->exit;
@@ -687,10 +542,7 @@ class shard {
     auto c = classify(facts);
     apply_ban(c, report_attempt(*j, c, now));
 
-    h.last_done = now;
-    if (cfg.auto_throttle) {
-      throttle(h, c.overload, c.completed, info.ttfb_us, now);
-    }
+    sched_.done(j->host, now, throttle_signal{c.overload, c.completed, info.ttfb_us});
     if (!c.what.empty()) {
       if (!j->history.empty()) {
         j->history += "; ";
@@ -698,14 +550,15 @@ class shard {
       j->history += ex->id() + ": " + c.what;
     }
     if (c.retryable && j->attempts <= cfg.retries && drain_only_) {
-      delete j;  // stopping: no retry, and no line: the next run fetches it again
-      --local_;
+      --local_;  // stopping: no retry, and no line: the next run fetches it again
       return;
     }
     if (c.retryable && j->attempts <= cfg.retries) {
       j->tried.push_back(ex);
       j->lease.release();
-      timers_.push(timer{now + backoff(j->attempts), j, {}});
+      const auto at = now + backoff(j->attempts);
+      const std::string_view host = j->host;  // the job's own string: it does not move
+      sched_.retry_at(host, std::move(j), at);
       return;
     }
 
@@ -744,9 +597,9 @@ class shard {
     }
     j->lease.release();
     if (!warc_bytes.empty()) {
-      finish_with_warc(j, r, warc_bytes);
+      finish_with_warc(std::move(j), r, warc_bytes);
     } else {
-      finish(j, r);
+      finish(std::move(j), r);
     }
   }
 
@@ -809,10 +662,11 @@ class shard {
     done.fetch_add(1, std::memory_order_relaxed);
   }
 
-  void finish(job* j, const fetch_result& r) {
+  // The URL's line; the job goes (r may point into it until then).
+  void finish(std::unique_ptr<job> j, const fetch_result& r) {
     append_result_line(out_, r);
     count(r);
-    delete j;
+    j.reset();
     --local_;
     if (out_.size() > 256 * 1024) {
       flush();
@@ -820,7 +674,7 @@ class shard {
   }
 
   // The line goes out with its records, at once (see result_log::append_with_warc).
-  void finish_with_warc(job* j, fetch_result& r, std::string_view warc_bytes) {
+  void finish_with_warc(std::unique_ptr<job> j, fetch_result& r, std::string_view warc_bytes) {
     flush();  // keep this shard's lines in order
     const bool ok = g_.log->append_with_warc(warc_bytes, [&r](std::string& line, std::uint64_t off, std::uint64_t len) {
       r.warc_offset = static_cast<std::int64_t>(off);
@@ -831,7 +685,7 @@ class shard {
       g_.set_fatal(fmt::format("cannot write the output or the WARC file: {}", std::strerror(errno)));
     }
     count(r);
-    delete j;
+    j.reset();
     --local_;
   }
 
@@ -851,9 +705,8 @@ class shard {
   pool::selector selector_;
   std::mt19937_64 rng_;
   std::vector<const pool::exit*> v4_exits_, v6_exits_, no_exits_, exclude_scratch_;
-  std::unordered_map<std::string, std::unique_ptr<host_state>> hosts_;
-  std::deque<host_state*> runnable_;
-  std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
+  host_scheduler<job> sched_;                                       // jobs queued or waiting to retry
+  std::unordered_map<const job*, std::unique_ptr<job>> in_flight_;  // jobs with a transfer
   std::size_t local_ = 0;  // jobs in this shard: waiting, in flight or on a timer
   int inflight_ = 0;
   bool drain_only_ = false;
