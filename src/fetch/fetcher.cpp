@@ -30,6 +30,7 @@
 
 #include "fetch/classify.hpp"
 #include "fetch/input.hpp"
+#include "fetch/progress.hpp"
 #include "fetch/result.hpp"
 #include "fetch/result_log.hpp"
 #include "fetch/scheduler.hpp"
@@ -38,6 +39,7 @@
 #include "fetch/transfer.hpp"
 #include "fetch/url_set.hpp"
 #include "fetch/warc.hpp"
+#include "fetch/writer.hpp"
 #include "pool/ban.hpp"
 #include "pool/pool_file.hpp"
 #include "pool/rate_limit.hpp"
@@ -128,10 +130,6 @@ struct job {
   }
 };
 
-std::string hex16(std::uint64_t v) {
-  return fmt::format("{:016x}", v);
-}
-
 bool is_proxy(const proto::exit_spec& s) {
   return s.scheme != proto::exit_scheme::direct;
 }
@@ -166,9 +164,10 @@ class shard {
         selector_(g.cfg.policy, 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(index + 1)),
         rng_(static_cast<std::uint64_t>(index) * 7919 + 17),
         sched_(scheduler_config{g.cfg.per_host, from_seconds(g.cfg.delay_s), g.cfg.auto_throttle}),
+        lines_(*g.log),
         opts_(transfer_options_of(g.cfg)),
         transfers_(g.snap->size()) {
-    by_exit.assign(g.snap->size(), 0);
+    tally.by_exit.assign(g.snap->size(), 0);
     // A direct exit bound to an IPv4 source cannot reach an IPv6 target, and the other way
     // round: such pairs are excluded from the pick, not tried and counted as failures.
     for (const auto& e : g.snap->exits()) {
@@ -190,18 +189,9 @@ class shard {
   // Any thread. Should libcurl fail to signal, the shard wakes at its poll timeout (100 ms).
   void wake() { (void)transfers_.wakeup(); }
 
-  // Progress counters (relaxed; read by the main thread).
-  alignas(64) std::atomic<std::uint64_t> done{0};
-  std::atomic<std::uint64_t> errors{0};
-  std::atomic<std::uint64_t> retries{0};
-  std::atomic<int> inflight_now{0};
+  shard_counters counters;  // read by the main thread while this shard runs
+  result_tally tally;       // read after the thread has joined
   std::atomic<bool> finished{false};
-
-  // Summary (read after the thread has joined).
-  std::map<long, std::uint64_t> by_status;
-  std::vector<std::uint64_t> by_exit;
-  std::uint64_t no_exit = 0;
-  latency_histogram latency;
 
   void run() {
     try {
@@ -321,7 +311,7 @@ class shard {
       const start_result r = start(j, now);
       if (r.k == start_result::kind::started) {
         ++inflight_;
-        inflight_now.store(inflight_, std::memory_order_relaxed);
+        counters.inflight.store(inflight_, std::memory_order_relaxed);
       } else {
         release_slot();
       }
@@ -496,7 +486,7 @@ class shard {
     j->probe = grant.probe;
     j->tier = grant.tier;
     if (++j->attempts > 1) {
-      retries.fetch_add(1, std::memory_order_relaxed);
+      counters.retries.fetch_add(1, std::memory_order_relaxed);
     }
     job* raw = j.get();  // CURLOPT_PRIVATE: in_flight_ owns it
     in_flight_.emplace(raw, std::move(j));
@@ -523,7 +513,7 @@ class shard {
     const auto now = clock::now();
     const auto& cfg = g_.cfg;
     --inflight_;
-    inflight_now.store(inflight_, std::memory_order_relaxed);
+    counters.inflight.store(inflight_, std::memory_order_relaxed);
     release_slot();
 
     const transfer_info& info = done.info;
@@ -578,7 +568,12 @@ class shard {
     r.body_truncated = j->cap.truncated;
     if (c.completed) {
       if (!cfg.bodies_dir.empty()) {
-        r.body_file = write_body(*j);
+        auto file = write_body_file(cfg.bodies_dir, j->fp, j->cap.body);
+        if (!file.ok) {
+          g_.set_fatal(fmt::format("{}: cannot write body: {}", file.path, std::strerror(errno)));
+          file.path.clear();
+        }
+        r.body_file = std::move(file.path);
       } else if (cfg.inline_body_max > 0) {
         // More may have been kept (for ban patterns, or the WARC): inline only the first part.
         r.body = std::string_view(j->cap.body).substr(0, cfg.inline_body_max);
@@ -589,114 +584,41 @@ class shard {
     if (c.failed != party::none) {
       r.error = j->attempts > 1 ? fmt::format("{} attempts failed: {}", j->attempts, j->history) : j->history;
     }
-    latency.add(static_cast<std::uint64_t>(std::max<std::int64_t>(0, info.total_us)));
-    ++by_exit[ex->index()];
+    tally.latency.add(static_cast<std::uint64_t>(std::max<std::int64_t>(0, info.total_us)));
+    ++tally.by_exit[ex->index()];
     std::string warc_bytes;
     if (opts_.warc && c.completed && !j->cap.raw_head.empty()) {
-      warc_bytes = warc_records(*j, r, info);
+      // Direct exits: the target's address; through a proxy we only know the proxy's.
+      warc_bytes = warc_records({r.final_url.empty() ? r.url : r.final_url, is_proxy(ex->spec()) ? "" : info.primary_ip,
+                                 j->cap.raw_head, j->cap.body, j->cap.request_head},
+                                rng_);
     }
     j->lease.release();
-    if (!warc_bytes.empty()) {
-      finish_with_warc(std::move(j), r, warc_bytes);
+    finish(std::move(j), r, warc_bytes);
+  }
+
+  // The URL's line (with its WARC records, if any); the job goes after (r may point into it).
+  void finish(std::unique_ptr<job> j, fetch_result& r, std::string_view warc_bytes = {}) {
+    if (warc_bytes.empty()) {
+      lines_.add(r);
     } else {
-      finish(std::move(j), r);
-    }
-  }
-
-  std::string write_body(const job& j) {
-    const std::string name = g_.cfg.bodies_dir + "/" + hex16(j.fp) + ".body";
-    const std::string tmp = name + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    bool ok = fd >= 0;
-    std::string_view rest = j.cap.body;
-    while (ok && !rest.empty()) {
-      const ssize_t n = ::write(fd, rest.data(), rest.size());
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      ok = n > 0;
-      if (ok) {
-        rest.remove_prefix(static_cast<std::size_t>(n));
+      flush();  // keep this shard's lines in order
+      if (!lines_.add_with_warc(r, warc_bytes)) {
+        g_.set_fatal(fmt::format("cannot write the output or the WARC file: {}", std::strerror(errno)));
       }
     }
-    if (fd >= 0) {
-      ::close(fd);
-    }
-    if (!ok || ::rename(tmp.c_str(), name.c_str()) != 0) {
-      g_.set_fatal(fmt::format("{}: cannot write body: {}", name, std::strerror(errno)));
-      return {};
-    }
-    return name;
-  }
-
-  std::string warc_records(const job& j, const fetch_result& r, const transfer_info& info) {
-    const std::string date = warc_date_now();
-    const std::string response_id = warc_record_id(rng_(), rng_());
-    std::string out;
-    const std::string target = r.final_url.empty() ? r.url : r.final_url;
-    // Direct exits: the target's address; through a proxy we only know the proxy's.
-    const bool direct = j.exit->spec().scheme == proto::exit_scheme::direct;
-    const std::string block = warc_response_block(j.cap.raw_head, j.cap.body);
-    append_warc_gz(out, {"response", response_id, date, target, direct ? info.primary_ip : "", "",
-                         "application/http;msgtype=response", block});
-    if (!j.cap.request_head.empty()) {
-      const std::string req = warc_request_head(j.cap.request_head);
-      append_warc_gz(out, {"request", warc_record_id(rng_(), rng_()), date, target, "", response_id,
-                           "application/http;msgtype=request", req});
-    }
-    return out;
-  }
-
-  void count(const fetch_result& r) {
-    if (r.status != 0) {
-      ++by_status[r.status];
-    } else if (r.exit_id.empty()) {
-      ++no_exit;
-    }
-    if (!r.error.empty()) {
-      errors.fetch_add(1, std::memory_order_relaxed);
-      if (r.status == 0) {
-        ++by_status[0];
-      }
-    }
-    done.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  // The URL's line; the job goes (r may point into it until then).
-  void finish(std::unique_ptr<job> j, const fetch_result& r) {
-    append_result_line(out_, r);
-    count(r);
+    count_result(r, counters, tally);
     j.reset();
     --local_;
-    if (out_.size() > 256 * 1024) {
+    if (lines_.pending() > 256 * 1024) {
       flush();
     }
   }
 
-  // The line goes out with its records, at once (see result_log::append_with_warc).
-  void finish_with_warc(std::unique_ptr<job> j, fetch_result& r, std::string_view warc_bytes) {
-    flush();  // keep this shard's lines in order
-    const bool ok = g_.log->append_with_warc(warc_bytes, [&r](std::string& line, std::uint64_t off, std::uint64_t len) {
-      r.warc_offset = static_cast<std::int64_t>(off);
-      r.warc_length = len;
-      append_result_line(line, r);
-    });
-    if (!ok) {
-      g_.set_fatal(fmt::format("cannot write the output or the WARC file: {}", std::strerror(errno)));
-    }
-    count(r);
-    j.reset();
-    --local_;
-  }
-
   void flush() {
-    if (out_.empty()) {
-      return;
-    }
-    if (!g_.log->append(out_)) {
+    if (!lines_.flush()) {
       g_.set_fatal(fmt::format("cannot write the output: {}", std::strerror(errno)));
     }
-    out_.clear();
   }
 
   shared_state& g_;
@@ -710,7 +632,7 @@ class shard {
   std::size_t local_ = 0;  // jobs in this shard: waiting, in flight or on a timer
   int inflight_ = 0;
   bool drain_only_ = false;
-  std::string out_;
+  line_writer lines_;
   transfer_options opts_;
   // Last: destroyed first, so no transfer outlives the jobs its callbacks write to.
   transfer_engine transfers_;
@@ -759,15 +681,6 @@ void read_input(shared_state& g, line_reader& reader, url_set& seen, std::vector
   for (auto& s : shards) {
     s->wake();
   }
-}
-
-std::string fmt_duration(double s) {
-  if (!std::isfinite(s) || s < 0) {
-    return "--:--";
-  }
-  const auto t = static_cast<long long>(s + 0.5);
-  return t >= 3600 ? fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
-                   : fmt::format("{}:{:02}", t / 60, t % 60);
 }
 
 std::atomic<int> g_signals{0};
@@ -891,13 +804,11 @@ int run_fetch(const fetch_config& cfg) {
   const double interval = cfg.progress_interval_s > 0 ? cfg.progress_interval_s : (tty ? 0.25 : 5.0);
   auto next_progress = t0 + from_seconds(interval);
   auto next_sync = t0 + from_seconds(cfg.fsync_interval_s);
-  std::uint64_t last_done = 0;
-  auto last_t = t0;
-  double rate = 0;
+  progress_meter meter(total_lines, t0);
   auto sum = [&](auto member) {
     std::uint64_t v = 0;
     for (auto& s : shards) {
-      v += ((*s).*member).load(std::memory_order_relaxed);
+      v += (s->counters.*member).load(std::memory_order_relaxed);
     }
     return v;
   };
@@ -922,26 +833,15 @@ int run_fetch(const fetch_config& cfg) {
       next_sync = now + from_seconds(cfg.fsync_interval_s);
     }
     if (now >= next_progress && !cfg.quiet) {
-      const std::uint64_t done = sum(&shard::done);
-      const double dt = seconds_of(now - last_t);
-      const double inst = dt > 0 ? static_cast<double>(done - last_done) / dt : 0;
-      rate = rate == 0 ? inst : 0.7 * rate + 0.3 * inst;
-      last_done = done;
-      last_t = now;
-      const std::uint64_t processed = done + g.skipped.load() + g.lines_ignored.load();
-      std::string where = total_lines ? fmt::format("{}/{} ({:.1f}%)", processed, *total_lines,
-                                                    100.0 * static_cast<double>(processed) /
-                                                        static_cast<double>(std::max<std::uint64_t>(1, *total_lines)))
-                                      : fmt::format("{} done", processed);
-      std::string eta = total_lines && rate > 0
-                            ? fmt_duration(static_cast<double>(*total_lines - std::min(*total_lines, processed)) / rate)
-                            : "--:--";
-      int inflight = 0;
+      progress_sample p;
+      p.done = sum(&shard_counters::done);
+      p.processed = p.done + g.skipped.load() + g.lines_ignored.load();
+      p.errors = sum(&shard_counters::errors);
+      p.retries = sum(&shard_counters::retries);
       for (auto& s : shards) {
-        inflight += s->inflight_now.load(std::memory_order_relaxed);
+        p.inflight += s->counters.inflight.load(std::memory_order_relaxed);
       }
-      const std::string line = fmt::format("fetch: {}  {:.0f}/s  errors {}  retries {}  in flight {}  ETA {}", where,
-                                           rate, sum(&shard::errors), sum(&shard::retries), inflight, eta);
+      const std::string line = meter.line(p, now);
       if (tty) {
         std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
         wrote_tty_line = true;
@@ -965,41 +865,21 @@ int run_fetch(const fetch_config& cfg) {
   }
 
   // Summary.
-  std::map<long, std::uint64_t> by_status;
-  std::vector<std::uint64_t> by_exit(g.snap->size(), 0);
-  latency_histogram hist;
+  result_tally tally;
+  tally.by_exit.assign(g.snap->size(), 0);
   for (auto& s : shards) {
-    for (auto [k, v] : s->by_status) {
-      by_status[k] += v;
-    }
-    for (std::size_t i = 0; i < by_exit.size(); ++i) {
-      by_exit[i] += s->by_exit[i];
-    }
-    hist.merge(s->latency);
+    tally.merge(s->tally);
   }
-  const std::uint64_t done = sum(&shard::done);
-  std::string status_line;
-  for (auto [k, v] : by_status) {
-    status_line += fmt::format(" {}:{}", k == 0 ? std::string("error") : std::to_string(k), v);
+  run_totals totals;
+  totals.done = sum(&shard_counters::done);
+  totals.errors = sum(&shard_counters::errors);
+  totals.retries = sum(&shard_counters::retries);
+  totals.skipped = g.skipped.load();
+  totals.elapsed_s = elapsed;
+  totals.peak_rss_mib = peak_rss_kib() / 1024;
+  for (const auto& line : summary_lines(totals, tally, *g.snap)) {
+    std::fprintf(stderr, "%s\n", line.c_str());
   }
-  std::string exit_line;
-  for (std::size_t i = 0; i < by_exit.size(); ++i) {
-    if (by_exit[i] > 0) {
-      exit_line += fmt::format(" {}:{}", g.snap->exits()[i]->id(), by_exit[i]);
-    }
-  }
-  std::fprintf(stderr,
-               "fetch: %llu results in %.2f s (%.0f/s), %llu with an error, %llu retries; %llu skipped "
-               "(already in the output or duplicates)\n",
-               static_cast<unsigned long long>(done), elapsed, elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0,
-               static_cast<unsigned long long>(sum(&shard::errors)),
-               static_cast<unsigned long long>(sum(&shard::retries)),
-               static_cast<unsigned long long>(g.skipped.load()));
-  std::fprintf(stderr, "fetch: by status:%s\n", status_line.empty() ? " -" : status_line.c_str());
-  std::fprintf(stderr, "fetch: by exit:%s\n", exit_line.empty() ? " -" : exit_line.c_str());
-  std::fprintf(stderr, "fetch: latency ms: p50 %.1f  p90 %.1f  p99 %.1f  (peak RSS %ld MiB)\n",
-               static_cast<double>(hist.quantile(0.5)) / 1000.0, static_cast<double>(hist.quantile(0.9)) / 1000.0,
-               static_cast<double>(hist.quantile(0.99)) / 1000.0, peak_rss_kib() / 1024);
   shards.clear();
   ::close(lock_fd);
   curl_global_cleanup();
