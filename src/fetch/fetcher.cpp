@@ -1,46 +1,37 @@
-#include "fetch/fetcher.hpp"
+// A fetch shard's flow, per URL: take it from the input ring (pull) -> queue it by host
+// (host_scheduler: --per-host, --delay, AIMD) -> when its host is ready, ask the pool for
+// an exit (acquire_exit) and start the transfer (transfer_engine) -> when it completes,
+// classify the attempt (classify), report it to the pool (report_attempt: health, tiers,
+// bans) -> retry later on another exit, or write its result (line, body file, WARC).
+// The run around the shards (input reader, progress, summary) is in run.cpp.
 
-#include <arpa/inet.h>
-#include <curl/curl.h>
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/file.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <cerrno>
 #include <cmath>
-#include <csignal>
-#include <cstdio>
 #include <cstring>
-#include <deque>
-#include <filesystem>
-#include <fstream>
-#include <map>
 #include <memory>
-#include <queue>
 #include <random>
 #include <regex>
-#include <sstream>
+#include <span>
 #include <stdexcept>
-#include <thread>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
+#include "fetch/classify.hpp"
 #include "fetch/input.hpp"
+#include "fetch/progress.hpp"
 #include "fetch/result.hpp"
-#include "fetch/result_log.hpp"
-#include "fetch/spsc_ring.hpp"
-#include "fetch/stats.hpp"
-#include "fetch/url_set.hpp"
-#include "fetch/warc.hpp"
+#include "fetch/scheduler.hpp"
+#include "fetch/shard.hpp"
+#include "fetch/transfer.hpp"
+#include "fetch/writer.hpp"
 #include "pool/ban.hpp"
-#include "pool/state.hpp"
-#include "pool/pool_file.hpp"
-#include "pool/rate_limit.hpp"
-#include "pool/tier.hpp"
+#include "pool/selector.hpp"
 #include "proto/pool_line.hpp"
 
 namespace exitpool::fetch {
@@ -51,55 +42,6 @@ using pool::clock;
 using pool::time_point;
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
-
-template <class D>
-double seconds_of(D d) {
-  return std::chrono::duration<double>(d).count();
-}
-
-clock::duration from_seconds(double s) {
-  return duration_cast<clock::duration>(std::chrono::duration<double>(std::max(0.0, s)));
-}
-
-// What the reader hands a shard.
-struct input_item {
-  std::string url;
-  std::string host;
-  std::uint64_t fp = 0;
-  bool valid = false;
-};
-
-class shard;
-
-// Shared by the reader, the shards and the main thread.
-struct shared_state {
-  explicit shared_state(const fetch_config& c) : cfg(c) {}
-  const fetch_config& cfg;
-  std::shared_ptr<const pool::snapshot> snap;
-  std::unique_ptr<pool::local_state> state;
-  std::vector<std::regex> ban_patterns;
-  result_log* log = nullptr;
-  std::vector<shard*> shards;
-  // Requests in flight over all shards, against --concurrency: one host's URLs all live
-  // in one shard, so a per-shard share of the limit would idle the others' share.
-  alignas(64) std::atomic<int> inflight_total{0};
-  std::atomic<bool> input_done{false};
-  std::atomic<bool> stopping{false};  // SIGINT/SIGTERM: start nothing new, finish what is in flight
-  std::atomic<bool> fatal{false};
-  std::atomic<bool> fatal_claimed{false};
-  std::string fatal_msg;  // written once, by whoever claims fatal_claimed
-  // Reader counters.
-  alignas(64) std::atomic<std::uint64_t> lines_read{0};
-  std::atomic<std::uint64_t> lines_ignored{0};  // blank or comment
-  std::atomic<std::uint64_t> skipped{0};        // already in the output, or a duplicate
-
-  void set_fatal(std::string msg) {
-    if (!fatal_claimed.exchange(true)) {
-      fatal_msg = std::move(msg);
-    }
-    fatal.store(true);
-  }
-};
 
 // One URL in a shard, from the ring until its line is written.
 struct job {
@@ -112,173 +54,57 @@ struct job {
   time_point queue_deadline{};  // set at the first "no capacity" wait
   std::string history;          // "exit: what failed; ..." over the attempts
   // The attempt in flight.
-  CURL* easy = nullptr;
   pool::exit* exit = nullptr;
   pool::lease lease;
   bool probe = false;
   int tier = 0;
-  std::size_t keep = 0;  // body bytes to keep
-  std::string body;
-  bool truncated = false;
-  std::uint64_t body_size = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
-  bool proxy_challenge = false;  // the response carried Proxy-Authenticate: it came from the proxy
-  bool warc = false;             // keep the raw heads below (--warc)
-  std::string raw_head;          // the last response's status line and headers, as received
-  std::string request_head;      // the last request head sent to the target
-  char errbuf[CURL_ERROR_SIZE];
+  response_capture cap;  // filled by libcurl's callbacks
 
   void reset_attempt() {
     exit = nullptr;
     lease.release();
     probe = false;
-    body.clear();
-    truncated = false;
-    body_size = 0;
-    headers.clear();
-    proxy_challenge = false;
-    raw_head.clear();
-    request_head.clear();
-    errbuf[0] = '\0';
   }
 };
-
-struct host_state {
-  std::string name;
-  int inflight = 0;
-  time_point next_start{};
-  std::deque<job*> waiting;
-  bool in_runnable = false;
-  bool wake_pending = false;
-  time_point last_done{};
-  // --auto-throttle: the host's concurrency window (see throttle()).
-  double cwnd = 1;
-  double ssthresh = 0;
-  std::int64_t base_us = -1;  // lowest time to first byte seen
-  time_point last_decrease{};
-};
-
-struct timer {
-  time_point at;
-  job* j = nullptr;       // a job to requeue, or
-  std::string host_wake;  // a host whose --delay has passed
-  bool operator>(const timer& o) const { return at > o.at; }
-};
-
-std::size_t write_cb(char* data, std::size_t size, std::size_t n, void* user) {
-  auto* j = static_cast<job*>(user);
-  const std::size_t len = size * n;
-  j->body_size += len;
-  if (j->body.size() < j->keep) {
-    const std::size_t take = std::min(len, j->keep - j->body.size());
-    j->body.append(data, take);
-    j->truncated = j->truncated || take < len;
-  } else if (len > 0) {
-    j->truncated = true;
-  }
-  return len;
-}
-
-std::size_t header_cb(char* data, std::size_t size, std::size_t n, void* user) {
-  auto* j = static_cast<job*>(user);
-  const std::size_t len = size * n;
-  std::string_view line = trim(std::string_view(data, len));
-  if (line.starts_with("HTTP/")) {
-    j->headers.clear();  // a new response (after a redirect or a 1xx): keep the last one's
-    j->proxy_challenge = false;
-    j->raw_head.clear();
-  }
-  if (j->warc) {
-    j->raw_head.append(data, len);
-  }
-  if (line.starts_with("HTTP/")) {
-    return len;
-  }
-  const auto colon = line.find(':');
-  if (colon == std::string_view::npos || colon == 0) {
-    return len;
-  }
-  std::string name(trim(line.substr(0, colon)));
-  for (auto& c : name) {
-    c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-  }
-  if (name == "proxy-authenticate") {
-    j->proxy_challenge = true;
-  }
-  if (is_selected_header(name)) {
-    j->headers.emplace_back(std::move(name), std::string(trim(line.substr(colon + 1))));
-  }
-  return len;
-}
-
-// --warc: the request heads libcurl sends. A CONNECT to the proxy is not the target's
-// request (and carries the proxy's credentials): skipped.
-int debug_cb(CURL*, curl_infotype type, char* data, std::size_t size, void* user) {
-  if (type == CURLINFO_HEADER_OUT) {
-    auto* j = static_cast<job*>(user);
-    std::string_view head(data, size);
-    if (!head.starts_with("CONNECT ")) {
-      j->request_head.assign(head);
-    }
-  }
-  return 0;
-}
-
-// 4 or 6 for an IP literal, 0 for a name.
-int literal_family(const std::string& host) {
-  unsigned char buf[16];
-  if (::inet_pton(AF_INET, host.c_str(), buf) == 1) {
-    return 4;
-  }
-  if (::inet_pton(AF_INET6, host.c_str(), buf) == 1) {
-    return 6;
-  }
-  return 0;
-}
-
-std::string hex16(std::uint64_t v) {
-  return fmt::format("{:016x}", v);
-}
 
 bool is_proxy(const proto::exit_spec& s) {
   return s.scheme != proto::exit_scheme::direct;
 }
 
-std::string bracket(const std::string& host) {
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
-}
-
-// Errors that another attempt cannot fix.
-bool permanent(CURLcode rc) {
-  switch (rc) {
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_TOO_MANY_REDIRECTS:
-    case CURLE_FILESIZE_EXCEEDED:
-    case CURLE_BAD_CONTENT_ENCODING:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_PEER_FAILED_VERIFICATION:  // the target's certificate: no exit will change it
-      return true;
-    default:
-      return false;
+transfer_options transfer_options_of(const fetch_config& cfg) {
+  transfer_options o;
+  o.user_agent = cfg.user_agent;
+  o.max_redirects = cfg.max_redirects;
+  o.timeout_ms = static_cast<long>(cfg.timeout_s * 1000);
+  o.connect_timeout_ms = static_cast<long>(cfg.connect_timeout_s * 1000);
+  o.insecure = cfg.insecure;
+  o.ca_file = cfg.ca_file;
+  o.http2 = cfg.http2;
+  o.warc = !cfg.warc_path.empty();
+  o.keep = !cfg.bodies_dir.empty() ? cfg.max_body : cfg.inline_body_max;
+  if (o.warc) {
+    o.keep = std::max(o.keep, cfg.max_body);
   }
+  if (!cfg.ban_patterns.empty()) {
+    o.keep = std::max<std::size_t>(o.keep, 16 * 1024);  // ban patterns look at the body's start
+  }
+  return o;
 }
 
-class shard {
+class fetch_shard final : public shard {
  public:
-  shard(shared_state& g, int index, std::size_t ring_capacity)
-      : ring(ring_capacity),
+  fetch_shard(shared_state& g, int index, std::size_t ring_capacity)
+      : shard(ring_capacity),
         g_(g),
         index_(index),
         local_cap_(static_cast<std::size_t>(std::max(1024, g.cfg.concurrency * 2))),
         selector_(g.cfg.policy, 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(index + 1)),
-        rng_(static_cast<std::uint64_t>(index) * 7919 + 17) {
-    multi_ = curl_multi_init();
-    if (multi_ == nullptr) {
-      throw std::runtime_error("curl_multi_init failed");
-    }
-    shares_.assign(g.snap->size(), nullptr);
-    by_exit.assign(g.snap->size(), 0);
+        rng_(static_cast<std::uint64_t>(index) * 7919 + 17),
+        sched_(scheduler_config{g.cfg.per_host, from_seconds(g.cfg.delay_s), g.cfg.auto_throttle}),
+        lines_(*g.log),
+        opts_(transfer_options_of(g.cfg)),
+        transfers_(g.snap->size()) {
+    tally.by_exit.assign(g.snap->size(), 0);
     // A direct exit bound to an IPv4 source cannot reach an IPv6 target, and the other way
     // round: such pairs are excluded from the pick, not tried and counted as failures.
     for (const auto& e : g.snap->exits()) {
@@ -288,50 +114,13 @@ class shard {
       }
     }
   }
-  ~shard() {
-    // URLs left undone by a stop (SIGTERM, a fatal error): no line, the next run does them.
-    for (auto& [name, h] : hosts_) {
-      for (job* j : h->waiting) {
-        delete j;
-      }
-    }
-    while (!timers_.empty()) {
-      delete timers_.top().j;
-      timers_.pop();
-    }
-    for (CURL* e : free_easy_) {
-      curl_easy_cleanup(e);
-    }
-    curl_multi_cleanup(multi_);
-    for (CURLSH* s : shares_) {
-      if (s != nullptr) {
-        curl_share_cleanup(s);
-      }
-    }
-  }
-  shard(const shard&) = delete;
-  shard& operator=(const shard&) = delete;
+  // URLs left undone by a stop (SIGTERM, a fatal error) just go: no line, the next run does them.
+  ~fetch_shard() override = default;
 
-  // Reader side.
-  spsc_ring<input_item> ring;
-  alignas(64) std::atomic<bool> hungry{false};
-  std::atomic<bool> wants_slot{false};  // stopped dispatching at --concurrency: wake me when a slot frees
-  void wake() { curl_multi_wakeup(multi_); }
+  // Should libcurl fail to signal, the shard wakes at its poll timeout (100 ms).
+  void wake() override { (void)transfers_.wakeup(); }
 
-  // Progress counters (relaxed; read by the main thread).
-  alignas(64) std::atomic<std::uint64_t> done{0};
-  std::atomic<std::uint64_t> errors{0};
-  std::atomic<std::uint64_t> retries{0};
-  std::atomic<int> inflight_now{0};
-  std::atomic<bool> finished{false};
-
-  // Summary (read after the thread has joined).
-  std::map<long, std::uint64_t> by_status;
-  std::vector<std::uint64_t> by_exit;
-  std::uint64_t no_exit = 0;
-  latency_histogram latency;
-
-  void run() {
+  void run() override {
     try {
       loop();
     } catch (const std::exception& e) {
@@ -351,23 +140,21 @@ class shard {
       if (g_.stopping.load(std::memory_order_relaxed)) {
         // Drain: the transfers in flight finish and are written; queued URLs stay undone
         // (no line), so the next run fetches them.
-        int running = 0;
-        curl_multi_perform(multi_, &running);
+        transfers_.perform();
         drain_only_ = true;
         drain();
         flush();
         if (inflight_ == 0) {
           return;
         }
-        curl_multi_poll(multi_, nullptr, 0, 100, nullptr);
+        transfers_.poll(milliseconds(100));
         continue;
       }
       pull();
       auto now = clock::now();
-      fire_timers(now);
+      sched_.wake_due(now);
       dispatch(now);
-      int running = 0;
-      curl_multi_perform(multi_, &running);
+      transfers_.perform();
       drain();
       dispatch(clock::now());
       flush();
@@ -376,13 +163,13 @@ class shard {
       }
       now = clock::now();
       if (now - last_sweep > std::chrono::seconds(1)) {
-        sweep_hosts(now);
+        sched_.sweep(now);
         last_sweep = now;
       }
       // Sleep until a socket is ready, libcurl's own timeout, our next timer, or a wakeup.
       auto wait = milliseconds(100);
-      if (!timers_.empty()) {
-        wait = std::min(wait, duration_cast<milliseconds>(timers_.top().at - now) + milliseconds(1));
+      if (auto at = sched_.next_wake()) {
+        wait = std::min(wait, duration_cast<milliseconds>(*at - now) + milliseconds(1));
       }
       if (local_ < local_cap_) {
         hungry.store(true);
@@ -391,10 +178,10 @@ class shard {
           wait = milliseconds(0);
         }
       }
-      if (!runnable_.empty() && g_.inflight_total.load(std::memory_order_relaxed) < g_.cfg.concurrency) {
+      if (sched_.has_runnable() && g_.inflight_total.load(std::memory_order_relaxed) < g_.cfg.concurrency) {
         wait = milliseconds(0);
       }
-      curl_multi_poll(multi_, nullptr, 0, static_cast<int>(std::max<long long>(0, wait.count())), nullptr);
+      transfers_.poll(wait);
       hungry.store(false, std::memory_order_relaxed);
     }
   }
@@ -406,7 +193,7 @@ class shard {
         return;
       }
       ++local_;
-      auto* j = new job;
+      auto j = std::make_unique<job>();
       j->url = std::move(item->url);
       j->host = std::move(item->host);
       j->fp = item->fp;
@@ -415,49 +202,11 @@ class shard {
         fetch_result r;
         r.url = j->url;
         r.error = "invalid url: expected http:// or https:// with a host";
-        finish(j, r);
+        finish(std::move(j), r);
         continue;
       }
-      enqueue(j, false);
-    }
-  }
-
-  host_state& host_of(const std::string& name) {
-    auto& slot = hosts_[name];
-    if (!slot) {
-      slot = std::make_unique<host_state>();
-      slot->name = name;
-    }
-    return *slot;
-  }
-
-  void mark_runnable(host_state& h) {
-    if (!h.in_runnable && !h.waiting.empty()) {
-      h.in_runnable = true;
-      runnable_.push_back(&h);
-    }
-  }
-
-  void enqueue(job* j, bool front) {
-    auto& h = host_of(j->host);
-    if (front) {
-      h.waiting.push_front(j);
-    } else {
-      h.waiting.push_back(j);
-    }
-    mark_runnable(h);
-  }
-
-  void fire_timers(time_point now) {
-    while (!timers_.empty() && timers_.top().at <= now) {
-      timer t = timers_.top();
-      timers_.pop();
-      if (t.j != nullptr) {
-        enqueue(t.j, true);
-      } else if (auto it = hosts_.find(t.host_wake); it != hosts_.end()) {
-        it->second->wake_pending = false;
-        mark_runnable(*it->second);
-      }
+      const std::string_view host = j->host;  // the job's own string: it does not move
+      sched_.push(host, std::move(j));
     }
   }
 
@@ -480,146 +229,73 @@ class shard {
     }
   }
 
+  // Offers ready hosts' jobs to start(), each under a --concurrency slot.
   void dispatch(time_point now) {
-    const auto delay = from_seconds(g_.cfg.delay_s);
-    while (!runnable_.empty()) {
-      host_state* h = runnable_.front();
-      runnable_.pop_front();
-      h->in_runnable = false;
-      if (h->waiting.empty() || h->inflight >= host_limit(*h)) {
-        continue;  // complete() makes it runnable again when a slot frees
-      }
-      if (now < h->next_start) {
-        if (!h->wake_pending) {
-          h->wake_pending = true;
-          timers_.push(timer{h->next_start, nullptr, h->name});
-        }
-        continue;
-      }
+    sched_.dispatch(now, [&](std::unique_ptr<job>& j) {
       if (!take_slot()) {
-        runnable_.push_front(h);  // first in line when a slot frees
-        h->in_runnable = true;
-        return;
+        return start_result::no_slot();
       }
-      job* j = h->waiting.front();
-      h->waiting.pop_front();
-      if (start(j, now)) {
-        ++h->inflight;
+      const start_result r = start(j, now);
+      if (r.k == start_result::kind::started) {
         ++inflight_;
-        inflight_now.store(inflight_, std::memory_order_relaxed);
-        h->next_start = now + delay;
+        counters.inflight.store(inflight_, std::memory_order_relaxed);
       } else {
         release_slot();
       }
-      mark_runnable(*h);
-    }
+      return r;
+    });
   }
 
-  int host_limit(const host_state& h) const {
-    return g_.cfg.auto_throttle ? std::max(1, static_cast<int>(h.cwnd)) : g_.cfg.per_host;
-  }
+  // The pool's answer to "an exit for this job, now".
+  struct exit_grant {
+    enum class kind { attempt, wait, refused };
+    kind k = kind::refused;
+    // attempt: the exit to use, its lease and probe slot, its tier.
+    pool::exit* exit = nullptr;
+    pool::lease lease;
+    bool probe = false;
+    int tier = 0;
+    time_point wait_until{};  // wait: no exit has capacity for the host before then
+    std::string error;        // refused: the URL's error result
+  };
 
-  // --auto-throttle: AIMD on the host's window of requests in flight, as TCP does with
-  // its congestion window. It starts at 1 and grows by 1 per success (slow start) up to
-  // ssthresh (initially --per-host), then by 1 per window of successes; a success whose
-  // time to first byte exceeds 4x the host's best (+20 ms) shrinks it by 1 per window
-  // (the target is queueing); a timeout, 429, 503 or ban halves it (at most once per
-  // recent latency, so one burst of errors counts once) and sets ssthresh there.
-  // Never above --per-host, never below 1.
-  void throttle(host_state& h, bool overload, bool ok, std::int64_t ttfb_us, time_point now) {
-    const double cap = g_.cfg.per_host;
-    if (h.ssthresh == 0) {
-      h.ssthresh = cap;
-    }
-    if (overload) {
-      const auto recent = std::chrono::microseconds(std::max<std::int64_t>(100000, h.base_us * 4));
-      if (now - h.last_decrease > recent) {
-        h.cwnd = std::max(1.0, h.cwnd / 2);
-        h.ssthresh = std::max(1.0, h.cwnd);
-        h.last_decrease = now;
-      }
-      return;
-    }
-    if (!ok) {
-      return;
-    }
-    h.base_us = h.base_us < 0 ? ttfb_us : std::min(h.base_us, ttfb_us);
-    if (ttfb_us > 4 * h.base_us + 20000) {
-      h.cwnd = std::max(1.0, h.cwnd - 1.0 / h.cwnd);
-    } else if (h.cwnd < h.ssthresh) {
-      h.cwnd += 1;
-    } else {
-      h.cwnd += 1.0 / h.cwnd;
-    }
-    h.cwnd = std::min(h.cwnd, cap);
-  }
-
-  void sweep_hosts(time_point now) {
-    // With --auto-throttle a host's window is worth keeping a while after its last request.
-    const auto keep = g_.cfg.auto_throttle ? std::chrono::seconds(60) : std::chrono::seconds(0);
-    for (auto it = hosts_.begin(); it != hosts_.end();) {
-      auto& h = *it->second;
-      if (h.inflight == 0 && h.waiting.empty() && !h.in_runnable && !h.wake_pending && h.next_start <= now &&
-          now - h.last_done >= keep) {
-        it = hosts_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-
-  CURLSH* share_for(const pool::exit& e) {
-    // One connection cache per exit: a kept-alive connection can only ever be reused
-    // by a request that picked the same exit (libcurl's own matching does not look at
-    // CURLOPT_INTERFACE when the new request has none, nor at SOCKS credentials).
-    auto& s = shares_.at(e.index());
-    if (s == nullptr) {
-      s = curl_share_init();
-      curl_share_setopt(s, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    }
-    return s;
-  }
-
-  // Picks an exit and adds the transfer. false: the job did not start (it is back at
-  // the front of its host's queue, which waits until an exit may have capacity, or it
-  // is finished with an error).
-  bool start(job* j, time_point now) {
+  // Every call into the pool that chooses an exit for an attempt (pick, exact lease,
+  // probe slot, the no-capacity wait up to --queue-timeout). Only this function and
+  // report_attempt() drive the pool.
+  exit_grant acquire_exit(job& j, time_point now) {
     const auto& cfg = g_.cfg;
+    exit_grant out;
     pool::pick_request r;
     r.f = cfg.filter;
-    r.host = j->host;
+    r.host = j.host;
     r.st = g_.state.get();
     r.probe_timeout = cfg.health.probe_timeout;
     if (cfg.session_per_host) {
-      r.sticky_key = j->host;
+      r.sticky_key = j.host;
     }
-    const auto& wrong_family = j->family == 6 ? v4_exits_ : j->family == 4 ? v6_exits_ : no_exits_;
+    const auto& wrong_family = j.family == 6 ? v4_exits_ : j.family == 4 ? v6_exits_ : no_exits_;
     auto exclusions = [&]() -> std::span<const pool::exit* const> {
       if (wrong_family.empty()) {
-        return j->tried;
+        return j.tried;
       }
-      if (j->tried.empty()) {
+      if (j.tried.empty()) {
         return wrong_family;
       }
-      exclude_scratch_.assign(j->tried.begin(), j->tried.end());
+      exclude_scratch_.assign(j.tried.begin(), j.tried.end());
       exclude_scratch_.insert(exclude_scratch_.end(), wrong_family.begin(), wrong_family.end());
       return exclude_scratch_;
     };
     r.exclude = exclusions();
     auto p = selector_.pick(*g_.snap, r, now);
-    if (p.error == pool::pick_error::exhausted && !j->tried.empty()) {
+    if (p.error == pool::pick_error::exhausted && !j.tried.empty()) {
       // Every matching exit was tried once: later attempts may use them again.
-      j->tried.clear();
+      j.tried.clear();
       r.exclude = exclusions();
       p = selector_.pick(*g_.snap, r, now);
     }
     if (p.error == pool::pick_error::no_match) {
-      fetch_result res;
-      res.url = j->url;
-      res.attempts = j->attempts;
-      res.error = "no exit matches " + cfg.filter.describe();
-      finish(j, res);
-      return false;
+      out.error = "no exit matches " + cfg.filter.describe();
+      return out;
     }
     pool::lease lease;
     if (p.chosen != nullptr) {
@@ -633,152 +309,119 @@ class shard {
       }
     }
     if (p.error == pool::pick_error::no_capacity) {
-      if (j->queue_deadline == time_point{}) {
-        j->queue_deadline = now + from_seconds(cfg.queue_timeout_s);
+      if (j.queue_deadline == time_point{}) {
+        j.queue_deadline = now + from_seconds(cfg.queue_timeout_s);
       }
-      if (now >= j->queue_deadline) {
-        fetch_result res;
-        res.url = j->url;
-        res.attempts = j->attempts;
-        res.error = fmt::format(
+      if (now >= j.queue_deadline) {
+        out.error = fmt::format(
             "no exit had capacity for {} within {} s ({} matching: {} banned for this host, {} "
             "rate-limited or busy){}{}",
-            j->host, cfg.queue_timeout_s, p.matching, p.banned, p.limited,
-            j->history.empty() ? "" : "; earlier: ", j->history);
-        finish(j, res);
-        return false;
+            j.host, cfg.queue_timeout_s, p.matching, p.banned, p.limited,
+            j.history.empty() ? "" : "; earlier: ", j.history);
+        return out;
       }
-      // No exit can serve this host now (all banned or rate-limited for it, at their caps...):
-      // the whole host waits, not just this URL, so a long queue for it costs one pick per wake.
-      auto& h = host_of(j->host);
-      h.waiting.push_front(j);
-      h.next_start = std::max(h.next_start, std::min(std::max(p.retry_at, now + milliseconds(1)), j->queue_deadline));
-      return false;
+      out.k = exit_grant::kind::wait;
+      out.wait_until = std::min(std::max(p.retry_at, now + milliseconds(1)), j.queue_deadline);
+      return out;
     }
     if (p.chosen == nullptr) {
-      fetch_result res;
-      res.url = j->url;
-      res.attempts = j->attempts;
-      res.error = j->history.empty() && !wrong_family.empty()
+      out.error = j.history.empty() && !wrong_family.empty()
                       ? fmt::format(
                             "no exit can reach this IPv{} address (direct exits of the other family are "
                             "skipped)",
-                            j->family)
-                      : "no exit left to try" + (j->history.empty() ? std::string() : ": " + j->history);
-      finish(j, res);
-      return false;
+                            j.family)
+                      : "no exit left to try" + (j.history.empty() ? std::string() : ": " + j.history);
+      return out;
     }
-    j->queue_deadline = {};
-    j->reset_attempt();
-    j->exit = p.chosen;
-    j->lease = std::move(lease);
-    j->probe = p.probe;
-    j->tier = p.tier;
-    if (++j->attempts > 1) {
-      retries.fetch_add(1, std::memory_order_relaxed);
-    }
-    setup(j, *p.chosen);
-    if (curl_multi_add_handle(multi_, j->easy) != CURLM_OK) {
-      throw std::runtime_error("curl_multi_add_handle failed");
-    }
-    return true;
+    j.queue_deadline = {};
+    out.k = exit_grant::kind::attempt;
+    out.exit = p.chosen;
+    out.lease = std::move(lease);
+    out.probe = p.probe;
+    out.tier = p.tier;
+    return out;
   }
 
-  void setup(job* j, const pool::exit& ex) {
+  // Every report to the pool on a finished attempt: the exit's health (and its probe
+  // slot), the host's tier memory, and the ban judgement (--ban-status, --ban-pattern,
+  // Retry-After), which it returns.
+  ban_verdict report_attempt(job& j, const classification& c, time_point now) {
     const auto& cfg = g_.cfg;
-    CURL* e = nullptr;
-    if (free_easy_.empty()) {
-      e = curl_easy_init();
-      if (e == nullptr) {
-        throw std::runtime_error("curl_easy_init failed");
+    pool::exit* ex = j.exit;
+    if (c.failed == party::exit) {
+      ex->report({false, c.latency}, now, cfg.health);
+    } else if (c.completed) {
+      ex->report({true, c.latency}, now, cfg.health);
+      g_.state->record_tier(j.host, j.tier, now);
+    } else if (j.probe) {
+      ex->release_probe();  // the target failed: says nothing about the exit
+    }
+
+    // Ban: a ban status, or a pattern in the status line, the kept headers or the body start.
+    ban_verdict v;
+    if (!c.completed) {
+      return v;
+    }
+    v.banned = std::find(cfg.ban_statuses.begin(), cfg.ban_statuses.end(), c.status) != cfg.ban_statuses.end();
+    if (!v.banned && !g_.ban_patterns.empty()) {
+      std::string text = fmt::format("{}\n", c.status);
+      for (const auto& [name, value] : j.cap.headers) {
+        text += name + ": " + value + "\n";
       }
-    } else {
-      e = free_easy_.back();
-      free_easy_.pop_back();
-      curl_easy_reset(e);
-    }
-    j->easy = e;
-    j->keep = !cfg.bodies_dir.empty() ? cfg.max_body : cfg.inline_body_max;
-    j->warc = !cfg.warc_path.empty();
-    if (j->warc) {
-      j->keep = std::max(j->keep, cfg.max_body);
-      curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_cb);
-      curl_easy_setopt(e, CURLOPT_DEBUGDATA, j);
-      curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);  // the debug callback sees only what VERBOSE shows
-    }
-    if (!g_.ban_patterns.empty()) {
-      j->keep = std::max<std::size_t>(j->keep, 16 * 1024);
-    }
-    curl_easy_setopt(e, CURLOPT_URL, j->url.c_str());
-    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, cfg.max_redirects > 0 ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, static_cast<long>(cfg.max_redirects));
-    if (!j->warc) {
-      // WARC mode asks for no content coding, so bodies are archived as the server sent them.
-      curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    }
-    curl_easy_setopt(e, CURLOPT_USERAGENT, cfg.user_agent.c_str());
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(cfg.timeout_s * 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(cfg.connect_timeout_s * 1000));
-    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-    // Idle connections are cached per exit (share_for): with many exits and hosts, close
-    // them sooner than libcurl's default (118 s) so descriptors do not pile up.
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, 30L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg.insecure ? 0L : 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg.insecure ? 0L : 2L);
-    if (!cfg.ca_file.empty()) {
-      curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file.c_str());
-    }
-    curl_easy_setopt(e, CURLOPT_SHARE, share_for(ex));
-    const auto& s = ex.spec();
-    if (s.scheme == proto::exit_scheme::direct) {
-      curl_easy_setopt(e, CURLOPT_PROXY, "");  // never an environment proxy
-      if (!s.host.empty()) {
-        const std::string iface = "host!" + s.host;
-        curl_easy_setopt(e, CURLOPT_INTERFACE, iface.c_str());
-        // Resolve names to the source address's family only.
-        const int fam = literal_family(s.host);
-        curl_easy_setopt(e, CURLOPT_IPRESOLVE,
-                         fam == 4   ? CURL_IPRESOLVE_V4
-                         : fam == 6 ? CURL_IPRESOLVE_V6
-                                    : CURL_IPRESOLVE_WHATEVER);
-      }
-      return;
-    }
-    const std::string proxy =
-        fmt::format("{}://{}:{}", proto::scheme_name(s.scheme), bracket(s.host), static_cast<unsigned>(s.port));
-    curl_easy_setopt(e, CURLOPT_PROXY, proxy.c_str());
-    // Set on every attempt (curl_easy_reset cleared the previous exit's): a retry on
-    // another exit sends that exit's credentials, and libcurl sends them only to the
-    // proxy, never to the target.
-    if (!s.user.empty() || !s.pass.empty()) {
-      curl_easy_setopt(e, CURLOPT_PROXYUSERNAME, s.user.c_str());
-      curl_easy_setopt(e, CURLOPT_PROXYPASSWORD, s.pass.c_str());
-    }
-    if (s.scheme == proto::exit_scheme::https) {
-      curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYPEER, s.tls_verify ? 1L : 0L);
-      curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYHOST, s.tls_verify ? 2L : 0L);
-      if (!cfg.ca_file.empty()) {
-        curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, cfg.ca_file.c_str());
+      text += "\n";
+      text.append(j.cap.body, 0, std::min<std::size_t>(j.cap.body.size(), 16 * 1024));
+      for (const auto& re : g_.ban_patterns) {
+        if (std::regex_search(text, re)) {
+          v.banned = true;
+          break;
+        }
       }
     }
+    if (v.banned) {
+      v.retry_after = j.cap.header("retry-after");
+      auto ban_for = duration_cast<clock::duration>(std::chrono::duration<double>(cfg.ban_duration_s));
+      if (!v.retry_after.empty()) {
+        if (auto d = pool::parse_retry_after(v.retry_after, std::chrono::system_clock::now())) {
+          ban_for = *d;
+        }
+      }
+      g_.state->ban(*ex, j.host, now + ban_for);
+    }
+    return v;
+  }
+
+  // Asks the pool for an exit and starts the transfer (the shard then owns the job until
+  // it completes); or the job finishes with an error, or waits for an exit with capacity.
+  start_result start(std::unique_ptr<job>& j, time_point now) {
+    auto grant = acquire_exit(*j, now);
+    if (grant.k == exit_grant::kind::refused) {
+      fetch_result res;
+      res.url = j->url;
+      res.attempts = j->attempts;
+      res.error = std::move(grant.error);
+      finish(std::move(j), res);
+      return start_result::finished();
+    }
+    if (grant.k == exit_grant::kind::wait) {
+      return start_result::wait(grant.wait_until);
+    }
+    j->reset_attempt();
+    j->exit = grant.exit;
+    j->lease = std::move(grant.lease);
+    j->probe = grant.probe;
+    j->tier = grant.tier;
+    if (++j->attempts > 1) {
+      counters.retries.fetch_add(1, std::memory_order_relaxed);
+    }
+    job* raw = j.get();  // CURLOPT_PRIVATE: in_flight_ owns it
+    in_flight_.emplace(raw, std::move(j));
+    transfers_.start(raw->url, grant.exit->spec(), grant.exit->index(), opts_, raw->cap, raw);
+    return start_result::started();
   }
 
   void drain() {
-    int left = 0;
-    while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
-      if (m->msg == CURLMSG_DONE) {
-        complete(m->easy_handle, m->data.result);
-      }
+    while (auto done = transfers_.next_done()) {
+      complete(*done);
     }
   }
 
@@ -788,588 +431,142 @@ class shard {
     return from_seconds(base * half(rng_));
   }
 
-  std::string header_value(const job& j, std::string_view name) const {
-    for (const auto& [k, v] : j.headers) {
-      if (k == name) {
-        return v;
-      }
-    }
-    return {};
-  }
-
-  void complete(CURL* e, CURLcode rc) {
-    job* j = nullptr;
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, reinterpret_cast<char**>(&j));
-    curl_multi_remove_handle(multi_, e);
+  void complete(const finished_transfer& done) {
+    auto node = in_flight_.extract(static_cast<job*>(done.tag));
+    assert(!node.empty());
+    std::unique_ptr<job> j = std::move(node.mapped());
     const auto now = clock::now();
     const auto& cfg = g_.cfg;
-    auto& h = host_of(j->host);
-    --h.inflight;
     --inflight_;
-    inflight_now.store(inflight_, std::memory_order_relaxed);
+    counters.inflight.store(inflight_, std::memory_order_relaxed);
     release_slot();
-    mark_runnable(h);
 
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    long connect_code = 0;
-    curl_easy_getinfo(e, CURLINFO_HTTP_CONNECTCODE, &connect_code);
-    curl_off_t t_dns = 0, t_conn = 0, t_tls = 0, t_ttfb = 0, t_total = 0;
-    curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &t_dns);
-    curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &t_conn);
-    curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME_T, &t_tls);
-    curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &t_ttfb);
-    curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &t_total);
+    const transfer_info& info = done.info;
     pool::exit* ex = j->exit;
-    const auto& spec = ex->spec();
-    const bool proxied = is_proxy(spec);
+    attempt_facts facts;
+    facts.rc = done.rc;
+    facts.setup_error = done.setup_error;
+    facts.status = info.status;
+    facts.connect_code = info.connect_code;
+    facts.proxy_challenge = j->cap.proxy_challenge;
+    facts.scheme = ex->spec().scheme;
+    facts.connect_us = info.connect_us;
+    facts.ttfb_us = info.ttfb_us;
+    facts.total_us = info.total_us;
+    facts.curl_error = j->cap.errbuf;
+    auto c = classify(facts);
+    apply_ban(c, report_attempt(*j, c, now));
 
-    // Whose fault was it? Only failures of the exit itself feed its health.
-    bool exit_fault = false;
-    if (proxied) {
-      exit_fault = rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_PROXY || rc == CURLE_COULDNT_CONNECT ||
-                   connect_code == 407 ||
-                   // Plain http:// through an HTTP proxy: its refusal of our credentials is a response
-                   // too: 407, or (tinyproxy) 401 with a Proxy-Authenticate challenge.
-                   (rc == CURLE_OK && (status == 407 || (status == 401 && j->proxy_challenge)) &&
-                    (spec.scheme == proto::exit_scheme::http || spec.scheme == proto::exit_scheme::https)) ||
-                   (rc == CURLE_OPERATION_TIMEDOUT && t_conn == 0);
-    } else {
-      exit_fault = rc == CURLE_INTERFACE_FAILED;
-    }
-    const auto sample = std::chrono::microseconds(t_ttfb > 0 ? t_ttfb : t_total);
-    if (exit_fault) {
-      ex->report({false, sample}, now, cfg.health);
-    } else if (rc == CURLE_OK) {
-      ex->report({true, sample}, now, cfg.health);
-      g_.state->record_tier(j->host, j->tier, now);
-    } else if (j->probe) {
-      ex->release_probe();  // the target failed: says nothing about the exit
-    }
-
-    // Ban: a ban status, or a pattern in the status line, the kept headers or the body start.
-    bool banned = false;
-    std::string retry_after;
-    if (rc == CURLE_OK) {
-      banned = std::find(cfg.ban_statuses.begin(), cfg.ban_statuses.end(), status) != cfg.ban_statuses.end();
-      if (!banned && !g_.ban_patterns.empty()) {
-        std::string text = fmt::format("{}\n", status);
-        for (const auto& [k, v] : j->headers) {
-          text += k + ": " + v + "\n";
-        }
-        text += "\n";
-        text.append(j->body, 0, std::min<std::size_t>(j->body.size(), 16 * 1024));
-        for (const auto& re : g_.ban_patterns) {
-          if (std::regex_search(text, re)) {
-            banned = true;
-            break;
-          }
-        }
-      }
-      if (banned) {
-        retry_after = header_value(*j, "retry-after");
-        auto ban_for = duration_cast<clock::duration>(std::chrono::duration<double>(cfg.ban_duration_s));
-        if (!retry_after.empty()) {
-          if (auto d = pool::parse_retry_after(retry_after, std::chrono::system_clock::now())) {
-            ban_for = *d;
-          }
-        }
-        g_.state->ban(*ex, j->host, now + ban_for);
-      }
-    }
-
-    h.last_done = now;
-    if (cfg.auto_throttle) {
-      const bool overload =
-          rc == CURLE_OPERATION_TIMEDOUT || banned || (rc == CURLE_OK && (status == 429 || status == 503));
-      throttle(h, overload, rc == CURLE_OK, t_ttfb, now);
-    }
-    const std::string what =
-        rc != CURLE_OK ? std::string(j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc))
-        : exit_fault   ? fmt::format("proxy answered {}", status)
-        : banned ? fmt::format("status {} (ban{})", status, retry_after.empty() ? "" : ", Retry-After " + retry_after)
-                 : std::string();
-    if (!what.empty()) {
+    sched_.done(j->host, now, throttle_signal{c.overload, c.completed, info.ttfb_us});
+    if (!c.what.empty()) {
       if (!j->history.empty()) {
         j->history += "; ";
       }
-      j->history += ex->id() + ": " + what;
+      j->history += ex->id() + ": " + c.what;
     }
-    const bool retryable = banned || exit_fault || (rc != CURLE_OK && !permanent(rc));
-    if (retryable && j->attempts <= cfg.retries && drain_only_) {
-      j->lease.release();
-      free_easy_.push_back(e);
-      delete j;  // stopping: no retry, and no line: the next run fetches it again
-      --local_;
+    if (c.retryable && j->attempts <= cfg.retries && drain_only_) {
+      --local_;  // stopping: no retry, and no line: the next run fetches it again
       return;
     }
-    if (retryable && j->attempts <= cfg.retries) {
+    if (c.retryable && j->attempts <= cfg.retries) {
       j->tried.push_back(ex);
       j->lease.release();
-      free_easy_.push_back(e);
-      j->easy = nullptr;
-      timers_.push(timer{now + backoff(j->attempts), j, {}});
+      const auto at = now + backoff(j->attempts);
+      const std::string_view host = j->host;  // the job's own string: it does not move
+      sched_.retry_at(host, std::move(j), at);
       return;
     }
 
     fetch_result r;
     r.url = j->url;
-    r.status = rc == CURLE_OK ? status : 0;
-    r.headers = std::move(j->headers);
-    char* eff = nullptr;
-    if (curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff != nullptr && r.status != 0) {
-      r.final_url = eff;
+    r.status = c.status;
+    r.headers = std::move(j->cap.headers);
+    if (r.status != 0) {
+      r.final_url = info.effective_url;
     }
     r.exit_id = ex->id();
-    char* ip = nullptr;
-    curl_easy_getinfo(e, proxied ? CURLINFO_PRIMARY_IP : CURLINFO_LOCAL_IP, &ip);
-    if (ip != nullptr) {
-      r.exit_ip = ip;
-    }
+    r.exit_ip = is_proxy(ex->spec()) ? info.primary_ip : info.local_ip;
     r.attempts = j->attempts;
-    r.timings = {t_dns / 1000.0, t_conn / 1000.0, t_tls / 1000.0, t_ttfb / 1000.0, t_total / 1000.0};
-    r.body_size = j->body_size;
-    r.body_truncated = j->truncated;
-    if (rc == CURLE_OK) {
+    r.timings = {info.dns_us / 1000.0, info.connect_us / 1000.0, info.tls_us / 1000.0, info.ttfb_us / 1000.0,
+                 info.total_us / 1000.0};
+    r.body_size = j->cap.body_size;
+    r.body_truncated = j->cap.truncated;
+    if (c.completed) {
       if (!cfg.bodies_dir.empty()) {
-        r.body_file = write_body(*j);
+        auto file = write_body_file(cfg.bodies_dir, j->fp, j->cap.body);
+        if (!file.ok) {
+          g_.set_fatal(fmt::format("{}: cannot write body: {}", file.path, std::strerror(errno)));
+          file.path.clear();
+        }
+        r.body_file = std::move(file.path);
       } else if (cfg.inline_body_max > 0) {
         // More may have been kept (for ban patterns, or the WARC): inline only the first part.
-        r.body = std::string_view(j->body).substr(0, cfg.inline_body_max);
-        r.body_truncated = r.body_truncated || r.body.size() < j->body.size();
+        r.body = std::string_view(j->cap.body).substr(0, cfg.inline_body_max);
+        r.body_truncated = r.body_truncated || r.body.size() < j->cap.body.size();
         r.inline_body = true;
       }
     }
-    if (rc != CURLE_OK || banned || exit_fault) {
+    if (c.failed != party::none) {
       r.error = j->attempts > 1 ? fmt::format("{} attempts failed: {}", j->attempts, j->history) : j->history;
     }
-    latency.add(static_cast<std::uint64_t>(std::max<curl_off_t>(0, t_total)));
-    ++by_exit[ex->index()];
+    tally.latency.add(static_cast<std::uint64_t>(std::max<std::int64_t>(0, info.total_us)));
+    ++tally.by_exit[ex->index()];
     std::string warc_bytes;
-    if (j->warc && rc == CURLE_OK && !j->raw_head.empty()) {
-      warc_bytes = warc_records(*j, r);
+    if (opts_.warc && c.completed && !j->cap.raw_head.empty()) {
+      // Direct exits: the target's address; through a proxy we only know the proxy's.
+      warc_bytes = warc_records({r.final_url.empty() ? r.url : r.final_url, is_proxy(ex->spec()) ? "" : info.primary_ip,
+                                 j->cap.raw_head, j->cap.body, j->cap.request_head},
+                                rng_);
     }
     j->lease.release();
-    free_easy_.push_back(e);
-    j->easy = nullptr;
-    if (!warc_bytes.empty()) {
-      finish_with_warc(j, r, warc_bytes);
+    finish(std::move(j), r, warc_bytes);
+  }
+
+  // The URL's line (with its WARC records, if any); the job goes after (r may point into it).
+  void finish(std::unique_ptr<job> j, fetch_result& r, std::string_view warc_bytes = {}) {
+    if (warc_bytes.empty()) {
+      lines_.add(r);
     } else {
-      finish(j, r);
-    }
-  }
-
-  std::string write_body(const job& j) {
-    const std::string name = g_.cfg.bodies_dir + "/" + hex16(j.fp) + ".body";
-    const std::string tmp = name + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    bool ok = fd >= 0;
-    std::string_view rest = j.body;
-    while (ok && !rest.empty()) {
-      const ssize_t n = ::write(fd, rest.data(), rest.size());
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      ok = n > 0;
-      if (ok) {
-        rest.remove_prefix(static_cast<std::size_t>(n));
+      flush();  // keep this shard's lines in order
+      if (!lines_.add_with_warc(r, warc_bytes)) {
+        g_.set_fatal(fmt::format("cannot write the output or the WARC file: {}", std::strerror(errno)));
       }
     }
-    if (fd >= 0) {
-      ::close(fd);
-    }
-    if (!ok || ::rename(tmp.c_str(), name.c_str()) != 0) {
-      g_.set_fatal(fmt::format("{}: cannot write body: {}", name, std::strerror(errno)));
-      return {};
-    }
-    return name;
-  }
-
-  std::string warc_records(const job& j, const fetch_result& r) {
-    const std::string date = warc_date_now();
-    const std::string response_id = warc_record_id(rng_(), rng_());
-    std::string out;
-    const std::string target = r.final_url.empty() ? r.url : r.final_url;
-    // Direct exits: the target's address; through a proxy we only know the proxy's.
-    char* ip = nullptr;
-    curl_easy_getinfo(j.easy, CURLINFO_PRIMARY_IP, &ip);
-    const bool direct = j.exit->spec().scheme == proto::exit_scheme::direct;
-    const std::string block = warc_response_block(j.raw_head, j.body);
-    append_warc_gz(out, {"response", response_id, date, target, direct && ip ? ip : "", "",
-                         "application/http;msgtype=response", block});
-    if (!j.request_head.empty()) {
-      const std::string req = warc_request_head(j.request_head);
-      append_warc_gz(out, {"request", warc_record_id(rng_(), rng_()), date, target, "", response_id,
-                           "application/http;msgtype=request", req});
-    }
-    return out;
-  }
-
-  void count(const fetch_result& r) {
-    if (r.status != 0) {
-      ++by_status[r.status];
-    } else if (r.exit_id.empty()) {
-      ++no_exit;
-    }
-    if (!r.error.empty()) {
-      errors.fetch_add(1, std::memory_order_relaxed);
-      if (r.status == 0) {
-        ++by_status[0];
-      }
-    }
-    done.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  void finish(job* j, const fetch_result& r) {
-    append_result_line(out_, r);
-    count(r);
-    delete j;
+    count_result(r, counters, tally);
+    j.reset();
     --local_;
-    if (out_.size() > 256 * 1024) {
+    if (lines_.pending() > 256 * 1024) {
       flush();
     }
   }
 
-  // The line goes out with its records, at once (see result_log::append_with_warc).
-  void finish_with_warc(job* j, fetch_result& r, std::string_view warc_bytes) {
-    flush();  // keep this shard's lines in order
-    const bool ok = g_.log->append_with_warc(warc_bytes, [&r](std::string& line, std::uint64_t off, std::uint64_t len) {
-      r.warc_offset = static_cast<std::int64_t>(off);
-      r.warc_length = len;
-      append_result_line(line, r);
-    });
-    if (!ok) {
-      g_.set_fatal(fmt::format("cannot write the output or the WARC file: {}", std::strerror(errno)));
-    }
-    count(r);
-    delete j;
-    --local_;
-  }
-
   void flush() {
-    if (out_.empty()) {
-      return;
-    }
-    if (!g_.log->append(out_)) {
+    if (!lines_.flush()) {
       g_.set_fatal(fmt::format("cannot write the output: {}", std::strerror(errno)));
     }
-    out_.clear();
   }
 
   shared_state& g_;
   int index_;
   std::size_t local_cap_;
-  CURLM* multi_ = nullptr;
   pool::selector selector_;
   std::mt19937_64 rng_;
-  std::vector<CURLSH*> shares_;
   std::vector<const pool::exit*> v4_exits_, v6_exits_, no_exits_, exclude_scratch_;
-  std::vector<CURL*> free_easy_;
-  std::unordered_map<std::string, std::unique_ptr<host_state>> hosts_;
-  std::deque<host_state*> runnable_;
-  std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
+  host_scheduler<job> sched_;                                       // jobs queued or waiting to retry
+  std::unordered_map<const job*, std::unique_ptr<job>> in_flight_;  // jobs with a transfer
   std::size_t local_ = 0;  // jobs in this shard: waiting, in flight or on a timer
   int inflight_ = 0;
   bool drain_only_ = false;
-  std::string out_;
+  line_writer lines_;
+  transfer_options opts_;
+  // Last: destroyed first, so no transfer outlives the jobs its callbacks write to.
+  transfer_engine transfers_;
 };
-
-void read_input(shared_state& g, line_reader& reader, url_set& seen, std::vector<std::unique_ptr<shard>>& shards) {
-  const std::size_t n = shards.size();
-  try {
-    while (auto line = reader.next()) {
-      if (g.fatal.load(std::memory_order_relaxed) || g.stopping.load(std::memory_order_relaxed)) {
-        break;
-      }
-      g.lines_read.fetch_add(1, std::memory_order_relaxed);
-      const std::string_view url = trim(*line);
-      if (url.empty() || url.front() == '#') {
-        g.lines_ignored.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      const std::uint64_t fp = fingerprint(url);
-      if (!seen.insert(fp)) {
-        g.skipped.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      auto parts = parse_url(url);
-      input_item item{std::string(url), std::move(parts.host), fp, parts.ok};
-      shard& s = *shards[item.valid ? fingerprint(item.host) % n : 0];
-      while (!s.ring.try_push(std::move(item))) {
-        // The shard is behind: wait for it (backpressure keeps memory bounded).
-        if (g.fatal.load(std::memory_order_relaxed) || g.stopping.load(std::memory_order_relaxed)) {
-          break;
-        }
-        if (s.hungry.exchange(false)) {
-          s.wake();
-        }
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-      }
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (s.hungry.load(std::memory_order_relaxed) && s.hungry.exchange(false)) {
-        s.wake();
-      }
-    }
-  } catch (const std::exception& e) {
-    g.set_fatal(e.what());
-  }
-  g.input_done.store(true, std::memory_order_release);
-  for (auto& s : shards) {
-    s->wake();
-  }
-}
-
-std::string fmt_duration(double s) {
-  if (!std::isfinite(s) || s < 0) {
-    return "--:--";
-  }
-  const auto t = static_cast<long long>(s + 0.5);
-  return t >= 3600 ? fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
-                   : fmt::format("{}:{:02}", t / 60, t % 60);
-}
-
-std::atomic<int> g_signals{0};
-
-extern "C" void on_stop_signal(int sig) {
-  if (g_signals.fetch_add(1) >= 1) {
-    std::signal(sig, SIG_DFL);  // a second signal stops at once (resume handles it)
-    std::raise(sig);
-  }
-}
-
-// As many descriptors as we may have: connections are cached per exit.
-void raise_nofile_limit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
-
-long peak_rss_kib() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss;
-}
 
 }  // namespace
 
-int run_fetch(const fetch_config& cfg) {
-  if (cfg.output.empty()) {
-    throw std::runtime_error("--output is required");
-  }
-  if (cfg.concurrency < 1 || cfg.per_host < 1 || cfg.retries < 0 || cfg.timeout_s <= 0) {
-    throw std::runtime_error("--concurrency and --per-host must be >= 1, --retries >= 0, --timeout > 0");
-  }
-  curl_global_init(CURL_GLOBAL_ALL);
-  raise_nofile_limit();
-  shared_state g(cfg);
-  std::vector<proto::exit_spec> specs;
-  if (cfg.pool_file.empty()) {
-    specs = proto::parse_pool_text("direct://\n", "<default pool>");
-  } else {
-    specs = pool::load_pool_file(cfg.pool_file);
-  }
-  g.snap = pool::snapshot::build(std::move(specs), nullptr, cfg.limits);
-  g.state = std::make_unique<pool::local_state>(cfg.limits, cfg.health);
-  for (const auto& p : cfg.ban_patterns) {
-    try {
-      g.ban_patterns.emplace_back(p, std::regex::ECMAScript | std::regex::optimize);
-    } catch (const std::regex_error& e) {
-      throw std::runtime_error(fmt::format("--ban-pattern '{}': {}", p, e.what()));
-    }
-  }
-
-  // The state dir holds a lock, so two runs never append to one output at once.
-  namespace fs = std::filesystem;
-  const std::string state_dir = cfg.state_dir.empty() ? cfg.output + ".state" : cfg.state_dir;
-  fs::create_directories(state_dir);
-  const std::string lock_path = state_dir + "/lock";
-  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    throw std::runtime_error(
-        fmt::format("{}: another fetch is using this state dir (or it is not writable)", lock_path));
-  }
-  if (!cfg.bodies_dir.empty()) {
-    fs::create_directories(cfg.bodies_dir);
-  }
-
-  // Sized up front when the input's line count is known: no doubling (and no moment with
-  // both the old and the new table) on the way to 10 million URLs.
-  const auto total_lines = count_lines(cfg.input);
-  url_set seen(std::max<std::uint64_t>(1 << 16, total_lines.value_or(0)));
-  scan_info scanned;
-  std::string warcinfo;
-  if (!cfg.warc_path.empty()) {
-    const std::string info_block = "software: exitpool fetch 0.1 (libcurl " +
-                                   std::string(curl_version_info(CURLVERSION_NOW)->version) +
-                                   ")\r\nformat: WARC File Format 1.1\r\nconformsTo: "
-                                   "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/\r\n";
-    std::random_device rd;
-    append_warc_gz(warcinfo,
-                   {"warcinfo", warc_record_id((std::uint64_t(rd()) << 32) | rd(), (std::uint64_t(rd()) << 32) | rd()),
-                    warc_date_now(), "", "", "", "application/warc-fields", info_block});
-  }
-  result_log log(cfg.output, cfg.resume, seen, scanned, cfg.warc_path, warcinfo);
-  g.log = &log;
-  if (scanned.lines > 0 || scanned.truncated_bytes > 0) {
-    std::string msg = fmt::format("fetch: resuming: {} URLs already in {}", scanned.lines, cfg.output);
-    if (scanned.truncated_bytes > 0) {
-      msg += fmt::format(" (cut {} bytes of a torn tail)", scanned.truncated_bytes);
-    }
-    if (scanned.warc_truncated_bytes > 0 && scanned.lines > 0) {
-      msg += fmt::format("; cut {} bytes of WARC records without a line", scanned.warc_truncated_bytes);
-    }
-    std::fprintf(stderr, "%s\n", msg.c_str());
-  }
-  line_reader reader(cfg.input);
-
-  const int threads = cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
-  std::vector<std::unique_ptr<shard>> shards;
-  for (int i = 0; i < threads; ++i) {
-    shards.push_back(std::make_unique<shard>(g, i, 4096));
-    g.shards.push_back(shards.back().get());
-  }
-  const auto t0 = clock::now();
-  std::vector<std::thread> workers;
-  for (auto& s : shards) {
-    workers.emplace_back([&s] { s->run(); });
-  }
-  std::thread reader_thread([&] { read_input(g, reader, seen, shards); });
-  g_signals.store(0);
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-
-  // Progress and fsync, on this thread.
-  const bool tty = ::isatty(STDERR_FILENO) != 0;
-  const double interval = cfg.progress_interval_s > 0 ? cfg.progress_interval_s : (tty ? 0.25 : 5.0);
-  auto next_progress = t0 + from_seconds(interval);
-  auto next_sync = t0 + from_seconds(cfg.fsync_interval_s);
-  std::uint64_t last_done = 0;
-  auto last_t = t0;
-  double rate = 0;
-  auto sum = [&](auto member) {
-    std::uint64_t v = 0;
-    for (auto& s : shards) {
-      v += ((*s).*member).load(std::memory_order_relaxed);
-    }
-    return v;
-  };
-  auto all_finished = [&] {
-    return std::all_of(shards.begin(), shards.end(), [](auto& s) { return s->finished.load(); });
-  };
-  bool wrote_tty_line = false;
-  while (!all_finished()) {
-    std::this_thread::sleep_for(milliseconds(50));
-    if (g_signals.load() > 0 && !g.stopping.exchange(true)) {
-      std::fprintf(stderr, "%sfetch: stopping: finishing the requests in flight (signal again to stop now)\n",
-                   wrote_tty_line ? "\n" : "");
-      for (auto& s : shards) {
-        s->wake();
-      }
-    }
-    const auto now = clock::now();
-    if (now >= next_sync) {
-      if (!log.sync()) {
-        g.set_fatal(fmt::format("{}: fsync failed: {}", cfg.output, std::strerror(errno)));
-      }
-      next_sync = now + from_seconds(cfg.fsync_interval_s);
-    }
-    if (now >= next_progress && !cfg.quiet) {
-      const std::uint64_t done = sum(&shard::done);
-      const double dt = seconds_of(now - last_t);
-      const double inst = dt > 0 ? static_cast<double>(done - last_done) / dt : 0;
-      rate = rate == 0 ? inst : 0.7 * rate + 0.3 * inst;
-      last_done = done;
-      last_t = now;
-      const std::uint64_t processed = done + g.skipped.load() + g.lines_ignored.load();
-      std::string where = total_lines ? fmt::format("{}/{} ({:.1f}%)", processed, *total_lines,
-                                                    100.0 * static_cast<double>(processed) /
-                                                        static_cast<double>(std::max<std::uint64_t>(1, *total_lines)))
-                                      : fmt::format("{} done", processed);
-      std::string eta = total_lines && rate > 0
-                            ? fmt_duration(static_cast<double>(*total_lines - std::min(*total_lines, processed)) / rate)
-                            : "--:--";
-      int inflight = 0;
-      for (auto& s : shards) {
-        inflight += s->inflight_now.load(std::memory_order_relaxed);
-      }
-      const std::string line = fmt::format("fetch: {}  {:.0f}/s  errors {}  retries {}  in flight {}  ETA {}", where,
-                                           rate, sum(&shard::errors), sum(&shard::retries), inflight, eta);
-      if (tty) {
-        std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
-        wrote_tty_line = true;
-      } else {
-        std::fprintf(stderr, "%s\n", line.c_str());
-      }
-      std::fflush(stderr);
-      next_progress = now + from_seconds(interval);
-    }
-  }
-  reader_thread.join();
-  for (auto& w : workers) {
-    w.join();
-  }
-  const double elapsed = seconds_of(clock::now() - t0);
-  if (!log.sync()) {
-    g.set_fatal(fmt::format("{}: fsync failed: {}", cfg.output, std::strerror(errno)));
-  }
-  if (wrote_tty_line) {
-    std::fprintf(stderr, "\r\x1b[K");
-  }
-
-  // Summary.
-  std::map<long, std::uint64_t> by_status;
-  std::vector<std::uint64_t> by_exit(g.snap->size(), 0);
-  latency_histogram hist;
-  for (auto& s : shards) {
-    for (auto [k, v] : s->by_status) {
-      by_status[k] += v;
-    }
-    for (std::size_t i = 0; i < by_exit.size(); ++i) {
-      by_exit[i] += s->by_exit[i];
-    }
-    hist.merge(s->latency);
-  }
-  const std::uint64_t done = sum(&shard::done);
-  std::string status_line;
-  for (auto [k, v] : by_status) {
-    status_line += fmt::format(" {}:{}", k == 0 ? std::string("error") : std::to_string(k), v);
-  }
-  std::string exit_line;
-  for (std::size_t i = 0; i < by_exit.size(); ++i) {
-    if (by_exit[i] > 0) {
-      exit_line += fmt::format(" {}:{}", g.snap->exits()[i]->id(), by_exit[i]);
-    }
-  }
-  std::fprintf(stderr,
-               "fetch: %llu results in %.2f s (%.0f/s), %llu with an error, %llu retries; %llu skipped "
-               "(already in the output or duplicates)\n",
-               static_cast<unsigned long long>(done), elapsed, elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0,
-               static_cast<unsigned long long>(sum(&shard::errors)),
-               static_cast<unsigned long long>(sum(&shard::retries)),
-               static_cast<unsigned long long>(g.skipped.load()));
-  std::fprintf(stderr, "fetch: by status:%s\n", status_line.empty() ? " -" : status_line.c_str());
-  std::fprintf(stderr, "fetch: by exit:%s\n", exit_line.empty() ? " -" : exit_line.c_str());
-  std::fprintf(stderr, "fetch: latency ms: p50 %.1f  p90 %.1f  p99 %.1f  (peak RSS %ld MiB)\n",
-               static_cast<double>(hist.quantile(0.5)) / 1000.0, static_cast<double>(hist.quantile(0.9)) / 1000.0,
-               static_cast<double>(hist.quantile(0.99)) / 1000.0, peak_rss_kib() / 1024);
-  shards.clear();
-  ::close(lock_fd);
-  curl_global_cleanup();
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
-  if (g.fatal.load()) {
-    std::fprintf(stderr, "fetch: fatal: %s\n", g.fatal_msg.c_str());
-    return 1;
-  }
-  if (g.stopping.load()) {
-    std::fprintf(stderr,
-                 "fetch: interrupted: the output has every finished URL; run the same command again to "
-                 "fetch the rest\n");
-    return 3;
-  }
-  return 0;
+std::unique_ptr<shard> make_shard(shared_state& g, int index, std::size_t ring_capacity) {
+  return std::make_unique<fetch_shard>(g, index, ring_capacity);
 }
 
 }  // namespace exitpool::fetch

@@ -1,5 +1,6 @@
 #include "fetch/input.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -177,6 +178,17 @@ url_parts parse_url(std::string_view url) {
   }
   out.ok = true;
   return out;
+}
+
+int literal_family(const std::string& host) {
+  unsigned char buf[16];
+  if (::inet_pton(AF_INET, host.c_str(), buf) == 1) {
+    return 4;
+  }
+  if (::inet_pton(AF_INET6, host.c_str(), buf) == 1) {
+    return 6;
+  }
+  return 0;
 }
 
 }  // namespace exitpool::fetch

@@ -51,4 +51,7 @@ struct url_parts {
 // libcurl parses it for real).
 url_parts parse_url(std::string_view url);
 
+// 4 or 6 when `host` is an IPv4 or IPv6 literal (no brackets), 0 for a name.
+int literal_family(const std::string& host);
+
 }  // namespace exitpool::fetch

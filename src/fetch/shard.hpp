@@ -1,0 +1,100 @@
+#pragma once
+// Internal to `fetch`: what the input reader, the shards and the main thread share, and
+// the shard interface run_fetch() drives. A shard is one thread with its own libcurl
+// multi handle, host scheduler and pool selector; the URLs of a host all go to one shard
+// (fetcher.cpp has the shard's flow, run.cpp the run around it).
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "fetch/fetcher.hpp"
+#include "fetch/progress.hpp"
+#include "fetch/result_log.hpp"
+#include "fetch/spsc_ring.hpp"
+#include "pool/ban.hpp"
+#include "pool/pool.hpp"
+#include "pool/rate_limit.hpp"
+#include "pool/state.hpp"
+#include "pool/tier.hpp"
+
+namespace exitpool::fetch {
+
+inline pool::clock::duration from_seconds(double s) {
+  return std::chrono::duration_cast<pool::clock::duration>(std::chrono::duration<double>(std::max(0.0, s)));
+}
+
+// What the reader hands a shard.
+struct input_item {
+  std::string url;
+  std::string host;
+  std::uint64_t fp = 0;
+  bool valid = false;
+};
+
+class shard;
+
+// Shared by the reader, the shards and the main thread.
+struct shared_state {
+  explicit shared_state(const fetch_config& c) : cfg(c) {}
+  const fetch_config& cfg;
+  std::shared_ptr<const pool::snapshot> snap;
+  std::unique_ptr<pool::local_state> state;  // the state seam (pool/state.hpp)
+  std::vector<std::regex> ban_patterns;
+  result_log* log = nullptr;
+  std::vector<shard*> shards;
+  // Requests in flight over all shards, against --concurrency: one host's URLs all live
+  // in one shard, so a per-shard share of the limit would idle the others' share.
+  alignas(64) std::atomic<int> inflight_total{0};
+  std::atomic<bool> input_done{false};
+  std::atomic<bool> stopping{false};  // SIGINT/SIGTERM: start nothing new, finish what is in flight
+  std::atomic<bool> fatal{false};
+  std::atomic<bool> fatal_claimed{false};
+  std::string fatal_msg;  // written once, by whoever claims fatal_claimed
+  // Reader counters.
+  alignas(64) std::atomic<std::uint64_t> lines_read{0};
+  std::atomic<std::uint64_t> lines_ignored{0};  // blank or comment
+  std::atomic<std::uint64_t> skipped{0};        // already in the output, or a duplicate
+
+  void set_fatal(std::string msg) {
+    if (!fatal_claimed.exchange(true)) {
+      fatal_msg = std::move(msg);
+    }
+    fatal.store(true);
+  }
+};
+
+class shard {
+ public:
+  virtual ~shard() = default;
+  shard(const shard&) = delete;
+  shard& operator=(const shard&) = delete;
+
+  // Runs until the input is done and every URL has its line, or a stop or fatal error.
+  // The shard's own thread.
+  virtual void run() = 0;
+  // Interrupts the shard's wait. Any thread.
+  virtual void wake() = 0;
+
+  // Reader side.
+  spsc_ring<input_item> ring;
+  alignas(64) std::atomic<bool> hungry{false};
+  std::atomic<bool> wants_slot{false};  // stopped dispatching at --concurrency: wake me when a slot frees
+
+  shard_counters counters;  // read by the main thread while this shard runs
+  result_tally tally;       // read after the thread has joined
+  std::atomic<bool> finished{false};
+
+ protected:
+  explicit shard(std::size_t ring_capacity) : ring(ring_capacity) {}
+};
+
+// Shard `index` of g.shards (g.snap and g.log set). Throws when libcurl cannot start.
+std::unique_ptr<shard> make_shard(shared_state& g, int index, std::size_t ring_capacity);
+
+}  // namespace exitpool::fetch
