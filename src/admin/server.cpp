@@ -23,33 +23,6 @@ using boost::system::error_code;
 using namespace asio::experimental::awaitable_operators;
 constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 414:
-      return "URI Too Long";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 501:
-      return "Not Implemented";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Error";
-  }
-}
-
 admin_response text(int status, std::string body) {
   admin_response r;
   r.status = status;
@@ -202,7 +175,7 @@ admin_response handle_admin_request(std::string_view method, std::string_view ta
 }
 
 std::string serialize_admin_response(const admin_response& r) {
-  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status, reason_phrase(r.status));
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status, proto::reason_phrase(r.status));
   out += fmt::format("Content-Type: {}\r\nContent-Length: {}\r\n", r.content_type, r.body.size());
   for (const auto& [k, v] : r.headers) {
     out += k + ": " + v + "\r\n";

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "proto/http_head.hpp"
 #include "proto/text.hpp"
 
 namespace exitpool::gateway {
@@ -49,43 +50,10 @@ http_error make_error(failure f, std::string message, std::string retry_after, i
   return {f, status != 0 ? status : http_status_for(f), std::move(message), std::move(retry_after)};
 }
 
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 405:
-      return "Method Not Allowed";
-    case 407:
-      return "Proxy Authentication Required";
-    case 408:
-      return "Request Timeout";
-    case 414:
-      return "URI Too Long";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Error";
-  }
-}
-
 std::string render_error_response(const http_error& e) {
   const std::string message = proto::printable(e.message);
   const std::string body = message + "\n";
-  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", e.status, reason_phrase(e.status));
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", e.status, proto::reason_phrase(e.status));
   out += "Content-Type: text/plain; charset=utf-8\r\n";
   out += fmt::format("Content-Length: {}\r\n", body.size());
   out += "X-Exitpool-Error: " + message + "\r\n";

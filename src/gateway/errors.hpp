@@ -38,7 +38,4 @@ std::string render_error_response(const http_error& e);
 proto::socks5::reply socks_reply_for(pool::failure f,
                                      proto::socks5::reply upstream = proto::socks5::reply::general_failure);
 
-// Standard reason phrase of an HTTP status ("Bad Gateway"); "Error" when unknown.
-const char* reason_phrase(int status);
-
 }  // namespace exitpool::gateway

@@ -66,26 +66,8 @@ std::string_view proxy_status_name(failure f) {
       return "connection_limit_reached";
     case failure::target_prohibited:
       return "destination_ip_prohibited";
-    case failure::dns_error:
-      return "dns_error";
-    case failure::connection_refused:
-      return "connection_refused";
-    case failure::connection_timeout:
-      return "connection_timeout";
-    case failure::destination_unavailable:
-      return "destination_unavailable";
-    case failure::destination_ip_unroutable:
-      return "destination_ip_unroutable";
-    case failure::tls_protocol_error:
-      return "tls_protocol_error";
-    case failure::tls_certificate_error:
-      return "tls_certificate_error";
     case failure::proxy_auth_failed:
       return "proxy_internal_error";  // RFC 9209 has no type for it
-    case failure::http_protocol_error:
-      return "http_protocol_error";
-    case failure::connection_terminated:
-      return "connection_terminated";
     case failure::response_timeout:
       return "http_response_timeout";
     case failure::response_incomplete:
@@ -94,8 +76,10 @@ std::string_view proxy_status_name(failure f) {
       return "http_request_error";
     case failure::auth_failed:
       return "";  // 407 says it; no Proxy-Status (as before)
+    default:
+      // Every other dial failure is named after its RFC 9209 type.
+      return is_dial_failure(f) ? failure_name(f) : "proxy_internal_error";
   }
-  return "proxy_internal_error";
 }
 
 }  // namespace exitpool::pool

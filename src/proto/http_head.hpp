@@ -157,4 +157,8 @@ std::string format_authority(std::string_view host, std::uint16_t port);
 // Connection lists them: the gateway forwards bodies as-is, so their framing travels with them.
 bool is_hop_by_hop(std::string_view name, const std::vector<header>& headers);
 
+// Standard reason phrase of a status the gateway or the admin endpoint generates
+// ("Bad Gateway"); "Error" for any other.
+const char* reason_phrase(int status);
+
 }  // namespace exitpool::proto
