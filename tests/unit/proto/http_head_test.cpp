@@ -140,7 +140,7 @@ TEST(http_request_head, rejects_malformed_heads) {
          return s + "\r\n";
        }(),
        431},
-      {"binary_garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400},
+      {"binary_garbage", std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11), 400},
       {"bare_cr_line_end", "GET / HTTP/1.1\r\r\n\r\n", 400},
   };
   ASSERT_GE(cases.size(), 40u);
