@@ -105,6 +105,12 @@ metrics_totals aggregate(const metrics_registry& reg) {
     }
     t.retries += s.retries.get();
     t.bans += s.bans.get();
+    for (std::size_t i = 0; i < t.session_waits.size(); ++i) {
+      t.session_waits[i] += s.session_waits[i].get();
+    }
+    for (std::size_t i = 0; i < t.session_moves.size(); ++i) {
+      t.session_moves[i] += s.session_moves[i].get();
+    }
     t.bytes_client_to_upstream += s.bytes_client_to_upstream.get();
     t.bytes_upstream_to_client += s.bytes_upstream_to_client.get();
     t.active_tunnels += s.active_tunnels.get();

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "pool/failure.hpp"
+#include "pool/sticky.hpp"
 
 namespace exitpool::admin {
 
@@ -100,9 +101,11 @@ struct alignas(64) shard_metrics {
   std::array<std::array<counter, request_outcome_count>, client_protocol_count> requests;  // [protocol][outcome]
   std::array<counter, 5> http_responses;  // 1xx..5xx responses sent to HTTP clients
   counter dial_attempts;
-  std::array<counter, dial_error_types.size()> dial_failures;  // by RFC 9209 error type
-  counter retries;                                             // dials after the first for one request
-  counter bans;                                                // (exit, host) bans imposed
+  std::array<counter, dial_error_types.size()> dial_failures;   // by RFC 9209 error type
+  counter retries;                                              // dials after the first for one request
+  counter bans;                                                 // (exit, host) bans imposed
+  std::array<counter, pool::session_wait_count> session_waits;  // sticky requests that waited, by cause
+  std::array<counter, pool::session_move_count> session_moves;  // sticky sessions that left their exit
   counter bytes_client_to_upstream;
   counter bytes_upstream_to_client;
   gauge active_tunnels;
@@ -141,6 +144,10 @@ struct alignas(64) shard_metrics {
 
   // A response through an exit got the exit banned for its target host.
   void on_ban() { bans.add(); }
+
+  // A sticky request waits for its session's busy exit / a session left its exit.
+  void on_session_wait(pool::session_wait w) { session_waits[static_cast<std::size_t>(w)].add(); }
+  void on_session_move(pool::session_move m) { session_moves[static_cast<std::size_t>(m)].add(); }
 
   // Bytes relayed (tunnels and forwarded requests/responses).
   void on_bytes(std::uint64_t client_to_upstream, std::uint64_t upstream_to_client) {
@@ -192,6 +199,8 @@ struct metrics_totals {
   std::array<std::uint64_t, dial_error_types.size()> dial_failures{};
   std::uint64_t retries = 0;
   std::uint64_t bans = 0;
+  std::array<std::uint64_t, pool::session_wait_count> session_waits{};
+  std::array<std::uint64_t, pool::session_move_count> session_moves{};
   std::uint64_t bytes_client_to_upstream = 0;
   std::uint64_t bytes_upstream_to_client = 0;
   std::int64_t active_tunnels = 0;

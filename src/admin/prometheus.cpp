@@ -152,6 +152,18 @@ std::string render_prometheus(const metrics_registry& metrics, const pool::snaps
     w.sample("", "", static_cast<std::uint64_t>(bans->ban_count(now)));
   }
 
+  w.begin("exitpool_session_waits_total", "counter",
+          "Sticky-session requests that waited for their session's exit (usable but busy), by the limit "
+          "that held it.");
+  for (std::size_t i = 1; i < pool::session_wait_count; ++i) {
+    w.sample("", label("cause", pool::session_wait_name(static_cast<pool::session_wait>(i))), t.session_waits[i]);
+  }
+  w.begin("exitpool_session_moves_total", "counter",
+          "Sticky sessions that left their exit for another one, by why the exit could not be used.");
+  for (std::size_t i = 1; i < pool::session_move_count; ++i) {
+    w.sample("", label("cause", pool::session_move_name(static_cast<pool::session_move>(i))), t.session_moves[i]);
+  }
+
   w.begin("exitpool_active_tunnels", "gauge", "Tunnels (CONNECT and SOCKS5) open now.");
   w.sample("", "", t.active_tunnels);
 

@@ -29,6 +29,7 @@ struct serve_options {
   double dial_s = 10;
   double idle_s = 300;
   double drain_s = 30;
+  std::string session_busy = "wait";
   double response_s = 30;
   double queue_s = 10;
   double ban_s = 300;
@@ -60,6 +61,7 @@ int serve(serve_options& o) {
   cfg.dial_timeout = seconds(o.dial_s);
   cfg.idle_timeout = seconds(o.idle_s);
   cfg.drain_timeout = seconds(o.drain_s);
+  cfg.session_move_when_busy = o.session_busy == "move";
   cfg.response_timeout = seconds(o.response_s);
   cfg.queue_timeout = seconds(o.queue_s);
   cfg.ban_duration = seconds(o.ban_s);
@@ -169,6 +171,11 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
                   "Seconds an exit has to answer a plain-HTTP request with a response head")
       ->capture_default_str();
   cmd->add_option("--sesstime", o->cfg.session_minutes, "Default sticky session lifetime in minutes")
+      ->capture_default_str();
+  cmd->add_option("--session-busy", o->session_busy,
+                  "A sticky session whose exit is busy (rate limit, concurrency cap): wait for it (within "
+                  "--queue-timeout) or move to another exit; per request: sessbusy-wait|move")
+      ->check(CLI::IsMember({"wait", "move"}))
       ->capture_default_str();
   cmd->add_option("--ca-file", o->cfg.ca_file, "Extra CA certificates (PEM) for verifying https:// exits");
   cmd->add_option("--admin", o->cfg.admin_listen,

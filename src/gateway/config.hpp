@@ -26,6 +26,9 @@ struct config {
   // exit counts as failed and an idempotent body-less request moves to another exit.
   std::chrono::milliseconds response_timeout{std::chrono::seconds(30)};
   int session_minutes = 10;  // default sticky lifetime
+  // A sticky session whose exit is busy moves to another exit instead of waiting for it
+  // (--session-busy move; per request sessbusy-move).
+  bool session_move_when_busy = false;
   bool allow_open = false;   // allow a non-loopback listener without --users
   std::string admin_listen;  // --admin ADDR:PORT; empty: no admin endpoint
   std::string ca_file;       // extra CA bundle for verifying https:// exits

@@ -112,6 +112,18 @@ void shard_state::on_attempt(const pool::exit& e, const pool::attempt_outcome& o
   }
 }
 
+void shard_state::on_session_wait(pool::session_wait why) {
+  if (metrics != nullptr) {
+    metrics->on_session_wait(why);
+  }
+}
+
+void shard_state::on_session_move(pool::session_move why) {
+  if (metrics != nullptr) {
+    metrics->on_session_move(why);
+  }
+}
+
 shared_state::shared_state(config c, std::shared_ptr<const pool::snapshot> snap,
                            std::unordered_map<std::string, std::string> user_passwords)
     : cfg(std::move(c)),

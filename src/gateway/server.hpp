@@ -50,6 +50,8 @@ struct shard_state final : pool::attempt_observer {
   shard_state(shared_state& s, std::uint64_t seed, int i)
       : shared(s), driver(s.cfg.policy, seed, *s.state, s.cfg.health.probe_timeout, this), index(i) {}
   void on_attempt(const pool::exit& e, const pool::attempt_outcome& o) override;
+  void on_session_wait(pool::session_wait why) override;
+  void on_session_move(pool::session_move why) override;
   shared_state& shared;
   pool::driver driver;
   int index;

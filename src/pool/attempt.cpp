@@ -80,15 +80,27 @@ begin_result driver::begin(std::shared_ptr<const snapshot> snap, const attempt_r
   req.exclude = r.exclude;
   req.st = &st_;
   req.probe_timeout = probe_timeout_;
-  if (!r.sticky_key.empty()) {
+  const bool sticky = !r.sticky_key.empty();
+  session_info session;
+  if (sticky) {
+    session = st_.session(r.sticky_key, r.sticky_ttl, now);
     req.sticky_key = r.sticky_key;
-    req.sticky_generation = st_.session_generation(r.sticky_key, r.sticky_ttl, now);
+    req.sticky_generation = session.generation;
+    req.sticky_anchor = session.anchor;
+    req.move_when_busy = r.move_when_busy;
   }
   auto pick = selector_.pick(*snap, req, now);
   begin_result out;
   out.matching = pick.matching;
   out.banned = pick.banned;
   out.limited = pick.limited;
+  auto session_waits = [&](session_wait why) {
+    out.wait = why;
+    out.session_exit = pick.session_exit;
+    if (observer_ != nullptr && !r.queued) {
+      observer_->on_session_wait(why);
+    }
+  };
   switch (pick.error) {
     case pick_error::none:
       break;
@@ -101,8 +113,12 @@ begin_result driver::begin(std::shared_ptr<const snapshot> snap, const attempt_r
     case pick_error::no_capacity:
       out.refused = failure::no_capacity;
       out.retry_at = pick.retry_at;
+      if (pick.wait != session_wait::none) {
+        session_waits(pick.wait);
+      }
       return out;
   }
+  const std::uint64_t chosen_hash = pick.chosen->id_hash();
   lease l = st_.try_acquire(*pick.chosen);
   if (!l) {
     // Another shard filled its concurrency cap since the pick: wait like for no capacity.
@@ -112,7 +128,17 @@ begin_result driver::begin(std::shared_ptr<const snapshot> snap, const attempt_r
     out.refused = failure::no_capacity;
     out.retry_at = now + capacity_poll;
     out.limited = std::max<std::size_t>(out.limited, 1);
+    if (sticky && chosen_hash == session.anchor) {
+      pick.session_exit = pick.chosen;
+      session_waits(session_wait::concurrency);
+    }
     return out;
+  }
+  if (sticky && chosen_hash != session.anchor) {
+    st_.anchor_session(r.sticky_key, session.generation, chosen_hash);
+    if (session.anchor != 0 && observer_ != nullptr) {
+      observer_->on_session_move(pick.moved);
+    }
   }
   attempt& a = out.granted;
   a.st_ = &st_;

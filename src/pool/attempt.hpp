@@ -67,6 +67,11 @@ class attempt_observer {
  public:
   virtual ~attempt_observer() = default;
   virtual void on_attempt(const exit& e, const attempt_outcome& o) = 0;
+  // A sticky request found its session's exit busy and waits for it (once per request:
+  // not for the picks it makes while queued).
+  virtual void on_session_wait(session_wait /*why*/) {}
+  // A sticky session left the exit it had for another one.
+  virtual void on_session_move(session_move /*why*/) {}
 };
 
 class driver;
@@ -111,9 +116,15 @@ class attempt {
 struct attempt_request {
   filter f;
   // Non-empty: sticky (the same exit for this key while it is usable). Its lifetime
-  // from first use is sticky_ttl.
+  // from first use is sticky_ttl. While the session's exit is usable but busy, begin
+  // refuses with no_capacity and `wait` set (the caller queues as for any no_capacity),
+  // unless move_when_busy.
   std::string_view sticky_key;
   std::chrono::seconds sticky_ttl{std::chrono::minutes(10)};
+  bool move_when_busy = false;
+  // The caller already waited for this request (no_capacity before): a session wait is
+  // counted once per request.
+  bool queued = false;
   // Target host (lower-case, no port); empty: no bans, host limits or tier memory.
   std::string_view host;
   // Exits already tried by this request: never granted again.
@@ -128,6 +139,10 @@ struct begin_result {
   std::size_t matching = 0;  // exits matching the filter
   std::size_t banned = 0;    // of those remaining, banned for the host
   std::size_t limited = 0;   // ... without a token, at their cap or busy probing
+  // no_capacity for a sticky request whose session's exit is busy: why, and that exit
+  // (owned by the snapshot the caller passed; valid while the caller holds it).
+  session_wait wait = session_wait::none;
+  const exit* session_exit = nullptr;
 };
 
 class driver {

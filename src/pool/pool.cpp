@@ -462,6 +462,22 @@ const exit* snapshot::find(std::string_view id) const {
   return i < 0 ? nullptr : exits_[static_cast<std::size_t>(i)].get();
 }
 
+exit* snapshot::find_hash(std::uint64_t id_hash) const {
+  if (id_slots_.empty()) {
+    return nullptr;
+  }
+  const std::size_t mask = id_slots_.size() - 1;
+  for (std::size_t k = id_hash & mask;; k = (k + 1) & mask) {
+    const std::uint64_t v = id_slots_[k];
+    if (v == 0) {
+      return nullptr;
+    }
+    if (slot_tag(v) == slot_tag(id_hash) && exits_[slot_index(v)]->id_hash() == id_hash) {
+      return exits_[slot_index(v)].get();
+    }
+  }
+}
+
 std::span<const std::uint32_t> snapshot::candidates(const filter& f) const {
   if (f.empty()) {
     return all_;

@@ -204,6 +204,8 @@ class snapshot {
   double max_weight() const { return max_weight_; }
   std::size_t size() const { return exits_.size(); }
   const exit* find(std::string_view id) const;
+  // The exit whose id_hash() is `id_hash` (sticky anchors); null when none.
+  exit* find_hash(std::uint64_t id_hash) const;
   // How many exits build() carried over from `previous` (same object, same stats).
   std::size_t carried_over() const { return carried_over_; }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <tuple>
+#include <utility>
 
 #include "pool/sticky.hpp"
 
@@ -163,7 +165,14 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
 
   pick_result out;
 
-  // ---- 0. bounded paths for large pools ----
+  // ---- 0. a session's own exit ----
+  if (sticky && r.sticky_anchor != 0) {
+    if (auto decided = pick_anchored(s, ck, out)) {
+      return *decided;
+    }
+  }
+
+  // ---- 0b. bounded paths for large pools ----
   // The full pass below classifies every candidate: O(pool) per pick, ~0.1 s at a
   // million exits. Each policy only needs some eligible exit of its liking, so look at a
   // bounded number first (see pick_bounded, pick_sticky_bounded). Tiers (the lowest tier
@@ -475,6 +484,80 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
     out.banned += c.banned ? 1 : 0;
     out.limited += c.banned ? 0 : 1;
   }
+  return out;
+}
+
+// ---- sticky anchors ---------------------------------------------------------------------------
+
+// A session keeps its exit while the exit is usable: for a logged-in account or a cart, a
+// change of address is worse than a short wait. So the anchored exit is checked first and
+// alone; only its being unusable (not merely busy) sends the pick on to the others.
+std::optional<pick_result> selector::pick_anchored(const snapshot& s, const checks& ck, pick_result& out) {
+  const pick_request& r = ck.r;
+  const time_point now = ck.now;
+  exit* e = s.find_hash(r.sticky_anchor);
+  if (e == nullptr || !r.f.matches(*e)) {
+    out.moved = session_move::removed;
+    return std::nullopt;
+  }
+  if (contains(r.exclude, e)) {
+    out.moved = session_move::dial_failed;
+    return std::nullopt;
+  }
+  const exit_state health = e->state(now);
+  // Probing with the probe slot taken: the exit has not shown it recovered yet.
+  if (health == exit_state::ejected ||
+      (health == exit_state::probing && e->probe_busy_until(now, r.probe_timeout).has_value())) {
+    out.moved = session_move::ejected;
+    return std::nullopt;
+  }
+  if (ck.check_bans && ck.st.banned_until(*e, r.host, now).has_value()) {
+    out.moved = session_move::banned;
+    return std::nullopt;
+  }
+  // Usable. Busy, and why (the first limit that holds it back)?
+  auto busy = [&]() -> std::pair<session_wait, time_point> {
+    if (const auto at = ck.st.exit_token_at(*e, now); at > now) {
+      return {session_wait::rate_limit, at};
+    }
+    if (e->at_concurrency_cap()) {
+      return {session_wait::concurrency, now + capacity_poll};
+    }
+    if (ck.check_host_rate) {
+      if (const auto at = ck.st.host_token_at(*e, r.host, now); at > now) {
+        return {session_wait::host_rate_limit, at};
+      }
+    }
+    return {session_wait::none, now};
+  };
+  auto [why, free_at] = busy();
+  if (why == session_wait::none) {
+    const bool probing = health == exit_state::probing;
+    const auto until = ck.take(*e, probing);
+    if (!until) {
+      out.chosen = e;
+      out.tier = e->tier();
+      out.probe = probing;
+      out.matching = 1;  // not counted on this path
+      return out;
+    }
+    // A racing shard took its last token or its probe slot.
+    std::tie(why, free_at) = busy();
+    if (why == session_wait::none) {
+      why = session_wait::concurrency;
+    }
+    free_at = std::max(free_at, *until);
+  }
+  if (r.move_when_busy) {
+    out.moved = session_move::busy;
+    return std::nullopt;
+  }
+  out.error = pick_error::no_capacity;
+  out.retry_at = free_at;
+  out.wait = why;
+  out.session_exit = e;
+  out.matching = 1;
+  out.limited = 1;
   return out;
 }
 

@@ -25,9 +25,14 @@ const char* policy_name(policy p);
 
 struct pick_request {
   filter f;
-  // Non-empty: sticky. The key (user + session id) and its generation from session_table.
+  // Non-empty: sticky. The key (user + session id), its generation and anchor (the id
+  // hash of the exit the session has; 0: none yet) from session_table.
   std::string_view sticky_key;
   std::uint64_t sticky_generation = 0;
+  std::uint64_t sticky_anchor = 0;
+  // Sticky and the anchored exit has no capacity now: move to another exit instead of
+  // waiting for it (no_capacity with `wait` set).
+  bool move_when_busy = false;
   // Exits already tried for this request (retries never reuse one).
   std::span<const exit* const> exclude;
   // Target host (lower-case, no port); empty: bans, per-host limits and tier memory
@@ -63,6 +68,12 @@ struct pick_result {
   // The chosen exit is probing and this request holds its probe slot: report the
   // outcome (or call exit::release_probe() if the request cannot tell).
   bool probe = false;
+  // Sticky with an anchor. no_capacity because the session's own exit (session_exit)
+  // is busy: why (retry_at is when it may have capacity). A choice other than the
+  // anchored exit: why the session left it.
+  session_wait wait = session_wait::none;
+  session_move moved = session_move::none;
+  exit* session_exit = nullptr;
 };
 
 // How long a caller waits before picking again when the only obstacle is a concurrency cap.
@@ -108,9 +119,15 @@ class selector {
   // anyway (panic fallback) — a pool in which everything looks dead is more often a
   // network blip than a dead pool. Nothing down either: pick_error::no_capacity with
   // retry_at.
-  // Sticky requests use rendezvous hashing (see sticky.hpp) within the tier, whatever
-  // the policy: a sticky exit that is banned, out of tokens, at its cap or down falls
-  // to the session's next rendezvous choice (and comes back when it has capacity).
+  // Sticky requests with an anchor (the exit the session already has) are decided by
+  // that exit alone when it is usable: taken when it has capacity, otherwise
+  // pick_error::no_capacity with `wait` and retry_at — the session waits for its exit
+  // instead of changing address (r.move_when_busy: it moves instead). An anchored exit
+  // that is unusable (down, banned for the host, gone, excluded) is left: `moved` says
+  // why, and the pick goes on as for a session without one.
+  // Sticky requests without an anchor use rendezvous hashing (see sticky.hpp) within the
+  // tier, whatever the policy: an exit that is banned, out of tokens, at its cap or
+  // down falls to the session's next rendezvous choice.
   //   round_robin:    next matching exit after this shard's cursor
   //   random:         weighted by the exit's weight
   //   least_inflight: fewest in-flight leases (ties: random); power-of-two-choices
@@ -163,6 +180,8 @@ class selector {
     std::size_t lower_bound(std::uint64_t h) const;
   };
 
+  // The anchored exit's decision (see pick); nullopt: the session leaves it (out.moved).
+  std::optional<pick_result> pick_anchored(const snapshot& s, const checks& ck, pick_result& out);
   exit* pick_bounded(const snapshot& s, std::span<const std::uint32_t> cands, bool identity, const checks& ck,
                      bool& probe);
   exit* pick_sticky_bounded(const snapshot& s, std::span<const std::uint32_t> cands, const checks& ck,

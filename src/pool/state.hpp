@@ -2,7 +2,7 @@
 // The state seam: every piece of mutable pool state that must be shared when several
 // gateways or fetch workers serve one pool, behind one interface.
 //
-//   sticky-session anchors   session_generation
+//   sticky-session anchors   session, anchor_session
 //   bans per (exit, host)    ban, banned_until, banned_until_many, bans_of
 //   rate-limit buckets       per exit: exit_token_at / take_exit_token / refund_exit_token
 //                            per (exit, host): host_token_at(_many) / take_host_token / refund_host_token
@@ -24,7 +24,8 @@
 //    other gateways' bans and ejections arrive by subscription and are applied to the
 //    local tables and exits (read on (re)connect too);
 //  - sticky anchors: the generation is computed locally (rendezvous hashing needs no
-//    shared state) and the first-use time is shared asynchronously;
+//    shared state: every gateway starts a session on the same exit) and the first-use
+//    time and the anchor (the exit a session moved to) are shared asynchronously;
 //  - concurrency: a per-gateway share of the cap (cap / N) when the remote is unreachable.
 // A backend that cannot reach its remote falls back to local decisions at limit / N; it
 // never fails a request because of it.
@@ -58,8 +59,10 @@ class state {
  public:
   virtual ~state() = default;
 
-  // Sticky sessions: the generation of `key` at `now` (see session_table).
-  virtual std::uint64_t session_generation(std::string_view key, std::chrono::seconds ttl, time_point now) = 0;
+  // Sticky sessions: the generation of `key` at `now` and the exit it is anchored to,
+  // and a new anchor for it (see session_table).
+  virtual session_info session(std::string_view key, std::chrono::seconds ttl, time_point now) = 0;
+  virtual void anchor_session(std::string_view key, std::uint64_t generation, std::uint64_t exit_hash) = 0;
 
   // Bans of an exit for one target host (lower-case, no port). A longer ban already in
   // force is kept.
@@ -109,8 +112,11 @@ class local_state final : public state {
   explicit local_state(const limits_config& limits = {}, const health_config& health = {},
                        std::chrono::seconds tier_ttl = std::chrono::minutes(10));
 
-  std::uint64_t session_generation(std::string_view key, std::chrono::seconds ttl, time_point now) override {
-    return sessions_.generation(key, ttl, now);
+  session_info session(std::string_view key, std::chrono::seconds ttl, time_point now) override {
+    return sessions_.lookup(key, ttl, now);
+  }
+  void anchor_session(std::string_view key, std::uint64_t generation, std::uint64_t exit_hash) override {
+    sessions_.anchor(key, generation, exit_hash);
   }
 
   void ban(const exit& e, std::string_view host, time_point until) override { bans_.ban(e, host, until); }

@@ -75,9 +75,41 @@ double rendezvous_score(std::uint64_t key_hash, std::uint64_t exit_hash, double 
   return -weight / std::log(u);
 }
 
+const char* session_wait_name(session_wait w) {
+  switch (w) {
+    case session_wait::none:
+      return "none";
+    case session_wait::rate_limit:
+      return "rate_limit";
+    case session_wait::host_rate_limit:
+      return "host_rate_limit";
+    case session_wait::concurrency:
+      return "concurrency";
+  }
+  return "unknown";
+}
+
+const char* session_move_name(session_move m) {
+  switch (m) {
+    case session_move::none:
+      return "none";
+    case session_move::ejected:
+      return "ejected";
+    case session_move::banned:
+      return "banned";
+    case session_move::removed:
+      return "removed";
+    case session_move::dial_failed:
+      return "dial_failed";
+    case session_move::busy:
+      return "busy";
+  }
+  return "unknown";
+}
+
 // ---- session_table ----------------------------------------------------------------------------
 
-std::uint64_t session_table::generation(std::string_view key, std::chrono::seconds ttl, time_point now) {
+session_info session_table::lookup(std::string_view key, std::chrono::seconds ttl, time_point now) {
   stripe& s = stripes_[hash64(key) & (stripes_.size() - 1)];
   std::string k(key);  // built before taking the lock
   std::lock_guard lock(s.mu);
@@ -90,9 +122,20 @@ std::uint64_t session_table::generation(std::string_view key, std::chrono::secon
     e.expires = now + ttl;
   } else if (now >= e.expires) {
     ++e.generation;
+    e.anchor = 0;
     e.expires = now + ttl;
   }
-  return e.generation;
+  return {e.generation, e.anchor};
+}
+
+void session_table::anchor(std::string_view key, std::uint64_t generation, std::uint64_t exit_hash) {
+  stripe& s = stripes_[hash64(key) & (stripes_.size() - 1)];
+  const std::string k(key);  // only when a session gets or changes its exit: rare
+  std::lock_guard lock(s.mu);
+  auto it = s.map.find(k);
+  if (it != s.map.end() && it->second.generation == generation) {
+    it->second.anchor = exit_hash;
+  }
 }
 
 std::size_t session_table::sweep(time_point now) {

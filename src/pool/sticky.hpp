@@ -12,9 +12,14 @@
 // Lifetime is anchored to first use: session_table remembers when a key was first
 // seen and bumps its generation when its lifetime has passed, which moves the
 // session to a fresh rendezvous choice.
+// Within a generation a session keeps the exit it was given (its anchor): the exit is
+// waited for while it is only busy (out of tokens, at its cap) and left only when it is
+// unusable (ejected, banned for the host, removed, failing the dial). It then stays on
+// the exit it moved to, also after the old one recovers (see selector::pick).
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -33,6 +38,35 @@ std::uint64_t mix64(std::uint64_t a, std::uint64_t b);
 // Weighted rendezvous score (higher wins): -weight / ln(u), u uniform in (0,1) from the hash.
 double rendezvous_score(std::uint64_t key_hash, std::uint64_t exit_hash, double weight);
 
+// Why a sticky session waits for its exit (it is usable but has no capacity now).
+enum class session_wait : std::uint8_t {
+  none,
+  rate_limit,       // the exit's own rate limit (--per-exit-rate)
+  host_rate_limit,  // the exit's rate limit for this host (--per-exit-host-rate)
+  concurrency,      // the exit is at its concurrency cap, or busy proving it recovered
+};
+inline constexpr std::size_t session_wait_count = 4;
+const char* session_wait_name(session_wait w);
+
+// Why a sticky session left the exit it was anchored to.
+enum class session_move : std::uint8_t {
+  none,
+  ejected,      // the exit is in an ejection cool-down (or still proving it recovered)
+  banned,       // the exit is banned for this request's host
+  removed,      // the exit left the pool (reload) or no longer matches the filters
+  dial_failed,  // the exit failed this request's dial (it is in the exclude list)
+  busy,         // the exit had no capacity and the request asked to move rather than wait
+};
+inline constexpr std::size_t session_move_count = 6;
+const char* session_move_name(session_move m);
+
+// A session's place at one moment: its generation, and the id hash of the exit it is
+// anchored to (0: none yet in this generation).
+struct session_info {
+  std::uint64_t generation = 0;
+  std::uint64_t anchor = 0;
+};
+
 // Shared by all shards. One lookup per new connection or request with a session,
 // behind one of 64 striped mutexes: contention is negligible and this is the only
 // place a shard needs another shard's knowledge (when the session started).
@@ -41,7 +75,14 @@ class session_table {
   // The generation of `key` at `now`: a key seen for the first time, or whose
   // lifetime `ttl` (from its first use in the current generation) has passed,
   // starts a new generation anchored at `now`.
-  std::uint64_t generation(std::string_view key, std::chrono::seconds ttl, time_point now);
+  // The anchor is dropped with the generation.
+  session_info lookup(std::string_view key, std::chrono::seconds ttl, time_point now);
+  std::uint64_t generation(std::string_view key, std::chrono::seconds ttl, time_point now) {
+    return lookup(key, ttl, now).generation;
+  }
+  // Anchors `key` to the exit with id hash `exit_hash`, if the key is still in
+  // `generation` (a lifetime that ended meanwhile keeps its fresh start).
+  void anchor(std::string_view key, std::uint64_t generation, std::uint64_t exit_hash);
   // Drops entries expired at `now`. Returns how many remain.
   std::size_t sweep(time_point now);
   std::size_t size() const;
@@ -49,6 +90,7 @@ class session_table {
  private:
   struct entry {
     std::uint64_t generation = 0;
+    std::uint64_t anchor = 0;
     time_point expires{};
   };
   struct alignas(64) stripe {

@@ -10,7 +10,7 @@
 namespace exitpool::proto {
 namespace {
 
-enum class option { country, city, type, session, session_minutes, zone };
+enum class option { country, city, type, session, session_minutes, session_busy, zone };
 
 std::optional<option> lookup_key(std::string_view key) {
   const std::string k = lower(key);
@@ -28,6 +28,9 @@ std::optional<option> lookup_key(std::string_view key) {
   }
   if (k == "sesstime" || k == "sessionduration") {
     return option::session_minutes;
+  }
+  if (k == "sessbusy") {
+    return option::session_busy;
   }
   if (k == "zone") {
     return option::zone;
@@ -47,6 +50,8 @@ const char* option_name(option o) {
       return "session";
     case option::session_minutes:
       return "sesstime";
+    case option::session_busy:
+      return "sessbusy";
     case option::zone:
       return "zone";
   }
@@ -71,7 +76,7 @@ struct collector {
     std::string value;
     const char* field = nullptr;
   };
-  std::array<slot, 6> slots;
+  std::array<slot, 7> slots;
   int minutes_ = 0;
   std::string error;
 
@@ -95,6 +100,13 @@ struct collector {
         break;
       case option::session:
         value = std::string(raw);
+        break;
+      case option::session_busy:
+        value = lower(raw);
+        if (value != "wait" && value != "move") {
+          error = fmt::format("bad {} '{}' in {} (want wait or move)", key, raw, field);
+          return false;
+        }
         break;
       case option::session_minutes: {
         int minutes = 0;
@@ -209,6 +221,10 @@ params_result parse_credentials(std::string_view username, std::string_view pass
   const auto& minutes = options.slots[static_cast<std::size_t>(option::session_minutes)];
   if (minutes.field != nullptr) {
     params.session_minutes = options.minutes_;
+  }
+  const auto& busy = options.slots[static_cast<std::size_t>(option::session_busy)];
+  if (busy.field != nullptr) {
+    params.session_move_when_busy = busy.value == "move";
   }
   result.params = std::move(params);
   return result;

@@ -10,6 +10,8 @@
 //   type                       → type (lower-cased)
 //   session | sessid           → session id (case kept)
 //   sesstime | sessionduration → sticky lifetime in minutes (1..1440)
+//   sessbusy                   → wait | move: when the session's exit is busy (rate
+//                                limit, concurrency cap), wait for it or move to another
 //   zone                       → accepted and ignored
 // Any other key is an error ("unknown option 'x'").
 //
@@ -35,6 +37,7 @@ struct route_params {
   std::string type;
   std::string session;
   std::optional<int> session_minutes;
+  std::optional<bool> session_move_when_busy;  // sessbusy-move / sessbusy-wait
 };
 
 struct params_result {

@@ -246,6 +246,234 @@ TEST(Attempt, StickyKeyKeepsItsExit) {
   EXPECT_EQ(st.session_count(), 1u);
 }
 
+// ---- sticky sessions keep their exit (wait when it is busy, move when it is unusable) ----
+
+std::shared_ptr<const snapshot> flat_pool(int n, const limits_config& limits = {}, int first = 0) {
+  std::vector<proto::exit_spec> specs;
+  for (int i = first; i < first + n; ++i) {
+    proto::exit_spec s;
+    s.scheme = proto::exit_scheme::socks5;
+    s.host = "127.0.0.1";
+    s.port = static_cast<std::uint16_t>(1080 + i % 50000);
+    s.id = "e" + std::to_string(i);
+    specs.push_back(std::move(s));
+  }
+  return snapshot::build(std::move(specs), nullptr, limits);
+}
+
+struct session_recorder : attempt_observer {
+  std::vector<session_wait> waits;
+  std::vector<session_move> moves;
+  void on_attempt(const exit&, const attempt_outcome&) override {}
+  void on_session_wait(session_wait w) override { waits.push_back(w); }
+  void on_session_move(session_move m) override { moves.push_back(m); }
+};
+
+const attempt_request session_s1{.sticky_key = "alice\x1fs1", .sticky_ttl = 600s, .host = "shop.test"};
+
+// The case: 4 exits, 5 tokens/s each with a burst of 5, 30 requests in one session.
+// Every grant is the same exit; once its tokens are spent the session waits (no_capacity
+// naming the rate limit, retry_at when its next token frees) instead of moving.
+TEST(StickySession, WaitsForItsRateLimitedExitInsteadOfMoving) {
+  auto s = flat_pool(4, {.per_exit_rate = 5, .burst = 5});
+  local_state st;
+  session_recorder rec;
+  driver d(policy::round_robin, 1, st, 30s, &rec);
+  const exit* first = nullptr;
+  time_point now = t0;
+  int granted = 0;
+  int waits = 0;
+  while (granted < 30) {
+    attempt_request r = session_s1;
+    auto b = d.begin(s, r, now);
+    if (b.refused == failure::no_capacity) {
+      ++waits;
+      EXPECT_EQ(b.wait, session_wait::rate_limit);
+      ASSERT_NE(b.session_exit, nullptr);
+      EXPECT_EQ(b.session_exit, first);
+      ASSERT_GT(b.retry_at, now);
+      EXPECT_LE(b.retry_at, now + 200ms);
+      now = b.retry_at;  // the queue wakes the request then
+      continue;
+    }
+    ASSERT_TRUE(b.granted);
+    if (first == nullptr) {
+      first = &b.granted.chosen();
+    }
+    EXPECT_EQ(&b.granted.chosen(), first) << "request " << granted;
+    ++granted;
+  }
+  EXPECT_EQ(waits, 25);  // 5 from the burst, then one token every 200 ms
+  EXPECT_EQ(now, t0 + 5s);
+  EXPECT_EQ(rec.waits.size(), 25u);
+  EXPECT_TRUE(rec.moves.empty());
+}
+
+TEST(StickySession, AWaitIsCountedOncePerRequest) {
+  auto s = flat_pool(2, {.per_exit_rate = 1, .burst = 1});
+  local_state st;
+  session_recorder rec;
+  driver d(policy::round_robin, 1, st, 30s, &rec);
+  ASSERT_TRUE(d.begin(s, session_s1, t0).granted);
+  attempt_request r = session_s1;
+  EXPECT_EQ(d.begin(s, r, t0).wait, session_wait::rate_limit);
+  r.queued = true;  // the same request, woken up early
+  EXPECT_EQ(d.begin(s, r, t0 + 500ms).wait, session_wait::rate_limit);
+  EXPECT_TRUE(d.begin(s, r, t0 + 1s).granted);
+  EXPECT_EQ(rec.waits, std::vector<session_wait>{session_wait::rate_limit});
+}
+
+TEST(StickySession, WaitsAtTheConcurrencyCapAndForTheHostRate) {
+  auto s = flat_pool(3, {.per_exit_concurrency = 1, .per_exit_host_rate = 1});
+  local_state st({.per_exit_concurrency = 1, .per_exit_host_rate = 1});
+  driver d(policy::round_robin, 1, st, 30s);
+  auto held = d.begin(s, session_s1, t0);
+  ASSERT_TRUE(held.granted);
+  const exit* mine = &held.granted.chosen();
+  auto blocked = d.begin(s, session_s1, t0 + 2s);  // the host token is back; the cap is not
+  EXPECT_EQ(blocked.refused, failure::no_capacity);
+  EXPECT_EQ(blocked.wait, session_wait::concurrency);
+  EXPECT_EQ(blocked.retry_at, t0 + 2s + capacity_poll);
+  held.granted.release();
+  auto again = d.begin(s, session_s1, t0 + 2s);
+  ASSERT_TRUE(again.granted);
+  EXPECT_EQ(&again.granted.chosen(), mine);
+  again.granted.release();
+  auto host = d.begin(s, session_s1, t0 + 2s + 100ms);  // one token a second for this host
+  EXPECT_EQ(host.wait, session_wait::host_rate_limit);
+  EXPECT_EQ(host.retry_at, t0 + 3s);
+  // Another host is not limited by this one's bucket.
+  attempt_request other = session_s1;
+  other.host = "other.test";
+  auto b = d.begin(s, other, t0 + 2s + 100ms);
+  ASSERT_TRUE(b.granted);
+  EXPECT_EQ(&b.granted.chosen(), mine);
+}
+
+TEST(StickySession, MoveWhenBusyMovesInstead) {
+  auto s = flat_pool(4, {.per_exit_rate = 1, .burst = 1});
+  local_state st;
+  session_recorder rec;
+  driver d(policy::round_robin, 1, st, 30s, &rec);
+  attempt_request r = session_s1;
+  r.move_when_busy = true;
+  auto a = d.begin(s, r, t0);
+  ASSERT_TRUE(a.granted);
+  auto b = d.begin(s, r, t0);
+  ASSERT_TRUE(b.granted);
+  EXPECT_NE(&b.granted.chosen(), &a.granted.chosen());
+  EXPECT_EQ(rec.moves, std::vector<session_move>{session_move::busy});
+  // ... and then stays on the exit it moved to.
+  auto c = d.begin(s, r, t0 + 1s);
+  ASSERT_TRUE(c.granted);
+  EXPECT_EQ(&c.granted.chosen(), &b.granted.chosen());
+}
+
+// An ejected exit moves the session once; the session stays where it went, also after
+// the old exit has recovered.
+TEST(StickySession, EjectedExitMovesTheSessionOnceAndItStays) {
+  auto s = flat_pool(4);
+  local_state st({}, eject_twice);
+  session_recorder rec;
+  driver d(policy::round_robin, 1, st, 30s, &rec);
+  exit* old = nullptr;
+  {
+    auto a = d.begin(s, session_s1, t0);
+    ASSERT_TRUE(a.granted);
+    old = &a.granted.chosen();
+  }
+  st.report(*old, {false, 1ms}, t0);
+  st.report(*old, {false, 1ms}, t0);
+  ASSERT_EQ(old->state(t0), exit_state::ejected);
+  exit* moved_to = nullptr;
+  {
+    auto b = d.begin(s, session_s1, t0 + 1s);
+    ASSERT_TRUE(b.granted);
+    moved_to = &b.granted.chosen();
+    EXPECT_NE(moved_to, old);
+    b.granted.complete(worked(), t0 + 1s);
+  }
+  // The old exit recovers (its cool-down ends, a probe succeeds).
+  st.report(*old, {true, 1ms}, t0 + 20s);
+  ASSERT_EQ(old->state(t0 + 21s), exit_state::healthy);
+  for (int i = 0; i < 10; ++i) {
+    auto c = d.begin(s, session_s1, t0 + 21s + std::chrono::seconds(i));
+    ASSERT_TRUE(c.granted);
+    EXPECT_EQ(&c.granted.chosen(), moved_to);
+  }
+  EXPECT_EQ(rec.moves, std::vector<session_move>{session_move::ejected});
+}
+
+TEST(StickySession, BanForTheHostMovesOnlyThatHostsRequests) {
+  auto s = flat_pool(4);
+  local_state st;
+  session_recorder rec;
+  driver d(policy::round_robin, 1, st, 30s, &rec);
+  exit* mine = &d.begin(s, session_s1, t0).granted.chosen();
+  st.ban(*mine, "shop.test", t0 + 60s);
+  auto b = d.begin(s, session_s1, t0 + 1s);
+  ASSERT_TRUE(b.granted);
+  EXPECT_NE(&b.granted.chosen(), mine);
+  EXPECT_EQ(rec.moves, std::vector<session_move>{session_move::banned});
+}
+
+TEST(StickySession, DialFailureMovesItAndReloadRemovalMovesIt) {
+  auto s = flat_pool(4);
+  local_state st;
+  session_recorder rec;
+  driver d(policy::round_robin, 1, st, 30s, &rec);
+  const exit* first = &d.begin(s, session_s1, t0).granted.chosen();
+  // This request's dial through `first` failed: the retry excludes it.
+  attempt_request retry = session_s1;
+  const std::vector<const exit*> tried{first};
+  retry.exclude = tried;
+  const exit* second = &d.begin(s, retry, t0).granted.chosen();
+  EXPECT_NE(second, first);
+  // The next request stays on the exit that worked.
+  EXPECT_EQ(&d.begin(s, session_s1, t0 + 1s).granted.chosen(), second);
+  // A reload without that exit moves the session; carried-over exits keep their identity.
+  std::vector<proto::exit_spec> specs;
+  for (const auto& e : s->exits()) {
+    if (e.get() != second) {
+      specs.push_back(e->spec());
+    }
+  }
+  auto reloaded = snapshot::build(std::move(specs), s.get());
+  const exit* third = &d.begin(reloaded, session_s1, t0 + 2s).granted.chosen();
+  EXPECT_NE(third->id(), second->id());
+  EXPECT_EQ(rec.moves, (std::vector<session_move>{session_move::dial_failed, session_move::removed}));
+}
+
+TEST(StickySession, ANewLifetimeStartsWithoutItsOldExit) {
+  auto s = flat_pool(64);
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  attempt_request r{.sticky_key = "k", .sticky_ttl = 60s};
+  int changed = 0;
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    r.sticky_key = key;
+    const exit* a = &d.begin(s, r, t0).granted.chosen();
+    const exit* b = &d.begin(s, r, t0 + 61s).granted.chosen();
+    changed += a != b ? 1 : 0;
+  }
+  EXPECT_GE(changed, 15);  // a fresh rendezvous choice: 63 in 64 land elsewhere
+}
+
+// Large pools take the bounded sticky path; the anchor rules are the same.
+TEST(StickySession, LargePoolWaitsForItsExitToo) {
+  auto s = flat_pool(static_cast<int>(fast_path_min) * 2, {.per_exit_rate = 1, .burst = 1});
+  local_state st;
+  driver d(policy::random, 1, st, 30s);
+  const exit* mine = &d.begin(s, session_s1, t0).granted.chosen();
+  auto b = d.begin(s, session_s1, t0 + 100ms);
+  EXPECT_EQ(b.refused, failure::no_capacity);
+  EXPECT_EQ(b.wait, session_wait::rate_limit);
+  EXPECT_EQ(b.session_exit, mine);
+  EXPECT_EQ(b.retry_at, t0 + 1s);
+  EXPECT_EQ(&d.begin(s, session_s1, t0 + 1s).granted.chosen(), mine);
+}
+
 TEST(Attempt, ObserverSeesEveryCompletion) {
   auto s = pool_of(1);
   local_state st;

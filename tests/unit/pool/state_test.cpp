@@ -79,9 +79,16 @@ TEST(LocalState, ReportUsesItsHealthConfig) {
 
 TEST(LocalState, SessionsAndTiers) {
   local_state st({}, {}, 60s);
-  const auto g = st.session_generation("k", 10s, t0);
-  EXPECT_EQ(st.session_generation("k", 10s, t0 + 5s), g);
-  EXPECT_NE(st.session_generation("k", 10s, t0 + 11s), g);
+  const auto g = st.session("k", 10s, t0).generation;
+  EXPECT_EQ(st.session("k", 10s, t0).anchor, 0u);
+  st.anchor_session("k", g, 42);
+  EXPECT_EQ(st.session("k", 10s, t0 + 5s).generation, g);
+  EXPECT_EQ(st.session("k", 10s, t0 + 5s).anchor, 42u);
+  st.anchor_session("k", g + 1, 7);  // another generation: ignored
+  EXPECT_EQ(st.session("k", 10s, t0 + 6s).anchor, 42u);
+  const auto next = st.session("k", 10s, t0 + 11s);
+  EXPECT_NE(next.generation, g);
+  EXPECT_EQ(next.anchor, 0u);  // a new lifetime starts without an exit
   st.record_tier("x.test", 2, t0);
   EXPECT_EQ(st.start_tier("x.test", t0 + 59s), 2);
   EXPECT_FALSE(st.start_tier("x.test", t0 + 60s).has_value());

@@ -88,6 +88,9 @@ TEST(user_params, rejects_bad_credentials) {
       {"alice", "pw_country-us_colour-red", "unknown option 'colour' in password"},
       {"", "pw", "empty user name"},
       {"-country-us", "pw", "empty user name"},
+      {"alice-session-a-sessbusy-hop", "pw", "bad sessbusy 'hop' in username (want wait or move)"},
+      {"alice-sessbusy-wait", "pw_sessbusy-move",
+       "conflicting values for 'sessbusy': 'wait' in username, 'move' in password"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.username + " / " + c.password);
@@ -95,6 +98,13 @@ TEST(user_params, rejects_bad_credentials) {
     EXPECT_FALSE(r.params.has_value());
     EXPECT_EQ(r.error, c.error);
   }
+}
+
+TEST(user_params, session_busy_says_wait_or_move) {
+  EXPECT_FALSE(parse_credentials("alice-session-a", "pw").params->session_move_when_busy.has_value());
+  EXPECT_EQ(parse_credentials("alice-session-a-sessbusy-move", "pw").params->session_move_when_busy, true);
+  EXPECT_EQ(parse_credentials("alice-session-a-SessBusy-WAIT", "pw").params->session_move_when_busy, false);
+  EXPECT_EQ(parse_credentials("alice-session-a", "pw_sessbusy-move").params->session_move_when_busy, true);
 }
 
 TEST(user_params, session_case_is_kept_but_session_values_compare_exactly) {
