@@ -101,10 +101,12 @@ class attempt {
   std::shared_ptr<const snapshot> snap_;
   exit* exit_ = nullptr;
   lease lease_;
-  std::string host_;
+  std::string host_own_;   // the host, when the attempt keeps its own copy
+  std::string_view host_;  // host_own_, or the caller's (attempt_request::host_outlives_attempt)
   int tier_ = 0;
   bool probe_ = false;  // holds the exit's probe slot
   bool completed_ = false;
+  bool owns_host_ = false;
 };
 
 // What a request asks of the pool.
@@ -114,8 +116,16 @@ struct attempt_request {
   // from first use is sticky_ttl.
   std::string_view sticky_key;
   std::chrono::seconds sticky_ttl{std::chrono::minutes(10)};
+  // Sticky without a lifetime: the key's generation is always 0 and nothing is remembered
+  // for it (sticky_ttl is unused). fetch --session-per-host: one exit per host for the
+  // whole run, while that exit is usable.
+  bool sticky_forever = false;
   // Target host (lower-case, no port); empty: no bans, host limits or tier memory.
   std::string_view host;
+  // The caller keeps host's characters alive and unchanged until the attempt is released
+  // or destroyed (fetch: the job owns both): the attempt refers to them instead of
+  // copying, so granting allocates nothing.
+  bool host_outlives_attempt = false;
   // Exits already tried by this request: never granted again.
   std::span<const exit* const> exclude;
 };
