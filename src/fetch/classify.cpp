@@ -98,4 +98,27 @@ void apply_ban(classification& c, const ban_verdict& v) {
   }
 }
 
+pool::attempt_outcome outcome_of(const classification& c, std::optional<std::chrono::milliseconds> ban) {
+  pool::attempt_outcome o;
+  switch (c.failed) {
+    case party::none:
+      o.who = pool::fault::none;
+      break;
+    case party::exit:
+      o.who = pool::fault::exit;
+      break;
+    case party::target:
+      o.who = pool::fault::target;
+      break;
+    case party::client:
+      o.who = pool::fault::client;
+      break;
+  }
+  o.connected = c.completed && c.failed != party::exit;
+  o.latency = c.latency;
+  o.status = static_cast<int>(c.status);
+  o.ban = ban;
+  return o;
+}
+
 }  // namespace exitpool::fetch

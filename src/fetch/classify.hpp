@@ -1,19 +1,22 @@
 #pragma once
 // What one fetch attempt came to: a pure function of what libcurl reported (result code,
 // HTTP status, CONNECT code, a proxy's challenge, timings) and the exit's scheme. No I/O,
-// no clock, no pool: the caller reports the classification to the pool and decides on a
-// retry from it. Any thread.
+// no clock: the caller completes the pool attempt with outcome_of() and decides on a
+// retry from the classification. Any thread.
 //
-// Two steps, because the ban judgement (status list, patterns, Retry-After) belongs to
-// the pool-driving code: classify() first, then apply_ban() with its verdict.
+// Three steps, because the ban judgement (pool::ban_policy: status list, patterns,
+// Retry-After) needs the response: classify() first, then apply_ban() with the policy's
+// verdict, then outcome_of() for pool::attempt::complete.
 
 #include <curl/curl.h>
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "pool/attempt.hpp"
 #include "proto/pool_line.hpp"
 
 namespace exitpool::fetch {
@@ -75,5 +78,13 @@ classification classify(const attempt_facts& f);
 // Folds in the ban judgement on a completed attempt: a ban is the target refusing this
 // exit for this host, retryable on another exit; an exit failure keeps its text.
 void apply_ban(classification& c, const ban_verdict& v);
+
+// What the attempt tells the pool (pool::attempt::complete), after apply_ban: who failed,
+// the status and the ban (`ban`: the policy's verdict). Health: a transfer that completed
+// through the exit is a success, with the time to first byte as its latency sample; the
+// exit's own failures count against it; anything else (the target or the request failed
+// before a response came back) says nothing about the exit. (classification::connected is
+// wider: a CONNECT tunnel opened to a target that then timed out has no usable latency.)
+pool::attempt_outcome outcome_of(const classification& c, std::optional<std::chrono::milliseconds> ban);
 
 }  // namespace exitpool::fetch

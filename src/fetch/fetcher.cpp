@@ -1,8 +1,9 @@
 // A fetch shard's flow, per URL: take it from the input ring (pull) -> queue it by host
-// (host_scheduler: --per-host, --delay, AIMD) -> when its host is ready, ask the pool for
-// an exit (acquire_exit) and start the transfer (transfer_engine) -> when it completes,
-// classify the attempt (classify), report it to the pool (report_attempt: health, tiers,
-// bans) -> retry later on another exit, or write its result (line, body file, WARC).
+// (host_scheduler: --per-host, --delay, AIMD) -> when its host is ready, begin a pool
+// attempt (begin_attempt: pool::driver::begin) and start the transfer (transfer_engine)
+// -> when it completes, classify it (classify), judge a ban (judge_ban: pool::ban_policy)
+// and complete the attempt (pool::attempt::complete: health, tiers, bans) -> retry later
+// on another exit, or write its result (line, body file, WARC).
 // The run around the shards (input reader, progress, summary) is in run.cpp.
 
 #include <fmt/format.h>
@@ -14,8 +15,8 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <random>
-#include <regex>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -30,8 +31,8 @@
 #include "fetch/shard.hpp"
 #include "fetch/transfer.hpp"
 #include "fetch/writer.hpp"
-#include "pool/ban.hpp"
-#include "pool/selector.hpp"
+#include "pool/attempt.hpp"
+#include "pool/ban_policy.hpp"
 #include "proto/pool_line.hpp"
 
 namespace exitpool::fetch {
@@ -53,18 +54,11 @@ struct job {
   std::vector<const pool::exit*> tried;
   time_point queue_deadline{};  // set at the first "no capacity" wait
   std::string history;          // "exit: what failed; ..." over the attempts
-  // The attempt in flight.
-  pool::exit* exit = nullptr;
-  pool::lease lease;
-  bool probe = false;
-  int tier = 0;
+  // The attempt in flight: its exit's lease (and probe slot) is held from the start of
+  // the transfer until it is written or retried, or the job goes (a stop). It refers
+  // to `host` (host_outlives_attempt).
+  pool::attempt attempt;
   response_capture cap;  // filled by libcurl's callbacks
-
-  void reset_attempt() {
-    exit = nullptr;
-    lease.release();
-    probe = false;
-  }
 };
 
 bool is_proxy(const proto::exit_spec& s) {
@@ -86,7 +80,8 @@ transfer_options transfer_options_of(const fetch_config& cfg) {
     o.keep = std::max(o.keep, cfg.max_body);
   }
   if (!cfg.ban_patterns.empty()) {
-    o.keep = std::max<std::size_t>(o.keep, 16 * 1024);  // ban patterns look at the body's start
+    o.keep = std::max(o.keep, pool::ban_policy::look_ahead);  // ban patterns look at the body's start
+    o.ban_lines = true;                                       // ... and at every header
   }
   return o;
 }
@@ -98,7 +93,8 @@ class fetch_shard final : public shard {
         g_(g),
         index_(index),
         local_cap_(static_cast<std::size_t>(std::max(1024, g.cfg.concurrency * 2))),
-        selector_(g.cfg.policy, 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(index + 1)),
+        driver_(g.cfg.policy, 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(index + 1), *g.state,
+                g.cfg.health.probe_timeout),
         rng_(static_cast<std::uint64_t>(index) * 7919 + 17),
         sched_(scheduler_config{g.cfg.per_host, from_seconds(g.cfg.delay_s), g.cfg.auto_throttle}),
         lines_(*g.log),
@@ -250,29 +246,26 @@ class fetch_shard final : public shard {
   struct exit_grant {
     enum class kind { attempt, wait, refused };
     kind k = kind::refused;
-    // attempt: the exit to use, its lease and probe slot, its tier.
-    pool::exit* exit = nullptr;
-    pool::lease lease;
-    bool probe = false;
-    int tier = 0;
     time_point wait_until{};  // wait: no exit has capacity for the host before then
     std::string error;        // refused: the URL's error result
   };
 
-  // Every call into the pool that chooses an exit for an attempt (pick, exact lease,
-  // probe slot, the no-capacity wait up to --queue-timeout). Only this function and
-  // report_attempt() drive the pool.
-  exit_grant acquire_exit(job& j, time_point now) {
+  // Begins the job's next attempt (pool::driver::begin): on success j.attempt holds the
+  // exit, its lease and probe slot. Otherwise the job waits for an exit with capacity (up
+  // to --queue-timeout from its first wait) or is refused. The only place fetch asks the
+  // pool for an exit; complete() is the only place it reports one.
+  exit_grant begin_attempt(job& j, time_point now) {
     const auto& cfg = g_.cfg;
     exit_grant out;
-    pool::pick_request r;
+    pool::attempt_request r;
     r.f = cfg.filter;
     r.host = j.host;
-    r.st = g_.state.get();
-    r.probe_timeout = cfg.health.probe_timeout;
+    r.host_outlives_attempt = true;  // j.host: the job owns both
     if (cfg.session_per_host) {
       r.sticky_key = j.host;
+      r.sticky_forever = true;
     }
+    r.queued = j.queue_deadline != time_point{};
     const auto& wrong_family = j.family == 6 ? v4_exits_ : j.family == 4 ? v6_exits_ : no_exits_;
     auto exclusions = [&]() -> std::span<const pool::exit* const> {
       if (wrong_family.empty()) {
@@ -286,114 +279,73 @@ class fetch_shard final : public shard {
       return exclude_scratch_;
     };
     r.exclude = exclusions();
-    auto p = selector_.pick(*g_.snap, r, now);
-    if (p.error == pool::pick_error::exhausted && !j.tried.empty()) {
+    auto b = driver_.begin(g_.snap, r, now);
+    if (b.refused == pool::failure::exhausted && !j.tried.empty()) {
       // Every matching exit was tried once: later attempts may use them again.
       j.tried.clear();
       r.exclude = exclusions();
-      p = selector_.pick(*g_.snap, r, now);
+      b = driver_.begin(g_.snap, r, now);
     }
-    if (p.error == pool::pick_error::no_match) {
-      out.error = "no exit matches " + cfg.filter.describe();
-      return out;
-    }
-    pool::lease lease;
-    if (p.chosen != nullptr) {
-      lease = pool::lease::try_acquire(*p.chosen);
-      if (!lease) {
-        if (p.probe) {
-          p.chosen->release_probe();
-        }
-        p.error = pool::pick_error::no_capacity;
-        p.retry_at = now + pool::capacity_poll;
-      }
-    }
-    if (p.error == pool::pick_error::no_capacity) {
-      if (j.queue_deadline == time_point{}) {
-        j.queue_deadline = now + from_seconds(cfg.queue_timeout_s);
-      }
-      if (now >= j.queue_deadline) {
-        out.error = fmt::format(
-            "no exit had capacity for {} within {} s ({} matching: {} banned for this host, {} "
-            "rate-limited or busy){}{}",
-            j.host, cfg.queue_timeout_s, p.matching, p.banned, p.limited,
-            j.history.empty() ? "" : "; earlier: ", j.history);
+    switch (b.refused) {
+      case pool::failure::none:
+        break;
+      case pool::failure::no_match:
+        out.error = "no exit matches " + cfg.filter.describe();
         return out;
-      }
-      out.k = exit_grant::kind::wait;
-      out.wait_until = std::min(std::max(p.retry_at, now + milliseconds(1)), j.queue_deadline);
-      return out;
-    }
-    if (p.chosen == nullptr) {
-      out.error = j.history.empty() && !wrong_family.empty()
-                      ? fmt::format(
-                            "no exit can reach this IPv{} address (direct exits of the other family are "
-                            "skipped)",
-                            j.family)
-                      : "no exit left to try" + (j.history.empty() ? std::string() : ": " + j.history);
-      return out;
+      case pool::failure::no_capacity:
+        if (j.queue_deadline == time_point{}) {
+          j.queue_deadline = now + from_seconds(cfg.queue_timeout_s);
+        }
+        if (now >= j.queue_deadline && b.wait != pool::session_wait::none) {
+          out.error = fmt::format("the session's exit {} for {} had no capacity within {} s ({}){}{}",
+                                  b.session_exit->id(), j.host, cfg.queue_timeout_s,
+                                  pool::session_wait_name(b.wait), j.history.empty() ? "" : "; earlier: ",
+                                  j.history);
+          return out;
+        }
+        if (now >= j.queue_deadline) {
+          out.error = fmt::format(
+              "no exit had capacity for {} within {} s ({} matching: {} banned for this host, {} "
+              "rate-limited or busy){}{}",
+              j.host, cfg.queue_timeout_s, b.matching, b.banned, b.limited,
+              j.history.empty() ? "" : "; earlier: ", j.history);
+          return out;
+        }
+        out.k = exit_grant::kind::wait;
+        out.wait_until = std::min(std::max(b.retry_at, now + milliseconds(1)), j.queue_deadline);
+        return out;
+      default:  // exhausted: every exit that may serve this URL was tried
+        out.error = j.history.empty() && !wrong_family.empty()
+                        ? fmt::format(
+                              "no exit can reach this IPv{} address (direct exits of the other family are "
+                              "skipped)",
+                              j.family)
+                        : "no exit left to try" + (j.history.empty() ? std::string() : ": " + j.history);
+        return out;
     }
     j.queue_deadline = {};
+    j.attempt = std::move(b.granted);
     out.k = exit_grant::kind::attempt;
-    out.exit = p.chosen;
-    out.lease = std::move(lease);
-    out.probe = p.probe;
-    out.tier = p.tier;
     return out;
   }
 
-  // Every report to the pool on a finished attempt: the exit's health (and its probe
-  // slot), the host's tier memory, and the ban judgement (--ban-status, --ban-pattern,
-  // Retry-After), which it returns.
-  ban_verdict report_attempt(job& j, const classification& c, time_point now) {
-    const auto& cfg = g_.cfg;
-    pool::exit* ex = j.exit;
-    if (c.failed == party::exit) {
-      ex->report({false, c.latency}, now, cfg.health);
-    } else if (c.completed) {
-      ex->report({true, c.latency}, now, cfg.health);
-      g_.state->record_tier(j.host, j.tier, now);
-    } else if (j.probe) {
-      ex->release_probe();  // the target failed: says nothing about the exit
+  // The ban policy's verdict on a completed attempt (pool/ban_policy.hpp): the same policy
+  // object as the gateway's would be for the same options, over the same text (the last
+  // response's status line and headers, the first 16 KiB of its body; head_capture.hpp).
+  std::optional<milliseconds> judge_ban(const job& j, const classification& c) const {
+    const auto& policy = g_.ban_policy;
+    if (!c.completed || !policy.may_ban(static_cast<int>(c.status))) {
+      return std::nullopt;
     }
-
-    // Ban: a ban status, or a pattern in the status line, the kept headers or the body start.
-    ban_verdict v;
-    if (!c.completed) {
-      return v;
-    }
-    v.banned = std::find(cfg.ban_statuses.begin(), cfg.ban_statuses.end(), c.status) != cfg.ban_statuses.end();
-    if (!v.banned && !g_.ban_patterns.empty()) {
-      std::string text = fmt::format("{}\n", c.status);
-      for (const auto& [name, value] : j.cap.headers) {
-        text += name + ": " + value + "\n";
-      }
-      text += "\n";
-      text.append(j.cap.body, 0, std::min<std::size_t>(j.cap.body.size(), 16 * 1024));
-      for (const auto& re : g_.ban_patterns) {
-        if (std::regex_search(text, re)) {
-          v.banned = true;
-          break;
-        }
-      }
-    }
-    if (v.banned) {
-      v.retry_after = j.cap.header("retry-after");
-      auto ban_for = duration_cast<clock::duration>(std::chrono::duration<double>(cfg.ban_duration_s));
-      if (!v.retry_after.empty()) {
-        if (auto d = pool::parse_retry_after(v.retry_after, std::chrono::system_clock::now())) {
-          ban_for = *d;
-        }
-      }
-      g_.state->ban(*ex, j.host, now + ban_for);
-    }
-    return v;
+    pool::response_sample sample = j.cap.head.sample(j.cap.body);
+    sample.status = static_cast<int>(c.status);  // libcurl's reading of the status line decides
+    return policy.judge(sample, std::chrono::system_clock::now());
   }
 
   // Asks the pool for an exit and starts the transfer (the shard then owns the job until
   // it completes); or the job finishes with an error, or waits for an exit with capacity.
   start_result start(std::unique_ptr<job>& j, time_point now) {
-    auto grant = acquire_exit(*j, now);
+    auto grant = begin_attempt(*j, now);
     if (grant.k == exit_grant::kind::refused) {
       fetch_result res;
       res.url = j->url;
@@ -405,17 +357,13 @@ class fetch_shard final : public shard {
     if (grant.k == exit_grant::kind::wait) {
       return start_result::wait(grant.wait_until);
     }
-    j->reset_attempt();
-    j->exit = grant.exit;
-    j->lease = std::move(grant.lease);
-    j->probe = grant.probe;
-    j->tier = grant.tier;
     if (++j->attempts > 1) {
       counters.retries.fetch_add(1, std::memory_order_relaxed);
     }
     job* raw = j.get();  // CURLOPT_PRIVATE: in_flight_ owns it
     in_flight_.emplace(raw, std::move(j));
-    transfers_.start(raw->url, grant.exit->spec(), grant.exit->index(), opts_, raw->cap, raw);
+    const pool::exit& ex = raw->attempt.chosen();
+    transfers_.start(raw->url, ex.spec(), ex.index(), opts_, raw->cap, raw);
     return start_result::started();
   }
 
@@ -442,7 +390,7 @@ class fetch_shard final : public shard {
     release_slot();
 
     const transfer_info& info = done.info;
-    pool::exit* ex = j->exit;
+    const pool::exit* ex = &j->attempt.chosen();  // owned by the snapshot, which outlives the run
     attempt_facts facts;
     facts.rc = done.rc;
     facts.setup_error = done.setup_error;
@@ -455,7 +403,11 @@ class fetch_shard final : public shard {
     facts.total_us = info.total_us;
     facts.curl_error = j->cap.errbuf;
     auto c = classify(facts);
-    apply_ban(c, report_attempt(*j, c, now));
+    const auto ban = judge_ban(*j, c);
+    if (ban) {
+      apply_ban(c, {true, std::string(j->cap.head.retry_after())});
+    }
+    j->attempt.complete(outcome_of(c, ban), now);
 
     sched_.done(j->host, now, throttle_signal{c.overload, c.completed, info.ttfb_us});
     if (!c.what.empty()) {
@@ -470,7 +422,7 @@ class fetch_shard final : public shard {
     }
     if (c.retryable && j->attempts <= cfg.retries) {
       j->tried.push_back(ex);
-      j->lease.release();
+      j->attempt.release();
       const auto at = now + backoff(j->attempts);
       const std::string_view host = j->host;  // the job's own string: it does not move
       sched_.retry_at(host, std::move(j), at);
@@ -518,7 +470,7 @@ class fetch_shard final : public shard {
                                  j->cap.raw_head, j->cap.body, j->cap.request_head},
                                 rng_);
     }
-    j->lease.release();
+    j->attempt.release();
     finish(std::move(j), r, warc_bytes);
   }
 
@@ -549,7 +501,7 @@ class fetch_shard final : public shard {
   shared_state& g_;
   int index_;
   std::size_t local_cap_;
-  pool::selector selector_;
+  pool::driver driver_;  // this shard's way into the pool (its selector)
   std::mt19937_64 rng_;
   std::vector<const pool::exit*> v4_exits_, v6_exits_, no_exits_, exclude_scratch_;
   host_scheduler<job> sched_;                                       // jobs queued or waiting to retry

@@ -2,8 +2,9 @@
 // `exitpool fetch`: the batch fetcher. URLs are streamed from the input, sharded by a
 // hash of their host (so per-host politeness state lives in one shard, lock-free),
 // and fetched by N shards, each one thread with its own libcurl multi handle and its
-// own pool::selector. Exits are chosen, reported on, banned and rate-limited by the
-// same pool library as the gateway (pool/selector.hpp, pool/ban.hpp, ...).
+// own pool::driver. Exits are chosen, reported on, banned and rate-limited through the
+// same pool API as the gateway's (pool/attempt.hpp), and bans are judged by the same
+// pool::ban_policy built from the same options (pool/ban_policy.hpp).
 //
 // Threads: run_fetch() starts one input reader, N shards, and uses the calling
 // thread for progress, periodic fsync and the final summary.

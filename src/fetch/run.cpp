@@ -129,13 +129,10 @@ int run_fetch(const fetch_config& cfg) {
   }
   g.snap = pool::snapshot::build(std::move(specs), nullptr, cfg.limits);
   g.state = std::make_unique<pool::local_state>(cfg.limits, cfg.health);
-  for (const auto& p : cfg.ban_patterns) {
-    try {
-      g.ban_patterns.emplace_back(p, std::regex::ECMAScript | std::regex::optimize);
-    } catch (const std::regex_error& e) {
-      throw std::runtime_error(fmt::format("--ban-pattern '{}': {}", p, e.what()));
-    }
-  }
+  // Throws std::invalid_argument naming a --ban-pattern that does not compile.
+  g.ban_policy = pool::ban_policy(
+      cfg.ban_statuses, cfg.ban_patterns,
+      std::chrono::duration_cast<milliseconds>(std::chrono::duration<double>(std::max(0.0, cfg.ban_duration_s))));
 
   // The state dir holds a lock, so two runs never append to one output at once.
   namespace fs = std::filesystem;

@@ -1,7 +1,7 @@
 #pragma once
 // Internal to `fetch`: what the input reader, the shards and the main thread share, and
 // the shard interface run_fetch() drives. A shard is one thread with its own libcurl
-// multi handle, host scheduler and pool selector; the URLs of a host all go to one shard
+// multi handle, host scheduler and pool::driver; the URLs of a host all go to one shard
 // (fetcher.cpp has the shard's flow, run.cpp the run around it).
 
 #include <atomic>
@@ -9,7 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -17,11 +16,9 @@
 #include "fetch/progress.hpp"
 #include "fetch/result_log.hpp"
 #include "fetch/spsc_ring.hpp"
-#include "pool/ban.hpp"
+#include "pool/ban_policy.hpp"
 #include "pool/pool.hpp"
-#include "pool/rate_limit.hpp"
 #include "pool/state.hpp"
-#include "pool/tier.hpp"
 
 namespace exitpool::fetch {
 
@@ -45,7 +42,7 @@ struct shared_state {
   const fetch_config& cfg;
   std::shared_ptr<const pool::snapshot> snap;
   std::unique_ptr<pool::local_state> state;  // the state seam (pool/state.hpp)
-  std::vector<std::regex> ban_patterns;
+  pool::ban_policy ban_policy;               // --ban-status, --ban-pattern, --ban-time (as serve's)
   result_log* log = nullptr;
   std::vector<shard*> shards;
   // Requests in flight over all shards, against --concurrency: one host's URLs all live

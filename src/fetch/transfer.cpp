@@ -31,6 +31,7 @@ std::size_t write_cb(char* data, std::size_t size, std::size_t n, void* user) {
 std::size_t header_cb(char* data, std::size_t size, std::size_t n, void* user) {
   auto* c = static_cast<response_capture*>(user);
   const std::size_t len = size * n;
+  c->head.line(std::string_view(data, len));
   std::string_view line = trim(std::string_view(data, len));
   if (line.starts_with("HTTP/")) {
     c->headers.clear();  // a new response (after a redirect or a 1xx): keep the last one's
@@ -223,7 +224,8 @@ void check(CURLMcode rc, const char* what) {
 
 }  // namespace
 
-void response_capture::reset() {
+void response_capture::reset(bool ban_lines) {
+  head.reset(ban_lines);
   body.clear();
   truncated = false;
   body_size = 0;
@@ -307,7 +309,7 @@ CURLSH* transfer_engine::share_for(std::uint32_t exit_index) {
 
 void transfer_engine::start(const std::string& url, const proto::exit_spec& exit, std::uint32_t exit_index,
                             const transfer_options& opts, response_capture& cap, void* tag) {
-  cap.reset();
+  cap.reset(opts.ban_lines);
   cap.keep = opts.keep;
   cap.warc = opts.warc;
   CURL* e = take_easy();

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "fetch/head_capture.hpp"
 #include "proto/pool_line.hpp"
 
 namespace exitpool::fetch {
@@ -37,8 +38,9 @@ struct transfer_options {
   bool insecure = false;  // do not verify targets' certificates
   std::string ca_file;    // extra CA bundle for targets and https:// exits
   bool http2 = true;
-  bool warc = false;     // keep the raw heads (and ask for no content coding)
-  std::size_t keep = 0;  // body bytes to keep
+  bool warc = false;       // keep the raw heads (and ask for no content coding)
+  std::size_t keep = 0;    // body bytes to keep
+  bool ban_lines = false;  // keep every header line of the last response (ban patterns read them)
 };
 
 // What the callbacks capture of one attempt's response. Owned by the caller; it must
@@ -53,9 +55,11 @@ struct response_capture {
   bool proxy_challenge = false;  // the last response carried Proxy-Authenticate: it came from the proxy
   std::string raw_head;          // --warc: the last response's status line and headers, as received
   std::string request_head;      // --warc: the last request head sent to the target
+  head_capture head;             // the last response's head as the ban policy reads it
   char errbuf[CURL_ERROR_SIZE] = {};
 
-  void reset();
+  // Ready for a new attempt; `ban_lines`: see transfer_options.
+  void reset(bool ban_lines = false);
   // The value of a kept header (lower-case name); empty when absent.
   std::string header(std::string_view name) const;
 };

@@ -10,10 +10,14 @@ attempt::attempt(attempt&& o) noexcept
       snap_(std::move(o.snap_)),
       exit_(std::exchange(o.exit_, nullptr)),
       lease_(std::move(o.lease_)),
-      host_(std::move(o.host_)),
+      host_own_(std::move(o.host_own_)),
+      host_(o.owns_host_ ? std::string_view(host_own_) : o.host_),
       tier_(o.tier_),
       probe_(std::exchange(o.probe_, false)),
-      completed_(o.completed_) {}
+      completed_(o.completed_),
+      owns_host_(o.owns_host_) {
+  o.host_ = {};
+}
 
 attempt& attempt::operator=(attempt&& o) noexcept {
   if (this != &o) {
@@ -23,7 +27,10 @@ attempt& attempt::operator=(attempt&& o) noexcept {
     snap_ = std::move(o.snap_);
     exit_ = std::exchange(o.exit_, nullptr);
     lease_ = std::move(o.lease_);
-    host_ = std::move(o.host_);
+    owns_host_ = o.owns_host_;
+    host_own_ = std::move(o.host_own_);
+    host_ = owns_host_ ? std::string_view(host_own_) : o.host_;
+    o.host_ = {};
     tier_ = o.tier_;
     probe_ = std::exchange(o.probe_, false);
     completed_ = o.completed_;
@@ -66,6 +73,7 @@ void attempt::release() {
   probe_ = false;
   lease_.release();
   exit_ = nullptr;
+  host_ = {};  // possibly the caller's characters: not to be read after this
   snap_.reset();
 }
 
@@ -83,7 +91,9 @@ begin_result driver::begin(std::shared_ptr<const snapshot> snap, const attempt_r
   const bool sticky = !r.sticky_key.empty();
   session_info session;
   if (sticky) {
-    session = st_.session(r.sticky_key, r.sticky_ttl, now);
+    // A lifetime no run reaches (and no time_point arithmetic overflows with).
+    constexpr std::chrono::seconds forever = std::chrono::hours(24 * 365 * 100);
+    session = st_.session(r.sticky_key, r.sticky_forever ? forever : r.sticky_ttl, now);
     req.sticky_key = r.sticky_key;
     req.sticky_generation = session.generation;
     req.sticky_anchor = session.anchor;
@@ -146,7 +156,13 @@ begin_result driver::begin(std::shared_ptr<const snapshot> snap, const attempt_r
   a.snap_ = std::move(snap);
   a.exit_ = pick.chosen;
   a.lease_ = std::move(l);
-  a.host_.assign(r.host);
+  a.owns_host_ = !r.host_outlives_attempt;
+  if (a.owns_host_) {
+    a.host_own_.assign(r.host);
+    a.host_ = a.host_own_;
+  } else {
+    a.host_ = r.host;
+  }
   a.tier_ = pick.tier;
   a.probe_ = pick.probe;
   return out;

@@ -106,10 +106,12 @@ class attempt {
   std::shared_ptr<const snapshot> snap_;
   exit* exit_ = nullptr;
   lease lease_;
-  std::string host_;
+  std::string host_own_;   // the host, when the attempt keeps its own copy
+  std::string_view host_;  // host_own_, or the caller's (attempt_request::host_outlives_attempt)
   int tier_ = 0;
   bool probe_ = false;  // holds the exit's probe slot
   bool completed_ = false;
+  bool owns_host_ = false;
 };
 
 // What a request asks of the pool.
@@ -125,8 +127,16 @@ struct attempt_request {
   // The caller already waited for this request (no_capacity before): a session wait is
   // counted once per request.
   bool queued = false;
+  // Sticky without a lifetime (sticky_ttl is unused): the key's generation stays 0 and
+  // its anchor is kept for the whole run. fetch --session-per-host: one exit per host,
+  // waited for while busy, left only when unusable (as for any session).
+  bool sticky_forever = false;
   // Target host (lower-case, no port); empty: no bans, host limits or tier memory.
   std::string_view host;
+  // The caller keeps host's characters alive and unchanged until the attempt is released
+  // or destroyed (fetch: the job owns both): the attempt refers to them instead of
+  // copying, so granting allocates nothing.
+  bool host_outlives_attempt = false;
   // Exits already tried by this request: never granted again.
   std::span<const exit* const> exclude;
 };

@@ -4,11 +4,25 @@
 #include <stdexcept>
 
 #include "pool/ban.hpp"
+#include "proto/http_head.hpp"
 
 namespace exitpool::pool {
 
 void append_header_line(std::string& lines, std::string_view name, std::string_view value) {
   lines.append(name).append(": ").append(value).append("\n");
+}
+
+response_sample sample_of(const proto::response_head& head, std::string_view body, std::string& lines) {
+  lines.clear();
+  for (const auto& h : head.headers) {
+    append_header_line(lines, h.name, h.value);
+  }
+  const auto* ra = proto::find_header(head.headers, "Retry-After");
+  return {.status = head.status,
+          .reason = head.reason,
+          .header_lines = lines,
+          .body = body,
+          .retry_after = ra != nullptr ? std::string_view(ra->value) : std::string_view()};
 }
 
 ban_policy::ban_policy(std::vector<int> statuses, const std::vector<std::string>& patterns,

@@ -13,6 +13,9 @@
 //    A match is a ban.
 //  - A ban lasts the response's `Retry-After` (delta-seconds or HTTP-date, clamped to
 //    one hour) when it has a valid one, else `duration`.
+// Who builds the sample: the gateway from its parsed response head (sample_of, below);
+// fetch from libcurl's header lines with the same rules (fetch/head_capture.hpp).
+// tests/unit/fetch/head_capture_test.cpp shows both give the same verdicts.
 // Built once at startup (patterns compiled then), then read-only: any thread.
 
 #include <chrono>
@@ -21,6 +24,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace exitpool::proto {
+struct response_head;
+}
 
 namespace exitpool::pool {
 
@@ -35,6 +42,12 @@ struct response_sample {
 
 // Appends one header to a response_sample::header_lines text.
 void append_header_line(std::string& lines, std::string_view name, std::string_view value);
+
+// The sample of a parsed response head (proto::parse_response_head: header names as
+// sent, values without surrounding whitespace) and the body bytes read so far. `lines`
+// is cleared and holds the header lines (the sample points into it, into `head` and
+// into `body`). Retry-After: the first one.
+response_sample sample_of(const proto::response_head& head, std::string_view body, std::string& lines);
 
 class ban_policy {
  public:

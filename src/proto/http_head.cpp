@@ -77,6 +77,8 @@ bool is_token(std::string_view s) {
   return true;
 }
 
+}  // namespace
+
 std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && is_ows(s.front())) {
     s.remove_prefix(1);
@@ -86,6 +88,8 @@ std::string_view trim_ows(std::string_view s) {
   }
   return s;
 }
+
+namespace {
 
 // ---- the head scanner shared by requests and responses ----
 

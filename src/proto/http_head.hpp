@@ -69,6 +69,9 @@ response_parse_result parse_response_head(std::string_view buf, const head_limit
 // Case-insensitive header lookup; the first match.
 const header* find_header(const std::vector<header>& headers, std::string_view name);
 bool iequals(std::string_view a, std::string_view b);
+// `s` without the spaces and tabs around it (optional whitespace, RFC 9110 section 5.6.3):
+// how a header value is read.
+std::string_view trim_ows(std::string_view s);
 // True when the comma-separated header value list contains `token` (case-insensitive).
 bool header_has_token(std::string_view value, std::string_view token);
 

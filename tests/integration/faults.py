@@ -48,6 +48,7 @@ class Answer:
     body: bytes = b""
     headers: dict = field(default_factory=dict)
     delay: float = 0.0  # seconds to sleep before answering (bounded by the handler's timeout)
+    reason: str | None = None  # the status line's reason phrase; None: the standard one
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -69,7 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
             ans = origin.decide(hit)
             if ans.delay:
                 time.sleep(min(ans.delay, 5.0))
-            self.send_response(ans.status)
+            self.send_response(ans.status, ans.reason)
             for k, v in ans.headers.items():
                 self.send_header(k, v)
             self.send_header("X-Origin-Remote-Addr", hit.src)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from faults import Answer, RecordingOrigin
+from faults import Answer, RecordingOrigin, quiet_flags, request
 from helpers import EXIT_IPS, exitpool_bin
 
 DIRECT = {f"d{i}": f"127.0.0.{20 + i}" for i in range(1, 5)}  # d1..d4 -> 127.0.0.21..24
@@ -257,6 +257,45 @@ def test_retry_after_is_honoured_when_no_other_exit_can_serve(tmp_path):
         (r,) = f.results()
         assert r["status"] == 200 and r["attempts"] == 2, r
         assert len(seen) == 2 and 0.9 <= seen[1] - seen[0] <= 3, seen
+
+
+# One ban policy for `serve` and `fetch` (issue 10): a pattern on the status line's reason phrase, on a
+# header fetch does not write to its results, or on the body; the status (200) is in no ban list.
+SAME_BAN = {
+    "reason": ("^200 Solve The Captcha\\n", Answer(200, b"fine\n", reason="Solve The Captcha")),
+    "header": ("\\nX-Challenge: captcha", Answer(200, b"fine\n", {"X-Challenge": "captcha-required"})),
+    "body": ("please solve", Answer(200, b"<p>please solve the captcha</p>\n")),
+}
+
+
+@pytest.mark.parametrize("where", sorted(SAME_BAN))
+def test_serve_and_fetch_ban_an_exit_on_the_same_response(start_gateway, tmp_path, where):
+    """The origin gives d1 (127.0.0.21) the same answer whether the request came through `serve` or `fetch`,
+    both run with the same --ban-status / --ban-pattern: both ban d1 for that host after one such answer and
+    serve every request from d2; the client / the result never sees the ban answer."""
+    pattern, banned_answer = SAME_BAN[where]
+
+    def decide(hit):
+        return banned_answer if hit.src == DIRECT["d1"] else Answer(200, f"ok {hit.src}\n".encode())
+
+    flags = ["--ban-status", "599", "--ban-pattern", pattern]
+    with RecordingOrigin("127.0.0.1", decide) as via_serve, RecordingOrigin("127.0.0.3", decide) as via_fetch:
+        gw = start_gateway(direct_pool(2), *flags, *quiet_flags())
+        for i in range(6):
+            r = request(gw.port, "GET", via_serve.url(f"/s{i}"))
+            assert r.status == 200 and r.header("X-Exitpool-Exit") == "d2" and r.text == "ok 127.0.0.22\n", \
+                (where, i, r.status, r.headers, r.text)
+        assert via_serve.count(DIRECT["d1"]) == 1, via_serve.by_source()
+
+        urls = [via_fetch.url(f"/f{i}") for i in range(6)]
+        f = Fetch(tmp_path / "fetch", direct_pool(2), urls)
+        assert f.run(*flags, "--concurrency", "1", "--per-host", "1", "--backoff", "0.01") == 0, f.stderr
+        res = by_url(f.results())
+        assert set(res) == set(urls)
+        for r in res.values():
+            assert r["status"] == 200 and r["exit"] == "d2" and r["body"] == "ok 127.0.0.22\n", (where, r)
+        assert via_fetch.count(DIRECT["d1"]) == 1, via_fetch.by_source()
+        assert sum(r["attempts"] for r in res.values()) == 7, res
 
 
 def test_final_failure_is_recorded_with_its_reason(tmp_path):

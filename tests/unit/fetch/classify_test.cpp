@@ -205,3 +205,63 @@ TEST(permanent, only_errors_no_exit_can_fix) {
 
 }  // namespace
 }  // namespace exitpool::fetch
+
+namespace exitpool::fetch {
+namespace {
+
+// What an attempt tells the pool. Health: a completed transfer through the exit is a
+// success (latency: time to first byte); the exit's failures count against it; the
+// target's or the request's failures before a response say nothing (connected false).
+struct pool_case {
+  const char* name;
+  attempt_facts facts;
+  bool banned;
+  pool::fault who;
+  bool connected;
+  int status;
+};
+
+void PrintTo(const pool_case& c, std::ostream* os) {
+  *os << c.name;
+}
+
+const pool_case pool_cases[] = {
+    {"a response is a success", facts(exit_scheme::direct, CURLE_OK, 200), false, pool::fault::none, true, 200},
+    {"a 404 is a success", facts(exit_scheme::socks5, CURLE_OK, 404), false, pool::fault::none, true, 404},
+    {"a ban is the target's, through a working exit", facts(exit_scheme::direct, CURLE_OK, 429), true,
+     pool::fault::target, true, 429},
+    {"the proxy's 407 is the exit's", facts(exit_scheme::http, CURLE_OK, 407), false, pool::fault::exit, false, 407},
+    {"a dead proxy is the exit's", facts(exit_scheme::http, CURLE_COULDNT_CONNECT), false, pool::fault::exit, false, 0},
+    {"a tunnel opened to a target that timed out says nothing",
+     with(facts(exit_scheme::http, CURLE_OPERATION_TIMEDOUT),
+          [](auto& f) {
+            f.connect_us = 1000;
+            f.connect_code = 200;
+          }),
+     false, pool::fault::target, false, 0},
+    {"a malformed URL is the client's", facts(exit_scheme::direct, CURLE_URL_MALFORMAT), false, pool::fault::client,
+     false, 0},
+};
+
+class pool_table : public ::testing::TestWithParam<pool_case> {};
+
+TEST_P(pool_table, outcome) {
+  const auto& t = GetParam();
+  auto c = classify(t.facts);
+  std::optional<std::chrono::milliseconds> ban;
+  if (t.banned) {
+    ban = std::chrono::seconds(120);
+    apply_ban(c, {true, "120"});
+  }
+  const auto o = outcome_of(c, ban);
+  EXPECT_EQ(o.who, t.who);
+  EXPECT_EQ(o.connected, t.connected);
+  EXPECT_EQ(o.status, t.status);
+  EXPECT_EQ(o.latency, std::chrono::microseconds(5000));  // time to first byte
+  EXPECT_EQ(o.ban, ban);
+}
+
+INSTANTIATE_TEST_SUITE_P(cases, pool_table, ::testing::ValuesIn(pool_cases));
+
+}  // namespace
+}  // namespace exitpool::fetch

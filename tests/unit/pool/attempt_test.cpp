@@ -146,6 +146,36 @@ TEST(Attempt, BanVerdictBansTheExitForThatHostOnly) {
   }
 }
 
+// The gateway's host is a local of the frame that begins the attempt: the attempt keeps
+// its own copy. fetch's job owns the host and the attempt: the attempt refers to it.
+TEST(Attempt, HostIsCopiedUnlessTheCallerKeepsIt) {
+  auto s = pool_of(2);
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  attempt_outcome o = worked();
+  o.ban = 60s;
+  attempt copied;
+  {
+    std::string host = "copied.test.example.org";  // longer than a short-string buffer
+    copied = d.begin(s, {.host = host}, t0).granted;
+    host.assign("overwritten.example.org");
+  }
+  const exit& first = copied.chosen();
+  attempt moved(std::move(copied));
+  moved.complete(o, t0);
+  EXPECT_EQ(st.banned_until(first, "copied.test.example.org", t0 + 1s), t0 + 60s);
+
+  const std::string kept = "kept.test.example.org";
+  auto r = d.begin(s, {.host = kept, .host_outlives_attempt = true}, t0);
+  ASSERT_TRUE(r.granted);
+  const exit& second = r.granted.chosen();
+  attempt a;
+  a = std::move(r.granted);  // a move keeps pointing at the caller's characters
+  attempt b(std::move(a));
+  b.complete(o, t0);
+  EXPECT_EQ(st.banned_until(second, kept, t0 + 1s), t0 + 60s);
+}
+
 TEST(Attempt, SuccessRemembersTheTierForTheHost) {
   auto s = pool_of(2);  // e0 tier 0, e1 tier 1
   local_state st;
@@ -472,6 +502,19 @@ TEST(StickySession, LargePoolWaitsForItsExitToo) {
   EXPECT_EQ(b.session_exit, mine);
   EXPECT_EQ(b.retry_at, t0 + 1s);
   EXPECT_EQ(&d.begin(s, session_s1, t0 + 1s).granted.chosen(), mine);
+}
+
+// fetch --session-per-host: one exit per host for the whole run.
+TEST(Attempt, StickyForeverKeepsItsExitPastAnyLifetime) {
+  auto s = pool_of(8);
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  const attempt_request r{.sticky_key = "shop.test", .sticky_ttl = 1s, .sticky_forever = true};
+  const exit* first = &d.begin(s, r, t0).granted.chosen();
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(&d.begin(s, r, t0 + std::chrono::minutes(i * 7)).granted.chosen(), first);
+  }
+  EXPECT_EQ(st.session_count(), 1u);
 }
 
 TEST(Attempt, ObserverSeesEveryCompletion) {

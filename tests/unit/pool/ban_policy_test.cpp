@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <stdexcept>
+#include <string>
+
+#include "proto/http_head.hpp"
 
 namespace exitpool::pool {
 namespace {
@@ -50,6 +53,22 @@ TEST(BanPolicy, OnlyTheFirst16KiBOfTheBodyIsSearched) {
   EXPECT_EQ(p.judge({.status = 200, .body = body}, wall), std::nullopt);
   body = std::string(ban_policy::look_ahead - 7, 'x') + "blocked";
   EXPECT_EQ(p.judge({.status = 200, .body = body}, wall), 60s);
+}
+
+// The gateway's sample: its parsed head as it is, the first Retry-After.
+TEST(BanPolicy, SampleOfAParsedHead) {
+  const auto parsed = proto::parse_response_head(
+      "HTTP/1.1 429 Slow  Down\r\nServer:  nginx \r\nretry-after: 30\r\nRetry-After: 60\r\n\r\n");
+  ASSERT_EQ(parsed.status, proto::parse_status::complete) << parsed.error;
+  std::string lines = "stale";
+  const auto s = sample_of(parsed.head, "body", lines);
+  EXPECT_EQ(s.status, 429);
+  EXPECT_EQ(s.reason, "Slow  Down");
+  EXPECT_EQ(s.header_lines, "Server: nginx\nretry-after: 30\nRetry-After: 60\n");
+  EXPECT_EQ(s.retry_after, "30");
+  EXPECT_EQ(s.body, "body");
+  const ban_policy p({}, {"^429 Slow  Down\nServer: nginx\n"}, 300s);
+  EXPECT_EQ(p.judge(s, wall), 30s);
 }
 
 TEST(BanPolicy, BadPatternNamesItself) {
