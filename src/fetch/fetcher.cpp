@@ -298,9 +298,8 @@ class fetch_shard final : public shard {
         }
         if (now >= j.queue_deadline && b.wait != pool::session_wait::none) {
           out.error = fmt::format("the session's exit {} for {} had no capacity within {} s ({}){}{}",
-                                  b.session_exit->id(), j.host, cfg.queue_timeout_s,
-                                  pool::session_wait_name(b.wait), j.history.empty() ? "" : "; earlier: ",
-                                  j.history);
+                                  b.session_exit->id(), j.host, cfg.queue_timeout_s, pool::session_wait_name(b.wait),
+                                  j.history.empty() ? "" : "; earlier: ", j.history);
           return out;
         }
         if (now >= j.queue_deadline) {

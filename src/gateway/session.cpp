@@ -336,6 +336,7 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
     key = params.user + '\x1f' + params.session;
     req.sticky_key = key;
     req.sticky_ttl = std::chrono::minutes(params.session_minutes.value_or(cfg.session_minutes));
+    req.move_when_busy = params.session_move_when_busy.value_or(cfg.session_move_when_busy);
   }
   net::dial_options opts;
   opts.timeout = cfg.dial_timeout;
@@ -359,6 +360,14 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
       auto now = clock::now();
       if (now >= queue_deadline || !queue) {
         auto wait = std::chrono::duration_cast<std::chrono::seconds>(begun.retry_at - now).count() + 1;
+        if (begun.wait != pool::session_wait::none) {
+          fail(failure::no_capacity,
+               fmt::format("the session's exit {} has no capacity for {} now ({}); waited {} ms",
+                           begun.session_exit->id(), host_key, pool::session_wait_name(begun.wait),
+                           cfg.queue_timeout.count()),
+               socks5::reply::general_failure, std::to_string(std::max<long long>(1, wait)));
+          co_return out;
+        }
         fail(failure::no_capacity,
              fmt::format("no exit has capacity for {} now ({} matching: {} banned for this host, {} "
                          "rate-limited or busy); waited {} ms",
@@ -377,6 +386,7 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
       asio::steady_timer wait(co_await asio::this_coro::executor, std::min(begun.retry_at, queue_deadline));
       co_await wait.async_wait(nothrow_awaitable);
       g.queued.fetch_sub(1, std::memory_order_relaxed);
+      req.queued = true;
       continue;
     }
     if (!begun.granted) {
