@@ -548,6 +548,22 @@ def test_bodies_dir_session_per_host_and_config_file(origin, tmp_path):
         assert body.strip() == (DIRECT.get(r["exit"]) or "::1"), (r, body)
 
 
+def test_session_per_host_waits_for_its_rate_limited_exit(origin, tmp_path):
+    """Issue 19 in fetch: --session-per-host with --per-exit-rate keeps every request to the host on one
+    exit, waiting for its tokens, instead of spreading over the exits that have some."""
+    urls = [origin.url(f"/r/{i}") for i in range(12)]
+    f = Fetch(tmp_path, direct_pool(4), urls)
+    t0 = time.monotonic()
+    assert f.run("--session-per-host", "--per-exit-rate", "10", "--concurrency", "4") == 0, f.stderr
+    took = time.monotonic() - t0
+    res = by_url(f.results())
+    assert set(res) == set(urls)
+    assert {r["status"] for r in res.values()} == {200}, res
+    exits = {r["exit"] for r in res.values()}
+    assert len(exits) == 1, exits
+    assert took >= 1.0, took  # 12 requests at 10/s from one exit: at least 1.1 s
+
+
 def test_warc_has_a_request_and_a_response_per_url_and_no_proxy_credentials(lab, tmp_path):
     """--warc: a warcinfo record, then per URL a response and a request record (one gzip member each) at the
     offset its line names; the response block is the HTTP response with the body the line has; the request
