@@ -105,7 +105,7 @@ void add_fetch(CLI::App& app, std::function<int()>& run) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->delimiter(',');
   cmd->add_option("--ban-pattern", c.ban_patterns,
-                  "Regex (ECMAScript) searched in the status, kept headers and first 16 KiB of body: a ban")
+                  "Regex (RE2 syntax) searched in the status, kept headers and first 16 KiB of body: a ban")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--ban-time", c.ban_duration_s, "Seconds a ban lasts when the response has no Retry-After")
       ->capture_default_str();

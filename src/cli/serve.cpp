@@ -206,7 +206,7 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->delimiter(',');
   cmd->add_option("--ban-pattern", o->cfg.ban_patterns,
-                  "Regex (ECMAScript) searched in a response's head and first 16 KiB of body: a match is a ban")
+                  "Regex (RE2 syntax) searched in a response's head and first 16 KiB of body: a match is a ban")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--ban-time", o->ban_s, "Seconds a ban lasts when the response has no Retry-After")
       ->capture_default_str();

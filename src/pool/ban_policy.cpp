@@ -1,5 +1,7 @@
 #include "pool/ban_policy.hpp"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -25,16 +27,41 @@ response_sample sample_of(const proto::response_head& head, std::string_view bod
           .retry_after = ra != nullptr ? std::string_view(ra->value) : std::string_view()};
 }
 
+namespace {
+
+RE2::Options pattern_options() {
+  RE2::Options o;
+  o.set_encoding(RE2::Options::EncodingLatin1);  // bodies are bytes, not necessarily UTF-8
+  o.set_log_errors(false);                       // errors go to the caller, once
+  o.set_max_mem(64 << 20);                       // the DFA's cache; a pattern that needs more fails to build
+  return o;
+}
+
+}  // namespace
+
+ban_policy::ban_policy() = default;
+ban_policy::~ban_policy() = default;
+ban_policy::ban_policy(ban_policy&&) noexcept = default;
+ban_policy& ban_policy::operator=(ban_policy&&) noexcept = default;
+
 ban_policy::ban_policy(std::vector<int> statuses, const std::vector<std::string>& patterns,
                        std::chrono::milliseconds duration)
     : statuses_(std::move(statuses)), duration_(duration) {
-  patterns_.reserve(patterns.size());
+  if (patterns.empty()) {
+    return;
+  }
+  const RE2::Options options = pattern_options();
+  std::string all;
   for (const auto& p : patterns) {
-    try {
-      patterns_.emplace_back(p, std::regex::ECMAScript | std::regex::optimize);
-    } catch (const std::regex_error& e) {
-      throw std::invalid_argument("--ban-pattern '" + p + "': " + e.what());
+    const RE2 one(p, options);
+    if (!one.ok()) {
+      throw std::invalid_argument("--ban-pattern '" + p + "': " + one.error());
     }
+    all.append(all.empty() ? "" : "|").append("(?:").append(p).append(")");
+  }
+  patterns_ = std::make_unique<RE2>(all, options);
+  if (!patterns_->ok()) {
+    throw std::invalid_argument("--ban-pattern: the patterns together: " + patterns_->error());
   }
 }
 
@@ -43,19 +70,18 @@ bool ban_policy::status_bans(int status) const {
 }
 
 bool ban_policy::may_ban(int status) const {
-  return !patterns_.empty() || status_bans(status);
+  return patterns_ != nullptr || status_bans(status);
 }
 
 std::optional<std::chrono::milliseconds> ban_policy::judge(const response_sample& r,
                                                            std::chrono::system_clock::time_point now) const {
   bool banned = status_bans(r.status);
-  if (!banned && !patterns_.empty()) {
+  if (!banned && patterns_ != nullptr) {
     std::string text = std::to_string(r.status);
     text.append(" ").append(r.reason).append("\n");
     text.append(r.header_lines).append("\n");
     text.append(r.body.substr(0, std::min(r.body.size(), look_ahead)));
-    banned = std::any_of(patterns_.begin(), patterns_.end(),
-                         [&text](const std::regex& re) { return std::regex_search(text, re); });
+    banned = RE2::PartialMatch(text, *patterns_);
   }
   if (!banned) {
     return std::nullopt;

@@ -80,5 +80,38 @@ TEST(BanPolicy, BadPatternNamesItself) {
   }
 }
 
+// std::regex backtracked on nested quantifiers until the stack overflowed (the gateway
+// died); RE2 takes time linear in the text, whatever the pattern.
+TEST(BanPolicy, HostileBodiesCannotMakeAPatternBacktrack) {
+  const ban_policy p({}, {"(a|b)*c", "(x+x+)+y"}, 60s);
+  const std::string body(ban_policy::look_ahead, 'a');
+  EXPECT_EQ(p.judge({.status = 200, .reason = "OK", .body = body}, wall), std::nullopt);
+  const std::string xs(ban_policy::look_ahead, 'x');
+  EXPECT_EQ(p.judge({.status = 200, .reason = "OK", .body = xs}, wall), std::nullopt);
+  EXPECT_EQ(p.judge({.status = 200, .reason = "OK", .body = body.substr(0, 100) + "c"}, wall), 60s);
+}
+
+TEST(BanPolicy, Re2SyntaxCaseInsensitiveAndBytes) {
+  const ban_policy p({}, {"(?i)access denied", "a|b-never", "\\xff\\x00z"}, 60s);
+  EXPECT_EQ(p.judge({.status = 200, .body = "<h1>ACCESS Denied</h1>"}, wall), 60s);
+  // Each pattern is its own alternative: "a|b-never" does not swallow its neighbours.
+  EXPECT_EQ(p.judge({.status = 200, .body = "b-never"}, wall), 60s);
+  // Bodies are bytes (Latin-1), not UTF-8: a NUL and a 0xff byte match as themselves.
+  EXPECT_EQ(p.judge({.status = 200, .body = std::string("\xff\x00z", 3)}, wall), 60s);
+  const ban_policy strict({}, {"access denied"}, 60s);
+  EXPECT_EQ(strict.judge({.status = 200, .body = "ACCESS DENIED"}, wall), std::nullopt);
+}
+
+TEST(BanPolicy, PatternsRe2CannotRunInLinearTimeAreRefused) {
+  for (const char* bad : {"(a)\\1", "foo(?=bar)", "(?<!x)y"}) {
+    try {
+      ban_policy p({}, {bad}, 60s);
+      ADD_FAILURE() << bad << ": no exception";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("--ban-pattern '") + bad + "'"), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace exitpool::pool
