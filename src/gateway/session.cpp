@@ -4,6 +4,10 @@
 // http_request (targets, keep-alive, retries), head_rewrite, errors; the I/O steps in
 // gateway/connect (the attempt loop), forward (one round with one exit), session_state
 // (the connection and its watchdog).
+//
+// Read from the bottom up: run_session → serve (sniffs the first byte) → serve_http
+// (CONNECT: handle_connect; absolute-form: handle_forward) or serve_socks5; both
+// tunnels end in relay_tunnel. Everything runs on the shard that accepted the socket.
 #include "gateway/session.hpp"
 
 #include <fmt/format.h>

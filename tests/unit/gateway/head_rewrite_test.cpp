@@ -25,8 +25,6 @@ request parse(const std::string& text) {
 proto::exit_spec exit_of(proto::exit_scheme scheme, std::string user = {}, std::string pass = {}) {
   proto::exit_spec s;
   s.scheme = scheme;
-  s.host = "10.1.1.1";
-  s.port = 3128;
   s.user = std::move(user);
   s.pass = std::move(pass);
   return s;
