@@ -13,6 +13,8 @@
 
 #include "admin/metrics.hpp"
 #include "gateway/acl.hpp"
+#include "gateway/admission.hpp"
+#include "gateway/auth.hpp"
 #include "gateway/config.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "pool/attempt.hpp"
@@ -30,7 +32,7 @@ struct shared_state {
                std::unordered_map<std::string, std::string> user_passwords);
   config cfg;
   pool::pool_holder pool;
-  std::unordered_map<std::string, std::string> users;  // user → password; empty: no auth
+  user_table users;  // user → password; empty: no auth
   // The state seam: in-process (pool::local_state); a fleet backend plugs in here.
   std::unique_ptr<pool::state> state;
   pool::ban_policy ban_policy;        // from cfg.ban_statuses, ban_patterns, ban_duration
@@ -39,7 +41,7 @@ struct shared_state {
   std::atomic<int> connections{0};  // open client connections, all shards
   std::atomic<int> queued{0};       // requests waiting for capacity, all shards
   // Open connections per user (keys fixed at startup: lock-free lookups).
-  std::unordered_map<std::string, std::unique_ptr<std::atomic<int>>> user_connections;
+  user_counters user_connections;
   boost::asio::ssl::context tls_verified;
   boost::asio::ssl::context tls_insecure;
 };

@@ -21,7 +21,7 @@ bool still_idle(net::stream& s) {
 
 std::string upstream_pool::key(const pool::exit& ex, std::string_view authority, std::string_view session) {
   const auto& spec = ex.spec();
-  const bool via_http_proxy = spec.scheme == proto::exit_scheme::http || spec.scheme == proto::exit_scheme::https;
+  const bool via_http_proxy = proto::is_http_proxy_scheme(spec.scheme);
   // Credentials enter as a hash: a reloaded exit with new credentials gets new connections.
   const auto creds =
       pool::hash64(spec.user + '\x1f' + spec.pass + '\x1f' + spec.host + ':' + std::to_string(spec.port));

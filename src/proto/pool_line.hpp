@@ -23,6 +23,12 @@ namespace exitpool::proto {
 
 enum class exit_scheme { http, https, socks5, socks5h, direct };
 const char* scheme_name(exit_scheme s);
+// http:// and https:// exits are HTTP proxies: a forwarded request goes to them in
+// absolute form with their own Proxy-Authorization, and a connection to one does not
+// depend on the target. Direct and SOCKS exits connect to the target itself.
+constexpr bool is_http_proxy_scheme(exit_scheme s) {
+  return s == exit_scheme::http || s == exit_scheme::https;
+}
 
 struct exit_spec {
   exit_scheme scheme = exit_scheme::direct;
