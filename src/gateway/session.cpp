@@ -342,6 +342,7 @@ awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto::rou
   opts.tls_verified = &g.tls_verified;
   opts.tls_insecure = &g.tls_insecure;
   opts.check_address = [&g](const asio::ip::address& a, std::uint16_t p) { return g.acl.check(a, p); };
+  opts.resolver = shard.resolver.get();
 
   const auto queue_deadline = clock::now() + cfg.queue_timeout;
   const std::size_t tried_before = tried.size();

@@ -43,7 +43,7 @@ std::string_view status_text(status s) {
     case status::timeout:
       return "the DNS lookup timed out";
     case status::unreachable:
-      return "no DNS server could be reached";
+      return "no DNS server gave an answer (SERVFAIL, REFUSED, or none listening)";
     case status::bad_name:
       return "not a valid host name";
     case status::internal:
@@ -111,6 +111,7 @@ clock::duration ttl_policy::lifetime(const answer& a) const {
     case status::not_found:
     case status::no_address:
     case status::server_failure:
+    case status::unreachable:
       return std::min(negative_ttl, max_ttl);
     default:
       return clock::duration::zero();

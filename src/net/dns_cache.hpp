@@ -36,9 +36,10 @@ enum class status : std::uint8_t {
   ok,              // one address or more
   not_found,       // NXDOMAIN: the name does not exist
   no_address,      // NODATA: the name exists without an A or AAAA record
-  server_failure,  // SERVFAIL, REFUSED, or an answer that did not parse
+  server_failure,  // an answer that did not parse, or a SERVFAIL / REFUSED passed on as such
   timeout,         // no server answered within the lookup timeout
-  unreachable,     // no server could be reached (connection refused, no server configured)
+  unreachable,     // every server failed: SERVFAIL, REFUSED (c-ares tries the next server on
+                   // those), or nothing listening (connection refused)
   bad_name,        // not something that can be looked up (empty, too long, odd characters)
   internal,        // out of memory, cancelled, or another library error
 };
@@ -72,8 +73,8 @@ answer merge(const answer& v4, const answer& v6);
 struct ttl_policy {
   std::chrono::seconds min_ttl{1};                      // record TTLs are raised to this...
   std::chrono::seconds max_ttl{std::chrono::hours(1)};  // ...and lowered to this
-  std::chrono::seconds negative_ttl{5};                 // NXDOMAIN, NODATA, SERVFAIL (at most max_ttl)
-  // 0: not kept (timeouts, unreachable servers, bad names, internal errors).
+  std::chrono::seconds negative_ttl{5};                 // NXDOMAIN, NODATA, SERVFAIL, unreachable (at most max_ttl)
+  // 0: not kept (timeouts, bad names, internal errors).
   clock::duration lifetime(const answer& a) const;
 };
 
