@@ -6,8 +6,10 @@ query ever reaches this machine's own resolver; the server's log counts what rea
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -187,3 +189,56 @@ def test_check_resolves_the_check_url_with_the_given_server(tmp_path, dns_server
               "--dns-server", dns_server.address, "--json"])
     assert cp.returncode == 0, cp.stdout.decode() + cp.stderr.decode()
     assert dns_server.queries("fast.test") == before + 1
+
+
+# ------------------------------------------------------------------------------------------ fetch
+
+class _CountingServer(ThreadingHTTPServer):
+    """Counts the TCP connections it accepts: fewer than requests means libcurl reused them."""
+
+    daemon_threads = True
+    connections = 0
+
+    def get_request(self):
+        req = super().get_request()
+        self.connections += 1
+        return req
+
+
+class _Ok(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        body = b"ok\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_fetch_resolves_with_the_given_server_caches_and_keeps_connection_reuse(tmp_path, dns_server):
+    srv = _CountingServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        port = srv.server_address[1]
+        urls = [f"http://fast.test:{port}/{i}" for i in range(100)] + [f"http://nx.test:{port}/"]
+        (tmp_path / "urls.txt").write_text("".join(u + "\n" for u in urls))
+        (tmp_path / "pool.txt").write_text("direct://127.0.0.21 id=d1\n")
+        before = dns_server.queries("fast.test")
+        cp = run([str(exitpool_bin()), "fetch", "--pool", str(tmp_path / "pool.txt"), "--input",
+                  str(tmp_path / "urls.txt"), "--output", str(tmp_path / "out.jsonl"), "--threads", "1",
+                  "--concurrency", "4", "--per-host", "4", "--retries", "0", "--quiet",
+                  "--dns-server", dns_server.address], timeout=60)
+        results = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+        by = {r["url"]: r for r in results}
+        assert len(by) == 101, cp.stderr.decode()
+        assert all(by[u]["status"] == 200 for u in urls[:100]), [by[u] for u in urls[:3]]
+        assert "nx.test" in by[urls[100]]["error"] and "NXDOMAIN" in by[urls[100]]["error"]
+        assert dns_server.queries("fast.test") - before == 1
+        assert srv.connections <= 8, f"{srv.connections} connections for 100 requests: no reuse"
+    finally:
+        srv.shutdown()
+        srv.server_close()
