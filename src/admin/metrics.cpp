@@ -46,6 +46,7 @@ request_outcome outcome_of(pool::failure f) {
       return request_outcome::no_capacity;
     case failure::target_prohibited:
       return request_outcome::refused;
+    case failure::dns_timeout:
     case failure::connection_timeout:
     case failure::response_timeout:
       return request_outcome::timeout;
@@ -83,6 +84,14 @@ std::size_t dial_error_index(pool::failure f) {
   return table[static_cast<std::size_t>(f)];
 }
 
+void histogram_totals::add(const latency_histogram& h) {
+  for (std::size_t i = 0; i < buckets.size(); ++i) {
+    buckets[i] += h.buckets[i].get();
+  }
+  count += h.count.get();
+  sum_ns += h.sum_ns.get();
+}
+
 metrics_totals aggregate(const metrics_registry& reg) {
   metrics_totals t;
   for (const auto& sp : reg.shards) {
@@ -114,11 +123,14 @@ metrics_totals aggregate(const metrics_registry& reg) {
     t.bytes_client_to_upstream += s.bytes_client_to_upstream.get();
     t.bytes_upstream_to_client += s.bytes_upstream_to_client.get();
     t.active_tunnels += s.active_tunnels.get();
-    for (std::size_t i = 0; i < t.dial_latency_hist.size(); ++i) {
-      t.dial_latency_hist[i] += s.dial_latency_hist[i].get();
+    t.dial_latency.add(s.dial_latency);
+    for (std::size_t i = 0; i < t.dns_lookups.size(); ++i) {
+      t.dns_lookups[i] += s.dns_lookups[i].get();
     }
-    t.dial_latency_count += s.dial_latency_count.get();
-    t.dial_latency_sum_ns += s.dial_latency_sum_ns.get();
+    for (std::size_t i = 0; i < t.dns_failures.size(); ++i) {
+      t.dns_failures[i] += s.dns_failures[i].get();
+    }
+    t.dns_latency.add(s.dns_latency);
   }
   return t;
 }

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "net/dns_cache.hpp"
 #include "pool/failure.hpp"
 #include "pool/sticky.hpp"
 
@@ -50,8 +51,9 @@ request_outcome outcome_of(pool::failure f);
 
 // RFC 9209 Proxy-Status error types a dial can end in: the label values of
 // exitpool_dial_failures_total (pool::proxy_status_name of each dial failure).
-inline constexpr std::array<std::string_view, 11> dial_error_types = {
+inline constexpr std::array<std::string_view, 12> dial_error_types = {
     "dns_error",
+    "dns_timeout",
     "connection_refused",
     "connection_timeout",
     "destination_unavailable",
@@ -67,11 +69,11 @@ inline constexpr std::array<std::string_view, 11> dial_error_types = {
 // a failure without its own label counts as proxy_internal_error.
 std::size_t dial_error_index(pool::failure f);
 
-// Upper bounds (seconds) of the dial latency histogram; +Inf is implicit.
-inline constexpr std::array<double, 13> dial_latency_buckets = {.001, .0025, .005, .01, .025, .05, .1,
-                                                                .25,  .5,    1,    2.5, 5,    10};
+// Upper bounds (seconds) of the latency histograms (dials, DNS lookups); +Inf is implicit.
+inline constexpr std::array<double, 13> latency_buckets = {.001, .0025, .005, .01, .025, .05, .1,
+                                                           .25,  .5,    1,    2.5, 5,    10};
 // The same bounds as Prometheus `le` label values.
-inline constexpr std::array<std::string_view, 13> dial_latency_bucket_labels = {
+inline constexpr std::array<std::string_view, 13> latency_bucket_labels = {
     "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10"};
 
 // A monotonically increasing counter with one writer and any number of readers.
@@ -94,6 +96,35 @@ class gauge {
   std::atomic<std::int64_t> v_{0};
 };
 
+// A latency histogram over latency_buckets with one writer: non-cumulative bucket
+// counts (the last is +Inf), a count and a sum in nanoseconds.
+struct latency_histogram {
+  std::array<counter, latency_buckets.size() + 1> buckets;
+  counter count;
+  counter sum_ns;
+
+  void observe(double seconds) {
+    if (!(seconds >= 0)) {
+      seconds = 0;  // NaN or a clock step backwards
+    }
+    std::size_t i = 0;
+    while (i < latency_buckets.size() && seconds > latency_buckets[i]) {
+      ++i;
+    }
+    buckets[i].add();
+    count.add();
+    sum_ns.add(static_cast<std::uint64_t>(seconds * 1e9));
+  }
+};
+
+// The sums of latency_histograms at one scrape.
+struct histogram_totals {
+  std::array<std::uint64_t, latency_buckets.size() + 1> buckets{};  // non-cumulative
+  std::uint64_t count = 0;
+  std::uint64_t sum_ns = 0;
+  void add(const latency_histogram& h);
+};
+
 // Counters of one shard. Aligned to a cache line so two shards' blocks never
 // share one (false sharing); allocate each with std::make_unique.
 struct alignas(64) shard_metrics {
@@ -109,9 +140,11 @@ struct alignas(64) shard_metrics {
   counter bytes_client_to_upstream;
   counter bytes_upstream_to_client;
   gauge active_tunnels;
-  std::array<counter, dial_latency_buckets.size() + 1> dial_latency_hist;  // non-cumulative; last: +Inf
-  counter dial_latency_count;
-  counter dial_latency_sum_ns;
+  latency_histogram dial_latency;
+  // DNS lookups of names by the shard's resolver (IP literals are not looked up).
+  std::array<counter, net::dns::source_count> dns_lookups;   // by how answered: cache, coalesced, query
+  std::array<counter, net::dns::status_count> dns_failures;  // by failure (the ok slot stays 0)
+  latency_histogram dns_latency;                             // hits included
 
   // A client connection was accepted and its protocol is known.
   void on_accept(client_protocol p) { accepted[static_cast<std::size_t>(p)].add(); }
@@ -136,7 +169,16 @@ struct alignas(64) shard_metrics {
     if (error != pool::failure::none) {
       dial_failures[dial_error_index(error)].add();
     }
-    observe_dial_latency(seconds);
+    dial_latency.observe(seconds);
+  }
+
+  // A lookup of a name finished after `seconds`: answered `how`, with `st`.
+  void on_dns_lookup(net::dns::source how, net::dns::status st, double seconds) {
+    dns_lookups[static_cast<std::size_t>(how)].add();
+    if (st != net::dns::status::ok) {
+      dns_failures[static_cast<std::size_t>(st)].add();
+    }
+    dns_latency.observe(seconds);
   }
 
   // Another exit is tried for the same request after a failed dial.
@@ -157,19 +199,6 @@ struct alignas(64) shard_metrics {
 
   void on_tunnel_open() { active_tunnels.add(1); }
   void on_tunnel_close() { active_tunnels.add(-1); }
-
-  void observe_dial_latency(double seconds) {
-    if (!(seconds >= 0)) {
-      seconds = 0;  // NaN or a clock step backwards
-    }
-    std::size_t i = 0;
-    while (i < dial_latency_buckets.size() && seconds > dial_latency_buckets[i]) {
-      ++i;
-    }
-    dial_latency_hist[i].add();
-    dial_latency_count.add();
-    dial_latency_sum_ns.add(static_cast<std::uint64_t>(seconds * 1e9));
-  }
 };
 
 // Every shard's block, indexed by shard number. Built once before the shards
@@ -204,9 +233,10 @@ struct metrics_totals {
   std::uint64_t bytes_client_to_upstream = 0;
   std::uint64_t bytes_upstream_to_client = 0;
   std::int64_t active_tunnels = 0;
-  std::array<std::uint64_t, dial_latency_buckets.size() + 1> dial_latency_hist{};  // non-cumulative
-  std::uint64_t dial_latency_count = 0;
-  std::uint64_t dial_latency_sum_ns = 0;
+  histogram_totals dial_latency;
+  std::array<std::uint64_t, net::dns::source_count> dns_lookups{};
+  std::array<std::uint64_t, net::dns::status_count> dns_failures{};
+  histogram_totals dns_latency;
 };
 
 // Any thread. Each counter is read once; the sums are as consistent as the

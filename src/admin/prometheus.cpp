@@ -76,6 +76,21 @@ std::string label(std::string_view name, std::string_view value) {
 
 const char* const status_classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
+// A histogram family. Count and +Inf come from the buckets themselves, so the histogram
+// is self-consistent even when the scrape races a shard's update.
+void write_histogram(family_writer& w, std::string_view name, std::string_view help, const histogram_totals& h) {
+  w.begin(name, "histogram", help);
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < latency_buckets.size(); ++i) {
+    cumulative += h.buckets[i];
+    w.sample("_bucket", label("le", latency_bucket_labels[i]), cumulative);
+  }
+  cumulative += h.buckets.back();
+  w.sample("_bucket", label("le", "+Inf"), cumulative);
+  w.sample("_sum", "", static_cast<double>(h.sum_ns) / 1e9);
+  w.sample("_count", "", cumulative);
+}
+
 }  // namespace
 
 std::string escape_label_value(std::string_view v) {
@@ -167,8 +182,6 @@ std::string render_prometheus(const metrics_registry& metrics, const pool::snaps
   w.begin("exitpool_active_tunnels", "gauge", "Tunnels (CONNECT and SOCKS5) open now.");
   w.sample("", "", t.active_tunnels);
 
-  // Count and +Inf come from the buckets themselves, so the histogram is
-  // self-consistent even when the scrape races a shard's update.
   w.begin("exitpool_pool_reloads_total", "counter",
           "Pool file reloads (SIGHUP, --watch): ok, or refused (a bad file; the old pool kept serving).");
   w.sample("", label("result", "ok"), metrics.pool_reloads.load(std::memory_order_relaxed));
@@ -177,17 +190,25 @@ std::string render_prometheus(const metrics_registry& metrics, const pool::snaps
           "How long the last successful pool reload took, from reading the file to the new pool serving.");
   w.sample("", "", static_cast<double>(metrics.pool_reload_ns.load(std::memory_order_relaxed)) / 1e9);
 
-  w.begin("exitpool_dial_duration_seconds", "histogram",
-          "Time to dial through an exit (connect and proxy handshake), successful or not.");
-  std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i < dial_latency_buckets.size(); ++i) {
-    cumulative += t.dial_latency_hist[i];
-    w.sample("_bucket", label("le", dial_latency_bucket_labels[i]), cumulative);
+  write_histogram(w, "exitpool_dial_duration_seconds",
+                  "Time to dial through an exit (connect and proxy handshake), successful or not.", t.dial_latency);
+
+  w.begin("exitpool_dns_lookups_total", "counter",
+          "Lookups of target and exit host names by the shards' resolvers (IP literals are not looked up), by "
+          "how each was answered: from the cache, by joining a query in flight for the name, or by a new query.");
+  for (std::size_t i = 0; i < t.dns_lookups.size(); ++i) {
+    w.sample("", label("source", net::dns::source_name(static_cast<net::dns::source>(i))), t.dns_lookups[i]);
   }
-  cumulative += t.dial_latency_hist.back();
-  w.sample("_bucket", label("le", "+Inf"), cumulative);
-  w.sample("_sum", "", static_cast<double>(t.dial_latency_sum_ns) / 1e9);
-  w.sample("_count", "", cumulative);
+  w.begin("exitpool_dns_cache_hits_total", "counter", "Lookups answered from a shard's DNS cache.");
+  w.sample("", "", t.dns_lookups[static_cast<std::size_t>(net::dns::source::cache)]);
+  w.begin("exitpool_dns_failures_total", "counter",
+          "Lookups that gave no address, by kind (not_found: NXDOMAIN, no_address: NODATA, server_failure: "
+          "SERVFAIL or REFUSED, timeout, unreachable, bad_name, internal); cached failures included.");
+  for (std::size_t i = 1; i < t.dns_failures.size(); ++i) {
+    w.sample("", label("kind", net::dns::status_name(static_cast<net::dns::status>(i))), t.dns_failures[i]);
+  }
+  write_histogram(w, "exitpool_dns_lookup_duration_seconds", "Time to look up a name, cache hits included.",
+                  t.dns_latency);
 
   // ---- per exit, from the snapshot's atomics ----
   const auto& exits = snap.exits();

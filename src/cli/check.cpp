@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "admin/exits_json.hpp"
+#include "cli/dns_options.hpp"
 #include "net/probe.hpp"
 #include "net/tls.hpp"
 #include "pool/pool.hpp"
@@ -35,6 +36,7 @@ struct check_options {
   int concurrency = 64;
   bool json = false;
   std::string ca_file;
+  dns_options dns;
 };
 
 // Shared by the workers of one run; they all live on one single-threaded io_context.
@@ -174,6 +176,7 @@ int check(const check_options& o) {
     return usage_error("--timeout must be a positive number of seconds");
   }
   // Pool file errors throw; main prints "exitpool: FILE:LINE: message" and exits 2.
+  const auto dns = o.dns.to_config();
   auto specs = pool::load_pool_file(o.pool_file);
 
   auto job = std::make_shared<check_job>();
@@ -188,6 +191,8 @@ int check(const check_options& o) {
   job->opts.tls_insecure = &tls_insecure;
 
   asio::io_context io(1);
+  net::resolver resolver(io.get_executor(), dns);
+  job->opts.resolver = &resolver;
   const std::size_t workers = std::min<std::size_t>(static_cast<std::size_t>(o.concurrency), job->results.size());
   for (std::size_t k = 0; k < workers; ++k) {
     asio::co_spawn(io, worker(job), [](std::exception_ptr e) {
@@ -228,6 +233,7 @@ void add_check(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--concurrency", o->concurrency, "Exits checked at the same time")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print a JSON array (one object per exit) instead of a table");
   cmd->add_option("--ca-file", o->ca_file, "Extra CA certificates (PEM) for verifying https:// exits");
+  add_dns_options(cmd, o->dns);
   cmd->callback([&run, o] { run = [o] { return check(*o); }; });
 }
 

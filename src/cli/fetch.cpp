@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/dns_options.hpp"
 #include "fetch/fetcher.hpp"
 #include "pool/selector.hpp"
 #include "proto/pool_line.hpp"
@@ -20,6 +21,7 @@ struct fetch_options {
   std::vector<int> ban_statuses{403, 429, 503};
   bool no_resume = false;
   bool no_http2 = false;
+  dns_options dns;
 };
 
 int run_fetch_command(fetch_options& o) {
@@ -39,6 +41,7 @@ int run_fetch_command(fetch_options& o) {
     }
   }
   try {
+    o.cfg.dns = o.dns.to_config();
     return fetch::run_fetch(o.cfg);
   } catch (const proto::pool_error& e) {
     std::fprintf(stderr, "exitpool fetch: %s\n", e.what());
@@ -127,6 +130,7 @@ void add_fetch(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--fsync-interval", c.fsync_interval_s, "Seconds between fsyncs of the output")
       ->capture_default_str();
   cmd->add_flag("--quiet", c.quiet, "No progress lines (the summary is still printed)");
+  add_dns_options(cmd, o->dns);
   cmd->callback([o, &run] { run = [o] { return run_fetch_command(*o); }; });
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <sstream>
 
+#include "cli/dns_options.hpp"
 #include "gateway/server.hpp"
 #include "net/probe.hpp"
 #include "pool/pool_file.hpp"
@@ -39,6 +40,7 @@ struct serve_options {
   double check_timeout_s = 5;
   std::vector<int> ban_statuses{403, 407, 429, 503};
   std::string log_level = "info";
+  dns_options dns;
 };
 
 std::chrono::milliseconds seconds(double s) {
@@ -84,6 +86,7 @@ int serve(serve_options& o) {
       throw std::runtime_error(fmt::format("--check-url {}: {}", proto::printable(cfg.check_url), parsed.error));
     }
   }
+  cfg.dns = o.dns.to_config();
   if (cfg.limits.burst < 1) {
     throw std::runtime_error("--per-exit-burst must be at least 1");
   }
@@ -245,6 +248,7 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--allow-open", o->cfg.allow_open, "Allow a non-loopback listener without --users");
+  add_dns_options(cmd, o->dns);
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error, off")->capture_default_str();
   cmd->callback([&run, o] { run = [o] { return serve(*o); }; });
 }

@@ -74,6 +74,7 @@ transfer_options transfer_options_of(const fetch_config& cfg) {
   o.insecure = cfg.insecure;
   o.ca_file = cfg.ca_file;
   o.http2 = cfg.http2;
+  o.dns = cfg.dns;
   o.warc = !cfg.warc_path.empty();
   o.keep = !cfg.bodies_dir.empty() ? cfg.max_body : cfg.inline_body_max;
   if (o.warc) {

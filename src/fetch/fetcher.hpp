@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "net/dns_cache.hpp"
 #include "pool/pool.hpp"
 #include "pool/selector.hpp"
 
@@ -56,6 +57,7 @@ struct fetch_config {
   bool insecure = false;  // do not verify targets' TLS certificates
   std::string ca_file;    // extra CA bundle for targets and https:// exits
   bool http2 = true;
+  net::dns::config dns;  // --dns-*: targets of direct and socks5:// exits (fetch/transfer.hpp)
 
   double progress_interval_s = 0;  // 0: 0.25 s on a terminal, 5 s otherwise
   double fsync_interval_s = 1;

@@ -1,14 +1,18 @@
 #include "fetch/transfer.hpp"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <type_traits>
 
 #include "fetch/input.hpp"
 #include "fetch/result.hpp"
+#include "net/ares.hpp"
 
 namespace exitpool::fetch {
 
@@ -222,7 +226,81 @@ void check(CURLMcode rc, const char* what) {
   }
 }
 
+// The host and port of `url` as libcurl will see them; nullopt when it does not parse
+// (libcurl then reports the URL itself).
+std::optional<std::pair<std::string, long>> host_and_port(const std::string& url) {
+  CURLU* u = curl_url();
+  if (u == nullptr) {
+    return std::nullopt;
+  }
+  std::optional<std::pair<std::string, long>> out;
+  char* host = nullptr;
+  char* port = nullptr;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    out.emplace(host, std::strtol(port, nullptr, 10));
+  }
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(u);
+  return out;
+}
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[16];
+  return host.starts_with('[') || inet_pton(AF_INET, host.c_str(), buf) == 1;
+}
+
+// "+host:port:addr,[v6addr]" lines for CURLOPT_RESOLVE ('+': libcurl may let them expire).
+curl_slist* resolve_list(const std::string& host, const std::vector<long>& ports,
+                         const std::vector<net::dns::address>& addrs) {
+  std::string joined;
+  for (const auto& a : addrs) {
+    char text[INET6_ADDRSTRLEN] = {};
+    inet_ntop(a.v6 ? AF_INET6 : AF_INET, a.bytes.data(), text, sizeof text);
+    if (!joined.empty()) {
+      joined += ',';
+    }
+    joined += a.v6 ? fmt::format("[{}]", text) : std::string(text);
+  }
+  curl_slist* list = nullptr;
+  for (const long port : ports) {
+    curl_slist* next = curl_slist_append(list, fmt::format("+{}:{}:{}", host, port, joined).c_str());
+    if (next == nullptr) {
+      curl_slist_free_all(list);
+      return nullptr;
+    }
+    list = next;
+  }
+  return list;
+}
+
 }  // namespace
+
+// The engine's resolver: c-ares sockets polled by poll() along with libcurl's.
+struct transfer_engine::resolver_state {
+  explicit resolver_state(const net::dns::config& cfg)
+      : table(cfg.cache_size, cfg.ttl), ares(cfg, [this](int fd, bool r, bool w) { watch(fd, r, w); }) {}
+
+  void watch(int fd, bool read, bool write) {
+    auto it = std::find_if(fds.begin(), fds.end(), [fd](const curl_waitfd& w) { return w.fd == fd; });
+    if (!read && !write) {
+      if (it != fds.end()) {
+        fds.erase(it);
+      }
+      return;
+    }
+    if (it == fds.end()) {
+      it = fds.insert(fds.end(), curl_waitfd{fd, 0, 0});
+    }
+    it->events = static_cast<short>((read ? CURL_WAIT_POLLIN : 0) | (write ? CURL_WAIT_POLLOUT : 0));
+  }
+
+  net::dns::lookup_table table;
+  std::vector<curl_waitfd> fds;
+  net::dns::ares_client ares;  // last: it closes its sockets (through watch) before fds goes
+};
 
 void response_capture::reset(bool ban_lines) {
   head.reset(ban_lines);
@@ -256,6 +334,10 @@ transfer_engine::~transfer_engine() {
   // Teardown cannot fail usefully: a failure is only reported. Handles still in flight
   // (a stop or a fatal error) are removed before anything is cleaned up.
   auto report = [](const char* what, const char* why) { std::fprintf(stderr, "fetch: %s: %s\n", what, why); };
+  dns_.reset();  // lookups still pending are dropped: they would add handles
+  for (auto& [e, list] : resolve_lists_) {
+    curl_slist_free_all(list);
+  }
   for (CURL* e : all_easy_) {
     if (const CURLMcode rc = curl_multi_remove_handle(multi_, e); rc != CURLM_OK) {
       report("curl_multi_remove_handle", curl_multi_strerror(rc));
@@ -289,6 +371,15 @@ CURL* transfer_engine::take_easy() {
   return e;
 }
 
+void transfer_engine::give_back(CURL* e) {
+  auto it = std::find_if(resolve_lists_.begin(), resolve_lists_.end(), [e](const auto& p) { return p.first == e; });
+  if (it != resolve_lists_.end()) {
+    curl_slist_free_all(it->second);
+    resolve_lists_.erase(it);
+  }
+  free_easy_.push_back(e);
+}
+
 CURLSH* transfer_engine::share_for(std::uint32_t exit_index) {
   // One connection cache per exit: a kept-alive connection can only ever be reused
   // by a request that picked the same exit (libcurl's own matching does not look at
@@ -315,8 +406,71 @@ void transfer_engine::start(const std::string& url, const proto::exit_spec& exit
   CURL* e = take_easy();
   std::string error = setup(e, url, exit, share_for(exit_index), opts, cap, tag);
   if (!error.empty()) {
-    free_easy_.push_back(e);
+    give_back(e);
     failed_setups_.push_back(finished_transfer{tag, CURLE_OK, std::move(error), {}});
+    return;
+  }
+  // The gateway-side resolver for the names libcurl would resolve itself (socks5h:// and
+  // HTTP proxies resolve the target at the exit).
+  if (opts.dns && (exit.scheme == proto::exit_scheme::direct || exit.scheme == proto::exit_scheme::socks5)) {
+    resolve_then_add(e, url, opts, cap, tag);
+    return;
+  }
+  check(curl_multi_add_handle(multi_, e), "curl_multi_add_handle");
+}
+
+void transfer_engine::resolve_then_add(CURL* e, const std::string& url, const transfer_options& opts,
+                                       response_capture& cap, void* tag) {
+  const auto target = host_and_port(url);
+  const auto name = target && !is_ip_literal(target->first) ? net::dns::normalize_name(target->first) : std::nullopt;
+  if (!name) {
+    check(curl_multi_add_handle(multi_, e), "curl_multi_add_handle");  // a literal, or libcurl's to refuse
+    return;
+  }
+  if (!dns_) {
+    dns_ = std::make_unique<resolver_state>(*opts.dns);
+  }
+  // The URL's port, and those of a redirect to the same host's other scheme.
+  std::vector<long> ports{target->second};
+  for (const long p : {80L, 443L}) {
+    if (p != target->second) {
+      ports.push_back(p);
+    }
+  }
+  auto begun = dns_->table.begin(
+      *name,
+      [this, e, host = target->first, ports, &cap, tag](const net::dns::answer& a) {
+        on_resolved(e, host, ports, a, cap, tag);
+      },
+      net::dns::clock::now());
+  if (begun.how == net::dns::source::cache) {
+    on_resolved(e, target->first, ports, begun.cached, cap, tag);
+  } else if (begun.how == net::dns::source::query) {
+    dns_->ares.lookup(*name, [this, n = *name](bool v6, net::dns::answer a) {
+      dns_->table.on_family(n, v6, std::move(a), net::dns::clock::now());
+    });
+  }
+}
+
+void transfer_engine::on_resolved(CURL* e, const std::string& host, const std::vector<long>& ports,
+                                  const net::dns::answer& a, response_capture& cap, void* tag) {
+  if (a.st != net::dns::status::ok) {
+    std::snprintf(cap.errbuf, CURL_ERROR_SIZE, "cannot resolve %s: %s", host.c_str(),
+                  std::string(net::dns::status_text(a.st)).c_str());
+    give_back(e);
+    failed_setups_.push_back(finished_transfer{
+        tag, a.st == net::dns::status::timeout ? CURLE_OPERATION_TIMEDOUT : CURLE_COULDNT_RESOLVE_HOST, {}, {}});
+    return;
+  }
+  curl_slist* list = resolve_list(host, ports, a.addresses);
+  const CURLcode rc = list == nullptr ? CURLE_OUT_OF_MEMORY : curl_easy_setopt(e, CURLOPT_RESOLVE, list);
+  if (list != nullptr) {
+    resolve_lists_.emplace_back(e, list);
+  }
+  if (rc != CURLE_OK) {
+    give_back(e);
+    failed_setups_.push_back(
+        finished_transfer{tag, CURLE_OK, fmt::format("CURLOPT_RESOLVE: {}", curl_easy_strerror(rc)), {}});
     return;
   }
   check(curl_multi_add_handle(multi_, e), "curl_multi_add_handle");
@@ -328,8 +482,29 @@ void transfer_engine::perform() {
 }
 
 void transfer_engine::poll(std::chrono::milliseconds timeout) {
-  const int ms = failed_setups_.empty() ? static_cast<int>(std::max<long long>(0, timeout.count())) : 0;
-  check(curl_multi_poll(multi_, nullptr, 0, ms, nullptr), "curl_multi_poll");
+  long long ms = failed_setups_.empty() ? std::max<long long>(0, timeout.count()) : 0;
+  if (!dns_) {
+    check(curl_multi_poll(multi_, nullptr, 0, static_cast<int>(ms), nullptr), "curl_multi_poll");
+    return;
+  }
+  if (const auto next = dns_->ares.next_timeout()) {
+    ms = std::min<long long>(ms, next->count());
+  }
+  for (auto& f : dns_->fds) {
+    f.revents = 0;
+  }
+  check(
+      curl_multi_poll(multi_, dns_->fds.data(), static_cast<unsigned>(dns_->fds.size()), static_cast<int>(ms), nullptr),
+      "curl_multi_poll");
+  // A copy: answering may open or close c-ares sockets (and start transfers).
+  const std::vector<curl_waitfd> ready = dns_->fds;
+  for (const auto& f : ready) {
+    if (f.revents != 0) {
+      dns_->ares.process((f.revents & CURL_WAIT_POLLIN) != 0 ? f.fd : -1,
+                         (f.revents & CURL_WAIT_POLLOUT) != 0 ? f.fd : -1);
+    }
+  }
+  dns_->ares.process(-1, -1);  // c-ares's retries and timeouts
 }
 
 bool transfer_engine::wakeup() noexcept {
@@ -355,7 +530,7 @@ std::optional<finished_transfer> transfer_engine::next_done() {
     f.tag = tag;
     f.info = read_info(e);
     check(curl_multi_remove_handle(multi_, e), "curl_multi_remove_handle");
-    free_easy_.push_back(e);
+    give_back(e);
     return f;
   }
   return std::nullopt;

@@ -10,6 +10,16 @@
 // multi handle, the share setup or curl_easy_getinfo are programming (or build) errors:
 // std::runtime_error, which the shard turns into a fatal error.
 //
+// Names: with transfer_options::dns, the target host of a direct or socks5:// exit is
+// looked up by the engine's own resolver (c-ares, its sockets polled with libcurl's in
+// poll(); cache and coalescing of net/dns_cache.hpp, one per shard like the gateway's)
+// and libcurl is handed the addresses (CURLOPT_RESOLVE, for the URL's port, 80 and 443),
+// so libcurl's connection reuse, which matches on host name and port, is kept. Until the
+// answer comes the transfer waits in the engine, not in the multi handle. A name that
+// does not resolve ends the transfer with CURLE_COULDNT_RESOLVE_HOST (a lookup timeout:
+// CURLE_OPERATION_TIMEDOUT) and the reason in errbuf. Names libcurl meets later (a
+// redirect to another host, an exit's own host name) it still resolves itself.
+//
 // Threads: one shard's thread owns an engine; wakeup() may be called from any thread.
 
 #include <curl/curl.h>
@@ -18,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +36,7 @@
 #include <vector>
 
 #include "fetch/head_capture.hpp"
+#include "net/dns_cache.hpp"
 #include "proto/pool_line.hpp"
 
 namespace exitpool::fetch {
@@ -41,6 +53,9 @@ struct transfer_options {
   bool warc = false;       // keep the raw heads (and ask for no content coding)
   std::size_t keep = 0;    // body bytes to keep
   bool ban_lines = false;  // keep every header line of the last response (ban patterns read them)
+  // Resolver settings (--dns-*): targets of direct and socks5:// exits are resolved by the
+  // engine. nullopt: libcurl resolves every name itself.
+  std::optional<net::dns::config> dns;
 };
 
 // What the callbacks capture of one attempt's response. Owned by the caller; it must
@@ -109,13 +124,23 @@ class transfer_engine {
 
  private:
   CURL* take_easy();
+  void give_back(CURL* e);
   CURLSH* share_for(std::uint32_t exit_index);
+  // Hands `e` to the multi handle once its target's addresses are known.
+  void resolve_then_add(CURL* e, const std::string& url, const transfer_options& opts, response_capture& cap,
+                        void* tag);
+  void on_resolved(CURL* e, const std::string& host, const std::vector<long>& ports, const net::dns::answer& a,
+                   response_capture& cap, void* tag);
+
+  struct resolver_state;
+  std::unique_ptr<resolver_state> dns_;  // made by the first start() with opts.dns
 
   CURLM* multi_ = nullptr;
   std::vector<CURL*> all_easy_;  // every easy handle made, for cleanup
   std::vector<CURL*> free_easy_;
   std::vector<CURLSH*> shares_;
   std::deque<finished_transfer> failed_setups_;
+  std::vector<std::pair<CURL*, curl_slist*>> resolve_lists_;  // CURLOPT_RESOLVE lists, freed with their handle
 };
 
 }  // namespace exitpool::fetch

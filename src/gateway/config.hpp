@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gateway/acl.hpp"
+#include "net/dns_cache.hpp"
 #include "pool/pool.hpp"
 #include "pool/rate_limit.hpp"
 #include "pool/selector.hpp"
@@ -59,6 +60,8 @@ struct config {
   std::chrono::milliseconds check_interval{std::chrono::seconds(30)};
   std::string check_url;
   std::chrono::milliseconds check_timeout{std::chrono::seconds(5)};
+  // Each shard's resolver (net/resolver.hpp): servers, TTL bounds, lookup timeout, cache size.
+  net::dns::config dns;
 };
 
 }  // namespace exitpool::gateway

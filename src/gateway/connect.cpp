@@ -63,6 +63,7 @@ net::awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto
   opts.timeout = cfg.dial_timeout;
   opts.tls_verified = &g.tls_verified;
   opts.tls_insecure = &g.tls_insecure;
+  opts.resolver = shard.resolver.get();
   opts.check_address = [&g](const asio::ip::address& a, std::uint16_t p) { return g.acl.check(a, p); };
 
   const auto queue_deadline = clock::now() + cfg.queue_timeout;

@@ -21,6 +21,7 @@ int http_status_for(failure f) {
       return 503;
     case failure::target_prohibited:
       return 403;
+    case failure::dns_timeout:
     case failure::connection_timeout:
     case failure::response_timeout:
       return 504;
@@ -80,6 +81,7 @@ socks5::reply socks_reply_for(failure f, socks5::reply upstream) {
     case failure::target_prohibited:
       return socks5::reply::not_allowed;
     case failure::dns_error:
+    case failure::dns_timeout:
       return socks5::reply::host_unreachable;
     case failure::connection_refused:
       return socks5::reply::connection_refused;

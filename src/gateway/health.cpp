@@ -41,7 +41,8 @@ double seconds_of(clock::duration d) {
 
 // Probes one exit and completes a check attempt with the outcome. Skips exits in their
 // cool-down and probing exits whose probe slot someone else (live traffic) holds.
-awaitable<void> probe_one(shared_state& g, pool::driver& d, config_ptr cfg, std::shared_ptr<pool::exit> ex) {
+awaitable<void> probe_one(shared_state& g, pool::driver& d, config_ptr cfg, std::shared_ptr<pool::exit> ex,
+                          net::resolver* resolver) {
   auto now = clock::now();
   const auto before = ex->state(now);
   auto check = d.check(nullptr, *ex, now);
@@ -52,6 +53,7 @@ awaitable<void> probe_one(shared_state& g, pool::driver& d, config_ptr cfg, std:
   opts.timeout = g.cfg.dial_timeout;
   opts.tls_verified = &g.tls_verified;
   opts.tls_insecure = &g.tls_insecure;
+  opts.resolver = resolver;
   const net::probe_target* target = cfg->target ? &*cfg->target : nullptr;
   const auto r = co_await net::probe_exit(*ex, target, opts, cfg->timeout);
   now = clock::now();
@@ -80,7 +82,8 @@ awaitable<void> probe_one(shared_state& g, pool::driver& d, config_ptr cfg, std:
   }
 }
 
-awaitable<void> pass_worker(shared_state& g, pool::driver& d, config_ptr cfg, std::shared_ptr<pass> p) {
+awaitable<void> pass_worker(shared_state& g, pool::driver& d, config_ptr cfg, std::shared_ptr<pass> p,
+                            net::resolver* resolver) {
   // Ends the pass when the last worker ends, however it ends.
   struct finished {
     pass& p;
@@ -92,7 +95,7 @@ awaitable<void> pass_worker(shared_state& g, pool::driver& d, config_ptr cfg, st
   } guard{*p};
   while (p->next < p->todo.size()) {
     auto ex = p->todo[p->next++];
-    co_await probe_one(g, d, cfg, std::move(ex));
+    co_await probe_one(g, d, cfg, std::move(ex), resolver);
   }
 }
 
@@ -109,7 +112,7 @@ void log_worker_exception(std::exception_ptr e) {
 
 // Probes `todo`, at most cfg->concurrency at once; returns when every probe ended.
 awaitable<void> run_pass(shared_state& g, pool::driver& d, config_ptr cfg,
-                         std::vector<std::shared_ptr<pool::exit>> todo) {
+                         std::vector<std::shared_ptr<pool::exit>> todo, net::resolver* resolver) {
   if (todo.empty()) {
     co_return;
   }
@@ -118,7 +121,7 @@ awaitable<void> run_pass(shared_state& g, pool::driver& d, config_ptr cfg,
   p->todo = std::move(todo);
   p->running = std::min(std::max<std::size_t>(1, cfg->concurrency), p->todo.size());
   for (std::size_t k = p->running; k > 0; --k) {
-    asio::co_spawn(executor, pass_worker(g, d, cfg, p), log_worker_exception);
+    asio::co_spawn(executor, pass_worker(g, d, cfg, p, resolver), log_worker_exception);
   }
   // One thread: `running` only drops while this coroutine is suspended, so the check
   // and the wait cannot miss the last worker's cancel.
@@ -147,7 +150,7 @@ std::vector<std::shared_ptr<pool::exit>> full_pass_list(const pool::snapshot& sn
   return probing;
 }
 
-awaitable<void> full_passes(shared_state& g, pool::driver& d, config_ptr cfg) {
+awaitable<void> full_passes(shared_state& g, pool::driver& d, config_ptr cfg, net::resolver* resolver) {
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> jitter(0.9, 1.1);
   asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -159,13 +162,13 @@ awaitable<void> full_passes(shared_state& g, pool::driver& d, config_ptr cfg) {
       co_return;
     }
     auto snap = g.pool.load();
-    co_await run_pass(g, d, cfg, full_pass_list(*snap, clock::now()));
+    co_await run_pass(g, d, cfg, full_pass_list(*snap, clock::now()), resolver);
   }
 }
 
 // Exits whose cool-down ended and that no one is probing: probed without waiting for
 // the next full pass (or for live traffic, which may never come).
-awaitable<void> probing_passes(shared_state& g, pool::driver& d, config_ptr cfg) {
+awaitable<void> probing_passes(shared_state& g, pool::driver& d, config_ptr cfg, net::resolver* resolver) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (;;) {
     timer.expires_after(cfg->probing_poll);
@@ -180,7 +183,7 @@ awaitable<void> probing_passes(shared_state& g, pool::driver& d, config_ptr cfg)
         todo.push_back(e);
       }
     }
-    co_await run_pass(g, d, cfg, std::move(todo));
+    co_await run_pass(g, d, cfg, std::move(todo), resolver);
   }
 }
 
@@ -200,7 +203,7 @@ health_check_config make_health_check_config(const config& c) {
   return out;
 }
 
-awaitable<void> health_loop(shared_state& g, health_check_config cfg) {
+awaitable<void> health_loop(shared_state& g, health_check_config cfg, net::resolver* resolver) {
   using namespace asio::experimental::awaitable_operators;
   auto shared_cfg = std::make_shared<const health_check_config>(std::move(cfg));
   spdlog::info("active health checks every {:.1f} s (timeout {:.1f} s): {}", seconds_of(shared_cfg->interval),
@@ -209,7 +212,7 @@ awaitable<void> health_loop(shared_state& g, health_check_config cfg) {
                                   : std::string("handshake with each exit"));
   // The checks' own driver: they choose no exit, so its selector is never used.
   pool::driver d(g.cfg.policy, 0, *g.state, g.cfg.health.probe_timeout);
-  co_await (full_passes(g, d, shared_cfg) && probing_passes(g, d, shared_cfg));
+  co_await (full_passes(g, d, shared_cfg, resolver) && probing_passes(g, d, shared_cfg, resolver));
 }
 
 }  // namespace exitpool::gateway

@@ -40,8 +40,8 @@ struct health_check_config {
 // std::invalid_argument when check_url is set but not a usable http:// URL.
 health_check_config make_health_check_config(const config& c);
 
-// Runs the full passes and the light passes until the io_context stops. Precondition:
-// cfg.interval > 0.
-boost::asio::awaitable<void> health_loop(shared_state& g, health_check_config cfg);
+// Runs the full passes and the light passes until the io_context stops, resolving exit
+// and check-URL host names with `resolver` (that shard's). Precondition: cfg.interval > 0.
+boost::asio::awaitable<void> health_loop(shared_state& g, health_check_config cfg, net::resolver* resolver);
 
 }  // namespace exitpool::gateway

@@ -297,6 +297,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
     auto st = std::make_unique<shard_state>(shared, seed, i);
     st->metrics = &metrics.shard(static_cast<std::size_t>(i));
     st->acceptor = std::make_unique<tcp::acceptor>(make_listener(runtime.context(i), endpoint));
+    st->resolver = std::make_unique<net::resolver>(runtime.context(i).get_executor(), shared.cfg.dns, st->metrics);
     asio::co_spawn(runtime.context(i), accept_loop(*st), asio::detached);
     asio::co_spawn(runtime.context(i), idle_sweeper(*st), asio::detached);
     shard_states.push_back(std::move(st));
@@ -320,7 +321,9 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
 
   // Active health checks run on shard 0 too: they only dial and report to the exits' atomics.
   if (shared.cfg.check_interval.count() > 0) {
-    asio::co_spawn(runtime.context(0), health_loop(shared, make_health_check_config(shared.cfg)), log_health_exception);
+    asio::co_spawn(runtime.context(0),
+                   health_loop(shared, make_health_check_config(shared.cfg), shard_states[0]->resolver.get()),
+                   log_health_exception);
   }
 
   asio::io_context main_ctx(1);
@@ -442,6 +445,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   for (auto& st : shard_states) {
     st->acceptor.reset();
     st->idle_upstreams.clear();
+    st->resolver.reset();  // its sockets and timer belong to the shard's io_context
   }
   runtime.shutdown();
   return 0;

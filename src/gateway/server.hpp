@@ -17,6 +17,7 @@
 #include "gateway/auth.hpp"
 #include "gateway/config.hpp"
 #include "gateway/upstream_pool.hpp"
+#include "net/resolver.hpp"
 #include "pool/attempt.hpp"
 #include "pool/ban_policy.hpp"
 #include "pool/pool.hpp"
@@ -61,6 +62,7 @@ struct shard_state final : pool::attempt_observer {
   upstream_pool idle_upstreams;             // kept-alive upstream connections of this shard
   std::atomic<int> active_sessions{0};      // written by the shard, read by the main thread when draining
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;  // closed on the shard's thread to stop accepting
+  std::unique_ptr<net::resolver> resolver;  // this shard's names (targets of direct and socks5:// exits)
 };
 
 // Re-reads the pool file and swaps the snapshot in. Exits whose line did not change

@@ -67,21 +67,41 @@ std::string refused(const dial_options& opts, std::vector<tcp::endpoint>& eps) {
   return eps.empty() ? why : std::string();
 }
 
-awaitable<std::tuple<error_code, std::vector<tcp::endpoint>>> resolve(std::string host, std::uint16_t port) {
+struct resolved {
+  pool::failure error = pool::failure::none;  // dns_error or dns_timeout
+  std::string detail;                         // "cannot resolve NAME: why"
+  std::vector<tcp::endpoint> endpoints;       // IPv4 first, then IPv6
+};
+
+// IP literals without a lookup; names through the shard's resolver (cached, coalesced).
+awaitable<resolved> resolve(const dial_options& opts, const std::string& host, std::uint16_t port) {
+  resolved out;
   error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  if (!ec) {
-    co_return std::tuple{error_code{}, std::vector<tcp::endpoint>{tcp::endpoint(addr, port)}};
+  if (auto addr = asio::ip::make_address(host, ec); !ec) {
+    out.endpoints.emplace_back(addr, port);
+    co_return out;
   }
-  tcp::resolver resolver(co_await asio::this_coro::executor);
-  auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), nothrow_awaitable);
-  std::vector<tcp::endpoint> out;
-  if (!rec) {
-    for (const auto& r : results) {
-      out.push_back(r.endpoint());
-    }
+  if (opts.resolver == nullptr) {
+    out.error = pool::failure::dns_error;
+    out.detail = fmt::format("cannot resolve {}: no resolver for names here", host);
+    co_return out;
   }
-  co_return std::tuple{rec, std::move(out)};
+  auto r = co_await opts.resolver->resolve(host);
+  if (r.st != dns::status::ok) {
+    out.error = r.st == dns::status::timeout ? pool::failure::dns_timeout : pool::failure::dns_error;
+    out.detail = describe_failure(host, r.st);
+    co_return out;
+  }
+  for (const auto& a : r.addresses) {
+    out.endpoints.emplace_back(a, port);
+  }
+  co_return out;
+}
+
+dial_result unresolved(resolved r, bool exit_fault) {
+  auto d = failed(r.error, exit_fault, std::move(r.detail));
+  d.socks_reply = socks5::reply::host_unreachable;
+  return d;
 }
 
 // Connects to the first endpoint that accepts, binding `source` first when set.
@@ -324,12 +344,11 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
       }
       co_return dial_result{};
     }
-    auto [rec, eps] = co_await resolve(host, port);
-    if (rec) {
-      auto r = failed(pool::failure::dns_error, false, fmt::format("cannot resolve {}: {}", host, rec.message()));
-      r.socks_reply = socks5::reply::host_unreachable;
-      co_return r;
+    auto target = co_await resolve(opts, host, port);
+    if (target.error != pool::failure::none) {
+      co_return unresolved(std::move(target), false);
     }
+    auto& eps = target.endpoints;
     if (auto why = refused(opts, eps); !why.empty()) {
       co_return failed(pool::failure::target_prohibited, false, why);
     }
@@ -347,12 +366,12 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
   }
 
   // Through a proxy: first reach the proxy itself.
-  auto [rec, eps] = co_await resolve(spec.host, spec.port);
-  if (rec) {
-    co_return failed(pool::failure::dns_error, true,
-                     fmt::format("cannot resolve exit host {}: {}", spec.host, rec.message()));
+  auto proxy = co_await resolve(opts, spec.host, spec.port);
+  if (proxy.error != pool::failure::none) {
+    proxy.detail = "exit host: " + proxy.detail;
+    co_return unresolved(std::move(proxy), true);
   }
-  auto [cec, sock] = co_await connect_any(eps, std::nullopt);
+  auto [cec, sock] = co_await connect_any(proxy.endpoints, std::nullopt);
   if (cec) {
     co_return failed(
         error_from(cec), !local_resource_error(cec),
@@ -385,12 +404,11 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
       }
       {
         // socks5:// means the gateway resolves names; socks5h:// lets the exit do it.
-        auto [dec, targets] = co_await resolve(host, port);
-        if (dec || targets.empty()) {
-          auto r = failed(pool::failure::dns_error, false, fmt::format("cannot resolve {}: {}", host, dec.message()));
-          r.socks_reply = socks5::reply::host_unreachable;
-          co_return r;
+        auto target = co_await resolve(opts, host, port);
+        if (target.error != pool::failure::none) {
+          co_return unresolved(std::move(target), false);
         }
+        auto& targets = target.endpoints;
         if (auto why = refused(opts, targets); !why.empty()) {
           co_return failed(pool::failure::target_prohibited, false, why);
         }

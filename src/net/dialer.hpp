@@ -13,6 +13,7 @@
 #include <functional>
 #include <string>
 
+#include "net/resolver.hpp"
 #include "net/stream.hpp"
 #include "pool/failure.hpp"
 #include "pool/pool.hpp"
@@ -29,11 +30,15 @@ struct dial_options {
   // Checks every address the gateway resolves itself (direct and socks5:// exits):
   // returns why it is refused, or "" (unset: everything allowed).
   std::function<std::string(const asio::ip::address&, std::uint16_t)> check_address;
+  // The calling shard's resolver, for the names the gateway resolves itself (targets of
+  // direct and socks5:// exits, exits' own host names). Null: only IP literals can be dialed.
+  net::resolver* resolver = nullptr;
 };
 
 struct dial_result {
   stream upstream;                            // valid on success
   pool::failure error = pool::failure::none;  // a dial failure (pool::is_dial_failure), or target_prohibited
+                                              // (dns_error / dns_timeout: the name did not resolve)
   bool exit_fault = false;                    // the exit itself failed (counts against its health)
   std::string detail;                         // one line for X-Exitpool-Error and logs (no secrets)
   // The reply a SOCKS5 client should get when the exit's own answer is more precise than

@@ -18,6 +18,8 @@ std::string_view failure_name(failure f) {
       return "target_prohibited";
     case failure::dns_error:
       return "dns_error";
+    case failure::dns_timeout:
+      return "dns_timeout";
     case failure::connection_refused:
       return "connection_refused";
     case failure::connection_timeout:

@@ -26,7 +26,8 @@ enum class failure : std::uint8_t {
   // The gateway's access policy refused the target (its name, or an address it resolved to).
   target_prohibited,
   // A dial through an exit failed.
-  dns_error,                  // the target name did not resolve
+  dns_error,                  // the target name did not resolve (NXDOMAIN, NODATA, SERVFAIL, ...)
+  dns_timeout,                // no DNS answer within the lookup timeout
   connection_refused,         // refused (by the proxy, or by the target for direct exits)
   connection_timeout,         // the dial deadline passed
   destination_unavailable,    // the proxy was reached but could not reach the target

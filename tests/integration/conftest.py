@@ -9,6 +9,8 @@
     tinyproxy+auth    HTTP proxy with basic auth (tpuser:tppass), leaves from 127.0.0.16
     stunnel4          TLS in front of squid (so leaves from 127.0.0.11); a test CA signs its certificate
     direct exits      the gateway itself, from 127.0.0.21 and 127.0.0.22
+    DNS server        127.0.0.53:P (UDP, python3-dnslib: dns_server.py): fast.test, short.test (TTL 2),
+                      slow.test (answers after 3 s), dual.test, servfail.test, NXDOMAIN for the rest
 
 Each service writes its config into one temp dir, binds a free loopback port, is checked with curl before
 any test uses it (a broken fixture fails loudly, naming its log), and is stopped (whole process group) at the
@@ -478,6 +480,40 @@ def lab(origin, squid, tinyproxy, tinyproxy_auth, dante, microsocks, microsocks_
 
 
 # ---------------------------------------------------------------------------------------- gateway
+
+@dataclass
+class DnsServer:
+    """The DNS server of dns_server.py; `queries(name)` counts the queries it has received for name."""
+
+    port: int
+    svc: Service
+    host: str = "127.0.0.53"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def queries(self, name: str, qtype: str = "A") -> int:
+        return sum(1 for line in self.svc.log(10_000_000).splitlines() if line == f"query {name} {qtype}")
+
+
+@pytest.fixture(scope="session")
+def dns_server(lab_dir):
+    """A DNS server on loopback for the tests that resolve names: pass --dns-server dns_server.address."""
+    d = _subdir(lab_dir, "dns", 0o755)
+    port = free_port("127.0.0.53")
+    script = Path(__file__).with_name("dns_server.py")
+    svc = start_process("dns_server", ["/usr/bin/python3", str(script), "--listen", "127.0.0.53", "--port",
+                                       str(port)], d / "dns.log", port)
+    deadline = time.monotonic() + 10
+    while "ready" not in svc.log():
+        if not svc.alive() or time.monotonic() > deadline:
+            svc.stop()
+            raise ServiceError(f"dns_server.py did not start\n--- {svc.log_path} ---\n{svc.log()}")
+        time.sleep(0.05)
+    yield DnsServer(port=port, svc=svc)
+    svc.stop()
+
 
 @dataclass
 class Gateway:

@@ -49,20 +49,20 @@ TEST(ShardMetrics, HooksCountWhereExpected) {
   EXPECT_EQ(m.bytes_upstream_to_client.get(), 20u);
   EXPECT_EQ(m.active_tunnels.get(), 1);
   // 0.0001 → le=0.001 (bucket 0); 0.003 → le=0.005 (bucket 2); 20 → +Inf.
-  EXPECT_EQ(m.dial_latency_hist[0].get(), 1u);
-  EXPECT_EQ(m.dial_latency_hist[2].get(), 1u);
-  EXPECT_EQ(m.dial_latency_hist.back().get(), 1u);
-  EXPECT_EQ(m.dial_latency_count.get(), 3u);
+  EXPECT_EQ(m.dial_latency.buckets[0].get(), 1u);
+  EXPECT_EQ(m.dial_latency.buckets[2].get(), 1u);
+  EXPECT_EQ(m.dial_latency.buckets.back().get(), 1u);
+  EXPECT_EQ(m.dial_latency.count.get(), 3u);
 }
 
 TEST(ShardMetrics, BucketBoundsAreInclusive) {
   shard_metrics m;
-  m.observe_dial_latency(0.001);  // le="0.001" includes 0.001
-  m.observe_dial_latency(10);     // le="10" includes 10
-  m.observe_dial_latency(-1);     // clock step: counted as 0
-  EXPECT_EQ(m.dial_latency_hist[0].get(), 2u);
-  EXPECT_EQ(m.dial_latency_hist[dial_latency_buckets.size() - 1].get(), 1u);
-  EXPECT_EQ(m.dial_latency_hist.back().get(), 0u);
+  m.dial_latency.observe(0.001);  // le="0.001" includes 0.001
+  m.dial_latency.observe(10);     // le="10" includes 10
+  m.dial_latency.observe(-1);     // clock step: counted as 0
+  EXPECT_EQ(m.dial_latency.buckets[0].get(), 2u);
+  EXPECT_EQ(m.dial_latency.buckets[latency_buckets.size() - 1].get(), 1u);
+  EXPECT_EQ(m.dial_latency.buckets.back().get(), 0u);
 }
 
 TEST(DialErrorIndex, EveryDialFailureHasItsProxyStatusLabel) {

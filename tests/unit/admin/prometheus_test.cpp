@@ -148,7 +148,7 @@ TEST(Prometheus, HistogramBucketsAreCumulativeAndInfEqualsCount) {
   }
   const std::string text = render_prometheus(f.reg, *f.snap, t0);
   double prev = 0;
-  for (auto le : dial_latency_bucket_labels) {
+  for (auto le : latency_bucket_labels) {
     double v = value_of(text, "exitpool_dial_duration_seconds_bucket{le=\"" + std::string(le) + "\"}");
     ASSERT_GE(v, prev) << le;
     prev = v;
@@ -161,6 +161,28 @@ TEST(Prometheus, HistogramBucketsAreCumulativeAndInfEqualsCount) {
   EXPECT_EQ(inf, 8);
   EXPECT_EQ(value_of(text, "exitpool_dial_duration_seconds_count"), inf);
   EXPECT_NEAR(value_of(text, "exitpool_dial_duration_seconds_sum"), 0.0005 + 0.001 + 0.004 + 0.6 + 3 + 11 + 60, 1e-6);
+}
+
+TEST(Prometheus, DnsLookupsHitsFailuresAndLatency) {
+  fixture f;
+  using net::dns::source;
+  using net::dns::status;
+  f.reg.shard(0).on_dns_lookup(source::query, status::ok, 0.02);
+  f.reg.shard(1).on_dns_lookup(source::cache, status::ok, 0.00001);
+  f.reg.shard(1).on_dns_lookup(source::cache, status::not_found, 0.00001);
+  f.reg.shard(2).on_dns_lookup(source::coalesced, status::timeout, 5);
+  const std::string text = render_prometheus(f.reg, *f.snap, t0);
+  EXPECT_EQ(value_of(text, R"(exitpool_dns_lookups_total{source="query"})"), 1);
+  EXPECT_EQ(value_of(text, R"(exitpool_dns_lookups_total{source="cache"})"), 2);
+  EXPECT_EQ(value_of(text, R"(exitpool_dns_lookups_total{source="coalesced"})"), 1);
+  EXPECT_EQ(value_of(text, "exitpool_dns_cache_hits_total"), 2);
+  EXPECT_EQ(value_of(text, R"(exitpool_dns_failures_total{kind="not_found"})"), 1);
+  EXPECT_EQ(value_of(text, R"(exitpool_dns_failures_total{kind="timeout"})"), 1);
+  EXPECT_EQ(value_of(text, R"(exitpool_dns_failures_total{kind="server_failure"})"), 0);
+  EXPECT_EQ(text.find(R"(exitpool_dns_failures_total{kind="ok"})"), std::string::npos);
+  EXPECT_EQ(value_of(text, R"(exitpool_dns_lookup_duration_seconds_bucket{le="0.001"})"), 2);
+  EXPECT_EQ(value_of(text, R"(exitpool_dns_lookup_duration_seconds_bucket{le="0.025"})"), 3);
+  EXPECT_EQ(value_of(text, "exitpool_dns_lookup_duration_seconds_count"), 4);
 }
 
 TEST(Prometheus, PerExitSeriesAndStates) {

@@ -20,7 +20,8 @@ TEST(HttpError, StatusTable) {
         tc{failure::exhausted, 502}, tc{failure::target_prohibited, 403}, tc{failure::connection_refused, 502},
         tc{failure::connection_timeout, 504}, tc{failure::response_timeout, 504}, tc{failure::response_incomplete, 502},
         tc{failure::http_protocol_error, 502}, tc{failure::auth_failed, 407}, tc{failure::client_limit, 429},
-        tc{failure::bad_request, 400}, tc{failure::overloaded, 503}}) {
+        tc{failure::bad_request, 400}, tc{failure::overloaded, 503}, tc{failure::dns_error, 502},
+        tc{failure::dns_timeout, 504}}) {
     EXPECT_EQ(http_status_for(f), status) << pool::failure_name(f);
   }
   EXPECT_EQ(make_error(failure::bad_request, "too long", {}, 414).status, 414);
@@ -39,6 +40,18 @@ TEST(HttpError, RenderedWithProxyStatusAndSanitisedMessage) {
   EXPECT_NE(out.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos);
 }
 
+TEST(HttpError, DnsFailuresNameTheirRfc9209Type) {
+  const auto nx = render_error_response(
+      make_error(failure::dns_error, "exit failed: direct: cannot resolve nx.test: no such name"));
+  EXPECT_TRUE(nx.starts_with("HTTP/1.1 502 Bad Gateway\r\n")) << nx;
+  EXPECT_NE(nx.find("X-Exitpool-Error: exit failed: direct: cannot resolve nx.test: no such name\r\n"),
+            std::string::npos);
+  EXPECT_NE(nx.find("Proxy-Status: exitpool; error=dns_error;"), std::string::npos);
+  const auto slow = render_error_response(make_error(failure::dns_timeout, "cannot resolve slow.test"));
+  EXPECT_TRUE(slow.starts_with("HTTP/1.1 504 Gateway Timeout\r\n")) << slow;
+  EXPECT_NE(slow.find("Proxy-Status: exitpool; error=dns_timeout;"), std::string::npos);
+}
+
 TEST(HttpError, AuthAndCapacityHeaders) {
   const auto auth = render_error_response(make_error(failure::auth_failed, "bad username or password"));
   EXPECT_NE(auth.find("Proxy-Authenticate: Basic realm=\"exitpool\"\r\n"), std::string::npos);
@@ -55,6 +68,7 @@ TEST(SocksReply, Table) {
   EXPECT_EQ(socks_reply_for(failure::no_match), socks5::reply::network_unreachable);
   EXPECT_EQ(socks_reply_for(failure::target_prohibited), socks5::reply::not_allowed);
   EXPECT_EQ(socks_reply_for(failure::dns_error), socks5::reply::host_unreachable);
+  EXPECT_EQ(socks_reply_for(failure::dns_timeout), socks5::reply::host_unreachable);
   EXPECT_EQ(socks_reply_for(failure::connection_refused), socks5::reply::connection_refused);
   EXPECT_EQ(socks_reply_for(failure::connection_timeout), socks5::reply::ttl_expired);
   EXPECT_EQ(socks_reply_for(failure::destination_ip_unroutable), socks5::reply::network_unreachable);
