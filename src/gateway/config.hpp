@@ -59,6 +59,9 @@ struct config {
   std::chrono::milliseconds check_interval{std::chrono::seconds(30)};
   std::string check_url;
   std::chrono::milliseconds check_timeout{std::chrono::seconds(5)};
+  // Shared state for a fleet (fleet/redis_state.hpp): redis://HOST:PORT[/DB]; empty: in-process.
+  std::string state_url;
+  std::string state_password;  // overrides a password in the URL; never logged
 };
 
 }  // namespace exitpool::gateway
