@@ -31,7 +31,8 @@ int list_fleet(const fleet_options& o) {
   }
   const auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
   auto members = fleet::read_fleet(url, timeout);
-  std::printf("%zu gateway%s alive in %s\n", members.size(), members.size() == 1 ? "" : "s", fleet::redacted(url).c_str());
+  std::printf("%zu gateway%s alive in %s\n", members.size(), members.size() == 1 ? "" : "s",
+              fleet::redacted(url).c_str());
   for (const auto& m : members) {
     std::printf("%s\t%s\theartbeat valid %lld ms\n", m.id.c_str(), m.info.c_str(), m.expires_in_ms);
   }

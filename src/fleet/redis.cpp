@@ -171,7 +171,9 @@ reply_reader::reply_reader() : r_(redisReaderCreate()) {
   }
 }
 
-reply_reader::~reply_reader() { redisReaderFree(r_); }
+reply_reader::~reply_reader() {
+  redisReaderFree(r_);
+}
 
 void reply_reader::feed(std::string_view bytes) {
   if (failed()) {
@@ -219,7 +221,8 @@ const char* redis_errc_name(redis_errc e) {
   return "unknown";
 }
 
-connection::connection(asio::any_io_executor ex) : sock_(ex), deadline_(ex), reader_(std::make_unique<reply_reader>()), buf_(16 * 1024) {}
+connection::connection(asio::any_io_executor ex)
+    : sock_(ex), deadline_(ex), reader_(std::make_unique<reply_reader>()), buf_(16 * 1024) {}
 
 void connection::close() {
   boost::system::error_code ignored;

@@ -16,12 +16,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::size_t max_queue = 100000;        // queued writes while Redis is slow or down
-constexpr std::size_t max_grants = 1 << 18;      // (exit, host) grant records held at once
-constexpr std::size_t max_host = 253;            // longest host name shared (DNS limit)
-constexpr std::size_t max_session_key = 256;     // longest session key shared
-constexpr auto grant_life = 1s;                  // unspent tokens are dropped after this
-constexpr auto grant_idle = 10s;                 // a grant record unused this long is dropped
+constexpr std::size_t max_queue = 100000;     // queued writes while Redis is slow or down
+constexpr std::size_t max_grants = 1 << 18;   // (exit, host) grant records held at once
+constexpr std::size_t max_host = 253;         // longest host name shared (DNS limit)
+constexpr std::size_t max_session_key = 256;  // longest session key shared
+constexpr auto grant_life = 1s;               // unspent tokens are dropped after this
+constexpr auto grant_idle = 10s;              // a grant record unused this long is dropped
 
 std::int64_t ns_of(pool::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -30,7 +30,9 @@ pool::time_point tp_of(std::int64_t ns) {
   return pool::time_point(std::chrono::duration_cast<pool::clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
-std::string hex(std::uint64_t v) { return fmt::format("{:016x}", v); }
+std::string hex(std::uint64_t v) {
+  return fmt::format("{:016x}", v);
+}
 
 // Scripts. Times come from Redis TIME, so gateway clocks do not matter; the rate keys of
 // one exit share the hash tag {exit hash}, so a cluster would keep them in one slot.
@@ -135,11 +137,10 @@ return out
 )lua";
 
 enum script_id : std::size_t { s_gcra, s_publish, s_in_force, s_claim, s_anchor, s_heartbeat, s_fleet, s_count };
-constexpr std::array<std::string_view, s_count> scripts = {script_gcra,   script_publish,   script_in_force, script_claim,
-                                                           script_anchor, script_heartbeat, script_fleet};
+constexpr std::array<std::string_view, s_count> scripts = {
+    script_gcra, script_publish, script_in_force, script_claim, script_anchor, script_heartbeat, script_fleet};
 
-std::vector<std::string> evalsha(const std::string& sha, std::vector<std::string> keys,
-                                 std::vector<std::string> args) {
+std::vector<std::string> evalsha(const std::string& sha, std::vector<std::string> keys, std::vector<std::string> args) {
   std::vector<std::string> cmd{"EVALSHA", sha, std::to_string(keys.size())};
   for (auto& k : keys) {
     cmd.push_back(std::move(k));
@@ -259,7 +260,9 @@ std::optional<fleet_event> parse_event(std::string_view payload) {
   return std::nullopt;
 }
 
-int grant_batch(double rate) { return std::clamp(static_cast<int>(rate / 10), 1, 64); }
+int grant_batch(double rate) {
+  return std::clamp(static_cast<int>(rate / 10), 1, 64);
+}
 
 // ---- the background task -------------------------------------------------------------------
 
@@ -581,8 +584,7 @@ class redis_state::sync {
   void requeue(std::deque<outbound>& q) {
     std::lock_guard lock(st_.queue_mu_);
     for (auto it = q.rbegin(); it != q.rend(); ++it) {
-      if ((it->type == outbound::kind::ban || it->type == outbound::kind::ejection) &&
-          st_.queue_.size() < max_queue) {
+      if ((it->type == outbound::kind::ban || it->type == outbound::kind::ejection) && st_.queue_.size() < max_queue) {
         st_.queue_.push_front(std::move(*it));
       }
     }
@@ -712,8 +714,8 @@ redis_state::redis_state(redis_state_config cfg, const pool::pool_holder& pool)
       local_(pool::limits_config{}, cfg_.health),
       sync_(std::make_unique<sync>(*this)) {
   if (cfg_.limits.per_exit_host_rate > 0) {
-    fallback_hosts_.store(std::make_shared<pool::host_limits>(cfg_.limits.per_exit_host_rate,
-                                                              std::max(1.0, cfg_.limits.burst)));
+    fallback_hosts_.store(
+        std::make_shared<pool::host_limits>(cfg_.limits.per_exit_host_rate, std::max(1.0, cfg_.limits.burst)));
   }
   if (cfg_.up_gauge != nullptr) {
     cfg_.up_gauge->store(0, std::memory_order_relaxed);
@@ -836,7 +838,9 @@ void redis_state::refund_exit_token(pool::exit& e) {
 
 namespace {
 // Host hashes are never 0 (0 marks the exit's own grant).
-std::uint64_t host_key(std::string_view host) { return pool::hash64(host, 0x686f7374) | 1; }
+std::uint64_t host_key(std::string_view host) {
+  return pool::hash64(host, 0x686f7374) | 1;
+}
 }  // namespace
 
 pool::time_point redis_state::host_token_at(const pool::exit& e, std::string_view host, pool::time_point now) const {

@@ -66,8 +66,8 @@ namespace exitpool::fleet {
 
 struct redis_state_config {
   redis_url url;
-  std::string gateway_id;  // unique in the fleet (host:pid:listen)
-  std::string gateway_info;  // shown by `exitpool fleet`
+  std::string gateway_id;      // unique in the fleet (host:pid:listen)
+  std::string gateway_info;    // shown by `exitpool fleet`
   pool::limits_config limits;  // the fleet-wide limits
   pool::health_config health;
   std::chrono::milliseconds tick{20};
@@ -79,11 +79,11 @@ struct redis_state_config {
 };
 
 // Redis key names (shared with `exitpool fleet`).
-inline constexpr const char* key_fleet = "exitpool:fleet";       // zset: gateway id -> heartbeat end (ms)
-inline constexpr const char* key_gateway = "exitpool:gw:";       // + id: info, TTL = heartbeat TTL
-inline constexpr const char* key_bans = "exitpool:bans";         // zset: "exit\nhost" -> end (ms)
-inline constexpr const char* key_ejections = "exitpool:ejected"; // zset: exit id -> end (ms)
-inline constexpr const char* key_events = "exitpool:events";     // pub/sub channel
+inline constexpr const char* key_fleet = "exitpool:fleet";        // zset: gateway id -> heartbeat end (ms)
+inline constexpr const char* key_gateway = "exitpool:gw:";        // + id: info, TTL = heartbeat TTL
+inline constexpr const char* key_bans = "exitpool:bans";          // zset: "exit\nhost" -> end (ms)
+inline constexpr const char* key_ejections = "exitpool:ejected";  // zset: exit id -> end (ms)
+inline constexpr const char* key_events = "exitpool:events";      // pub/sub channel
 
 // The live gateways (id, info), read once (for `exitpool fleet`). Runs its own io_context.
 struct fleet_member {
@@ -98,9 +98,9 @@ struct fleet_event {
   enum class kind : std::uint8_t { ban, ejection, anchor } type = kind::ban;
   std::string origin;  // gateway id
   long long remaining_ms = 0;
-  std::string exit_id;     // ban, ejection
-  std::string host;        // ban
-  std::string session;     // anchor: the session key
+  std::string exit_id;           // ban, ejection
+  std::string host;              // ban
+  std::string session;           // anchor: the session key
   std::uint64_t generation = 0;  // anchor
   std::uint64_t anchor = 0;      // anchor: exit id hash
 };

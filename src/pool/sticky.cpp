@@ -140,8 +140,11 @@ void session_table::adopt(std::string_view key, std::uint64_t generation, std::u
   if (!inserted && e.generation > generation) {
     return;
   }
+  // No anchor known elsewhere (a claim's answer) keeps the one set here meanwhile.
+  if (exit_hash != 0 || inserted || e.generation != generation) {
+    e.anchor = exit_hash;
+  }
   e.generation = generation;
-  e.anchor = exit_hash;
   e.expires = expires;
 }
 

@@ -85,8 +85,9 @@ class session_table {
   // `generation` (a lifetime that ended meanwhile keeps its fresh start).
   void anchor(std::string_view key, std::uint64_t generation, std::uint64_t exit_hash);
   // Takes a session's place as decided elsewhere (a fleet's shared table): `key` is in
-  // `generation`, anchored to `exit_hash` (0: none), until `expires`. Ignored when the
-  // local entry is already in a later generation.
+  // `generation`, anchored to `exit_hash` (0: none known there; a local anchor of the same
+  // generation is kept), until `expires`. Ignored when the local entry is already in a
+  // later generation.
   void adopt(std::string_view key, std::uint64_t generation, std::uint64_t exit_hash, time_point expires);
   // Drops entries expired at `now`. Returns how many remain.
   std::size_t sweep(time_point now);

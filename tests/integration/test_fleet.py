@@ -118,6 +118,8 @@ def test_per_exit_rate_holds_across_three_gateways(start_gateway, start_redis):
                     j += 1
                 best = max(best, i - j + 1)
             assert best <= rate + burst + n, (src, best)
+            print(f"{src}: {len(times)} requests in {elapsed:.2f} s ({len(times) / elapsed:.2f}/s), "
+                  f"busiest 1 s window {best}; allowed {allowed:.1f} and {rate + burst + n}")
         # Without the fleet it would be three times the rate; with it, most of what was allowed was used.
         total = sum(1 for h in hits if h.src in (D1, D2))
         assert total >= rate * 2 * duration * 0.5, (total, counts)
@@ -213,3 +215,22 @@ def test_bad_state_url_wrong_password_and_unreachable_redis(start_gateway, start
         r = request(gw2.port, "GET", origin.url("/degraded"))
         assert r.status == 200, (r.status, r.text)
         assert "unreachable" in gw2.log()
+
+
+def test_exit_ejected_by_one_gateway_is_not_dialled_by_another(start_gateway, start_redis):
+    from helpers import closed_port
+    from faults import admin_exits
+    redis = start_redis()
+    pool = [direct(21, "d1"), f"http://127.0.0.1:{closed_port()} id=dead"]
+    with RecordingOrigin("127.0.0.1") as origin:
+        a, b = start_fleet(start_gateway, redis, pool, 2, "--eject-after", "1", "--cooldown", "60")
+        for i in range(4):  # round-robin reaches `dead` and retries on d1
+            request(a.port, "GET", origin.url(f"/a{i}"))
+        assert admin_exits(a.admin_port)["dead"]["state"] == "ejected"
+        time.sleep(1.0)
+        seen = admin_exits(b.admin_port)["dead"]
+        assert seen["state"] == "ejected" and seen["failures"] == 0, seen
+        for i in range(6):
+            r = request(b.port, "GET", origin.url(f"/b{i}"))
+            assert r.status == 200, (r.status, r.text)
+        assert admin_exits(b.admin_port)["dead"]["failures"] == 0  # B never dialled it

@@ -46,10 +46,17 @@ TEST(RedisUrl, RejectsWithAReason) {
     const char* says;
   };
   const row rows[] = {
-      {"127.0.0.1:6379", "expected redis://"}, {"rediss://h", "TLS"},      {"redis://", "no host"},
-      {"redis://h:", "port ''"},               {"redis://h:0", "port 0"},  {"redis://h:65536", "port '65536'"},
-      {"redis://h:x1", "port 'x1'"},           {"redis://h/x", "database 'x'"}, {"redis://[::1", "']'"},
-      {"redis://[::1]x", "':PORT'"},           {"redis://:@h", "empty password"},
+      {"127.0.0.1:6379", "expected redis://"},
+      {"rediss://h", "TLS"},
+      {"redis://", "no host"},
+      {"redis://h:", "port ''"},
+      {"redis://h:0", "port 0"},
+      {"redis://h:65536", "port '65536'"},
+      {"redis://h:x1", "port 'x1'"},
+      {"redis://h/x", "database 'x'"},
+      {"redis://[::1", "']'"},
+      {"redis://[::1]x", "':PORT'"},
+      {"redis://:@h", "empty password"},
   };
   for (const auto& r : rows) {
     SCOPED_TRACE(r.text);

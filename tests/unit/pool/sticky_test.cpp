@@ -342,6 +342,10 @@ TEST(SessionTable, AdoptTakesTheFleetsPlaceUnlessLater) {
   // An older generation does not overwrite a newer one.
   table.adopt("k", 0, 5, t0 + 100s);
   EXPECT_EQ(table.lookup("k", 60s, t0 + 11s).generation, 1u);
+  // A claim answered "no anchor yet" keeps the anchor set here meanwhile.
+  table.anchor("k", 1, 42);
+  table.adopt("k", 1, 0, t0 + 70s);
+  EXPECT_EQ(table.lookup("k", 60s, t0 + 12s).anchor, 42u);
   // Unknown keys are inserted.
   table.adopt("new", 2, 9, t0 + 30s);
   EXPECT_EQ(table.lookup("new", 60s, t0).generation, 2u);
