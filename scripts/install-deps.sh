@@ -14,7 +14,7 @@ build_deps=(
   libhiredis-dev libcurl4-openssl-dev zlib1g-dev libgtest-dev libbenchmark-dev libre2-dev libc-ares-dev
 )
 test_deps=(
-  squid tinyproxy dante-server microsocks nginx-light stunnel4 redis-server
+  squid tinyproxy dante-server microsocks nginx-light stunnel4 redis-server haproxy
   curl python3 python3-pytest python3-requests python3-socks python3-prometheus-client python3-dnslib openssl
   clang libclang-rt-14-dev llvm-14
   clang-format clang-tidy

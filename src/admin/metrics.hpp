@@ -209,6 +209,10 @@ struct metrics_registry {
   std::atomic<std::uint64_t> pool_reloads{0};
   std::atomic<std::uint64_t> pool_reloads_refused{0};
   std::atomic<std::int64_t> pool_reload_ns{0};  // how long the last successful one took
+  // Shared state (fleet/redis_state.hpp), written by its sync thread: whether the backend
+  // is reachable (always 1 for the in-process state) and the live gateways (1 alone).
+  std::atomic<int> state_backend_up{1};
+  std::atomic<int> fleet_gateways{1};
 
   explicit metrics_registry(std::size_t shard_count = 0) {
     shards.reserve(shard_count);

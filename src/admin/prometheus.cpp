@@ -186,6 +186,13 @@ std::string render_prometheus(const metrics_registry& metrics, const pool::snaps
           "Pool file reloads (SIGHUP, --watch): ok, or refused (a bad file; the old pool kept serving).");
   w.sample("", label("result", "ok"), metrics.pool_reloads.load(std::memory_order_relaxed));
   w.sample("", label("result", "refused"), metrics.pool_reloads_refused.load(std::memory_order_relaxed));
+  w.begin("exitpool_state_backend_up", "gauge",
+          "1 while the shared state backend (--state) is reachable or the state is in-process, 0 while the "
+          "gateway serves from its local mirror alone.");
+  w.sample("", "", static_cast<std::int64_t>(metrics.state_backend_up.load(std::memory_order_relaxed)));
+  w.begin("exitpool_fleet_gateways", "gauge",
+          "Gateways of the fleet alive (heartbeats in the shared state); 1 without --state.");
+  w.sample("", "", static_cast<std::int64_t>(metrics.fleet_gateways.load(std::memory_order_relaxed)));
   w.begin("exitpool_pool_reload_seconds", "gauge",
           "How long the last successful pool reload took, from reading the file to the new pool serving.");
   w.sample("", "", static_cast<double>(metrics.pool_reload_ns.load(std::memory_order_relaxed)) / 1e9);

@@ -10,6 +10,7 @@
 #include "cli/check.hpp"
 #include "cli/config_file.hpp"
 #include "cli/fetch.hpp"
+#include "cli/fleet.hpp"
 #include "cli/serve.hpp"
 
 int main(int argc, char** argv) {
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   exitpool::cli::add_serve(app, run);
   exitpool::cli::add_check(app, run);
   exitpool::cli::add_fetch(app, run);
+  exitpool::cli::add_fleet(app, run);
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
     exitpool::cli::expand_config(args, app);

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/dns_options.hpp"
+#include "fleet/redis.hpp"
 #include "gateway/server.hpp"
 #include "net/probe.hpp"
 #include "pool/pool_file.hpp"
@@ -41,7 +42,25 @@ struct serve_options {
   std::vector<int> ban_statuses{403, 407, 429, 503};
   std::string log_level = "info";
   dns_options dns;
+  std::string state_password_file;
 };
+
+// The password in a file (first line, without its line end).
+std::string read_password_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    throw std::runtime_error(fmt::format("--state-password-file {}: cannot open it", path));
+  }
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') {
+    line.pop_back();
+  }
+  if (line.empty()) {
+    throw std::runtime_error(fmt::format("--state-password-file {}: the first line is empty", path));
+  }
+  return line;
+}
 
 std::chrono::milliseconds seconds(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
@@ -89,6 +108,21 @@ int serve(serve_options& o) {
   cfg.dns = o.dns.to_config();
   if (cfg.limits.burst < 1) {
     throw std::runtime_error("--per-exit-burst must be at least 1");
+  }
+  if (!o.state_password_file.empty()) {
+    if (!cfg.state_password.empty()) {
+      throw std::runtime_error("--state-password and --state-password-file: give one of them");
+    }
+    cfg.state_password = read_password_file(o.state_password_file);
+  }
+  if (!cfg.state_url.empty()) {
+    try {
+      (void)fleet::parse_redis_url(cfg.state_url);
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(fmt::format("--state: {}", e.what()));
+    }
+  } else if (!cfg.state_password.empty()) {
+    throw std::runtime_error("--state-password without --state");
   }
 
   std::vector<proto::exit_spec> specs;
@@ -249,6 +283,12 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--allow-open", o->cfg.allow_open, "Allow a non-loopback listener without --users");
   add_dns_options(cmd, o->dns);
+  cmd->add_option("--state", o->cfg.state_url,
+                  "Shared state for a fleet of gateways: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (bans, "
+                  "ejections, sticky sessions, rate and concurrency limits); default: in-process");
+  cmd->add_option("--state-password", o->cfg.state_password,
+                  "Password for --state (better: --state-password-file; never logged)");
+  cmd->add_option("--state-password-file", o->state_password_file, "File whose first line is the --state password");
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error, off")->capture_default_str();
   cmd->callback([&run, o] { run = [o] { return serve(*o); }; });
 }

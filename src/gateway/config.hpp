@@ -62,6 +62,9 @@ struct config {
   std::chrono::milliseconds check_timeout{std::chrono::seconds(5)};
   // Each shard's resolver (net/resolver.hpp): servers, TTL bounds, lookup timeout, cache size.
   net::dns::config dns;
+  // Shared state for a fleet (fleet/redis_state.hpp): redis://HOST:PORT[/DB]; empty: in-process.
+  std::string state_url;
+  std::string state_password;  // overrides a password in the URL; never logged
 };
 
 }  // namespace exitpool::gateway

@@ -153,6 +153,12 @@ net::awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto
       fail(failure::target_prohibited, "target refused: " + r.detail);
       co_return out;
     }
+    if (!req.sticky_key.empty() && !r.exit_fault) {
+      // The target failed behind a working exit (its name does not resolve, it refused):
+      // another exit would not change that, and trying one would move the session.
+      fail(r.error, "exit " + chosen.id() + ": " + r.detail, r.socks_reply);
+      co_return out;
+    }
     tried.push_back(&chosen);
     if (!failures.empty()) {
       failures += "; ";

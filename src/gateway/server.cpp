@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -12,6 +13,7 @@
 #include <stdexcept>
 
 #include "admin/server.hpp"
+#include "fleet/redis_state.hpp"
 #include "gateway/health.hpp"
 #include "gateway/session.hpp"
 #include "net/shards.hpp"
@@ -105,6 +107,33 @@ tcp::acceptor make_listener(asio::io_context& ctx, const tcp::endpoint& ep) {
 }
 
 }  // namespace
+
+std::unique_ptr<pool::state> make_fleet_state(shared_state& shared, admin::metrics_registry& metrics) {
+  const auto& cfg = shared.cfg;
+  fleet::redis_state_config fc;
+  try {
+    fc.url = fleet::parse_redis_url(cfg.state_url);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(fmt::format("--state: {}", e.what()));
+  }
+  if (!cfg.state_password.empty()) {
+    fc.url.password = cfg.state_password;
+  }
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  fc.gateway_id = fmt::format("{}:{}:{}", host, ::getpid(), cfg.listen);
+  fc.gateway_info = fmt::format("listen={} admin={} pid={}", cfg.listen,
+                                cfg.admin_listen.empty() ? "-" : cfg.admin_listen, ::getpid());
+  fc.limits = cfg.limits;
+  fc.health = cfg.health;
+  fc.up_gauge = &metrics.state_backend_up;
+  fc.fleet_gauge = &metrics.fleet_gateways;
+  auto st = std::make_unique<fleet::redis_state>(std::move(fc), shared.pool);
+  // A refused password or database throws (startup error); an unreachable Redis starts
+  // degraded (logged by the state's sync task), so a fleet can restart while Redis is down.
+  st->start();
+  return st;
+}
 
 void shard_state::on_attempt(const pool::exit& e, const pool::attempt_outcome& o) {
   if (o.ban && metrics != nullptr) {
@@ -291,6 +320,9 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   shared_state shared(std::move(cfg), std::move(snap), std::move(users));
   net::shards runtime(threads);
   admin::metrics_registry metrics(static_cast<std::size_t>(threads));
+  if (!shared.cfg.state_url.empty()) {
+    shared.state = make_fleet_state(shared, metrics);  // before the shards bind to it
+  }
   std::vector<std::unique_ptr<shard_state>> shard_states;
   for (int i = 0; i < threads; ++i) {
     auto seed = static_cast<std::uint64_t>(std::random_device{}()) << 32 | static_cast<std::uint64_t>(i);

@@ -72,6 +72,10 @@ struct shard_state final : pool::attempt_observer {
 // Main thread (or any thread that is not a shard: a big pool takes a second or so).
 std::string reload_pool(shared_state& shared, admin::metrics_registry* metrics = nullptr);
 
+// The fleet backend for cfg.state_url (fleet/redis_state.hpp), started; its gauges go to
+// `metrics`. Throws std::runtime_error on a bad URL or a refused password/database.
+std::unique_ptr<pool::state> make_fleet_state(shared_state& shared, admin::metrics_registry& metrics);
+
 // Loads a users file: `user:password` per line, `#` comments. Throws
 // std::runtime_error("FILE:LINE: message") on a bad line.
 std::unordered_map<std::string, std::string> load_users(const std::string& path);

@@ -142,6 +142,13 @@ void exit::apply_limits(const limits_config& c) {
   concurrency_cap_.store(std::max(0, c.per_exit_concurrency), std::memory_order_relaxed);
 }
 
+void exit::hold_down_until(time_point until) {
+  const std::int64_t want = to_ns(until);
+  std::int64_t cur = down_until_ns_.load(std::memory_order_relaxed);
+  while (cur < want && !down_until_ns_.compare_exchange_weak(cur, want, std::memory_order_relaxed)) {
+  }
+}
+
 bool exit::usable(time_point now) const {
   return to_ns(now) >= down_until_ns_.load(std::memory_order_relaxed);
 }

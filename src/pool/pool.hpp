@@ -83,6 +83,10 @@ class exit {
   // cool-down or probe; a failure while probing re-ejects at once (doubled cool-down).
   void report(const outcome& o, time_point now, const health_config& cfg);
 
+  // An ejection decided elsewhere (another gateway of a fleet): the exit is in a cool-down
+  // until `until` unless it already is for longer. Counts no failure. Any thread.
+  void hold_down_until(time_point until);
+
   // Probing: claims the single probe slot (free, or claimed longer than `timeout`
   // ago). The selector calls this on the exit it chooses; report() frees the slot.
   bool try_claim_probe(time_point now, std::chrono::milliseconds timeout);

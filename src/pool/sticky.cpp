@@ -120,12 +120,32 @@ session_info session_table::lookup(std::string_view key, std::chrono::seconds tt
     // the same exit. (A key swept after expiry restarts at 0 when it comes back.)
     e.generation = 0;
     e.expires = now + ttl;
-  } else if (now >= e.expires) {
+    return {e.generation, e.anchor, true};
+  }
+  if (now >= e.expires) {
     ++e.generation;
     e.anchor = 0;
     e.expires = now + ttl;
+    return {e.generation, e.anchor, true};
   }
-  return {e.generation, e.anchor};
+  return {e.generation, e.anchor, false};
+}
+
+void session_table::adopt(std::string_view key, std::uint64_t generation, std::uint64_t exit_hash, time_point expires) {
+  stripe& s = stripes_[hash64(key) & (stripes_.size() - 1)];
+  std::string k(key);
+  std::lock_guard lock(s.mu);
+  auto [it, inserted] = s.map.try_emplace(std::move(k));
+  entry& e = it->second;
+  if (!inserted && e.generation > generation) {
+    return;
+  }
+  // No anchor known elsewhere (a claim's answer) keeps the one set here meanwhile.
+  if (exit_hash != 0 || inserted || e.generation != generation) {
+    e.anchor = exit_hash;
+  }
+  e.generation = generation;
+  e.expires = expires;
 }
 
 void session_table::anchor(std::string_view key, std::uint64_t generation, std::uint64_t exit_hash) {

@@ -65,6 +65,7 @@ const char* session_move_name(session_move m);
 struct session_info {
   std::uint64_t generation = 0;
   std::uint64_t anchor = 0;
+  bool fresh = false;  // this lookup started the generation (first use here, or lifetime over)
 };
 
 // Shared by all shards. One lookup per new connection or request with a session,
@@ -83,6 +84,11 @@ class session_table {
   // Anchors `key` to the exit with id hash `exit_hash`, if the key is still in
   // `generation` (a lifetime that ended meanwhile keeps its fresh start).
   void anchor(std::string_view key, std::uint64_t generation, std::uint64_t exit_hash);
+  // Takes a session's place as decided elsewhere (a fleet's shared table): `key` is in
+  // `generation`, anchored to `exit_hash` (0: none known there; a local anchor of the same
+  // generation is kept), until `expires`. Ignored when the local entry is already in a
+  // later generation.
+  void adopt(std::string_view key, std::uint64_t generation, std::uint64_t exit_hash, time_point expires);
   // Drops entries expired at `now`. Returns how many remain.
   std::size_t sweep(time_point now);
   std::size_t size() const;

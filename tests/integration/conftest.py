@@ -646,3 +646,58 @@ def gw_all(_gw_all_shared):
     if not gw.alive():
         pytest.fail(f"exitpool died during this test (exit code {gw.proc.returncode})\n"
                     f"--- {gw.svc.log_path} ---\n{gw.svc.log(6000)}", pytrace=False)
+
+
+# ------------------------------------------------------------------------------------------ redis
+
+class RedisServer:
+    """A real redis-server on a loopback port, no persistence (--save '', --appendonly no), in a temp dir.
+    kill() is kill -9; start() again brings it back on the same port, empty (a restart without AOF)."""
+
+    def __init__(self, dir_: Path, port: int, password: str | None = None):
+        self.dir, self.port, self.password = dir_, port, password
+        self.svc: Service | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> "RedisServer":
+        argv = [_need("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.dir)]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        self.svc = start_process("redis-server", argv, self.dir / "redis.log", self.port)
+        self.svc.wait_ready(timeout=10)
+        return self
+
+    def kill(self) -> None:
+        if self.svc and self.svc.alive():
+            os.kill(self.svc.proc.pid, 9)
+            self.svc.proc.wait(timeout=5)
+
+    def stop(self) -> None:
+        if self.svc:
+            self.svc.stop(grace=2)
+
+    def cli(self, *args: str) -> str:
+        argv = ["redis-cli", "-p", str(self.port)] + (["--no-auth-warning", "-a", self.password]
+                                                       if self.password else []) + list(args)
+        return run(argv, timeout=10).stdout.decode(errors="replace")
+
+
+@pytest.fixture
+def start_redis(lab_dir):
+    """Factory: start_redis(password=None) -> RedisServer on a free loopback port, stopped after the test."""
+    started: list[RedisServer] = []
+
+    def factory(password: str | None = None) -> RedisServer:
+        d = lab_dir / f"redis-{next(_file_numbers):03d}"
+        d.mkdir()
+        r = RedisServer(d, free_port(), password).start()
+        started.append(r)
+        return r
+
+    yield factory
+    for r in started:
+        r.stop()

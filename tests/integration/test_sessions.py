@@ -190,3 +190,20 @@ def start_microsocks_on(log_dir, port: int):
                         port)
     svc.wait_ready(timeout=10)
     return svc
+
+
+def test_a_failing_target_does_not_move_the_session(start_gateway):
+    """A target that refuses (or whose name does not resolve) behind a working exit says nothing about
+    the exit: the session's request fails at once, and the session keeps its exit."""
+    from helpers import closed_port
+    with RecordingOrigin("127.0.0.1") as origin:
+        gw = start_with_admin(start_gateway, EXITS4)
+        first = request(gw.port, "GET", origin.url("/a"), headers=as_user("hana-session-t"))
+        assert first.status == 200
+        dead = closed_port()
+        for i in range(3):
+            r = request(gw.port, "GET", f"http://127.0.0.1:{dead}/x{i}", headers=as_user("hana-session-t"))
+            assert r.status == 502, (r.status, r.text)
+        again = request(gw.port, "GET", origin.url("/b"), headers=as_user("hana-session-t"))
+        assert again.header("X-Exitpool-Exit") == first.header("X-Exitpool-Exit")
+        assert metric(gw.admin_port, "exitpool_session_moves_total", cause="dial_failed") == 0

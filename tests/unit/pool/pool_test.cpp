@@ -45,6 +45,16 @@ std::vector<std::string> ids(const snapshot& s, std::span<const std::uint32_t> i
 
 // ---- exit health --------------------------------------------------------------------------------
 
+TEST(Exit, HoldDownUntilEjectsWithoutAFailureAndKeepsTheLaterEnd) {
+  exit e(spec("a"), 0);
+  e.hold_down_until(t0 + 10s);
+  EXPECT_FALSE(e.usable(t0 + 5s));
+  EXPECT_EQ(e.failures(), 0u);
+  e.hold_down_until(t0 + 3s);  // shorter: kept at 10 s
+  EXPECT_FALSE(e.usable(t0 + 9s));
+  EXPECT_EQ(e.state(t0 + 10s), exit_state::probing);
+}
+
 TEST(Exit, StartsUsableWithoutLatencySample) {
   exit e(spec("a"), 0);
   EXPECT_TRUE(e.usable(t0));

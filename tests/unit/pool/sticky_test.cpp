@@ -323,6 +323,35 @@ TEST(SessionTable, GenerationBumpMovesTheSessionOnlyAfterTtl) {
   EXPECT_GT(moved, n * 85 / 100);
 }
 
+TEST(SessionTable, FreshMarksTheLookupThatStartedTheGeneration) {
+  session_table table;
+  EXPECT_TRUE(table.lookup("k", 60s, t0).fresh);
+  EXPECT_FALSE(table.lookup("k", 60s, t0 + 1s).fresh);
+  EXPECT_TRUE(table.lookup("k", 60s, t0 + 60s).fresh);
+}
+
+TEST(SessionTable, AdoptTakesTheFleetsPlaceUnlessLater) {
+  session_table table;
+  table.lookup("k", 60s, t0);
+  // Another gateway started it earlier: its anchor and its end win.
+  table.adopt("k", 0, 77, t0 + 10s);
+  auto info = table.lookup("k", 60s, t0 + 5s);
+  EXPECT_EQ(info.anchor, 77u);
+  EXPECT_FALSE(info.fresh);
+  EXPECT_TRUE(table.lookup("k", 60s, t0 + 10s).fresh);  // ends when the fleet's lifetime ends
+  // An older generation does not overwrite a newer one.
+  table.adopt("k", 0, 5, t0 + 100s);
+  EXPECT_EQ(table.lookup("k", 60s, t0 + 11s).generation, 1u);
+  // A claim answered "no anchor yet" keeps the anchor set here meanwhile.
+  table.anchor("k", 1, 42);
+  table.adopt("k", 1, 0, t0 + 70s);
+  EXPECT_EQ(table.lookup("k", 60s, t0 + 12s).anchor, 42u);
+  // Unknown keys are inserted.
+  table.adopt("new", 2, 9, t0 + 30s);
+  EXPECT_EQ(table.lookup("new", 60s, t0).generation, 2u);
+  EXPECT_EQ(table.lookup("new", 60s, t0).anchor, 9u);
+}
+
 TEST(SessionTable, Sweep) {
   session_table table;
   for (int i = 0; i < 100; ++i) {
