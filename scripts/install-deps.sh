@@ -16,6 +16,7 @@ build_deps=(
 test_deps=(
   squid tinyproxy dante-server microsocks nginx-light stunnel4 redis-server haproxy
   curl python3 python3-pytest python3-requests python3-socks python3-prometheus-client python3-dnslib openssl
+  chromium python3-websocket
   clang libclang-rt-14-dev llvm-14
   clang-format clang-tidy
 )

@@ -17,6 +17,8 @@ json::value string_or_null(const std::string& s) {
   return json::string(s);
 }
 
+}  // namespace
+
 json::object exit_json(const pool::exit& e, pool::time_point now, const pool::state* bans) {
   const auto& spec = e.spec();
   json::object o;
@@ -62,8 +64,6 @@ json::object exit_json(const pool::exit& e, pool::time_point now, const pool::st
   o["bans"] = std::move(banned);
   return o;
 }
-
-}  // namespace
 
 json::object exit_tags_json(const proto::exit_spec& spec) {
   json::object tags;

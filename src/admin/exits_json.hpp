@@ -24,6 +24,9 @@ namespace exitpool::admin {
 // {"country", "city", "type" (null when untagged), "weight", <other tags as strings>}.
 boost::json::object exit_tags_json(const proto::exit_spec& spec);
 
+// One exit's object as listed by /exits (also the rows of the dashboard).
+boost::json::object exit_json(const pool::exit& e, pool::time_point now, const pool::state* bans = nullptr);
+
 boost::json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans = nullptr);
 
 // exits_json serialized, with a trailing newline.

@@ -6,7 +6,10 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <optional>
 
+#include "admin/dashboard_assets.hpp"
+#include "admin/dashboard_json.hpp"
 #include "admin/exits_json.hpp"
 #include "admin/prometheus.hpp"
 #include "proto/base64.hpp"
@@ -139,10 +142,14 @@ void log_exception(std::exception_ptr e) {
 
 admin_response handle_admin_request(std::string_view method, std::string_view target, const std::string* authorization,
                                     const admin_context& ctx, pool::time_point now) {
-  std::string_view path = target.substr(0, target.find('?'));
-  const bool known = path == "/metrics" || path == "/exits" || path == "/healthz";
+  const auto question = target.find('?');
+  std::string_view path = target.substr(0, question);
+  const std::string_view query = question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
+  const dashboard_asset* asset = find_dashboard_asset(path);
+  const bool known =
+      path == "/metrics" || path == "/exits" || path == "/healthz" || path == "/dashboard.json" || asset != nullptr;
   if (!known) {
-    return text(404, "not found: try /metrics, /exits or /healthz\n");
+    return text(404, "not found: try / (the dashboard), /metrics, /exits or /healthz\n");
   }
   if (method != "GET") {
     auto r = text(405, "only GET is allowed here\n");
@@ -157,6 +164,18 @@ admin_response handle_admin_request(std::string_view method, std::string_view ta
     r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"exitpool admin\", charset=\"UTF-8\"");
     return r;
   }
+  if (asset != nullptr) {
+    admin_response r;
+    r.content_type = std::string(asset->content_type);
+    r.body = std::string(asset->body);
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    // The page loads only its own files and data; nothing inline, nothing from elsewhere.
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                           "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    return r;
+  }
   auto snap = ctx.snapshot ? ctx.snapshot() : nullptr;
   if (!snap) {
     snap = pool::snapshot::build({});
@@ -166,6 +185,22 @@ admin_response handle_admin_request(std::string_view method, std::string_view ta
     static const metrics_registry empty;
     r.content_type = std::string(prometheus_content_type);
     r.body = render_prometheus(ctx.metrics ? *ctx.metrics : empty, *snap, now, ctx.bans);
+  } else if (path == "/dashboard.json") {
+    std::optional<metrics_totals> totals;
+    if (ctx.metrics != nullptr) {
+      totals = aggregate(*ctx.metrics);
+    }
+    dashboard_inputs in;
+    in.snap = snap.get();
+    in.now = now;
+    in.bans = ctx.bans;
+    in.totals = totals ? &*totals : nullptr;
+    in.history = ctx.history;
+    in.reloads = ctx.reloads;
+    in.wall_now = std::chrono::system_clock::now();
+    in.started = ctx.started;
+    r.content_type = "application/json";
+    r.body = render_dashboard_json(in, parse_dashboard_query(query));
   } else {
     r.content_type = "application/json";
     r.body = render_exits_json(*snap, now, ctx.bans);
@@ -183,6 +218,26 @@ std::string serialize_admin_response(const admin_response& r) {
   out += "Connection: close\r\n\r\n";
   out += r.body;
   return out;
+}
+
+asio::awaitable<void> history_sampler(traffic_history& history, const metrics_registry& metrics,
+                                      std::chrono::milliseconds period) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  auto next = std::chrono::steady_clock::now();
+  for (;;) {
+    history.record(sample_of(aggregate(metrics), std::chrono::steady_clock::now()));
+    // Fixed-rate ticks: a late wake-up does not shift every later sample.
+    next += period;
+    const auto now = std::chrono::steady_clock::now();
+    if (next < now) {
+      next = now + period;  // the thread was held up: no burst of catch-up samples
+    }
+    t.expires_at(next);
+    auto [ec] = co_await t.async_wait(nothrow_awaitable);
+    if (ec) {
+      co_return;
+    }
+  }
 }
 
 asio::awaitable<void> admin_listener(tcp::acceptor acceptor, admin_context& ctx) {

@@ -1,11 +1,13 @@
 #pragma once
 // The admin HTTP endpoint (`--admin ADDR`): GET /metrics (Prometheus text
-// format 0.0.4), GET /exits (JSON, admin/exits_json.hpp), GET /healthz ("ok").
+// format 0.0.4), GET /exits (JSON, admin/exits_json.hpp), GET /healthz ("ok"),
+// GET / (the dashboard page and its static files, admin/dashboard_assets.hpp) and
+// GET /dashboard.json (what the page polls, admin/dashboard_json.hpp).
 //
 // A deliberately small HTTP/1.1 server: one request per connection
 // (`Connection: close`), request head bounded in size and time, no request
 // bodies. 404 for unknown paths, 405 for methods other than GET.
-// With `users` non-empty, /metrics and /exits require `Authorization: Basic`
+// With `users` non-empty, everything but /healthz (the dashboard included) requires `Authorization: Basic`
 // credentials of one of them (401 with WWW-Authenticate otherwise); /healthz
 // stays open so that load balancers and probes need no secret.
 //
@@ -24,7 +26,9 @@
 #include <utility>
 #include <vector>
 
+#include "admin/history.hpp"
 #include "admin/metrics.hpp"
+#include "admin/reload_log.hpp"
 #include "pool/pool.hpp"
 #include "pool/state.hpp"
 
@@ -34,8 +38,11 @@ struct admin_context {
   // The current pool snapshot (e.g. `[&g] { return g.pool.load(); }`). Must be
   // callable from the admin thread. May return null (rendered as an empty pool).
   std::function<std::shared_ptr<const pool::snapshot>()> snapshot;
-  const metrics_registry* metrics = nullptr;                          // null: no gateway counters, exits only
-  const pool::state* bans = nullptr;                                  // null: no bans listed or counted
+  const metrics_registry* metrics = nullptr;  // null: no gateway counters, exits only
+  const pool::state* bans = nullptr;          // null: no bans listed or counted
+  const traffic_history* history = nullptr;   // null: the dashboard shows no history
+  const reload_log* reloads = nullptr;        // null: no reload history
+  std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   std::unordered_map<std::string, std::string> users;                 // user → password; empty: no auth
   std::chrono::milliseconds head_timeout{std::chrono::seconds(5)};    // whole request head
   std::chrono::milliseconds write_timeout{std::chrono::seconds(10)};  // whole response
@@ -46,6 +53,12 @@ struct admin_context {
 // cancelled; each connection is served by its own coroutine on the acceptor's
 // executor. Never throws on peer errors.
 boost::asio::awaitable<void> admin_listener(boost::asio::ip::tcp::acceptor acceptor, admin_context& ctx);
+
+// Records `metrics`' sums into `history` every `period` until cancelled (the
+// dashboard's last hour). Run it on the admin listener's io_context: the history is
+// read there without a lock. Costs one `aggregate` per period, nothing per request.
+boost::asio::awaitable<void> history_sampler(traffic_history& history, const metrics_registry& metrics,
+                                             std::chrono::milliseconds period = std::chrono::seconds(1));
 
 // What the admin server answers to one request head, without any I/O (for
 // tests and for reuse). `now` is passed to the renderers.

@@ -147,11 +147,21 @@ int serve(serve_options& o) {
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(fmt::format("--listen {}: {}", cfg.listen, e.what()));
   }
-  if (!ep.address().is_loopback() && users.empty() && !cfg.allow_open) {
+  if (!ep.address().is_loopback() && users.empty() && cfg.allow_clients.empty() && !cfg.allow_open) {
     throw std::runtime_error(
-        fmt::format("refusing to listen on {} without --users: anyone who can reach it could use your exits. "
-                    "Add --users FILE, or --allow-open if an open proxy is really what you want",
+        fmt::format("refusing to listen on {} without --users or --allow-client: anyone who can reach it could use "
+                    "your exits (--port-map ports too). Add --users FILE or --allow-client CIDR, or --allow-open if "
+                    "an open proxy is really what you want",
                     cfg.listen));
+  }
+  for (const auto& c : cfg.allow_clients) {
+    // An allowlist of everyone is an open proxy under another name.
+    if (c.ends_with("/0") && !cfg.allow_open) {
+      throw std::runtime_error(
+          fmt::format("--allow-client {} lets every address in: add --allow-open if an open "
+                      "proxy is really what you want",
+                      c));
+    }
   }
   if (!cfg.admin_listen.empty()) {
     boost::asio::ip::tcp::endpoint aep;
@@ -281,7 +291,15 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--queue-max", o->cfg.queue_max, "Requests that may wait for an exit with capacity at once")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--allow-open", o->cfg.allow_open, "Allow a non-loopback listener without --users");
+  cmd->add_flag("--allow-open", o->cfg.allow_open, "Allow a non-loopback listener without --users or --allow-client");
+  cmd->add_option("--port-map", o->cfg.port_maps,
+                  "Sticky ports LOW-HIGH[:KEY=VALUE,...] (e.g. 10001-10100:country=us): each port listens on the "
+                  "--listen address and is its own sticky session with those options; repeatable")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_option("--allow-client", o->cfg.allow_clients,
+                  "Client network (CIDR) let in without credentials, e.g. for browsers; with no --users, clients "
+                  "outside every --allow-client are refused; repeatable")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   add_dns_options(cmd, o->dns);
   cmd->add_option("--state", o->cfg.state_url,
                   "Shared state for a fleet of gateways: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (bans, "

@@ -30,9 +30,35 @@ std::string user_slot::claim(const user_counters& counters, const std::string& u
   return {};
 }
 
+bool credentials_required(const admission_rules& rules) {
+  return !rules.allowlisted && !rules.users.empty();
+}
+
+bool refused_by_address(const admission_rules& rules) {
+  return rules.allowlist && !rules.allowlisted && rules.users.empty();
+}
+
 admission admit(const admission_rules& rules, const std::optional<credentials>& creds, user_slot& slot) {
   admission a;
-  auto auth = authenticate(rules.users, creds);
+  if (refused_by_address(rules)) {
+    a.refusal = make_error(pool::failure::auth_failed, "client address not allowed (--allow-client)");
+    return a;
+  }
+  // An allowlisted client without credentials comes in as no one in particular (no
+  // user slot); credentials it does send are checked as anyone's.
+  auth_result auth;
+  if (rules.allowlisted && !creds) {
+    auth.params.emplace();
+  } else {
+    auth = authenticate(rules.users, creds);
+  }
+  if (auth.params && rules.port_options != nullptr) {
+    std::string user = std::move(auth.params->user);
+    std::string password = std::move(auth.params->password);
+    auth.params = *rules.port_options;
+    auth.params->user = std::move(user);  // sessions stay apart per user, limits per user
+    auth.params->password = std::move(password);
+  }
   if (!auth.params) {
     a.refusal = make_error(pool::failure::auth_failed, std::move(auth.error));
     return a;

@@ -46,19 +46,33 @@ class user_slot {
   std::atomic<int>* count_ = nullptr;
 };
 
-// What the prelude needs from the gateway's state.
+// What the prelude needs from the gateway's state and the connection.
 struct admission_rules {
   const user_table& users;
   const user_counters& counters;
   int max_per_user = 0;  // --max-connections-per-user; 0: none
+  // --allow-client: an allowlist is configured / the client's address is on it. An
+  // allowlisted client needs no credentials; with an allowlist and no users, a client
+  // off the list is refused.
+  bool allowlist = false;
+  bool allowlisted = false;
+  // A --port-map listener's options for this connection (its port's sticky session):
+  // they replace the options of the credentials. Null on the main listener.
+  const proto::route_params* port_options = nullptr;
 };
+
+// Whether a client must present credentials (SOCKS5: no-authentication not offered).
+bool credentials_required(const admission_rules& rules);
+// Whether a client cannot get in whatever it sends (off the allowlist, no users).
+bool refused_by_address(const admission_rules& rules);
 
 struct admission {
   std::optional<proto::route_params> params;  // set when the client may go on
   http_error refusal;                         // otherwise auth_failed (407) or client_limit (429)
 };
 
-// Authenticates `creds` and claims the connection's slot for the user.
+// Authenticates `creds` (none needed from an allowlisted client) and claims the
+// connection's slot for the user.
 admission admit(const admission_rules& rules, const std::optional<credentials>& creds, user_slot& slot);
 
 }  // namespace exitpool::gateway

@@ -30,7 +30,13 @@ struct config {
   // A sticky session whose exit is busy moves to another exit instead of waiting for it
   // (--session-busy move; per request sessbusy-move).
   bool session_move_when_busy = false;
-  bool allow_open = false;   // allow a non-loopback listener without --users
+  bool allow_open = false;  // allow a non-loopback listener without --users
+  // Sticky ports (gateway/port_map.hpp), as given: "10001-10100:country=us". Each port
+  // listens on --listen's address and is its own sticky session.
+  std::vector<std::string> port_maps;
+  // Client networks (CIDR) let in without credentials (--allow-client); with no users,
+  // a client off the list is refused.
+  std::vector<std::string> allow_clients;
   std::string admin_listen;  // --admin ADDR:PORT; empty: no admin endpoint
   std::string ca_file;       // extra CA bundle for verifying https:// exits
   bool watch = false;        // reload the pool file when it changes (SIGHUP always reloads)

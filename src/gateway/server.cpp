@@ -51,8 +51,9 @@ void log_health_exception(std::exception_ptr e) {
   }
 }
 
-asio::awaitable<void> accept_loop(shard_state& shard) {
-  tcp::acceptor& acceptor = *shard.acceptor;
+// `port_options`: a --port-map port's sticky session (null on the main listener).
+asio::awaitable<void> accept_loop(shard_state& shard, tcp::acceptor& acceptor,
+                                  const proto::route_params* port_options) {
   for (;;) {
     auto [ec, sock] = co_await acceptor.async_accept(net::nothrow_awaitable);
     if (ec) {
@@ -65,7 +66,7 @@ asio::awaitable<void> accept_loop(shard_state& shard) {
       co_await t.async_wait(net::nothrow_awaitable);
       continue;
     }
-    asio::co_spawn(acceptor.get_executor(), run_session(std::move(sock), shard), log_session_exception);
+    asio::co_spawn(acceptor.get_executor(), run_session(std::move(sock), shard, port_options), log_session_exception);
   }
 }
 
@@ -180,9 +181,34 @@ shared_state::shared_state(config c, std::shared_ptr<const pool::snapshot> snap,
     throw std::runtime_error(
         fmt::format("--allow-ports '{}': expected PORT or LOW-HIGH, comma-separated", cfg.allow_ports));
   }
+  for (const auto& a : cfg.allow_clients) {
+    auto c = parse_cidr(a);
+    if (!c) {
+      throw std::runtime_error(fmt::format("--allow-client '{}': expected an address or ADDR/PREFIX", a));
+    }
+    allow_clients.push_back(*c);
+  }
   std::vector<tcp::endpoint> self{parse_listen(cfg.listen)};
+  std::vector<std::uint16_t> reserved{self.front().port()};
   if (!cfg.admin_listen.empty()) {
     self.push_back(parse_listen(cfg.admin_listen));
+    reserved.push_back(self.back().port());
+  }
+  for (const auto& text : cfg.port_maps) {
+    auto parsed = parse_port_map(text);
+    if (!parsed.map) {
+      throw std::runtime_error(parsed.error);
+    }
+    port_maps.push_back(std::move(*parsed.map));
+  }
+  if (auto err = check_port_maps(port_maps, reserved); !err.empty()) {
+    throw std::runtime_error(err);
+  }
+  // The mapped ports are the gateway's own too: a request to one would loop.
+  for (const auto& m : port_maps) {
+    for (unsigned p = m.first; p <= m.last; ++p) {
+      self.emplace_back(self.front().address(), static_cast<std::uint16_t>(p));
+    }
   }
   acl = access_policy(std::move(deny), std::move(*ports), std::move(self), local_addresses());
   for (const auto& [user, password] : users) {
@@ -330,9 +356,29 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
     st->metrics = &metrics.shard(static_cast<std::size_t>(i));
     st->acceptor = std::make_unique<tcp::acceptor>(make_listener(runtime.context(i), endpoint));
     st->resolver = std::make_unique<net::resolver>(runtime.context(i).get_executor(), shared.cfg.dns, st->metrics);
-    asio::co_spawn(runtime.context(i), accept_loop(*st), asio::detached);
+    asio::co_spawn(runtime.context(i), accept_loop(*st, *st->acceptor, nullptr), asio::detached);
     asio::co_spawn(runtime.context(i), idle_sweeper(*st), asio::detached);
     shard_states.push_back(std::move(st));
+  }
+
+  // --port-map: one listening socket per port, the ports dealt round-robin to the shards
+  // (a port's session is shared state: any shard serves it the same exit).
+  std::size_t next_shard = 0;
+  for (const auto& m : shared.port_maps) {
+    for (unsigned p = m.first; p <= m.last; ++p) {
+      auto& st = *shard_states[next_shard++ % shard_states.size()];
+      auto mp = std::make_unique<shard_state::mapped_port>();
+      mp->options = port_session(m, static_cast<std::uint16_t>(p));
+      tcp::endpoint ep(endpoint.address(), static_cast<std::uint16_t>(p));
+      try {
+        mp->acceptor = std::make_unique<tcp::acceptor>(make_listener(runtime.context(st.index), ep));
+      } catch (const boost::system::system_error& e) {
+        throw std::runtime_error(
+            fmt::format("--port-map '{}': cannot listen on port {}: {}", m.text, p, e.code().message()));
+      }
+      asio::co_spawn(runtime.context(st.index), accept_loop(st, *mp->acceptor, &mp->options), asio::detached);
+      st.mapped_ports.push_back(std::move(mp));
+    }
   }
 
   // The admin endpoint runs on shard 0: it only reads atomics and the snapshot.
@@ -341,6 +387,12 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   admin_ctx.metrics = &metrics;
   admin_ctx.bans = shared.state.get();
   admin_ctx.users = shared.users;
+  // The dashboard's hour of traffic (sampled on shard 0, read there) and reload history.
+  admin::traffic_history history;
+  admin::reload_log reloads;
+  reloads.add({std::chrono::system_clock::now(), true, shared.pool.load()->size(), 0, "startup"});
+  admin_ctx.history = &history;
+  admin_ctx.reloads = &reloads;
   if (!shared.cfg.admin_listen.empty()) {
     auto admin_ep = parse_listen(shared.cfg.admin_listen);
     tcp::acceptor a(runtime.context(0));
@@ -349,6 +401,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
     a.bind(admin_ep);
     a.listen();
     asio::co_spawn(runtime.context(0), admin::admin_listener(std::move(a), admin_ctx), asio::detached);
+    asio::co_spawn(runtime.context(0), admin::history_sampler(history, metrics), asio::detached);
   }
 
   // Active health checks run on shard 0 too: they only dial and report to the exits' atomics.
@@ -390,9 +443,14 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   };
   // SIGHUP and --watch, on this (main) thread: the shards keep serving meanwhile.
   auto reload = [&] {
-    if (auto err = reload_pool(shared, &metrics); !err.empty()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto err = reload_pool(shared, &metrics);
+    if (!err.empty()) {
       spdlog::error("pool reload refused, the old pool keeps serving: {}", err);
     }
+    reloads.add({std::chrono::system_clock::now(), err.empty(), shared.pool.load()->size(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                 err.empty() ? "reload" : err});
   };
   std::function<void()> wait_signal;
   wait_signal = [&] {
@@ -416,9 +474,12 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
                    total_active(), shared.cfg.drain_timeout.count() / 1000.0);
       shared.draining.store(true, std::memory_order_relaxed);
       for (auto& st : shard_states) {
-        asio::post(runtime.context(st->index), [a = st->acceptor.get()] {
+        asio::post(runtime.context(st->index), [a = st->acceptor.get(), s = st.get()] {
           boost::system::error_code ignored;
           a->close(ignored);
+          for (auto& mp : s->mapped_ports) {
+            mp->acceptor->close(ignored);
+          }
           close_idle_sessions();  // kept-alive clients with nothing in flight
         });
       }
@@ -476,6 +537,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   runtime.join();
   for (auto& st : shard_states) {
     st->acceptor.reset();
+    st->mapped_ports.clear();
     st->idle_upstreams.clear();
     st->resolver.reset();  // its sockets and timer belong to the shard's io_context
   }

@@ -16,6 +16,7 @@
 #include "gateway/admission.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/config.hpp"
+#include "gateway/port_map.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "net/resolver.hpp"
 #include "pool/attempt.hpp"
@@ -39,6 +40,8 @@ struct shared_state {
   pool::ban_policy ban_policy;        // from cfg.ban_statuses, ban_patterns, ban_duration
   std::atomic<bool> draining{false};  // SIGTERM seen: no new keep-alive rounds
   access_policy acl;
+  std::vector<port_map> port_maps;  // from cfg.port_maps
+  std::vector<cidr> allow_clients;  // from cfg.allow_clients; empty: no allowlist
   std::atomic<int> connections{0};  // open client connections, all shards
   std::atomic<int> queued{0};       // requests waiting for capacity, all shards
   // Open connections per user (keys fixed at startup: lock-free lookups).
@@ -63,6 +66,13 @@ struct shard_state final : pool::attempt_observer {
   std::atomic<int> active_sessions{0};      // written by the shard, read by the main thread when draining
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;  // closed on the shard's thread to stop accepting
   std::unique_ptr<net::resolver> resolver;  // this shard's names (targets of direct and socks5:// exits)
+  // The --port-map ports this shard listens on (each port on one shard), with their
+  // options; built before the shard starts, never resized (sessions point into them).
+  struct mapped_port {
+    std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;
+    proto::route_params options;
+  };
+  std::vector<std::unique_ptr<mapped_port>> mapped_ports;
 };
 
 // Re-reads the pool file and swaps the snapshot in. Exits whose line did not change

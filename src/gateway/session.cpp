@@ -38,11 +38,19 @@ using net::clock;
 using net::error_code;
 using net::tcp;
 
+admission_rules rules_of(const session& s) {
+  const auto& g = s.shard.shared;
+  admission_rules r{g.users, g.user_connections, g.cfg.max_connections_per_user};
+  r.allowlist = !g.allow_clients.empty();
+  r.allowlisted = s.allowlisted;
+  r.port_options = s.port_options;
+  return r;
+}
+
 // The prelude of every front: who the client is, and whether its user has room for
 // another connection. The front renders a refusal in its own protocol.
 admission admit(session& s, const std::optional<credentials>& creds) {
-  const auto& g = s.shard.shared;
-  return gateway::admit({g.users, g.user_connections, g.cfg.max_connections_per_user}, creds, s.slot);
+  return gateway::admit(rules_of(s), creds, s.slot);
 }
 
 // ---- tunnels: CONNECT and SOCKS5 ----
@@ -273,7 +281,6 @@ awaitable<std::optional<std::invoke_result_t<Parse, std::string_view>>> read_soc
 }
 
 awaitable<void> serve_socks5(std::shared_ptr<session> s) {
-  auto& g = s->shard.shared;
   s->protocol = admin::client_protocol::socks5;
   s->metrics().on_accept(s->protocol);
   request_record record(*s);
@@ -289,7 +296,10 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
     }
     co_return;
   }
-  const std::uint8_t method = choose_socks5_method(greeting->methods, !g.users.empty());
+  const auto rules = rules_of(*s);
+  const std::uint8_t method = refused_by_address(rules)
+                                  ? socks5::method::none_acceptable
+                                  : choose_socks5_method(greeting->methods, credentials_required(rules));
   const std::string choice = socks5::make_method_choice(method);
   if (!co_await s->write_client(choice) || method == socks5::method::none_acceptable) {
     co_return;
@@ -401,9 +411,16 @@ awaitable<void> refuse_overloaded(std::shared_ptr<session> s) {
 
 }  // namespace
 
-awaitable<void> run_session(tcp::socket socket, shard_state& shard) {
+awaitable<void> run_session(tcp::socket socket, shard_state& shard, const proto::route_params* port_options) {
   // TCP_NODELAY comes from the listening socket (accepted sockets inherit it on Linux).
   auto s = std::make_shared<session>(std::move(socket), shard);
+  s->port_options = port_options;
+  if (const auto& allowed = shard.shared.allow_clients; !allowed.empty()) {
+    error_code ec;
+    const auto peer = s->client.socket().remote_endpoint(ec);
+    s->allowlisted =
+        !ec && std::any_of(allowed.begin(), allowed.end(), [&](const cidr& c) { return c.contains(peer.address()); });
+  }
   const int max = shard.shared.cfg.max_connections;
   if (max > 0 && s->open_connections > max) {
     co_await refuse_overloaded(s);

@@ -10,7 +10,10 @@
 
 namespace exitpool::gateway {
 
-boost::asio::awaitable<void> run_session(boost::asio::ip::tcp::socket socket, shard_state& shard);
+// `port_options`: the options of the --port-map port the socket arrived on (null on the
+// main listener); must outlive the session.
+boost::asio::awaitable<void> run_session(boost::asio::ip::tcp::socket socket, shard_state& shard,
+                                         const proto::route_params* port_options = nullptr);
 
 // Closes this shard's client connections that are idle between two requests (kept
 // alive, nothing in flight). Call on the shard's own thread, when draining.

@@ -45,6 +45,9 @@ struct session : std::enable_shared_from_this<session> {
   bool upstream_timed_out = false;
   bool between_requests = false;  // kept alive, waiting for the next request's first byte
   user_slot slot;                 // this connection counts against its user's limit
+  // From the listener and the client's address (see admission_rules).
+  const proto::route_params* port_options = nullptr;
+  bool allowlisted = false;
   bool done = false;
   bool timed_out = false;
   net::asio::steady_timer timer;

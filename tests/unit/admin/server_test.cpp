@@ -102,8 +102,8 @@ TEST_F(AdminServer, ServesTheThreeEndpoints) {
 
 TEST_F(AdminServer, NotFoundAndMethodNotAllowed) {
   start();
-  EXPECT_EQ(get(port_, "/").status, 404);
   EXPECT_EQ(get(port_, "/metricsx").status, 404);
+  EXPECT_EQ(get(port_, "/dashboard.jsx").status, 404);
   auto p = send_raw(port_, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(p.status, 405);
   EXPECT_NE(p.head.find("Allow: GET"), std::string::npos);
@@ -123,6 +123,32 @@ TEST_F(AdminServer, BasicAuthWhenUsersAreConfigured) {
   EXPECT_EQ(get(port_, "/metrics", "Authorization: Basic " + proto::base64_encode("admin:pw") + "\r\n").status, 200);
   EXPECT_EQ(get(port_, "/exits", "Authorization: basic " + proto::base64_encode("admin:pw") + "\r\n").status, 200);
   EXPECT_EQ(get(port_, "/healthz").status, 200);  // probes need no secret
+  // The dashboard and its data follow the same rule as /metrics.
+  for (const char* path : {"/", "/dashboard.js", "/dashboard.css", "/dashboard.json"}) {
+    EXPECT_EQ(get(port_, path).status, 401) << path;
+    EXPECT_EQ(get(port_, path, "Authorization: Basic " + proto::base64_encode("admin:pw") + "\r\n").status, 200)
+        << path;
+  }
+}
+
+TEST_F(AdminServer, ServesTheDashboardAndItsData) {
+  start();
+  auto page = get(port_, "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.head.find("Content-Type: text/html"), std::string::npos);
+  EXPECT_NE(page.head.find("Content-Security-Policy: default-src 'none'"), std::string::npos);
+  EXPECT_NE(page.body.find("<script src=\"dashboard.js\">"), std::string::npos);
+  EXPECT_NE(page.body.find("</html>"), std::string::npos) << "the whole file is embedded";
+  auto js = get(port_, "/dashboard.js");
+  EXPECT_NE(js.head.find("Content-Type: text/javascript"), std::string::npos);
+  EXPECT_NE(js.body.find("dashboard.json"), std::string::npos);
+  EXPECT_NE(get(port_, "/dashboard.css").head.find("Content-Type: text/css"), std::string::npos);
+  auto data = get(port_, "/dashboard.json?state=healthy");
+  EXPECT_EQ(data.status, 200);
+  EXPECT_NE(data.head.find("Content-Type: application/json"), std::string::npos);
+  EXPECT_NE(data.head.find("Cache-Control: no-store"), std::string::npos);
+  EXPECT_NE(data.body.find("\"state\":\"healthy\""), std::string::npos);
+  EXPECT_EQ(data.body.find("topsecret"), std::string::npos);
 }
 
 TEST_F(AdminServer, SlowAndOversizedHeadsAreCutOff) {

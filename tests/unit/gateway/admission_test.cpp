@@ -106,3 +106,73 @@ TEST(Admit, OpenGatewayTakesNoSlot) {
 
 }  // namespace
 }  // namespace exitpool::gateway
+
+namespace exitpool::gateway {
+namespace {
+
+TEST(Admit, AllowlistInsteadOfPasswords) {
+  const user_table users = {{"alice", "secret"}};
+  const user_table no_users;
+  const auto counters = counters_for({"alice"});
+  const user_counters none;
+  struct tc {
+    std::string name;
+    bool with_users;
+    bool allowlisted;
+    std::optional<credentials> creds;
+    bool admitted;
+    bool creds_required;
+    bool refused_by_address;
+  };
+  for (const auto& c : {
+           tc{"on the list, no credentials", true, true, std::nullopt, true, false, false},
+           tc{"on the list, bad password still refused", true, true, credentials{"alice", "nope"}, false, false, false},
+           tc{"off the list, users: credentials as usual", true, false, credentials{"alice", "secret"}, true, true,
+              false},
+           tc{"off the list, users, none sent", true, false, std::nullopt, false, true, false},
+           tc{"off the list, no users: refused", false, false, std::nullopt, false, false, true},
+           tc{"off the list, no users, credentials do not help", false, false, credentials{"x", "y"}, false, false,
+              true},
+           tc{"on the list, no users", false, true, std::nullopt, true, false, false},
+       }) {
+    SCOPED_TRACE(c.name);
+    admission_rules rules{c.with_users ? users : no_users, c.with_users ? counters : none, 0};
+    rules.allowlist = true;
+    rules.allowlisted = c.allowlisted;
+    EXPECT_EQ(credentials_required(rules), c.creds_required);
+    EXPECT_EQ(refused_by_address(rules), c.refused_by_address);
+    user_slot slot;
+    auto a = admit(rules, c.creds, slot);
+    EXPECT_EQ(a.params.has_value(), c.admitted);
+    if (!c.admitted) {
+      EXPECT_EQ(a.refusal.kind, pool::failure::auth_failed);
+    }
+  }
+}
+
+TEST(Admit, PortOptionsReplaceTheCredentialsOptions) {
+  const user_table users = {{"alice", "secret"}};
+  const auto counters = counters_for({"alice"});
+  proto::route_params port;
+  port.country = "us";
+  port.session = "port:10001";
+  admission_rules rules{users, counters, 0};
+  rules.port_options = &port;
+  user_slot slot;
+  auto a = admit(rules, credentials{"alice-country-nl-session-x", "secret"}, slot);
+  ASSERT_TRUE(a.params);
+  EXPECT_EQ(a.params->user, "alice");
+  EXPECT_EQ(a.params->country, "us");
+  EXPECT_EQ(a.params->session, "port:10001");
+  // Still authenticated: the port is no way around the password.
+  user_slot other;
+  EXPECT_FALSE(admit(rules, std::nullopt, other).params);
+  rules.allowlist = rules.allowlisted = true;
+  auto b = admit(rules, std::nullopt, other);
+  ASSERT_TRUE(b.params);
+  EXPECT_EQ(b.params->user, "");
+  EXPECT_EQ(b.params->session, "port:10001");
+}
+
+}  // namespace
+}  // namespace exitpool::gateway
