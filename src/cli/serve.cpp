@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/dns_options.hpp"
+#include "cli/log_format.hpp"
 #include "fleet/redis.hpp"
 #include "gateway/server.hpp"
 #include "net/probe.hpp"
@@ -69,6 +70,7 @@ std::chrono::milliseconds seconds(double s) {
 int serve(serve_options& o) {
   auto logger = spdlog::stderr_color_mt("exitpool");
   spdlog::set_default_logger(logger);
+  spdlog::set_formatter(escaping_log_formatter());
   spdlog::set_level(spdlog::level::from_str(o.log_level));
 
   auto& cfg = o.cfg;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/asio.hpp>
 
+#include "gateway/http_request.hpp"
 #include "proto/http_head.hpp"
 #include "proto/text.hpp"
 
@@ -41,6 +42,11 @@ net::awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto
     out.error = make_error(f, std::move(message), std::move(retry_after));
     out.socks = socks_reply_for(f, upstream);
   };
+  if (auto why = target_name_problem(host); !why.empty()) {
+    // The client's input: refused before any exit is dialled, nobody's health touched.
+    fail(failure::bad_request, std::move(why));
+    co_return out;
+  }
   if (auto why = g.acl.check(host, port); !why.empty()) {
     fail(failure::target_prohibited, "target refused: " + why);
     co_return out;
@@ -76,6 +82,14 @@ net::awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto
     auto begun = shard.driver.begin(snap, req, clock::now());
     if (begun.refused == failure::no_match) {
       fail(failure::no_match, "no exit matches " + req.f.describe());
+      co_return out;
+    }
+    if (begun.refused == failure::client_limit) {
+      fail(failure::client_limit,
+           fmt::format("too many live sticky sessions (the gateway keeps at most {}): reuse a session id, or retry "
+                       "when some have expired",
+                       pool::session_table::default_max_keys),
+           socks5::reply::general_failure, "60");
       co_return out;
     }
     if (begun.refused == failure::no_capacity) {
@@ -147,8 +161,14 @@ net::awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto
       out.reuse_key = std::move(reuse_key);
       co_return out;
     }
+    if (r.error == failure::bad_request) {
+      a.complete({.who = pool::fault::client, .error = r.error, .latency = latency}, now);
+      fail(failure::bad_request, std::move(r.detail));
+      co_return out;
+    }
     a.complete(dial_failed(r, latency), now);
-    spdlog::debug("dial {} via exit {} failed: {}", proto::format_authority(host, port), chosen.id(), r.detail);
+    spdlog::debug("dial {} via exit {} failed: {}", proto::clip(proto::format_authority(host, port)), chosen.id(),
+                  r.detail);
     if (r.error == failure::target_prohibited) {
       fail(failure::target_prohibited, "target refused: " + r.detail);
       co_return out;

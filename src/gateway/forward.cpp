@@ -19,25 +19,31 @@ using net::awaitable;
 using net::clock;
 
 // Copies a message body of the given framing from `from` (with `pending` bytes
-// already read from it) to `to`. Bytes after the body stay in `pending`.
+// already read from it) to `to`. Bytes after the body stay in `pending`. A chunked
+// body's trailer section is held back until complete and sent filtered (proto::
+// filter_trailers: the rules of headers, and never proxy credentials); `head_headers` is
+// the message's header section (its Connection header names more hop-by-hop fields).
 // Returns false if either side failed before the body was complete.
 awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& to, proto::body_framing framing,
-                          net::activity& act, std::uint64_t& copied) {
+                          const std::vector<proto::header>& head_headers, net::activity& act, std::uint64_t& copied) {
   using proto::body_kind;
   if (framing.kind == body_kind::none) {
     co_return true;
   }
   std::uint64_t remaining = framing.length;
   proto::chunked_scanner scanner;
+  std::string trailers;            // the trailer section so far (bounded by the scanner)
   std::unique_ptr<char[]> buffer;  // only when the socket has to be read (most bodies arrive with the head)
   for (;;) {
     if (!pending.empty()) {
       std::size_t take = 0;
+      std::size_t send = 0;  // of `take`, the bytes that go out as they are
       bool finished = false;
       if (framing.kind == body_kind::content_length) {
         take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, pending.size()));
         remaining -= take;
         finished = remaining == 0;
+        send = take;
       } else if (framing.kind == body_kind::chunked) {
         auto r = scanner.feed(pending);
         if (r.error) {
@@ -45,17 +51,35 @@ awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& 
         }
         take = r.consumed;
         finished = r.done;
+        send = take;
+        if (r.trailer_from != std::string_view::npos) {
+          send = r.trailer_from;
+          trailers.append(pending, send, take - send);
+          if (finished && trailers.size() == 2 && send + 2 == take) {
+            send = take;  // no trailer fields, the usual case: the final CRLF goes out as is
+            trailers.clear();
+          }
+        }
       } else {
         take = pending.size();
+        send = take;
       }
-      if (take > 0) {
-        auto [ec, n] = co_await to.write_all(asio::buffer(pending.data(), take));
+      std::string_view out(pending.data(), send);
+      std::string with_trailers;
+      if (finished && !trailers.empty()) {
+        with_trailers.reserve(send + trailers.size());
+        with_trailers.append(out);
+        proto::filter_trailers(trailers, head_headers, with_trailers);
+        out = with_trailers;
+      }
+      if (!out.empty()) {
+        auto [ec, n] = co_await to.write_all(asio::buffer(out.data(), out.size()));
         if (ec) {
           co_return false;
         }
-        copied += take;
-        pending.erase(0, take);
+        copied += out.size();
       }
+      pending.erase(0, take);
       if (finished) {
         co_return true;
       }
@@ -147,7 +171,8 @@ awaitable<round_result> forward_round(std::shared_ptr<session> s, const proto::r
   s->upstream = std::move(c.dial.upstream);
   pool::exit& chosen = c.attempt.chosen();
   const std::string exit_id = chosen.id();
-  std::string out = upstream_request_head(head, plan.target, chosen.spec(), plan.expect_continue, plan.replayable);
+  std::string out =
+      upstream_request_head(head, plan.target, chosen.spec(), plan.expect_continue, plan.replayable, plan.max_forwards);
   // A small body already read from the client goes out with the head, in one write.
   proto::body_framing body = plan.body;
   if (body.kind == proto::body_kind::content_length && body.length <= 16 * 1024 && s->buf.size() >= body.length &&
@@ -191,7 +216,7 @@ awaitable<round_result> forward_round(std::shared_ptr<session> s, const proto::r
     co_return r;
   }
   std::uint64_t bytes_up = 0;
-  if (!co_await copy_body(s->client, s->buf, s->upstream, body, s->act, bytes_up)) {
+  if (!co_await copy_body(s->client, s->buf, s->upstream, body, head.headers, s->act, bytes_up)) {
     complete(pool::fault::client, pool::failure::bad_request);
     r.error = make_error(pool::failure::bad_request, "request body incomplete or malformed");
     co_return r;
@@ -269,7 +294,7 @@ awaitable<bool> forward_answer(std::shared_ptr<session> s, exit_answer a, bool k
     co_return false;
   }
   std::uint64_t bytes_down = 0;
-  bool complete = co_await copy_body(s->upstream, a.rbuf, s->client, a.framing, s->act, bytes_down);
+  bool complete = co_await copy_body(s->upstream, a.rbuf, s->client, a.framing, a.resp.headers, s->act, bytes_down);
   s->metrics().on_bytes(a.bytes_up, bytes_down + rhead.size());
   if (complete && !a.reuse_key.empty() && a.rbuf.empty() && upstream_keeps_alive(a.resp, a.framing.kind)) {
     s->shard.idle_upstreams.put(a.reuse_key, std::move(s->upstream), clock::now());

@@ -7,6 +7,8 @@
 // string (no temporaries per header): this runs once per forwarded request.
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,10 +21,22 @@ namespace exitpool::gateway {
 // exits) or absolute-form with the exit's own credentials (HTTP proxy exits); always
 // HTTP/1.1. Hop-by-hop headers are dropped, the client's Proxy-Authorization among
 // them (never leaked to the target or the exit); Expect too when `drop_expect` (the
-// gateway answered 100-continue itself). Host is added when the client sent none.
-// Ends with "Connection: keep-alive" when `keep_alive`, else "Connection: close".
+// gateway answered 100-continue itself). Host comes first and is always the authority
+// of the absolute-form target (RFC 9112 section 3.2.2): the client's own Host is
+// dropped, so the target the access policy checked is the one the origin is told.
+// With `max_forwards`, Max-Forwards is replaced by that value (RFC 9110 section 7.6.2:
+// the caller has decremented it). Ends with "Connection: keep-alive" when `keep_alive`,
+// else "Connection: close". `head.target` must be absolute-form (plan_forward).
 std::string upstream_request_head(const proto::request_head& head, const proto::absolute_target& target,
-                                  const proto::exit_spec& spec, bool drop_expect, bool keep_alive);
+                                  const proto::exit_spec& spec, bool drop_expect, bool keep_alive,
+                                  std::optional<std::uint32_t> max_forwards = std::nullopt);
+
+// The gateway's own answer to a TRACE or OPTIONS request with "Max-Forwards: 0"
+// (RFC 9110 section 7.6.2: the gateway is the last recipient). TRACE: 200 with the
+// request head as received, as message/http, less the fields that carry secrets
+// (Authorization, Proxy-Authorization, Cookie: section 9.3.8). OPTIONS: 200 with Allow
+// and no content. "Connection: keep-alive" when `keep_alive`, else "close".
+std::string own_answer(const proto::request_head& head, bool keep_alive);
 
 // The response head as sent to the client: HTTP/1.1 with the exit's status (clamped to
 // 100..999) and reason, its end-to-end headers, X-Exitpool-Exit naming the exit, and

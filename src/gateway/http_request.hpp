@@ -5,7 +5,9 @@
 //
 // Pure: facts in, decisions out; no I/O, no Asio. Any thread.
 
+#include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "gateway/errors.hpp"
@@ -29,6 +31,12 @@ struct connect_target_result {
 // The target of a CONNECT request: "host:port", "[v6]:port"; the port is required.
 connect_target_result connect_target(const proto::request_head& head);
 
+// Why a target host name from any front (CONNECT, absolute-form, SOCKS5) cannot be
+// dialled whatever the exit, or "" when it can: empty, or over 255 bytes (no DNS name is
+// that long, and a SOCKS5 exit cannot be sent one). Checked before any exit is picked, so
+// a client's bad input never reaches an exit's health.
+std::string target_name_problem(std::string_view host);
+
 // An absolute-form request the gateway will forward.
 struct forward_plan {
   proto::absolute_target target;
@@ -42,13 +50,21 @@ struct forward_plan {
   // no usable answer) or on a fresh connection (when a kept-alive one turns out
   // closed). Only such requests use kept-alive upstream connections.
   bool replayable = false;
+  // TRACE / OPTIONS with Max-Forwards (RFC 9110 section 7.6.2): 0 makes the gateway the
+  // last recipient (`answer_here`: own_answer, no exit is used); a larger value goes on
+  // decremented (`max_forwards`).
+  bool answer_here = false;
+  std::optional<std::uint32_t> max_forwards;
 };
 
 struct forward_plan_result {
   std::optional<forward_plan> plan;  // set when the request can be forwarded
   // Otherwise bad_request: 400 for a target that is not absolute-form http:// (with a
-  // hint for origin-form and https://), the framing's own status (400 / 501) for a body
-  // whose length cannot be known.
+  // hint for origin-form), 400 for any other scheme: https:// must use CONNECT (the
+  // gateway does not originate TLS: the client would lose end-to-end TLS and certificate
+  // checks), ftp://, ws:// and the like are not HTTP; the framing's own status (400 /
+  // 501) for a body whose length cannot be known; 400 for a Max-Forwards that is not a
+  // number.
   http_error refusal;
 };
 forward_plan_result plan_forward(const proto::request_head& head);

@@ -21,6 +21,7 @@
 #include "gateway/connect.hpp"
 #include "gateway/errors.hpp"
 #include "gateway/forward.hpp"
+#include "gateway/head_rewrite.hpp"
 #include "gateway/http_request.hpp"
 #include "gateway/session_state.hpp"
 #include "net/relay.hpp"
@@ -126,8 +127,39 @@ awaitable<bool> handle_forward(std::shared_ptr<session> s, proto::request_head h
     co_return false;
   }
   const forward_plan& plan = *planned.plan;
+  if (plan.answer_here) {
+    // Max-Forwards: 0 on TRACE / OPTIONS: the gateway is the last hop. A body (rare
+    // here) is not read: the connection ends after the answer.
+    record.outcome = admin::request_outcome::ok;
+    const bool keep = plan.keep_client && plan.body.kind == proto::body_kind::none &&
+                      !s->shard.shared.draining.load(std::memory_order_relaxed);
+    const std::string reply = own_answer(head, keep);
+    s->metrics().on_http_response(200);
+    co_return co_await s->write_client(reply) && keep;
+  }
   if (plan.answer_continue && !co_await s->write_client("HTTP/1.1 100 Continue\r\n\r\n")) {
     co_return false;
+  }
+  if (plan.body.kind == proto::body_kind::chunked) {
+    // The first chunk-size line must be there and valid before any exit is dialled and
+    // any of the request leaves: a malformed body is refused with nothing forwarded.
+    // (Later chunks stream: a fault there ends both connections, see the README.)
+    for (;;) {
+      auto start = proto::check_chunked_start(s->buf);
+      if (start.status == proto::parse_status::complete) {
+        break;
+      }
+      if (start.status == proto::parse_status::error) {
+        record.outcome = admin::request_outcome::client_error;
+        const std::string reply = error_reply(*s, make_error(pool::failure::bad_request, std::move(start.error)));
+        co_await s->write_client(reply);
+        co_return false;
+      }
+      s->arm_deadline(cfg.handshake_timeout);
+      if (!co_await s->read_client()) {
+        co_return false;
+      }
+    }
   }
   // Upstream keep-alive only for replayable requests (sent again on a fresh connection
   // when an idle one turns out closed).
@@ -321,7 +353,7 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
   if (!admitted.params) {
     spdlog::info("SOCKS5 {} refused: {}",
                  admitted.refusal.kind == pool::failure::auth_failed ? "authentication" : "connection",
-                 admitted.refusal.message);
+                 proto::clip(admitted.refusal.message, 512));
     const std::string reply = socks5::make_userpass_status(false);
     co_await s->write_client(reply);
     co_return;
@@ -356,8 +388,8 @@ awaitable<void> serve_socks5(std::shared_ptr<session> s) {
                                      tried);
   record.outcome = admin::outcome_of(c.error.kind);
   if (c.error) {
-    spdlog::debug("SOCKS5 CONNECT {} failed: {}", proto::format_authority(req->dst.host, req->dst.port),
-                  c.error.message);
+    spdlog::debug("SOCKS5 CONNECT {} failed: {}", proto::clip(proto::format_authority(req->dst.host, req->dst.port)),
+                  proto::clip(c.error.message, 512));
     {
       const std::string reply = socks5::make_reply(c.socks);
       co_await s->write_client(reply);

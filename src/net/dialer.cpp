@@ -231,6 +231,10 @@ awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, s
   }
   if (choice.method == socks5::method::userpass && with_auth) {
     const std::string login = socks5::make_userpass(spec.user, spec.pass);
+    if (login.empty()) {
+      co_return failed(pool::failure::proxy_auth_failed, true,
+                       "the pool line's SOCKS5 credentials are not 1..255 bytes");
+    }
     if (auto [ec, n] = co_await up.write_all(asio::buffer(login)); ec) {
       co_return closed(ec);
     }
@@ -252,6 +256,11 @@ awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, s
     co_return r;
   }
   const std::string request = socks5::make_connect(host, port);
+  if (request.empty()) {
+    // The client's target, not the exit: gateway/connect.cpp refuses such names before
+    // any dial; this keeps the encoder's refusal from ever blaming the exit.
+    co_return failed(pool::failure::bad_request, false, "target name cannot be sent to a SOCKS5 exit (1..255 bytes)");
+  }
   if (auto [ec, n] = co_await up.write_all(asio::buffer(request)); ec) {
     co_return closed(ec);
   }

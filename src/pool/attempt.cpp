@@ -94,6 +94,12 @@ begin_result driver::begin(std::shared_ptr<const snapshot> snap, const attempt_r
     // A lifetime no run reaches (and no time_point arithmetic overflows with).
     constexpr std::chrono::seconds forever = std::chrono::hours(24 * 365 * 100);
     session = st_.session(r.sticky_key, r.sticky_forever ? forever : r.sticky_ttl, now);
+    if (session.refused) {
+      begin_result full;
+      full.refused = failure::client_limit;
+      full.retry_at = now + std::chrono::seconds(60);
+      return full;
+    }
     req.sticky_key = r.sticky_key;
     req.sticky_generation = session.generation;
     req.sticky_anchor = session.anchor;

@@ -142,8 +142,10 @@ struct attempt_request {
 };
 
 struct begin_result {
-  attempt granted;                  // set on success
-  failure refused = failure::none;  // no_match, exhausted or no_capacity otherwise
+  attempt granted;  // set on success
+  // no_match, exhausted or no_capacity otherwise; client_limit when the request's sticky
+  // session cannot be kept (the session table is full: sticky.hpp).
+  failure refused = failure::none;
   // no_capacity: ask again at retry_at (or give up at the caller's queue deadline).
   time_point retry_at{};
   std::size_t matching = 0;  // exits matching the filter

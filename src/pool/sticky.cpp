@@ -1,5 +1,6 @@
 #include "pool/sticky.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -109,11 +110,25 @@ const char* session_move_name(session_move m) {
 
 // ---- session_table ----------------------------------------------------------------------------
 
+session_table::session_table(std::size_t max_keys) : per_stripe_(std::max<std::size_t>(1, max_keys / 64)) {}
+
 session_info session_table::lookup(std::string_view key, std::chrono::seconds ttl, time_point now) {
   stripe& s = stripes_[hash64(key) & (stripes_.size() - 1)];
   std::string k(key);  // built before taking the lock
   std::lock_guard lock(s.mu);
-  auto [it, inserted] = s.map.try_emplace(std::move(k));
+  auto it = s.map.find(k);
+  const bool inserted = it == s.map.end();
+  if (inserted) {
+    if (s.map.size() >= per_stripe_) {
+      // Full: make room from what expired (the sweeper may not have run yet), never
+      // from live sessions.
+      std::erase_if(s.map, [now](const auto& kv) { return now >= kv.second.expires; });
+      if (s.map.size() >= per_stripe_) {
+        return {.refused = true};
+      }
+    }
+    it = s.map.emplace(std::move(k), entry{}).first;
+  }
   entry& e = it->second;
   if (inserted) {
     // Generation 0 for a new key, so every process of a fleet starts a session on

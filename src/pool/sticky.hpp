@@ -66,13 +66,25 @@ struct session_info {
   std::uint64_t generation = 0;
   std::uint64_t anchor = 0;
   bool fresh = false;  // this lookup started the generation (first use here, or lifetime over)
+  // The table is full (session_table::max_keys live sessions): the key was not kept and
+  // the request is refused (failure::client_limit, 429) rather than tracked halfway.
+  bool refused = false;
 };
 
 // Shared by all shards. One lookup per new connection or request with a session,
 // behind one of 64 striped mutexes: contention is negligible and this is the only
 // place a shard needs another shard's knowledge (when the session started).
+//
+// Bounded by count: at most `max_keys` sessions (split evenly over the stripes). A new
+// key that finds its stripe full first drops the stripe's expired sessions; when none
+// has expired the new key is refused (session_info::refused). Live sessions are never
+// evicted: a session that was promised its exit keeps it. (Key length is bounded where
+// keys come from: proto/user_params.hpp.)
 class session_table {
  public:
+  static constexpr std::size_t default_max_keys = std::size_t{1} << 18;
+  explicit session_table(std::size_t max_keys = default_max_keys);
+
   // The generation of `key` at `now`: a key seen for the first time, or whose
   // lifetime `ttl` (from its first use in the current generation) has passed,
   // starts a new generation anchored at `now`.
@@ -104,6 +116,7 @@ class session_table {
     std::unordered_map<std::string, entry> map;
   };
   std::array<stripe, 64> stripes_;
+  std::size_t per_stripe_;
 };
 
 }  // namespace exitpool::pool

@@ -642,6 +642,10 @@ chunked_scanner::result chunked_scanner::feed(std::string_view data) {
     r.error = true;
     return r;
   };
+  if (state_ == state::trailer_start || state_ == state::trailer_line || state_ == state::trailer_lf ||
+      state_ == state::final_lf) {
+    r.trailer_from = 0;
+  }
   std::size_t i = 0;
   while (i < data.size()) {
     const char c = data[i];
@@ -684,8 +688,10 @@ chunked_scanner::result chunked_scanner::feed(std::string_view data) {
         }
         ++i;
         size_digits_ = 0;
+        size_line_seen_ = true;
         if (remaining_ == 0) {
           trailer_bytes_ = 0;
+          r.trailer_from = i;
           state_ = state::trailer_start;
         } else {
           state_ = state::data;
@@ -785,6 +791,87 @@ chunked_scanner::result chunked_scanner::feed(std::string_view data) {
   return r;
 }
 
+chunked_start check_chunked_start(std::string_view buffered) {
+  chunked_start out;
+  chunked_scanner scanner;
+  // Only the first line matters: a valid prefix needs no more than its extension bound.
+  const auto r = scanner.feed(buffered.substr(0, std::min<std::size_t>(buffered.size(), 8 * 1024)));
+  if (r.error) {
+    out.status = parse_status::error;
+    out.error = "malformed chunked body: " + scanner.error_reason();
+  } else if (scanner.size_line_seen()) {
+    out.status = parse_status::complete;
+  }
+  return out;
+}
+
+namespace {
+
+// Sorted, lower-case: the names is_forbidden_trailer refuses besides hop-by-hop ones.
+constexpr std::array<std::string_view, 31> forbidden_trailers = {
+    "age",
+    "authentication-info",
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-range",
+    "content-type",
+    "cookie",
+    "date",
+    "expect",
+    "expires",
+    "host",
+    "keep-alive",
+    "location",
+    "max-forwards",
+    "pragma",
+    "proxy-authenticate",
+    "proxy-authentication-info",
+    "proxy-authorization",
+    "proxy-connection",
+    "range",
+    "retry-after",
+    "set-cookie",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "vary",
+    "www-authenticate",
+};
+
+}  // namespace
+
+bool is_forbidden_trailer(std::string_view name, const std::vector<header>& head_headers) {
+  for (auto f : forbidden_trailers) {
+    if (iequals(name, f)) {
+      return true;
+    }
+  }
+  if (name.size() >= 3 && iequals(name.substr(0, 3), "if-")) {
+    return true;  // conditionals: If-Match, If-None-Match, If-Modified-Since, ...
+  }
+  return is_hop_by_hop(name, head_headers);
+}
+
+void filter_trailers(std::string_view section, const std::vector<header>& head_headers, std::string& out) {
+  while (!section.empty()) {
+    const auto eol = section.find('\n');
+    const std::string_view line = section.substr(0, eol == std::string_view::npos ? section.size() : eol + 1);
+    section.remove_prefix(line.size());
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) {
+      out.append(line);  // the final CRLF
+      continue;
+    }
+    if (!is_forbidden_trailer(line.substr(0, colon), head_headers)) {
+      out.append(line);
+    }
+  }
+}
+
 // ---- authorities and targets ----
 
 std::optional<authority> parse_authority(std::string_view s, std::uint16_t default_port) {
@@ -876,6 +963,15 @@ std::optional<absolute_target> parse_absolute_target(std::string_view target) {
     t.origin_form = std::string(rest.substr(auth_end));
   }
   return t;
+}
+
+std::string_view authority_of(std::string_view target) {
+  const auto start = target.find("://");
+  if (start == std::string_view::npos) {
+    return {};
+  }
+  target.remove_prefix(start + 3);
+  return target.substr(0, target.find_first_of("/?#"));
 }
 
 std::string format_authority(std::string_view host, std::uint16_t port) {

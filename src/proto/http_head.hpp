@@ -107,9 +107,15 @@ class chunked_scanner {
     std::size_t consumed = 0;  // bytes of `data` that belong to the body
     bool done = false;         // the body ended within `consumed`
     bool error = false;        // malformed chunk framing; `error_reason` says why
+    // Where the trailer section (the lines after the last chunk, through the final CRLF)
+    // starts in `data`: 0 when it had started before this call; npos when not reached.
+    // Bytes of `data` from here to `consumed` are trailer bytes (see filter_trailers).
+    std::size_t trailer_from = std::string_view::npos;
   };
   result feed(std::string_view data);
   const std::string& error_reason() const { return error_; }
+  // The first chunk-size line (size, extensions, CRLF) has been read and is valid.
+  bool size_line_seen() const { return size_line_seen_; }
 
  private:
   enum class state {
@@ -131,8 +137,34 @@ class chunked_scanner {
   std::size_t line_len_ = 0;
   std::size_t trailer_bytes_ = 0;  // whole trailer section, bounded
   bool trailer_colon_ = false;     // the current trailer line has its ':'
+  bool size_line_seen_ = false;
   std::string error_;
 };
+
+// Whether the chunked body bytes already received (`buffered`, from the body's start)
+// begin well: complete when the first chunk-size line is there and valid, error when
+// they are malformed (`error` says why), incomplete when the first line is not all there.
+// Lets the gateway refuse a body before any of the request reaches the target.
+struct chunked_start {
+  parse_status status = parse_status::incomplete;
+  std::string error;
+};
+chunked_start check_chunked_start(std::string_view buffered);
+
+// Trailer fields (RFC 9110 section 6.5) never forwarded: hop-by-hop fields (as for
+// headers, is_hop_by_hop) and the fields section 6.5.1 forbids in trailers: framing
+// (Content-Length, Transfer-Encoding, Trailer), routing (Host), request modifiers
+// (Expect, Max-Forwards, Range, TE, Cache-Control, If-*), authentication (Authorization,
+// Proxy-Authorization, Cookie, Set-Cookie, WWW-/Proxy-Authenticate, *-Authentication-Info),
+// response control (Age, Date, Expires, Location, Retry-After, Vary, Warning) and content
+// handling (Content-Encoding, Content-Type, Content-Range).
+bool is_forbidden_trailer(std::string_view name, const std::vector<header>& head_headers);
+
+// Appends to `out` the trailer section `section` (trailer lines, each "name:value" and
+// CRLF, then the final CRLF, as chunked_scanner accepted them) without the forbidden
+// fields; `head_headers` is the message's header section (its Connection header names
+// more hop-by-hop fields). `section` must come from chunked_scanner (well-formed).
+void filter_trailers(std::string_view section, const std::vector<header>& head_headers, std::string& out);
 
 struct authority {
   std::string host;  // without brackets for IPv6 literals, as given (not lower-cased)
@@ -143,13 +175,19 @@ struct authority {
 std::optional<authority> parse_authority(std::string_view s, std::uint16_t default_port);
 
 struct absolute_target {
-  std::string scheme;  // lower-case, "http" only is served by the gateway
+  std::string scheme;  // lower-case; the gateway forwards "http" only (gateway/http_request.hpp)
   authority where;
   std::string origin_form;  // path and query, "/" when empty
 };
 
-// "http://host[:port][/path][?query]" (userinfo is rejected; fragment is an error).
+// "scheme://host[:port][/path][?query]" (userinfo is rejected; fragment is an error).
+// Any scheme parses; the port defaults to 80 for http, 443 for https, else it is required.
 std::optional<absolute_target> parse_absolute_target(std::string_view target);
+
+// The authority of an absolute-form target as written ("Host:8080" in
+// "http://Host:8080/x"): what RFC 9112 section 3.2.2 makes the Host header. A view into
+// `target`; empty when `target` has no "scheme://" prefix.
+std::string_view authority_of(std::string_view target);
 
 // "host:port" or "[v6]:port" for use on the wire (brackets added for IPv6 literals).
 std::string format_authority(std::string_view host, std::uint16_t port);

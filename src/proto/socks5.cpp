@@ -3,9 +3,13 @@
 #include <arpa/inet.h>
 
 #include <array>
-#include <stdexcept>
 
 namespace exitpool::proto::socks5 {
+
+bool encodable_domain(std::string_view host) {
+  return !host.empty() && host.size() <= 255;
+}
+
 namespace {
 
 constexpr std::uint8_t userpass_version = 0x01;
@@ -37,8 +41,9 @@ bool parse_ipv6(std::string_view s, std::array<unsigned char, 16>& out) {
   return inet_pton(AF_INET6, text.data(), out.data()) == 1;
 }
 
-// Encodes ATYP, the address and the port.
-void put_address(std::string& out, std::string_view host, std::uint16_t port) {
+// Encodes ATYP, the address and the port; false (nothing useful appended) for a domain
+// name that cannot be encoded.
+bool put_address(std::string& out, std::string_view host, std::uint16_t port) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
@@ -51,14 +56,15 @@ void put_address(std::string& out, std::string_view host, std::uint16_t port) {
     out.push_back(static_cast<char>(address::kind::ipv6));
     out.append(reinterpret_cast<const char*>(v6.data()), v6.size());
   } else {
-    if (host.empty() || host.size() > 255) {
-      throw std::invalid_argument("socks5: domain name must be 1..255 bytes");
+    if (!encodable_domain(host)) {
+      return false;
     }
     out.push_back(static_cast<char>(address::kind::domain));
     out.push_back(static_cast<char>(host.size()));
     out.append(host);
   }
   put_port(out, port);
+  return true;
 }
 
 struct address_parse {
@@ -335,7 +341,7 @@ method_choice_result parse_method_choice(std::string_view buf) {
 
 std::string make_userpass(std::string_view user, std::string_view pass) {
   if (user.empty() || user.size() > 255 || pass.empty() || pass.size() > 255) {
-    throw std::invalid_argument("socks5: user and password must be 1..255 bytes");
+    return {};
   }
   std::string out;
   out.reserve(3 + user.size() + pass.size());
@@ -370,7 +376,9 @@ auth_status_result parse_userpass_status(std::string_view buf) {
 
 std::string make_connect(std::string_view host, std::uint16_t port) {
   std::string out{static_cast<char>(version), static_cast<char>(command::connect), 0x00};
-  put_address(out, host, port);
+  if (!put_address(out, host, port)) {
+    return {};
+  }
   return out;
 }
 

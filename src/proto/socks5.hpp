@@ -90,7 +90,8 @@ struct method_choice_result {
   std::string error;
 };
 method_choice_result parse_method_choice(std::string_view buf);
-// Throws std::invalid_argument if user or pass is empty or longer than 255 bytes.
+// Empty (no message) if user or pass is empty or longer than 255 bytes: the encoders
+// never throw (they run inside dials raced against a timer).
 std::string make_userpass(std::string_view user, std::string_view pass);
 struct auth_status_result {
   status st = status::incomplete;
@@ -101,8 +102,10 @@ struct auth_status_result {
 auth_status_result parse_userpass_status(std::string_view buf);
 // IP literals (v4 or v6, brackets optional) are sent as addresses; other hosts as a
 // domain name (which is only valid toward socks5h:// exits — the caller resolves first
-// for socks5://). Throws std::invalid_argument for a domain over 255 bytes.
+// for socks5://). Empty (no message) for a domain name that is not encodable_domain.
 std::string make_connect(std::string_view host, std::uint16_t port);
+// Whether `host` fits a SOCKS5 domain-name address: 1..255 bytes.
+bool encodable_domain(std::string_view host);
 struct reply_result {
   status st = status::incomplete;
   std::size_t consumed = 0;

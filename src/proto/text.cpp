@@ -70,6 +70,43 @@ std::string quoted(std::string_view text) {
   return out + "\"";
 }
 
+void escape_controls(std::string_view text, std::string& out) {
+  static constexpr char hex[] = "0123456789abcdef";
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      const char esc[4] = {'\\', 'x', hex[u >> 4], hex[u & 0xf]};
+      out.append(esc, 4);
+    } else {
+      out += c;
+    }
+  }
+}
+
+bool has_control(std::string_view text) {
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string clip(std::string_view text, std::size_t max) {
+  std::string out;
+  const bool cut = text.size() > max;
+  if (cut) {
+    text = text.substr(0, max);
+  }
+  out.reserve(text.size() + 3);
+  escape_controls(text, out);
+  if (cut) {
+    out += "...";
+  }
+  return out;
+}
+
 bool constant_time_equal(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) {
     return false;

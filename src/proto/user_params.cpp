@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <vector>
 
@@ -83,11 +84,16 @@ struct collector {
   bool add(std::string_view key, std::string_view raw, const char* field) {
     const auto o = lookup_key(key);
     if (!o) {
-      error = fmt::format("unknown option '{}' in {}", key, field);
+      error = fmt::format("unknown option '{}' in {}", clip(key, 32), field);
       return false;
     }
     if (raw.empty()) {
-      error = fmt::format("empty value for '{}' in {}", key, field);
+      error = fmt::format("empty value for '{}' in {}", clip(key, 32), field);
+      return false;
+    }
+    if (raw.size() > max_option_bytes) {
+      error = fmt::format("value of '{}' in {} too long ({} bytes, at most {})", option_name(*o), field, raw.size(),
+                          max_option_bytes);
       return false;
     }
     std::string value;
@@ -104,7 +110,7 @@ struct collector {
       case option::session_busy:
         value = lower(raw);
         if (value != "wait" && value != "move") {
-          error = fmt::format("bad {} '{}' in {} (want wait or move)", key, raw, field);
+          error = fmt::format("bad {} '{}' in {} (want wait or move)", clip(key, 32), clip(raw, 32), field);
           return false;
         }
         break;
@@ -116,7 +122,7 @@ struct collector {
           minutes = minutes * 10 + (raw[i] - '0');
         }
         if (!ok || minutes < 1 || minutes > 1440) {
-          error = fmt::format("bad {} '{}' in {} (want minutes 1..1440)", key, raw, field);
+          error = fmt::format("bad {} '{}' in {} (want minutes 1..1440)", clip(key, 32), clip(raw, 32), field);
           return false;
         }
         value = std::to_string(minutes);
@@ -126,8 +132,8 @@ struct collector {
     }
     auto& s = slots[static_cast<std::size_t>(*o)];
     if (s.field != nullptr && s.value != value) {
-      error = fmt::format("conflicting values for '{}': '{}' in {}, '{}' in {}", option_name(*o), s.value, s.field,
-                          value, field);
+      error = fmt::format("conflicting values for '{}': '{}' in {}, '{}' in {}", option_name(*o), clip(s.value, 32),
+                          s.field, clip(value, 32), field);
       return false;
     }
     s.value = std::move(value);
@@ -162,6 +168,12 @@ bool password_has_options(const std::vector<std::string_view>& parts) {
 params_result parse_credentials(std::string_view username, std::string_view password,
                                 const std::function<bool(std::string_view)>& is_user) {
   params_result result;
+  if (username.size() > max_credential_bytes || password.size() > max_credential_bytes) {
+    result.error = fmt::format("{} too long ({} bytes, at most {})",
+                               username.size() > max_credential_bytes ? "username" : "password",
+                               std::max(username.size(), password.size()), max_credential_bytes);
+    return result;
+  }
   route_params params;
   collector options;
 
@@ -188,9 +200,9 @@ params_result parse_credentials(std::string_view username, std::string_view pass
   for (std::size_t i = user_parts; i < parts.size(); i += 2) {
     if (i + 1 >= parts.size()) {
       if (!lookup_key(parts[i])) {
-        result.error = fmt::format("unknown option '{}' in username", parts[i]);
+        result.error = fmt::format("unknown option '{}' in username", clip(parts[i], 32));
       } else {
-        result.error = fmt::format("option '{}' has no value in username", parts[i]);
+        result.error = fmt::format("option '{}' has no value in username", clip(parts[i], 32));
       }
       return result;
     }

@@ -21,6 +21,12 @@
 // part after the first has the shape KEY-VALUE (KEY made of letters); those keys must
 // be known (else an error). Otherwise the whole field is the password ("my_secret"). Options in both fields are merged;
 // the same key with two different values is an error.
+//
+// Bounds (a client chooses these keys, and the gateway keeps some of them: the session
+// table, the error texts): each field at most max_credential_bytes (RFC 1929's limit, so
+// the same credentials work on the SOCKS5 and the HTTP fronts), each option value at
+// most max_option_bytes. Longer is an error naming the limit. Error texts quote client
+// text through proto::clip (escaped, cut).
 
 #include <functional>
 #include <optional>
@@ -28,6 +34,9 @@
 #include <string_view>
 
 namespace exitpool::proto {
+
+inline constexpr std::size_t max_credential_bytes = 255;
+inline constexpr std::size_t max_option_bytes = 64;
 
 struct route_params {
   std::string user;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "chunked_check.hpp"
+#include "gateway/head_rewrite.hpp"
 #include "http_check.hpp"
 
 namespace {
@@ -12,8 +13,32 @@ namespace {
 using namespace exitpool;
 using namespace exitpool::fuzz;
 
+// The head sent on (gateway/head_rewrite.hpp): it parses, its one Host is the
+// target's authority whatever the client's Host said, and no client credentials pass.
+void check_rewrite(const proto::request_head& head, const proto::absolute_target& t) {
+  for (auto scheme : {proto::exit_scheme::direct, proto::exit_scheme::http}) {
+    proto::exit_spec spec;
+    spec.scheme = scheme;
+    const auto out = gateway::upstream_request_head(head, t, spec, true, false, 7);
+    const auto again = proto::parse_request_head(out, {1 << 20, 1 << 20, 1000});
+    FUZZ_CHECK(again.status == proto::parse_status::complete && again.consumed == out.size());
+    int hosts = 0;
+    for (const auto& h : again.head.headers) {
+      if (proto::iequals(h.name, "host")) {
+        ++hosts;
+        FUZZ_CHECK(h.value == proto::authority_of(head.target));
+      }
+      FUZZ_CHECK(!proto::iequals(h.name, "proxy-authorization"));
+    }
+    FUZZ_CHECK(hosts == 1);
+    const auto* mf = proto::find_header(again.head.headers, "Max-Forwards");
+    FUZZ_CHECK(mf != nullptr && mf->value == "7");
+  }
+}
+
 void check_target(const proto::request_head& head) {
   if (const auto t = proto::parse_absolute_target(head.target)) {
+    check_rewrite(head, *t);
     FUZZ_CHECK(!t->origin_form.empty() && t->origin_form.front() == '/');
     FUZZ_CHECK(t->where.port != 0);
     const auto again = proto::parse_authority(proto::format_authority(t->where.host, t->where.port), 0);

@@ -89,23 +89,62 @@ TEST(UpstreamRequestHead, ExpectDroppedWhenAnsweredHere) {
   EXPECT_EQ(out.find("Expect"), std::string::npos) << out;
 }
 
-TEST(UpstreamRequestHead, HostAddedWhenMissing) {
+TEST(UpstreamRequestHead, HostIsTheTargetsAuthority) {
   struct tc {
     std::string target;
     std::string host;
   };
-  for (const auto& c : {tc{"http://example.com/", "example.com:80"}, tc{"http://[2001:db8::1]:81/", "[2001:db8::1]:81"},
-                        tc{"http://example.com:8080", "example.com:8080"}}) {
+  for (const auto& c : {tc{"http://example.com/", "example.com"}, tc{"http://[2001:db8::1]:81/", "[2001:db8::1]:81"},
+                        tc{"http://example.com:8080", "example.com:8080"}, tc{"http://Example.COM?q", "Example.COM"}}) {
     const auto r = parse("GET " + c.target + " HTTP/1.0\r\nAccept: */*\r\n\r\n");
     const auto out = upstream_request_head(r.head, r.target, exit_of(proto::exit_scheme::direct), false, false);
     EXPECT_TRUE(has_line(out, "Host: " + c.host)) << out;
     // Always HTTP/1.1 towards the exit.
     EXPECT_NE(out.find(" HTTP/1.1\r\n"), std::string::npos) << out;
   }
-  const auto r = parse("GET http://example.com/ HTTP/1.1\r\nhost: other.example\r\n\r\n");
-  const auto out = upstream_request_head(r.head, r.target, exit_of(proto::exit_scheme::direct), false, false);
-  EXPECT_TRUE(has_line(out, "host: other.example")) << out;
-  EXPECT_EQ(out.find("Host:"), std::string::npos) << out;
+  // RFC 9112 section 3.2.2: a Host that disagrees with the absolute-form target is
+  // replaced, towards the target and towards an HTTP proxy exit alike.
+  for (auto scheme : {proto::exit_scheme::direct, proto::exit_scheme::socks5h, proto::exit_scheme::http}) {
+    const auto r = parse("GET http://a.example:81/x HTTP/1.1\r\nhost: b.example\r\nAccept: */*\r\n\r\n");
+    const auto out = upstream_request_head(r.head, r.target, exit_of(scheme), false, false);
+    EXPECT_NE(out.find(" HTTP/1.1\r\nHost: a.example:81\r\n"), std::string::npos) << out;
+    EXPECT_EQ(out.find("b.example"), std::string::npos) << out;
+    EXPECT_EQ(out.find("host:"), std::string::npos) << out;
+  }
+}
+
+TEST(UpstreamRequestHead, MaxForwardsReplacedWhenGiven) {
+  const auto r = parse("TRACE http://a/ HTTP/1.1\r\nMax-Forwards: 5\r\nAccept: */*\r\n\r\n");
+  const auto out = upstream_request_head(r.head, r.target, exit_of(proto::exit_scheme::direct), false, false, 4);
+  EXPECT_TRUE(has_line(out, "Max-Forwards: 4")) << out;
+  EXPECT_EQ(out.find("Max-Forwards: 5"), std::string::npos) << out;
+  const auto same = upstream_request_head(r.head, r.target, exit_of(proto::exit_scheme::direct), false, false);
+  EXPECT_TRUE(has_line(same, "Max-Forwards: 5")) << same;
+}
+
+TEST(OwnAnswer, TraceEchoesTheHeadWithoutSecrets) {
+  const auto r = parse(
+      "TRACE http://a/x HTTP/1.1\r\nMax-Forwards: 0\r\nProxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n"
+      "Authorization: Bearer t0k\r\nCookie: s=1\r\nX-Probe: 1\r\n\r\n");
+  const auto out = own_answer(r.head, true);
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 200 OK\r\n")) << out;
+  EXPECT_NE(out.find("Content-Type: message/http\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Connection: keep-alive\r\n"), std::string::npos) << out;
+  const auto body = out.substr(out.find("\r\n\r\n") + 4);
+  EXPECT_NE(out.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos) << out;
+  EXPECT_TRUE(body.starts_with("TRACE http://a/x HTTP/1.1\r\n")) << body;
+  EXPECT_NE(body.find("X-Probe: 1\r\n"), std::string::npos) << body;
+  for (const char* secret : {"YWxpY2U6c2VjcmV0", "t0k", "s=1"}) {
+    EXPECT_EQ(out.find(secret), std::string::npos) << secret;
+  }
+}
+
+TEST(OwnAnswer, OptionsSaysAllow) {
+  const auto r = parse("OPTIONS http://a/ HTTP/1.1\r\nMax-Forwards: 0\r\n\r\n");
+  const auto out = own_answer(r.head, false);
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 200 OK\r\n")) << out;
+  EXPECT_NE(out.find("\r\nAllow: GET, HEAD, POST"), std::string::npos) << out;
+  EXPECT_TRUE(out.ends_with("Content-Length: 0\r\nConnection: close\r\n\r\n")) << out;
 }
 
 proto::response_head response(const std::string& text) {

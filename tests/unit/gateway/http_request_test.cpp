@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -98,7 +99,13 @@ TEST(PlanForward, Refusals) {
   for (const auto& c : {
            tc{"GET /path HTTP/1.1\r\nHost: a\r\n\r\n", 400, "this is a proxy"},
            tc{"GET https://u@a/ HTTP/1.1\r\n\r\n", 400, "https:// targets must use CONNECT"},
-           tc{"GET ftp://a/ HTTP/1.1\r\n\r\n", 400, "bad request target 'ftp://a/'"},
+           tc{"GET ftp://a/ HTTP/1.1\r\n\r\n", 400, "scheme \"ftp\" is not supported: only http://"},
+           tc{"GET https://a/ HTTP/1.1\r\n\r\n", 400, "https:// targets must use CONNECT"},
+           tc{"GET HTTPS://a:8443/ HTTP/1.1\r\n\r\n", 400, "https:// targets must use CONNECT"},
+           tc{"GET gopher://a:70/ HTTP/1.1\r\n\r\n", 400, "scheme \"gopher\" is not supported"},
+           tc{"GET ws://a/ HTTP/1.1\r\n\r\n", 400, "scheme \"ws\" is not supported"},
+           tc{"TRACE http://a/ HTTP/1.1\r\nMax-Forwards: -1\r\n\r\n", 400, "invalid Max-Forwards"},
+           tc{"OPTIONS http://a/ HTTP/1.1\r\nMax-Forwards: 1x\r\n\r\n", 400, "invalid Max-Forwards"},
            tc{"GET http://u:p@a/ HTTP/1.1\r\n\r\n", 400, "bad request target"},
            tc{"POST http://a/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400, ""},
            tc{"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: zstd-x\r\n\r\n", 501, "unsupported"},
@@ -111,6 +118,38 @@ TEST(PlanForward, Refusals) {
     EXPECT_EQ(r.refusal.status, c.status);
     EXPECT_NE(r.refusal.message.find(c.message_has), std::string::npos) << r.refusal.message;
   }
+}
+
+TEST(PlanForward, MaxForwards) {
+  struct tc {
+    std::string head;
+    bool answer_here;
+    std::optional<std::uint32_t> max_forwards;
+  };
+  for (const auto& c : {
+           tc{"TRACE http://a/ HTTP/1.1\r\nMax-Forwards: 0\r\n\r\n", true, std::nullopt},
+           tc{"OPTIONS http://a/ HTTP/1.1\r\nmax-forwards: 00\r\n\r\n", true, std::nullopt},
+           tc{"TRACE http://a/ HTTP/1.1\r\nMax-Forwards: 1\r\n\r\n", false, 0},
+           tc{"OPTIONS http://a/ HTTP/1.1\r\nMax-Forwards: 10\r\n\r\n", false, 9},
+           tc{"OPTIONS http://a/ HTTP/1.1\r\nMax-Forwards: 99999999999999999999\r\n\r\n", false, 0xfffffffe},
+           tc{"TRACE http://a/ HTTP/1.1\r\n\r\n", false, std::nullopt},
+           // Only TRACE and OPTIONS (RFC 9110 section 7.6.2): others ignore it.
+           tc{"GET http://a/ HTTP/1.1\r\nMax-Forwards: 0\r\n\r\n", false, std::nullopt},
+           tc{"GET http://a/ HTTP/1.1\r\nMax-Forwards: junk\r\n\r\n", false, std::nullopt},
+       }) {
+    SCOPED_TRACE(c.head);
+    auto r = plan_forward(parse(c.head));
+    ASSERT_TRUE(r.plan) << r.refusal.message;
+    EXPECT_EQ(r.plan->answer_here, c.answer_here);
+    EXPECT_EQ(r.plan->max_forwards, c.max_forwards);
+  }
+}
+
+TEST(TargetNameProblem, BoundsTheName) {
+  EXPECT_EQ(target_name_problem("example.com"), "");
+  EXPECT_EQ(target_name_problem(std::string(255, 'a')), "");
+  EXPECT_NE(target_name_problem(std::string(256, 'a')).find("too long (256 bytes, at most 255)"), std::string::npos);
+  EXPECT_NE(target_name_problem(""), "");
 }
 
 TEST(PlanForward, Decisions) {

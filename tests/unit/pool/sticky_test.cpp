@@ -366,6 +366,34 @@ TEST(SessionTable, Sweep) {
   EXPECT_EQ(table.generation(key(0), 10s, t0 + 1h), 0u);
 }
 
+TEST(SessionTable, BoundedByCountNeverEvictingLiveSessions) {
+  session_table table(64 * 4);  // 4 keys per stripe
+  int kept = 0;
+  int refused = 0;
+  for (int i = 0; i < 10000; ++i) {
+    const auto info = table.lookup(key(i), 60s, t0);
+    (info.refused ? refused : kept) += 1;
+  }
+  EXPECT_EQ(table.size(), 256u);
+  EXPECT_EQ(kept, 256);
+  EXPECT_EQ(refused, 10000 - 256);
+  // Known keys still answer (and keep their generation) while the table is full.
+  int known = 0;
+  for (int i = 0; i < 10000 && known < 10; ++i) {
+    const auto info = table.lookup(key(i), 60s, t0 + 1s);
+    if (!info.refused) {
+      EXPECT_EQ(info.generation, 0u);
+      ++known;
+    }
+  }
+  EXPECT_EQ(known, 10);
+  // Once sessions expire, new keys take their places without waiting for the sweeper.
+  const auto later = table.lookup("fresh", 60s, t0 + 61s);
+  EXPECT_FALSE(later.refused);
+  EXPECT_EQ(later.generation, 0u);
+  EXPECT_LE(table.size(), 256u);
+}
+
 TEST(SessionTable, ConcurrentUse) {
   session_table table;
   const int threads = 8;

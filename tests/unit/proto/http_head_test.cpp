@@ -527,6 +527,100 @@ TEST(chunked_scanner, error_is_sticky) {
   EXPECT_TRUE(s.feed("0\r\n\r\n").error);
 }
 
+// Feeds `body` in pieces of `step` bytes as copy_body does (keeping what is not
+// consumed) and returns the bytes that go out as they are, and the trailer section.
+std::pair<std::string, std::string> split_trailers(const std::string& body, std::size_t step) {
+  chunked_scanner s;
+  std::string pending;
+  std::string out;
+  std::string trailers;
+  for (std::size_t at = 0; at < body.size(); at += step) {
+    pending += body.substr(at, step);
+    const auto r = s.feed(pending);
+    EXPECT_FALSE(r.error) << s.error_reason();
+    std::size_t send = r.consumed;
+    if (r.trailer_from != std::string_view::npos) {
+      send = r.trailer_from;
+      trailers += pending.substr(send, r.consumed - send);
+    }
+    out += pending.substr(0, send);
+    pending.erase(0, r.consumed);
+    if (r.done) {
+      EXPECT_EQ(pending, "");
+      break;
+    }
+  }
+  return {out, trailers};
+}
+
+TEST(chunked_scanner, tells_where_the_trailer_section_starts) {
+  const std::string body = "3\r\nabc\r\n0;x=1\r\nX-A: 1\r\nProxy-Authorization: Basic eA==\r\n\r\n";
+  for (std::size_t step : {1u, 2u, 5u, 1000u}) {
+    SCOPED_TRACE(step);
+    const auto [out, trailers] = split_trailers(body, step);
+    EXPECT_EQ(out, "3\r\nabc\r\n0;x=1\r\n");
+    EXPECT_EQ(trailers, "X-A: 1\r\nProxy-Authorization: Basic eA==\r\n\r\n");
+  }
+  const auto [out, trailers] = split_trailers("0\r\n\r\n", 1000);
+  EXPECT_EQ(out, "0\r\n");
+  EXPECT_EQ(trailers, "\r\n");
+}
+
+TEST(trailers, forbidden_fields_are_dropped) {
+  const std::vector<header> head = {{"Connection", "X-Hop"}, {"Trailer", "X-A"}};
+  std::string out;
+  filter_trailers(
+      "X-A: 1\r\nProxy-Authorization: Basic eA==\r\nContent-Length: 5\r\ntransfer-encoding: chunked\r\n"
+      "Host: evil\r\nAuthorization: x\r\nCookie: c\r\nSet-Cookie: s\r\nX-Hop: 1\r\nConnection: close\r\n"
+      "TE: trailers\r\nIf-Match: *\r\nMax-Forwards: 1\r\nContent-Type: a/b\r\nServer-Timing: t;dur=1\r\n"
+      "Proxy-Authenticate: Basic\r\nKeep-Alive: 1\r\nTrailer: X-B\r\nX-B:2\r\n\r\n",
+      head, out);
+  EXPECT_EQ(out, "X-A: 1\r\nServer-Timing: t;dur=1\r\nX-B:2\r\n\r\n");
+  out.clear();
+  filter_trailers("\r\n", head, out);
+  EXPECT_EQ(out, "\r\n");
+  for (const char* name : {"proxy-authorization", "PROXY-AUTHORIZATION", "content-length", "Host", "Authorization",
+                           "if-none-match", "x-hop", "WWW-Authenticate", "Content-Encoding"}) {
+    EXPECT_TRUE(is_forbidden_trailer(name, head)) << name;
+  }
+  for (const char* name : {"X-A", "Server-Timing", "Digest", "ETag-ish", "i"}) {
+    EXPECT_FALSE(is_forbidden_trailer(name, head)) << name;
+  }
+}
+
+TEST(chunked_start, first_size_line_decides) {
+  struct row {
+    std::string in;
+    parse_status st;
+  };
+  for (const auto& r : std::vector<row>{
+           {"", parse_status::incomplete},
+           {"1", parse_status::incomplete},
+           {"1a;ext=1\r", parse_status::incomplete},
+           {"1a;ext=1\r\n", parse_status::complete},
+           {"0\r\n", parse_status::complete},
+           {"5\r\nab", parse_status::complete},
+           {"zz\r\n", parse_status::error},
+           {"-1\r\n", parse_status::error},
+           {"1 \r\n", parse_status::error},
+           {"11111111111111111\r\n", parse_status::error},
+           {"1\rx", parse_status::error},
+       }) {
+    SCOPED_TRACE(r.in);
+    const auto c = check_chunked_start(r.in);
+    EXPECT_EQ(c.status, r.st) << c.error;
+    EXPECT_EQ(c.error.empty(), r.st != parse_status::error);
+  }
+}
+
+TEST(http_authority, authority_of_absolute_targets) {
+  EXPECT_EQ(authority_of("http://Example.com:81/x?y"), "Example.com:81");
+  EXPECT_EQ(authority_of("http://a?q"), "a");
+  EXPECT_EQ(authority_of("http://[::1]:8/"), "[::1]:8");
+  EXPECT_EQ(authority_of("http://a"), "a");
+  EXPECT_EQ(authority_of("/x"), "");
+}
+
 // ---- headers helpers ----
 
 TEST(http_helpers, iequals_and_tokens) {

@@ -100,6 +100,36 @@ TEST(user_params, rejects_bad_credentials) {
   }
 }
 
+TEST(user_params, bounds_client_chosen_keys) {
+  const std::vector<bad_case> cases = {
+      {"alice-session-" + std::string(65, 's'), "pw", "value of 'session' in username too long (65 bytes, at most 64)"},
+      {"alice", "pw_sessid-" + std::string(100, 's'),
+       "value of 'session' in password too long (100 bytes, at most 64)"},
+      {"alice-city-" + std::string(65, 'c'), "pw", "value of 'city' in username too long (65 bytes, at most 64)"},
+      {std::string(256, 'u'), "pw", "username too long (256 bytes, at most 255)"},
+      {"alice-session-" + std::string(10000, 's'), "pw", "username too long (10014 bytes, at most 255)"},
+      {"alice", std::string(256, 'p'), "password too long (256 bytes, at most 255)"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.error);
+    const auto r = parse_credentials(c.username, c.password);
+    EXPECT_FALSE(r.params.has_value());
+    EXPECT_EQ(r.error, c.error);
+  }
+  const auto ok = parse_credentials("alice-session-" + std::string(64, 's'), std::string(255, 'p'));
+  ASSERT_TRUE(ok.params.has_value()) << ok.error;
+  EXPECT_EQ(ok.params->session, std::string(64, 's'));
+}
+
+TEST(user_params, client_text_in_errors_is_escaped_and_cut) {
+  const auto r = parse_credentials("alice-co\r\nuntry-x", "pw");
+  EXPECT_EQ(r.error, "unknown option 'co\\x0d\\x0auntry' in username");
+  const auto long_key = parse_credentials("alice-" + std::string(200, 'k') + "-v", "pw");
+  EXPECT_EQ(long_key.error, "unknown option '" + std::string(32, 'k') + "...' in username");
+  const auto busy = parse_credentials("alice-sessbusy-\nx", "pw");
+  EXPECT_EQ(busy.error, "bad sessbusy '\\x0ax' in username (want wait or move)");
+}
+
 TEST(user_params, session_busy_says_wait_or_move) {
   EXPECT_FALSE(parse_credentials("alice-session-a", "pw").params->session_move_when_busy.has_value());
   EXPECT_EQ(parse_credentials("alice-session-a-sessbusy-move", "pw").params->session_move_when_busy, true);
