@@ -41,6 +41,7 @@ struct serve_options {
   std::vector<int> ban_statuses{403, 407, 429, 503};
   std::string log_level = "info";
   std::string log_format = "text";
+  bool check_config = false;
   dns_options dns;
 };
 
@@ -135,6 +136,18 @@ int serve_with_logger(serve_options& o, bool json_log) {
   const std::string listen = cfg.listen;
   const std::string policy_name = o.policy;
   const bool auth = !users.empty();
+  if (o.check_config) {
+    // What run_server checks before it binds: ban patterns, CA file, denied networks, ports.
+    gateway::shared_state checked(std::move(cfg), std::move(snap), std::move(users));
+    const auto line = fmt::format("configuration ok: would listen on {}; {} exit{} from {}", listen, exits,
+                                  exits == 1 ? "" : "s", pool_origin);
+    if (json_log) {
+      spdlog::info("{}", line);
+    } else {
+      std::printf("exitpool serve: %s\n", line.c_str());
+    }
+    return 0;
+  }
   return gateway::run_server(std::move(cfg), std::move(snap), std::move(users), [&](int threads) {
     const auto line = fmt::format(
         "listening on {} (HTTP proxy, CONNECT and SOCKS5 on this one port); {} exit{} from {}; {} thread{}; "
@@ -266,6 +279,8 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--allow-open", o->cfg.allow_open, "Allow a non-loopback listener without --users");
   add_dns_options(cmd, o->dns);
+  cmd->add_flag("--check-config", o->check_config,
+                "Check the options, config file, users file and pool file, print one line and exit (0: ok, 2: not)");
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error, off")->capture_default_str();
   cmd->add_option("--log-format", o->log_format,
                   "Log lines on stderr: text, or json (one object per line: ts, level, logger, pid, tid, msg)")

@@ -126,8 +126,9 @@ const std::map<std::string, extra_text, std::less<>>& extras() {
         "lists its own codes.",
         ""}},
       {"serve",
-       {"0 after a clean stop (SIGTERM or SIGINT: drain, then exit); 2 when the configuration, the users file or "
-        "the pool file is wrong, or a listener cannot be bound (one line on stderr names the file and line).",
+       {"0 after a clean stop (SIGTERM or SIGINT: drain, then exit), or when --check-config found nothing wrong; 2 "
+        "when the configuration, the users file or the pool file is wrong, or a listener cannot be bound (one line "
+        "on stderr names the file and line).",
         "/etc/exitpool/exitpool.toml: the packaged service's config (keys are the long option names).\n"
         "/etc/exitpool/pool.txt: the packaged service's pool file; SIGHUP (systemctl reload exitpool) reloads it."}},
       {"fetch",

@@ -93,6 +93,39 @@ def test_unknown_log_format_is_refused():
     assert "--log-format" in (cp.stderr + cp.stdout).decode()
 
 
+# ------------------------------------------------------------------------------------- check-config
+
+def test_check_config_accepts_a_good_config_without_listening(tmp_path):
+    port = free_port()
+    (tmp_path / "pool.txt").write_text("direct://127.0.0.21 id=d1\ndirect://127.0.0.22 id=d2\n")
+    (tmp_path / "users.txt").write_text("alice:secret\n")
+    (tmp_path / "exitpool.toml").write_text(f'[serve]\nlisten = "127.0.0.1:{port}"\npool = "{tmp_path}/pool.txt"\n'
+                                           f'users = "{tmp_path}/users.txt"\nban-pattern = ["(?i)captcha"]\n')
+    cp = run([str(exitpool_bin()), "serve", "--config", str(tmp_path / "exitpool.toml"), "--check-config"],
+             timeout=10)
+    assert cp.returncode == 0, cp
+    assert cp.stdout.decode() == f"exitpool serve: configuration ok: would listen on 127.0.0.1:{port}; 2 exits " \
+                                 f"from {tmp_path}/pool.txt\n"
+    with socket.socket() as s:  # it never bound the port
+        s.bind(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--pool", "{d}/bad.txt"], "bad.txt:2:"),
+    (["--users", "{d}/empty.txt"], "no users"),
+    (["--ban-pattern", "(a)\\1"], "--ban-pattern"),
+    (["--listen", "0.0.0.0:8080"], "--allow-open"),
+    (["--deny", "10.0.0.0/99"], "10.0.0.0/99"),
+])
+def test_check_config_refuses_what_startup_refuses(tmp_path, args, expect):
+    (tmp_path / "bad.txt").write_text("direct://127.0.0.21 id=d1\nftp://127.0.0.1:21 id=ftp\n")
+    (tmp_path / "empty.txt").write_text("# nobody\n")
+    argv = [a.replace("{d}", str(tmp_path)) for a in args]
+    cp = run([str(exitpool_bin()), "serve", "--check-config", *argv], timeout=10)
+    assert cp.returncode == 2, cp
+    assert expect in cp.stderr.decode(), cp.stderr.decode()
+
+
 # ------------------------------------------------------------------------------ no credentials logged
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
