@@ -12,6 +12,7 @@
 #include "cli/dns_options.hpp"
 #include "gateway/server.hpp"
 #include "net/probe.hpp"
+#include "ops/duration.hpp"
 #include "ops/log_format.hpp"
 #include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
@@ -286,6 +287,9 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
                   "Log lines on stderr: text, or json (one object per line: ts, level, logger, pid, tid, msg)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  ops::accept_durations(
+      cmd, {"--handshake-timeout", "--dial-timeout", "--idle-timeout", "--response-timeout", "--drain-timeout",
+            "--queue-timeout", "--ban-time", "--cooldown", "--max-cooldown", "--check-interval", "--check-timeout"});
   cmd->callback([&run, o] { run = [o] { return serve(*o); }; });
 }
 

@@ -126,6 +126,44 @@ def test_check_config_refuses_what_startup_refuses(tmp_path, args, expect):
     assert expect in cp.stderr.decode(), cp.stderr.decode()
 
 
+# ---------------------------------------------------------------------------------- time with units
+
+def test_time_options_take_units_in_flags_and_toml(tmp_path):
+    (tmp_path / "exitpool.toml").write_text('queue-timeout = "30s"\ndrain-timeout = "1m"\ndial-timeout = 5\n'
+                                           '[serve]\nban-time = "1h"\ndns-negative-ttl = "2m"\n')
+    cp = run([str(exitpool_bin()), "serve", "--config", str(tmp_path / "exitpool.toml"), "--check-config",
+              "--handshake-timeout", "250ms", "--check-interval", "5m", "--dns-max-ttl", "1h", "--cooldown", "1.5"],
+             timeout=10)
+    assert cp.returncode == 0, cp
+    for sub, args in [("fetch", ["--delay", "250ms", "--timeout", "1m", "--fsync-interval", "2s"]),
+                      ("check", ["--timeout", "1500ms", "--dns-timeout", "2s"])]:
+        cp = run([str(exitpool_bin()), sub, *args, "--help"], timeout=10)  # values are checked before --help
+        assert cp.returncode == 0, (sub, cp)
+
+
+@pytest.mark.parametrize("value", ["5min", "1e3", "10d", "30 s"])
+def test_time_option_refuses_other_units(value):
+    cp = run([str(exitpool_bin()), "serve", "--check-config", "--queue-timeout", value], timeout=10)
+    assert cp.returncode != 0, cp
+    assert "250ms, 30s, 5m, 1h" in (cp.stdout + cp.stderr).decode()
+
+
+@pytest.mark.parametrize("cmd", ["serve", "fetch", "check"])
+def test_every_seconds_option_takes_units(cmd):
+    """An option whose help speaks of seconds must accept 30s/5m/1h: its --help type is DURATION."""
+    out = run([str(exitpool_bin()), cmd, "--help"]).stdout.decode()
+    options: list[str] = []  # one entry per option: "--dial-timeout DURATION=10  Seconds for ..."
+    for line in out.splitlines():
+        if re.match(r"^\s+--[a-z]", line):
+            options.append(line.strip())
+        elif options and line.startswith("     "):  # a description CLI11 put on the next line
+            options[-1] += " " + line.strip()
+    timed = [o for o in options if "seconds" in o.lower()]
+    assert len(timed) >= 2, out
+    wrong = [o.split()[0] for o in timed if re.split(r"[=:]", o.split()[1])[0] != "DURATION"]
+    assert not wrong, f"options about seconds without units: {wrong}"
+
+
 # ------------------------------------------------------------------------------ no credentials logged
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
