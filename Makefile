@@ -7,6 +7,8 @@
 #   make fuzz   build the libFuzzer targets (clang, ./build-fuzz) and run each for FUZZ_SECONDS
 #   make check-asan  the unit and integration tests under ASan+UBSan+LSan (g++, ./build-asan)
 #   make build  configure and build into ./build
+#   make deb    the Debian package (CPack: binary, systemd unit, /etc/exitpool config, man pages, completion)
+#               into ./build/exitpool_VERSION_ARCH.deb; never part of `make build` or `make run`
 #   make clean  remove ./build
 #   make bench  gateway benchmark against squid, tinyproxy, privoxy, dante, microsocks (bench/gateway/run.sh,
 #               ~13 min; QUICK=1 ~3 min); builds Release into ./build-bench. Never part of `make check`.
@@ -22,7 +24,7 @@ PYTEST_ARGS ?=
 # Per fuzz target; nine targets at 20 s keep `make check`'s fuzzing near 3 minutes.
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps test-deps build run check lint format unit integration fuzz check-asan clean bench
+.PHONY: all deps test-deps build run check lint format unit integration fuzz check-asan clean bench deb
 
 all: build
 
@@ -70,6 +72,11 @@ fuzz:
 check-asan:
 	scripts/install-deps.sh --test
 	JOBS=$(JOBS) PYTHON=$(PYTHON) scripts/check-asan.sh $(PYTEST_ARGS)
+
+deb:
+	scripts/install-deps.sh
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake --build $(BUILD_DIR) -j$(JOBS) --target deb
 
 clean:
 	rm -rf $(BUILD_DIR)

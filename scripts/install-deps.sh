@@ -12,6 +12,7 @@ build_deps=(
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
   libssl-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libhiredis-dev libcurl4-openssl-dev zlib1g-dev libgtest-dev libbenchmark-dev libre2-dev libc-ares-dev
+  dpkg-dev file
 )
 test_deps=(
   squid tinyproxy dante-server microsocks nginx-light stunnel4 redis-server haproxy
@@ -19,6 +20,7 @@ test_deps=(
   chromium python3-websocket
   clang libclang-rt-14-dev llvm-14
   clang-format clang-tidy
+  lintian man-db systemd bash-completion zsh shellcheck
 )
 # Only for the benchmarks: bench/fetch/run.sh (Scrapy pulls in Twisted and friends: kept out of --test) and
 # bench/gateway/run.sh (wrk, privoxy as a peer; perf for bench/gateway/profile.sh).

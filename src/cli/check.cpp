@@ -16,6 +16,7 @@
 #include "cli/dns_options.hpp"
 #include "net/probe.hpp"
 #include "net/tls.hpp"
+#include "ops/duration.hpp"
 #include "pool/pool.hpp"
 #include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
@@ -234,6 +235,7 @@ void add_check(CLI::App& app, std::function<int()>& run) {
   cmd->add_flag("--json", o->json, "Print a JSON array (one object per exit) instead of a table");
   cmd->add_option("--ca-file", o->ca_file, "Extra CA certificates (PEM) for verifying https:// exits");
   add_dns_options(cmd, o->dns);
+  ops::accept_durations(cmd, {"--timeout"});
   cmd->callback([&run, o] { run = [o] { return check(*o); }; });
 }
 

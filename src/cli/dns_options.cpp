@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "ops/duration.hpp"
+
 namespace exitpool::cli {
 
 net::dns::config dns_options::to_config() const {
@@ -47,6 +49,7 @@ void add_dns_options(CLI::App* cmd, dns_options& o) {
   cmd->add_option("--dns-timeout", o.timeout_s, "Seconds one lookup of a name may take")->capture_default_str();
   cmd->add_option("--dns-cache-size", o.cache_size, "Names cached per thread (least recently used dropped first)")
       ->capture_default_str();
+  ops::accept_durations(cmd, {"--dns-min-ttl", "--dns-max-ttl", "--dns-negative-ttl", "--dns-timeout"});
 }
 
 }  // namespace exitpool::cli

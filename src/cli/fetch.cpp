@@ -8,6 +8,7 @@
 
 #include "cli/dns_options.hpp"
 #include "fetch/fetcher.hpp"
+#include "ops/duration.hpp"
 #include "pool/selector.hpp"
 #include "proto/pool_line.hpp"
 
@@ -131,6 +132,8 @@ void add_fetch(CLI::App& app, std::function<int()>& run) {
       ->capture_default_str();
   cmd->add_flag("--quiet", c.quiet, "No progress lines (the summary is still printed)");
   add_dns_options(cmd, o->dns);
+  ops::accept_durations(cmd, {"--delay", "--backoff", "--timeout", "--connect-timeout", "--queue-timeout", "--ban-time",
+                              "--progress-interval", "--fsync-interval"});
   cmd->callback([o, &run] { run = [o] { return run_fetch_command(*o); }; });
 }
 

@@ -1,7 +1,6 @@
 #include "cli/serve.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -15,6 +14,8 @@
 #include "fleet/redis.hpp"
 #include "gateway/server.hpp"
 #include "net/probe.hpp"
+#include "ops/duration.hpp"
+#include "ops/log_format.hpp"
 #include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
 #include "proto/text.hpp"
@@ -42,6 +43,8 @@ struct serve_options {
   double check_timeout_s = 5;
   std::vector<int> ban_statuses{403, 407, 429, 503};
   std::string log_level = "info";
+  std::string log_format = "text";
+  bool check_config = false;
   dns_options dns;
   std::string state_password_file;
 };
@@ -67,12 +70,7 @@ std::chrono::milliseconds seconds(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
 }
 
-int serve(serve_options& o) {
-  auto logger = spdlog::stderr_color_mt("exitpool");
-  spdlog::set_default_logger(logger);
-  spdlog::set_formatter(escaping_log_formatter());
-  spdlog::set_level(spdlog::level::from_str(o.log_level));
-
+int serve_with_logger(serve_options& o, bool json_log) {
   auto& cfg = o.cfg;
   auto policy = pool::parse_policy(o.policy);
   if (!policy) {
@@ -184,14 +182,50 @@ int serve(serve_options& o) {
   const std::string listen = cfg.listen;
   const std::string policy_name = o.policy;
   const bool auth = !users.empty();
+  if (o.check_config) {
+    // What run_server checks before it binds: ban patterns, CA file, denied networks, ports.
+    gateway::shared_state checked(std::move(cfg), std::move(snap), std::move(users));
+    const auto line = fmt::format("configuration ok: would listen on {}; {} exit{} from {}", listen, exits,
+                                  exits == 1 ? "" : "s", pool_origin);
+    if (json_log) {
+      spdlog::info("{}", line);
+    } else {
+      std::printf("exitpool serve: %s\n", line.c_str());
+    }
+    return 0;
+  }
   return gateway::run_server(std::move(cfg), std::move(snap), std::move(users), [&](int threads) {
-    std::printf(
-        "exitpool serve: listening on %s (HTTP proxy, CONNECT and SOCKS5 on this one port); %zu exit%s from %s; "
-        "%d thread%s; policy %s%s. Try: curl -x http://%s http://example.com/\n",
-        listen.c_str(), exits, exits == 1 ? "" : "s", pool_origin.c_str(), threads, threads == 1 ? "" : "s",
-        policy_name.c_str(), auth ? "; authentication required" : "", listen.c_str());
+    const auto line = fmt::format(
+        "listening on {} (HTTP proxy, CONNECT and SOCKS5 on this one port); {} exit{} from {}; {} thread{}; "
+        "policy {}{}. Try: curl -x http://{} http://example.com/",
+        listen, exits, exits == 1 ? "" : "s", pool_origin, threads, threads == 1 ? "" : "s", policy_name,
+        auth ? "; authentication required" : "", listen);
+    if (json_log) {
+      spdlog::info("{}", line);  // every line a log shipper reads is JSON
+      return;
+    }
+    std::printf("exitpool serve: %s\n", line.c_str());
     std::fflush(stdout);
   });
+}
+
+int serve(serve_options& o) {
+  const auto format = ops::parse_log_format(o.log_format).value_or(ops::log_format::text);
+  const bool json_log = format == ops::log_format::json;
+  ops::init_logging(format, spdlog::level::from_str(o.log_level));
+  if (format == ops::log_format::text) {
+    // Client-controlled text (user names, hosts) with control bytes: escaped, never a forged line.
+    spdlog::set_formatter(escaping_log_formatter());
+  }
+  try {
+    return serve_with_logger(o, json_log);
+  } catch (const std::exception& e) {
+    if (!json_log) {
+      throw;  // main prints "exitpool: ..." and exits 2
+    }
+    spdlog::error("{}", e.what());
+    return 2;
+  }
 }
 
 }  // namespace
@@ -309,7 +343,16 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--state-password", o->cfg.state_password,
                   "Password for --state (better: --state-password-file; never logged)");
   cmd->add_option("--state-password-file", o->state_password_file, "File whose first line is the --state password");
+  cmd->add_flag("--check-config", o->check_config,
+                "Check the options, config file, users file and pool file, print one line and exit (0: ok, 2: not)");
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error, off")->capture_default_str();
+  cmd->add_option("--log-format", o->log_format,
+                  "Log lines on stderr: text, or json (one object per line: ts, level, logger, pid, tid, msg)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  ops::accept_durations(
+      cmd, {"--handshake-timeout", "--dial-timeout", "--idle-timeout", "--response-timeout", "--drain-timeout",
+            "--queue-timeout", "--ban-time", "--cooldown", "--max-cooldown", "--check-interval", "--check-timeout"});
   cmd->callback([&run, o] { run = [o] { return serve(*o); }; });
 }
 

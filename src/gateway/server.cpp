@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <filesystem>
@@ -19,6 +20,7 @@
 #include "net/shards.hpp"
 #include "net/stream.hpp"
 #include "net/tls.hpp"
+#include "ops/sd_notify.hpp"
 #include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
 
@@ -443,6 +445,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   };
   // SIGHUP and --watch, on this (main) thread: the shards keep serving meanwhile.
   auto reload = [&] {
+    ops::sd_notify(ops::reloading_state());
     const auto t0 = std::chrono::steady_clock::now();
     auto err = reload_pool(shared, &metrics);
     if (!err.empty()) {
@@ -451,6 +454,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
     reloads.add({std::chrono::system_clock::now(), err.empty(), shared.pool.load()->size(),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                  err.empty() ? "reload" : err});
+    ops::sd_notify("READY=1");
   };
   std::function<void()> wait_signal;
   wait_signal = [&] {
@@ -470,6 +474,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
         return;
       }
       draining = true;
+      ops::sd_notify("STOPPING=1");
       spdlog::info("signal {}: no longer accepting; draining {} open sessions (up to {} s; again to stop now)", sig,
                    total_active(), shared.cfg.drain_timeout.count() / 1000.0);
       shared.draining.store(true, std::memory_order_relaxed);
@@ -526,8 +531,34 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   };
   sweep();
 
+  // systemd's watchdog (WatchdogSec=): a ping every half interval while the main loop and
+  // every shard answer; a shard stuck in a handler stops the pings and systemd restarts us.
+  asio::steady_timer watchdog_timer(main_ctx);
+  std::function<void()> watchdog;
+  const auto watchdog_every = ops::watchdog_interval() / 2;
+  auto answers = std::make_shared<std::atomic<int>>(threads);  // shards that answered the last ping
+  watchdog = [&] {
+    if (answers->load(std::memory_order_relaxed) == threads) {
+      ops::sd_notify("WATCHDOG=1");
+      answers->store(0, std::memory_order_relaxed);
+      for (auto& st : shard_states) {
+        asio::post(runtime.context(st->index), [answers] { answers->fetch_add(1, std::memory_order_relaxed); });
+      }
+    }
+    watchdog_timer.expires_after(watchdog_every);
+    watchdog_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) {
+        watchdog();
+      }
+    });
+  };
+
   runtime.start();
   on_ready(threads);
+  ops::sd_notify("READY=1");
+  if (watchdog_every.count() > 0) {
+    watchdog();
+  }
   main_ctx.run();
   // Teardown order matters. Sockets owned by shard_states must close while their
   // io_context exists; sessions still suspended in the io_contexts refer to

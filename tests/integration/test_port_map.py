@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from browser import Browser
-from faults import RecordingOrigin, direct, quiet_flags, request
+from faults import RecordingOrigin, direct, quiet_flags, request, wait_until
 from helpers import curl, exitpool_bin, free_port, port_accepts, socks5_connect, via_socks
 
 EXIT_SRC = {f"127.0.0.{n}" for n in (21, 22, 23, 24)}
@@ -95,6 +95,8 @@ def test_mapped_ports_need_the_same_credentials_as_the_main_port(start_gateway):
     with RecordingOrigin("127.0.0.1") as origin:
         start_gateway([direct(21, "d1"), direct(22, "d2")], "--port-map", f"{base}-{base + 1}",
                            *quiet_flags(), users={"alice": "secret"})
+        wait_until(lambda: port_accepts("127.0.0.1", base) and port_accepts("127.0.0.1", base + 1), 5,
+                   what="the mapped ports")
         assert request(base, "GET", origin.url("/")).status == 407
         hop = via_socks(base, "127.0.0.1", origin.port, "/", user="alice-country-nl-session-x", password="secret")
         assert hop.status == 200
