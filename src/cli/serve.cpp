@@ -41,6 +41,7 @@ struct serve_options {
   std::vector<int> ban_statuses{403, 407, 429, 503};
   std::string log_level = "info";
   dns_options dns;
+  double happy_eyeballs_s = 0.25;
 };
 
 std::chrono::milliseconds seconds(double s) {
@@ -61,6 +62,7 @@ int serve(serve_options& o) {
   cfg.policy = *policy;
   cfg.handshake_timeout = seconds(o.handshake_s);
   cfg.dial_timeout = seconds(o.dial_s);
+  cfg.happy_eyeballs_delay = seconds(o.happy_eyeballs_s);
   cfg.idle_timeout = seconds(o.idle_s);
   cfg.drain_timeout = seconds(o.drain_s);
   cfg.session_move_when_busy = o.session_busy == "move";
@@ -168,6 +170,11 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
       ->capture_default_str();
   cmd->add_option("--dial-timeout", o->dial_s, "Seconds for one dial through an exit (connect and proxy handshake)")
       ->capture_default_str();
+  cmd->add_option("--happy-eyeballs-delay", o->happy_eyeballs_s,
+                  "Seconds a direct exit's connection attempt to one address of a target leads before the next "
+                  "is tried beside it (IPv6 first, then the families alternating; RFC 8305)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 10.0));
   cmd->add_option("--idle-timeout", o->idle_s, "Seconds a tunnel or kept-alive connection may stay silent")
       ->capture_default_str();
   cmd->add_option("--response-timeout", o->response_s,
