@@ -7,6 +7,10 @@
 //       response to EOF, close. Prints one line:
 //         tunnels=N errors=E secs=S rate=R p50_us=X p99_us=Y
 //
+//   --name HOST (connect mode): ask the proxy for HOST:PORT (PORT from --target) instead of the
+//       target's address, so that the proxy resolves it; each "{n}" in HOST becomes a number unique to
+//       the tunnel (a name never asked before: a cold lookup each time).
+//
 //   tunnel_load --mode connect|socks5 --proxy ... --target ... --hold N [--hold-secs 30]
 //       Opens N tunnels (at most --conc handshakes in flight), sends one keep-alive GET through each,
 //       reads the response, then keeps them open and idle. Prints "READY open=N failed=F" when done
@@ -43,6 +47,8 @@ namespace {
 
 using clk = std::chrono::steady_clock;
 
+std::atomic<unsigned long> name_counter{0};  // --name's "{n}", across the worker threads
+
 enum class mode { connect, socks5, direct };
 
 struct options {
@@ -50,6 +56,7 @@ struct options {
   sockaddr_in proxy{};
   sockaddr_in target{};
   std::string target_text;
+  std::string name;  // --name: CONNECT to this host (with "{n}" numbered per tunnel) instead
   std::string path = "/";
   int conc = 64;
   double duration = 10;
@@ -167,6 +174,15 @@ class worker {
     c.state = st::connecting;
   }
 
+  // --name with its "{n}" numbered, and the target's port.
+  std::string named_target() {
+    std::string host = o_.name;
+    for (auto at = host.find("{n}"); at != std::string::npos; at = host.find("{n}")) {
+      host.replace(at, 3, std::to_string(name_counter.fetch_add(1, std::memory_order_relaxed)));
+    }
+    return host + ":" + std::to_string(ntohs(o_.target.sin_port));
+  }
+
   std::string request(bool keepalive) const {
     return "GET " + o_.path + " HTTP/1.1\r\nHost: " + o_.target_text + "\r\nUser-Agent: tunnel_load\r\n" +
            (keepalive ? "" : "Connection: close\r\n") + "\r\n";
@@ -202,9 +218,11 @@ class worker {
       case mode::direct:
         send(idx, request(holding_), st::request);
         break;
-      case mode::connect:
-        send(idx, "CONNECT " + o_.target_text + " HTTP/1.1\r\nHost: " + o_.target_text + "\r\n\r\n", st::hs1);
+      case mode::connect: {
+        const std::string to = o_.name.empty() ? o_.target_text : named_target();
+        send(idx, "CONNECT " + to + " HTTP/1.1\r\nHost: " + to + "\r\n\r\n", st::hs1);
         break;
+      }
       case mode::socks5:
         send(idx, std::string("\x05\x01\x00", 3), st::hs1, 2);
         break;
@@ -411,6 +429,8 @@ int main(int argc, char** argv) {
       proxy = val();
     } else if (a == "--target") {
       target = val();
+    } else if (a == "--name") {
+      o.name = val();
     } else if (a == "--path") {
       o.path = val();
     } else if (a == "--conc") {

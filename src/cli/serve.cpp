@@ -47,6 +47,7 @@ struct serve_options {
   bool check_config = false;
   dns_options dns;
   std::string state_password_file;
+  double happy_eyeballs_s = 0.25;
 };
 
 // The password in a file (first line, without its line end).
@@ -80,6 +81,10 @@ int serve_with_logger(serve_options& o, bool json_log) {
   cfg.policy = *policy;
   cfg.handshake_timeout = seconds(o.handshake_s);
   cfg.dial_timeout = seconds(o.dial_s);
+  if (!(o.happy_eyeballs_s >= 0.01 && o.happy_eyeballs_s <= 10)) {
+    throw std::runtime_error(fmt::format("--happy-eyeballs-delay: {} s is outside 10ms..10s", o.happy_eyeballs_s));
+  }
+  cfg.happy_eyeballs_delay = seconds(o.happy_eyeballs_s);
   cfg.idle_timeout = seconds(o.idle_s);
   cfg.drain_timeout = seconds(o.drain_s);
   cfg.session_move_when_busy = o.session_busy == "move";
@@ -248,6 +253,10 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
       ->capture_default_str();
   cmd->add_option("--dial-timeout", o->dial_s, "Seconds for one dial through an exit (connect and proxy handshake)")
       ->capture_default_str();
+  cmd->add_option("--happy-eyeballs-delay", o->happy_eyeballs_s,
+                  "Seconds a direct exit's connection attempt to one address of a target leads before the next "
+                  "is tried beside it (IPv6 first, then the families alternating; RFC 8305)")
+      ->capture_default_str();
   cmd->add_option("--idle-timeout", o->idle_s, "Seconds a tunnel or kept-alive connection may stay silent")
       ->capture_default_str();
   cmd->add_option("--response-timeout", o->response_s,
@@ -350,9 +359,9 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
                   "Log lines on stderr: text, or json (one object per line: ts, level, logger, pid, tid, msg)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  ops::accept_durations(
-      cmd, {"--handshake-timeout", "--dial-timeout", "--idle-timeout", "--response-timeout", "--drain-timeout",
-            "--queue-timeout", "--ban-time", "--cooldown", "--max-cooldown", "--check-interval", "--check-timeout"});
+  ops::accept_durations(cmd, {"--handshake-timeout", "--dial-timeout", "--idle-timeout", "--response-timeout",
+                              "--drain-timeout", "--queue-timeout", "--ban-time", "--cooldown", "--max-cooldown",
+                              "--check-interval", "--check-timeout", "--happy-eyeballs-delay"});
   cmd->callback([&run, o] { run = [o] { return serve(*o); }; });
 }
 

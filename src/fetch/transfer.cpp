@@ -7,12 +7,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <type_traits>
 
 #include "fetch/input.hpp"
 #include "fetch/result.hpp"
 #include "net/ares.hpp"
+#include "proto/ipv6_prefix.hpp"
 
 namespace exitpool::fetch {
 
@@ -117,6 +119,23 @@ class option_setter {
   CURLoption failed_{};
 };
 
+// A random source address inside a prefix exit's prefix (one random source per thread).
+std::string prefix_address(const proto::exit_spec& s) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  proto::ipv6_prefix p;
+  inet_pton(AF_INET6, s.host.c_str(), p.network.data());
+  p.length = s.prefix_len;
+  return proto::format_ipv6(proto::address_in_prefix(p, rng(), rng()));
+}
+
+int freebind_cb(void*, curl_socket_t fd, curlsocktype purpose) {
+  if (purpose == CURLSOCKTYPE_IPCXN) {
+    const int on = 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &on, sizeof on);
+  }
+  return CURL_SOCKOPT_OK;
+}
+
 // Sets every option of one attempt; the first refused option's text, or empty.
 std::string setup(CURL* e, const std::string& url, const proto::exit_spec& s, CURLSH* share, const transfer_options& o,
                   response_capture& cap, void* tag) {
@@ -158,7 +177,14 @@ std::string setup(CURL* e, const std::string& url, const proto::exit_spec& s, CU
   set(CURLOPT_SHARE, share);
   if (s.scheme == proto::exit_scheme::direct) {
     set(CURLOPT_PROXY, "");  // never an environment proxy
-    if (!s.host.empty()) {
+    if (s.prefix_len > 0) {
+      // An IPv6 prefix exit: a random address inside it per transfer, bound with IPV6_FREEBIND
+      // (libcurl calls the sockopt callback before it binds CURLOPT_INTERFACE).
+      const std::string iface = "host!" + prefix_address(s);
+      set(CURLOPT_INTERFACE, iface.c_str());
+      set(CURLOPT_SOCKOPTFUNCTION, freebind_cb);
+      set(CURLOPT_IPRESOLVE, CURL_IPRESOLVE_V6);
+    } else if (!s.host.empty()) {
       const std::string iface = "host!" + s.host;
       set(CURLOPT_INTERFACE, iface.c_str());
       // Resolve names to the source address's family only.

@@ -22,6 +22,9 @@ struct config {
   int retries = 2;         // further exits tried after a failed dial
   std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
   std::chrono::milliseconds dial_timeout{std::chrono::seconds(10)};
+  // Direct exits, targets with several addresses: the head start of each connection attempt
+  // before the next address is tried beside it (RFC 8305; net/happy_eyeballs.hpp).
+  std::chrono::milliseconds happy_eyeballs_delay{250};
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(300)};
   // Plain HTTP: from the request sent to the exit until its response head. Past it the
   // exit counts as failed and an idempotent body-less request moves to another exit.

@@ -7,6 +7,7 @@
 #include <boost/asio.hpp>
 
 #include "gateway/http_request.hpp"
+#include "pool/sticky.hpp"
 #include "proto/http_head.hpp"
 #include "proto/text.hpp"
 
@@ -70,6 +71,10 @@ net::awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto
   opts.tls_verified = &g.tls_verified;
   opts.tls_insecure = &g.tls_insecure;
   opts.resolver = shard.resolver.get();
+  opts.happy_eyeballs_delay = cfg.happy_eyeballs_delay;
+  if (!key.empty()) {
+    opts.source_key = pool::hash64(key);  // a prefix exit keeps the session on one address
+  }
   opts.check_address = [&g](const asio::ip::address& a, std::uint16_t p) { return g.acl.check(a, p); };
 
   const auto queue_deadline = clock::now() + cfg.queue_timeout;

@@ -5,9 +5,12 @@
 #include <openssl/x509v3.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <random>
 
+#include "net/happy_eyeballs.hpp"
 #include "proto/base64.hpp"
 #include "proto/http_head.hpp"
+#include "proto/ipv6_prefix.hpp"
 
 namespace exitpool::net {
 
@@ -104,31 +107,19 @@ dial_result unresolved(resolved r, bool exit_fault) {
   return d;
 }
 
-// Connects to the first endpoint that accepts, binding `source` first when set.
-awaitable<std::tuple<error_code, tcp::socket>> connect_any(const std::vector<tcp::endpoint>& eps,
-                                                           const std::optional<asio::ip::address>& source) {
+// Connects to the first endpoint that accepts, one after another (an exit's own address).
+awaitable<std::tuple<error_code, tcp::socket>> connect_any(const std::vector<tcp::endpoint>& eps) {
   auto ex = co_await asio::this_coro::executor;
   error_code last = asio::error::address_family_not_supported;
   for (const auto& ep : eps) {
-    if (source && source->is_v4() != ep.address().is_v4()) {
-      continue;
-    }
     tcp::socket sock(ex);
-    error_code ec;
-    sock.open(ep.protocol(), ec);
-    if (!ec && source) {
-      // Let connect() pick the source port knowing the destination: bind() alone would
-      // reserve a port per connection across all destinations (about 28k per source
-      // address), IP_BIND_ADDRESS_NO_PORT shares ports between destinations.
-      sock.set_option(asio::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>(true), ec);
-      sock.bind(tcp::endpoint(*source, 0), ec);
-    }
-    if (ec) {
+    if (auto ec = open_from(sock, ep, std::nullopt); ec) {
       last = ec;
       continue;
     }
     auto [cec] = co_await sock.async_connect(ep, nothrow_awaitable);
     if (!cec) {
+      error_code ec;
       sock.set_option(tcp::no_delay(true), ec);
       co_return std::tuple{error_code{}, std::move(sock)};
     }
@@ -138,6 +129,48 @@ awaitable<std::tuple<error_code, tcp::socket>> connect_any(const std::vector<tcp
     }
   }
   co_return std::tuple{last, tcp::socket(ex)};
+}
+
+// A shard's random source for prefix exits' addresses (one per thread: no lock, no sharing).
+std::mt19937_64& shard_rng() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
+
+struct direct_source {
+  std::optional<source_address> source;  // unset: the default route
+  std::string text;                      // for messages: the address, or "default route"
+  std::string error;                     // the exit's address is unusable
+};
+
+// Where a direct exit's connection leaves from: its address, or one inside its prefix
+// (the sticky session's, else a random one).
+direct_source source_of(const proto::exit_spec& spec, const dial_options& opts) {
+  direct_source out;
+  if (spec.host.empty()) {
+    out.text = "default route";
+    return out;
+  }
+  error_code ec;
+  auto addr = asio::ip::make_address(spec.host, ec);
+  if (ec || (spec.prefix_len > 0 && !addr.is_v6())) {
+    out.error = "bad source address " + spec.host;
+    return out;
+  }
+  if (spec.prefix_len == 0) {
+    out.source = source_address{addr, false};
+    out.text = spec.host;
+    return out;
+  }
+  proto::ipv6_prefix prefix;
+  prefix.network = addr.to_v6().to_bytes();
+  prefix.length = spec.prefix_len;
+  auto& rng = shard_rng();
+  const auto bytes = opts.source_key ? proto::sticky_address_in_prefix(prefix, *opts.source_key)
+                                     : proto::address_in_prefix(prefix, rng(), rng());
+  out.source = source_address{asio::ip::address_v6(bytes), true};
+  out.text = proto::format_ipv6(bytes);
+  return out;
 }
 
 // Reads more bytes from `s` onto the end of `buf`.
@@ -329,27 +362,22 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
                                  dial_options opts) {
   const auto& spec = ex.spec();
   if (spec.scheme == proto::exit_scheme::direct) {
-    std::optional<asio::ip::address> source;
-    if (!spec.host.empty()) {
-      error_code ec;
-      source = asio::ip::make_address(spec.host, ec);
-      if (ec) {
-        co_return failed(pool::failure::destination_ip_unroutable, true, "bad source address " + spec.host);
-      }
+    auto src = source_of(spec, opts);
+    if (!src.error.empty()) {
+      co_return failed(pool::failure::destination_ip_unroutable, true, src.error);
     }
+    const auto& source = src.source;
     if (mode == dial_mode::handshake) {
       // Nothing to reach: the exit works if this host still has its source address.
       tcp::socket probe(co_await asio::this_coro::executor);
-      error_code ec;
       if (source) {
-        probe.open(source->is_v4() ? tcp::v4() : tcp::v6(), ec);
-        if (!ec) {
-          probe.bind(tcp::endpoint(*source, 0), ec);
+        const tcp::endpoint any(source->address.is_v4() ? asio::ip::address(asio::ip::address_v4::any())
+                                                        : asio::ip::address(asio::ip::address_v6::any()),
+                                0);
+        if (auto ec = open_from(probe, any, source); ec) {
+          co_return failed(pool::failure::destination_ip_unroutable, true,
+                           fmt::format("cannot use source address {}: {}", src.text, ec.message()));
         }
-      }
-      if (ec) {
-        co_return failed(pool::failure::destination_ip_unroutable, true,
-                         fmt::format("cannot use source address {}: {}", spec.host, ec.message()));
       }
       co_return dial_result{};
     }
@@ -358,17 +386,33 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
       co_return unresolved(std::move(target), false);
     }
     auto& eps = target.endpoints;
+    if (source) {
+      // A source address speaks one family: only the target's addresses of that family.
+      const bool v4 = source->address.is_v4();
+      const std::size_t before = eps.size();
+      std::erase_if(eps, [v4](const tcp::endpoint& ep) { return ep.address().is_v4() != v4; });
+      if (eps.empty()) {
+        // Not the exit's fault (another exit of the other family can reach it): SOCKS5 0x03.
+        co_return failed(pool::failure::destination_ip_unroutable, false,
+                         fmt::format("{} has no IPv{} address ({} of the other family), and exit {} connects from "
+                                     "the IPv{} address {}",
+                                     host, v4 ? 4 : 6, before, ex.id(), v4 ? 4 : 6, src.text));
+      }
+    }
     if (auto why = refused(opts, eps); !why.empty()) {
       co_return failed(pool::failure::target_prohibited, false, why);
     }
-    auto [cec, sock] = co_await connect_any(eps, source);
+    auto [cec, sock] = co_await connect_racing(happy_eyeballs_order(eps), source, opts.happy_eyeballs_delay);
     if (cec) {
       // A source address this host does not have is the exit's fault; a refusing target is not.
       bool bind_fault = cec.value() == EADDRNOTAVAIL;
       co_return failed(bind_fault ? pool::failure::destination_ip_unroutable : error_from(cec), bind_fault,
-                       fmt::format("connect to {} from {} failed: {}", proto::format_authority(host, port),
-                                   source ? spec.host : std::string("default route"), cec.message()));
+                       fmt::format("connect to {}{} from {} failed: {}", proto::format_authority(host, port),
+                                   eps.size() > 1 ? fmt::format(" ({} addresses)", eps.size()) : std::string(),
+                                   src.text, cec.message()));
     }
+    error_code ec;
+    sock.set_option(tcp::no_delay(true), ec);
     dial_result r;
     r.upstream = stream(std::move(sock));
     co_return r;
@@ -380,7 +424,7 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
     proxy.detail = "exit host: " + proxy.detail;
     co_return unresolved(std::move(proxy), true);
   }
-  auto [cec, sock] = co_await connect_any(proxy.endpoints, std::nullopt);
+  auto [cec, sock] = co_await connect_any(proxy.endpoints);
   if (cec) {
     co_return failed(
         error_from(cec), !local_resource_error(cec),

@@ -7,10 +7,15 @@
 // (for direct and SOCKS exits it is the same as tunnel); `handshake` only proves the
 // exit is alive — TCP (and TLS) to the proxy, SOCKS5 greeting and login — without
 // reaching any target (host/port ignored; a direct exit checks its source address).
+//
+// Direct exits connect from their source address (the default route without one; an
+// address inside the prefix for an IPv6 prefix exit, proto/ipv6_prefix.hpp) to the
+// target's addresses of the source's family only, racing them (happy eyeballs).
 
 #include <boost/asio/ssl.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "net/resolver.hpp"
@@ -33,6 +38,13 @@ struct dial_options {
   // The calling shard's resolver, for the names the gateway resolves itself (targets of
   // direct and socks5:// exits, exits' own host names). Null: only IP literals can be dialed.
   net::resolver* resolver = nullptr;
+  // Direct exits, a target with several addresses: how long one connection attempt
+  // leads before the next address (the other family first) is tried beside it
+  // (RFC 8305's Connection Attempt Delay; net/happy_eyeballs.hpp).
+  std::chrono::milliseconds happy_eyeballs_delay{250};
+  // IPv6 prefix exits: a hash of the sticky session's key, which picks the source address
+  // the session keeps; unset: a random address in the prefix per connection.
+  std::optional<std::uint64_t> source_key;
 };
 
 struct dial_result {

@@ -54,9 +54,9 @@ bool field_matches(std::string_view want, std::string_view have) {
 // Everything that defines how an exit is dialled and indexed. `line` is left out:
 // moving an unchanged exit within the file must not reset its stats.
 bool same_spec(const proto::exit_spec& a, const proto::exit_spec& b) {
-  return a.id == b.id && a.scheme == b.scheme && a.host == b.host && a.port == b.port && a.user == b.user &&
-         a.pass == b.pass && a.country == b.country && a.city == b.city && a.type == b.type && a.weight == b.weight &&
-         a.tls_verify == b.tls_verify && a.tags == b.tags;
+  return a.id == b.id && a.scheme == b.scheme && a.host == b.host && a.prefix_len == b.prefix_len && a.port == b.port &&
+         a.user == b.user && a.pass == b.pass && a.country == b.country && a.city == b.city && a.type == b.type &&
+         a.weight == b.weight && a.tls_verify == b.tls_verify && a.tags == b.tags;
 }
 
 using tag_index = std::unordered_map<std::string, std::vector<std::uint32_t>>;

@@ -15,6 +15,7 @@
 #include <system_error>
 #include <thread>
 
+#include "proto/ipv6_prefix.hpp"
 #include "proto/text.hpp"
 
 namespace exitpool::proto {
@@ -182,6 +183,17 @@ struct line_parser {
     return parse_port(after, whole, spec.port);
   }
 
+  // direct://[ADDR]/LEN: the prefix's network address (canonical text) and its length.
+  bool parse_prefix(std::string_view addr, std::string_view length, exit_spec& spec) {
+    auto parsed = parse_ipv6_prefix(addr, length);
+    if (!parsed.prefix) {
+      return fail(std::move(parsed.error));
+    }
+    spec.host = format_ipv6(parsed.prefix->network);
+    spec.prefix_len = parsed.prefix->length;
+    return true;
+  }
+
   bool parse_direct(std::string_view rest, std::string_view whole, exit_spec& spec) {
     if (rest.empty()) {
       return true;
@@ -194,10 +206,13 @@ struct line_parser {
       if (close == std::string_view::npos) {
         return fail(fmt::format("unterminated '[' in '{}'", whole));
       }
+      const std::string_view addr = rest.substr(1, close - 1);
+      if (close + 1 < rest.size() && rest[close + 1] == '/') {
+        return parse_prefix(addr, rest.substr(close + 2), spec);
+      }
       if (close + 1 != rest.size()) {
         return fail(fmt::format("direct exits take no port or credentials: '{}'", whole));
       }
-      const std::string_view addr = rest.substr(1, close - 1);
       if (!valid_ipv6(addr)) {
         return fail(fmt::format("bad IPv6 address '{}'", addr));
       }
@@ -208,11 +223,18 @@ struct line_parser {
       spec.host.assign(rest);
       return true;
     }
+    if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+      const std::string_view addr = rest.substr(0, slash);
+      if (valid_ipv6(addr)) {
+        return parse_prefix(addr, rest.substr(slash + 1), spec);
+      }
+      if (valid_ipv4(addr)) {
+        return fail(fmt::format("only IPv6 prefixes can be direct exits, not '{}'", rest));
+      }
+      return fail(fmt::format("unexpected path in '{}'", whole));
+    }
     if (rest.find(':') != std::string_view::npos) {
       return fail(fmt::format("direct exits take no port or credentials: '{}'", whole));
-    }
-    if (rest.find('/') != std::string_view::npos) {
-      return fail(fmt::format("unexpected path in '{}'", whole));
     }
     return fail(fmt::format("direct source must be an IP address, not '{}'", rest));
   }
@@ -483,6 +505,9 @@ std::string host_text(const std::string& host) {
 
 std::string default_exit_id(const exit_spec& spec) {
   if (spec.scheme == exit_scheme::direct) {
+    if (spec.prefix_len > 0) {
+      return fmt::format("direct:{}/{}", spec.host, spec.prefix_len);
+    }
     return spec.host.empty() ? std::string("direct") : "direct:" + spec.host;
   }
   std::string id;
@@ -495,7 +520,8 @@ std::string default_exit_id(const exit_spec& spec) {
 std::string redacted_url(const exit_spec& spec) {
   std::string out = std::string(scheme_name(spec.scheme)) + "://";
   if (spec.scheme == exit_scheme::direct) {
-    return out + host_text(spec.host);
+    out += host_text(spec.host);
+    return spec.prefix_len > 0 ? fmt::format("{}/{}", out, spec.prefix_len) : out;
   }
   if (!spec.user.empty()) {
     out += spec.user;

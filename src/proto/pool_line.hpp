@@ -4,6 +4,8 @@
 //   scheme://[user:pass@]host:port [key=value ...]     # comment
 //   host:port[:user:pass] [key=value ...]              # vendor list format, means http://
 //   direct://[ADDR] [key=value ...]                    # connect from local source ADDR
+//   direct://[V6PREFIX]/LEN [key=value ...]            # from an address in the prefix (LEN 48..128),
+//                                                      # one per connection (proto/ipv6_prefix.hpp)
 //
 // Schemes: http, https (TLS to the proxy), socks5 (gateway resolves names),
 // socks5h (the exit resolves names), direct. user and pass are percent-decoded.
@@ -34,6 +36,9 @@ struct exit_spec {
   exit_scheme scheme = exit_scheme::direct;
   std::string host;        // proxy host, or the source address for direct ("" = default route)
   std::uint16_t port = 0;  // 0 for direct
+  // direct only: > 0 when `host` is the network address of an IPv6 prefix of this length;
+  // each connection then leaves from an address inside it. One exit for health, policy, metrics.
+  int prefix_len = 0;
   std::string user;
   std::string pass;
   std::string id;       // explicit id=, else derived (see default_exit_id)
@@ -47,7 +52,7 @@ struct exit_spec {
 };
 
 // "host:port" for proxies, "user@host:port" when a user is set,
-// "direct:ADDR" or "direct" for direct exits.
+// "direct:ADDR", "direct:PREFIX/LEN" or "direct" for direct exits.
 std::string default_exit_id(const exit_spec& spec);
 
 // "scheme://user:***@host:port" — never prints the password.

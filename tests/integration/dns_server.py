@@ -5,6 +5,8 @@ of them answered late, and a line per query on stdout so that tests can count wh
     short.test     A 127.0.0.1                TTL 2
     slow.test      A 127.0.0.1                TTL 300, answered after --slow seconds (3)
     dual.test      A 127.0.0.1, AAAA ::1      TTL 300
+    v6only.test    AAAA ::1                   TTL 300
+    *.cold.test    A 127.0.0.1                TTL 300 (every name a new one: bench/dns/run.sh's cold lookups)
     servfail.test  SERVFAIL
     anything else  NXDOMAIN (nx.test, ...)
 
@@ -26,6 +28,7 @@ RECORDS = {
     "short.test": {"A": ["127.0.0.1"], "ttl": 2},
     "slow.test": {"A": ["127.0.0.1"], "ttl": 300, "slow": True},
     "dual.test": {"A": ["127.0.0.1"], "AAAA": ["::1"], "ttl": 300},
+    "v6only.test": {"AAAA": ["::1"], "ttl": 300},
 }
 SERVFAIL = {"servfail.test"}
 
@@ -44,8 +47,8 @@ def answer(query: DNSRecord) -> tuple[bytes, bool]:
     slow = False
     if name in SERVFAIL:
         reply.header.rcode = RCODE.SERVFAIL
-    elif name in RECORDS:
-        rec = RECORDS[name]
+    elif name in RECORDS or name.endswith(".cold.test"):
+        rec = RECORDS.get(name, RECORDS["fast.test"])
         slow = bool(rec.get("slow"))
         for value in rec.get(qtype, []):
             rdata = A(value) if qtype == "A" else AAAA(value)
@@ -60,6 +63,7 @@ def main() -> None:
     ap.add_argument("--listen", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--slow", type=float, default=3.0)
+    ap.add_argument("--quiet", action="store_true", help="no line per query (benchmarks)")
     args = ap.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((args.listen, args.port))
@@ -71,7 +75,8 @@ def main() -> None:
         except Exception as e:  # noqa: BLE001 - a test server: say what it was and go on
             log(f"garbage {e!r}")
             continue
-        log(f"query {str(query.q.qname).rstrip('.').lower()} {QTYPE[query.q.qtype]}")
+        if not args.quiet:
+            log(f"query {str(query.q.qname).rstrip('.').lower()} {QTYPE[query.q.qtype]}")
         packet, slow = answer(query)
         threading.Timer(args.slow if slow else 0, sock.sendto, (packet, peer)).start()
 

@@ -126,6 +126,14 @@ TEST(pool_line, rejects_bad_lines_precisely) {
       {"direct://[::1]:80", "direct exits take no port or credentials: 'direct://[::1]:80'"},
       {"direct://eth0", "direct source must be an IP address, not 'eth0'"},
       {"direct://[::zz]", "bad IPv6 address '::zz'"},
+      {"direct://[2001:db8::]/47", "bad prefix length '47' in '2001:db8::/47' (want 48 to 128)"},
+      {"direct://[2001:db8::]/129", "bad prefix length '129' in '2001:db8::/129' (want 48 to 128)"},
+      {"direct://[2001:db8::]/", "bad prefix length '' in '2001:db8::/' (want 48 to 128)"},
+      {"direct://[2001:db8::]/6x", "bad prefix length '6x' in '2001:db8::/6x' (want 48 to 128)"},
+      {"direct://[2001:db8::1]/64", "'2001:db8::1/64' has host bits set: the prefix is 2001:db8::/64"},
+      {"direct://[2001:db8::]/64:80", "bad prefix length '64:80' in '2001:db8::/64:80' (want 48 to 128)"},
+      {"direct://10.0.0.0/24", "only IPv6 prefixes can be direct exits, not '10.0.0.0/24'"},
+      {"direct://eth0/64", "unexpected path in 'direct://eth0/64'"},
       {"h", "missing port in 'h' (expected host:port or scheme://host:port)"},
       {"h:80:user", "expected host:port:user:pass, got 'h:80:...'"},
       {"h:80::pass", "empty user in host:port:user:pass"},
@@ -186,6 +194,10 @@ TEST(pool_line, ids_and_redaction) {
   d.host = "127.0.0.5";
   EXPECT_EQ(default_exit_id(d), "direct:127.0.0.5");
   EXPECT_EQ(redacted_url(d), "direct://127.0.0.5");
+  d.host = "2001:db8:42::";
+  d.prefix_len = 64;
+  EXPECT_EQ(default_exit_id(d), "direct:2001:db8:42::/64");
+  EXPECT_EQ(redacted_url(d), "direct://[2001:db8:42::]/64");
   for (auto sc :
        {exit_scheme::http, exit_scheme::https, exit_scheme::socks5, exit_scheme::socks5h, exit_scheme::direct}) {
     EXPECT_STRNE(scheme_name(sc), "unknown");
@@ -193,7 +205,8 @@ TEST(pool_line, ids_and_redaction) {
 }
 
 TEST(pool_line, redacted_url_round_trips) {
-  for (const char* line : {"http://h:1", "https://u:p@h:443", "socks5h://[::1]:1080", "direct://10.0.0.1"}) {
+  for (const char* line : {"http://h:1", "https://u:p@h:443", "socks5h://[::1]:1080", "direct://10.0.0.1",
+                           "direct://[2001:db8:42::]/64"}) {
     const auto r = parse_pool_line(line);
     ASSERT_TRUE(r.spec.has_value()) << line;
     const auto again = parse_pool_line(redacted_url(*r.spec));
@@ -298,6 +311,30 @@ TEST(pool_text, split_over_threads_matches_one_piece) {
     for (unsigned threads : {2u, 3u, 5u}) {
       EXPECT_EQ(error_of(t, parse_options{threads, 1}), what) << threads;
     }
+  }
+}
+
+TEST(pool_line, ipv6_prefix_exits) {
+  struct row {
+    const char* line;
+    const char* host;
+    int prefix_len;
+    const char* id;
+  };
+  for (const row& r : {
+           row{"direct://[2001:db8:42::]/64", "2001:db8:42::", 64, "direct:2001:db8:42::/64"},
+           row{"direct://2001:db8:42::/64", "2001:db8:42::", 64, "direct:2001:db8:42::/64"},
+           row{"direct://[2001:0DB8:0042:0000::]/48", "2001:db8:42::", 48, "direct:2001:db8:42::/48"},
+           row{"direct://[2001:db8::5]/128", "2001:db8::5", 128, "direct:2001:db8::5/128"},
+           row{"direct://[2001:db8::]/64 id=v6 country=de", "2001:db8::", 64, "v6"},
+           row{"direct://[2001:db8::1]", "2001:db8::1", 0, "direct:2001:db8::1"},
+       }) {
+    const auto p = parse_pool_line(r.line);
+    ASSERT_TRUE(p.spec.has_value()) << r.line << ": " << p.error;
+    EXPECT_EQ(p.spec->scheme, exit_scheme::direct) << r.line;
+    EXPECT_EQ(p.spec->host, r.host) << r.line;
+    EXPECT_EQ(p.spec->prefix_len, r.prefix_len) << r.line;
+    EXPECT_EQ(p.spec->id, r.id) << r.line;
   }
 }
 
