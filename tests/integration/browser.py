@@ -128,7 +128,10 @@ class Browser:
                 "--disable-default-apps", "--safebrowsing-disable-auto-update",
                 # Chromium's own background requests would go through the proxy too (and, offline, fail there).
                 "--disable-features=Translate,MediaRouter,OptimizationHints,OptimizationGuideModelDownloading,"
-                "AutofillServerCommunication,CertificateTransparencyComponentUpdater", "about:blank"]
+                "AutofillServerCommunication,CertificateTransparencyComponentUpdater",
+                # Loopback only: any name Chromium would resolve itself (its background requests without a
+                # proxy) fails inside Chromium instead of reaching the machine's resolver.
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE [::1]", "about:blank"]
         if proxy:
             argv += [f"--proxy-server={proxy}", "--proxy-bypass-list=<-loopback>"]
         self.log = open(self.profile / "chromium.log", "wb")

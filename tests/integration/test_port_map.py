@@ -70,12 +70,17 @@ def test_each_mapped_port_is_its_own_sticky_session(start_gateway, tmp_path):
 # Chromium's own background requests (update and Google hosts, NXDOMAIN here) go through the same port:
 # their target failures must not move the port's session (gateway/connect.cpp keeps a session on its
 # exit when the target, not the exit, failed).
-def test_chromium_through_mapped_ports(start_gateway, tmp_path):
+def test_chromium_through_mapped_ports(start_gateway, tmp_path, dns_server):
     n = 16
     base = free_range(n)
     with RecordingOrigin("127.0.0.1") as origin:
+        # The names of Chromium's background requests are resolved by the gateway: with the fixture's server
+        # (NXDOMAIN at once), never the machine's resolver.
         start_gateway([direct(k, f"d{k}", country="us") for k in (21, 22, 23, 24)],
-                      "--port-map", f"{base}-{base + n - 1}:country=us", *quiet_flags())
+                      "--port-map", f"{base}-{base + n - 1}:country=us", "--dns-server", dns_server.address,
+                      *quiet_flags())
+        wait_until(lambda: all(port_accepts("127.0.0.1", p) for p in range(base, base + n)), 5,
+                   what="the mapped ports")
         exits = {p: src_via_port(p, origin, f"/{p}") for p in range(base, base + n)}
         # Chromium: its SOCKS5 has no authentication; one port keeps its exit, two ports give two exits.
         a = base
