@@ -104,7 +104,9 @@ inline chunked_outcome check_chunked(std::string_view body, input_rng& rng) {
   FUZZ_CHECK(whole.done == split.done);
   FUZZ_CHECK(whole.error == split.error);
   FUZZ_CHECK(whole.consumed == split.consumed);
-  FUZZ_CHECK(whole.trailers == split.trailers && whole.trailer_at == split.trailer_at);
+  // Trailer bytes count only for a body that ends well: an error inside the trailer section
+  // is seen by the pieces after they reported the trailer bytes before it, by the whole at once.
+  FUZZ_CHECK(!whole.done || (whole.trailers == split.trailers && whole.trailer_at == split.trailer_at));
   check_trailers(whole, body);
   // The check before the head goes out agrees with the scanner: an error there is an
   // error of the whole body, and a complete first line is not one.
