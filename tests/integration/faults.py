@@ -205,6 +205,17 @@ def quiet_flags() -> list[str]:
     return ["--check-interval", "0"] if "--check-interval" in serve_help() else []
 
 
+def max_in_window(times: list[float], window: float) -> int:
+    """The most arrivals in any closed interval of `window` seconds."""
+    times = sorted(times)
+    best, j = 0, 0
+    for i in range(len(times)):
+        while times[i] - times[j] > window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
 def wait_until(pred: Callable[[], object], timeout: float, interval: float = 0.05, what: str = "condition"):
     """Polls `pred` until it returns something truthy (returned) or `timeout` seconds pass (AssertionError)."""
     deadline = time.monotonic() + timeout

@@ -8,22 +8,11 @@ from __future__ import annotations
 import threading
 import time
 
-from faults import Answer, RecordingOrigin, connect_tunnel, direct, quiet_flags, request
+from faults import Answer, RecordingOrigin, connect_tunnel, direct, max_in_window, quiet_flags, request
 from helpers import socks5_connect
 
 EXITS4 = [direct(n, f"d{n}") for n in (21, 22, 23, 24)]
 SRC4 = {f"127.0.0.{n}" for n in (21, 22, 23, 24)}
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most arrivals in any closed interval of `window` seconds."""
-    times = sorted(times)
-    best, j = 0, 0
-    for i in range(len(times)):
-        while times[i] - times[j] > window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 def assert_capacity_503(r, took: float, queue_timeout: float):

@@ -13,7 +13,8 @@ import re
 import threading
 import time
 
-from faults import Answer, RecordingOrigin, admin_get, direct, quiet_flags, request, start_microsocks, wait_until
+from faults import (Answer, RecordingOrigin, admin_get, direct, max_in_window, quiet_flags, request, start_microsocks,
+                    wait_until)
 from helpers import basic, free_port, socks5_connect
 
 EXITS4 = [direct(n, f"d{n}") for n in (21, 22, 23, 24)]
@@ -39,16 +40,6 @@ def start_with_admin(start_gateway, pool, *args):
     wait_until(lambda: admin_get(port, "/healthz")[0] == 200, 5, what="the admin endpoint")
     gw.admin_port = port
     return gw
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i in range(len(times)):
-        while times[i] - times[j] > window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 def test_rate_limited_session_waits_for_its_exit(start_gateway):
