@@ -28,6 +28,9 @@ std::string clip(std::string_view text, std::size_t max = 128);
 void escape_controls(std::string_view text, std::string& out);
 // Whether `text` holds a control byte (< 0x20, 0x7f).
 bool has_control(std::string_view text);
+// RFC 3986 percent-encoding of every byte but the unreserved ones (A-Z a-z 0-9 - . _ ~):
+// a user, password or key put into a URL.
+std::string percent_encode(std::string_view s);
 // Equality in time that depends on the length only (passwords, tokens).
 bool constant_time_equal(std::string_view a, std::string_view b);
 
