@@ -77,19 +77,46 @@ json::object exit_tags_json(const proto::exit_spec& spec) {
   return tags;
 }
 
-json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans) {
+json::object source_json(const pool::source_status& s) {
+  auto optional = [](const std::optional<double>& v) { return v ? json::value(*v) : json::value(nullptr); };
+  json::object o;
+  o["source"] = s.name;
+  o["kind"] = s.url ? "url" : "file";
+  o["exits"] = s.exits;
+  o["ok"] = s.ok;
+  o["error"] = string_or_null(s.last_error);
+  o["failures"] = s.failures;
+  o["refresh_s"] = s.refresh_s;
+  o["last_success_age_s"] = optional(s.last_success_age_s);
+  o["next_fetch_in_s"] = optional(s.next_fetch_in_s);
+  json::object fetches;
+  fetches["changed"] = s.fetches_changed;
+  fetches["unchanged"] = s.fetches_unchanged;
+  fetches["failed"] = s.fetches_failed;
+  o["fetches"] = std::move(fetches);
+  return o;
+}
+
+json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans,
+                       std::span<const pool::source_status> sources) {
   json::array exits;
   exits.reserve(snap.size());
   for (const auto& e : snap.exits()) {
     exits.push_back(exit_json(*e, now, bans));
   }
+  json::array listed;
+  for (const auto& src : sources) {
+    listed.push_back(source_json(src));
+  }
   json::object root;
   root["exits"] = std::move(exits);
+  root["sources"] = std::move(listed);
   return root;
 }
 
-std::string render_exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans) {
-  std::string s = json::serialize(exits_json(snap, now, bans));
+std::string render_exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans,
+                              std::span<const pool::source_status> sources) {
+  std::string s = json::serialize(exits_json(snap, now, bans, sources));
   s += '\n';
   return s;
 }

@@ -7,16 +7,21 @@
 //   {"exits": [{"id", "url", "scheme", "tags": {"country", "city", "type", "weight", <other tags>},
 //               "state": "healthy"|"ejected"|"probing" (pool::state_name), "tier", "inflight", "successes", "failures",
 //               "success_rate" (null before the first dial), "ewma_latency_ms" (null before the first sample),
-//               "consecutive_failures", "cooldown_remaining_s", "bans": [...]}, ...]}
+//               "consecutive_failures", "cooldown_remaining_s", "bans": [...]}, ...],
+//    "sources": [{"source" (the name: never a key), "kind": "file"|"url", "exits", "ok", "error" (null when ok),
+//                 "failures" (in a row), "refresh_s", "last_success_age_s", "next_fetch_in_s" (null when none),
+//                 "fetches": {"changed", "unchanged", "failed"}}, ...]}
 // `bans`: [{"host", "remaining_s"}] in force at `now`, sorted by host; empty when no
 // ban table is given. Listing bans walks the whole ban table once per exit: fine for
 // an admin page, not for a request path.
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <span>
 #include <string>
 
 #include "pool/pool.hpp"
+#include "pool/source.hpp"
 #include "pool/state.hpp"
 
 namespace exitpool::admin {
@@ -27,9 +32,14 @@ boost::json::object exit_tags_json(const proto::exit_spec& spec);
 // One exit's object as listed by /exits (also the rows of the dashboard).
 boost::json::object exit_json(const pool::exit& e, pool::time_point now, const pool::state* bans = nullptr);
 
-boost::json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans = nullptr);
+// One pool source's object as listed under "sources".
+boost::json::object source_json(const pool::source_status& s);
+
+boost::json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans = nullptr,
+                              std::span<const pool::source_status> sources = {});
 
 // exits_json serialized, with a trailing newline.
-std::string render_exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans = nullptr);
+std::string render_exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans = nullptr,
+                              std::span<const pool::source_status> sources = {});
 
 }  // namespace exitpool::admin

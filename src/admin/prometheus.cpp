@@ -115,7 +115,7 @@ std::string escape_label_value(std::string_view v) {
 }
 
 std::string render_prometheus(const metrics_registry& metrics, const pool::snapshot& snap, pool::time_point now,
-                              const pool::state* bans) {
+                              const pool::state* bans, std::span<const pool::source_status> sources) {
   const metrics_totals t = aggregate(metrics);
   std::string out;
   out.reserve(4096 + snap.size() * 512);
@@ -196,6 +196,35 @@ std::string render_prometheus(const metrics_registry& metrics, const pool::snaps
   w.begin("exitpool_pool_reload_seconds", "gauge",
           "How long the last successful pool reload took, from reading the file to the new pool serving.");
   w.sample("", "", static_cast<double>(metrics.pool_reload_ns.load(std::memory_order_relaxed)) / 1e9);
+
+  if (!sources.empty()) {
+    w.begin("exitpool_pool_source_exits", "gauge",
+            "Exits in the last good list of each pool source (--pool: a file or a URL).");
+    for (const auto& src : sources) {
+      w.sample("", label("source", src.name), static_cast<std::uint64_t>(src.exits));
+    }
+    w.begin("exitpool_pool_source_up", "gauge",
+            "1 when the source's latest fetch or read succeeded, 0 while it fails (its last good list serves).");
+    for (const auto& src : sources) {
+      w.sample("", label("source", src.name), static_cast<std::uint64_t>(src.ok ? 1 : 0));
+    }
+    w.begin("exitpool_pool_source_fetches_total", "counter",
+            "Fetches of URL sources and reads of file sources: changed (a new list, the pool reloaded), unchanged "
+            "(304 Not Modified or the same list), failed (error, bad status, unparsable or empty answer).");
+    for (const auto& src : sources) {
+      const auto name = label("source", src.name);
+      w.sample("", name + "," + label("result", "changed"), src.fetches_changed);
+      w.sample("", name + "," + label("result", "unchanged"), src.fetches_unchanged);
+      w.sample("", name + "," + label("result", "failed"), src.fetches_failed);
+    }
+    w.begin("exitpool_pool_source_last_success_age_seconds", "gauge",
+            "Seconds since the source last gave a good list (absent before the first).");
+    for (const auto& src : sources) {
+      if (src.last_success_age_s) {
+        w.sample("", label("source", src.name), *src.last_success_age_s);
+      }
+    }
+  }
 
   write_histogram(w, "exitpool_dial_duration_seconds",
                   "Time to dial through an exit (connect and proxy handshake), successful or not.", t.dial_latency);

@@ -7,11 +7,13 @@
 // line's id is explicit or derived from user@host:port without the password),
 // and no exit URL is ever rendered here.
 
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "admin/metrics.hpp"
 #include "pool/pool.hpp"
+#include "pool/source.hpp"
 #include "pool/state.hpp"
 
 namespace exitpool::admin {
@@ -20,9 +22,10 @@ namespace exitpool::admin {
 inline constexpr std::string_view prometheus_content_type = "text/plain; version=0.0.4; charset=utf-8";
 
 // `now` decides each exit's health state. With `bans`, `exitpool_active_bans` counts
-// the (exit, host) bans in force (one walk of the ban table).
+// the (exit, host) bans in force (one walk of the ban table). `sources`: the pool's sources
+// (exitpool_pool_source_*; their names never hold a key).
 std::string render_prometheus(const metrics_registry& metrics, const pool::snapshot& snap, pool::time_point now,
-                              const pool::state* bans = nullptr);
+                              const pool::state* bans = nullptr, std::span<const pool::source_status> sources = {});
 
 // A label value escaped for the text format: backslash, double quote and line feed.
 std::string escape_label_value(std::string_view v);

@@ -180,11 +180,12 @@ admin_response handle_admin_request(std::string_view method, std::string_view ta
   if (!snap) {
     snap = pool::snapshot::build({});
   }
+  const auto sources = ctx.sources ? ctx.sources(now) : std::vector<pool::source_status>{};
   admin_response r;
   if (path == "/metrics") {
     static const metrics_registry empty;
     r.content_type = std::string(prometheus_content_type);
-    r.body = render_prometheus(ctx.metrics ? *ctx.metrics : empty, *snap, now, ctx.bans);
+    r.body = render_prometheus(ctx.metrics ? *ctx.metrics : empty, *snap, now, ctx.bans, sources);
   } else if (path == "/dashboard.json") {
     std::optional<metrics_totals> totals;
     if (ctx.metrics != nullptr) {
@@ -203,7 +204,7 @@ admin_response handle_admin_request(std::string_view method, std::string_view ta
     r.body = render_dashboard_json(in, parse_dashboard_query(query));
   } else {
     r.content_type = "application/json";
-    r.body = render_exits_json(*snap, now, ctx.bans);
+    r.body = render_exits_json(*snap, now, ctx.bans, sources);
   }
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;

@@ -30,6 +30,7 @@
 #include "admin/metrics.hpp"
 #include "admin/reload_log.hpp"
 #include "pool/pool.hpp"
+#include "pool/source.hpp"
 #include "pool/state.hpp"
 
 namespace exitpool::admin {
@@ -42,6 +43,9 @@ struct admin_context {
   const pool::state* bans = nullptr;          // null: no bans listed or counted
   const traffic_history* history = nullptr;   // null: the dashboard shows no history
   const reload_log* reloads = nullptr;        // null: no reload history
+  // The pool's sources as they stand (listed by /exits, counted by /metrics); callable from
+  // the admin thread. Empty: no sources shown.
+  std::function<std::vector<pool::source_status>(pool::time_point now)> sources;
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   std::unordered_map<std::string, std::string> users;                 // user → password; empty: no auth
   std::chrono::milliseconds head_timeout{std::chrono::seconds(5)};    // whole request head

@@ -14,11 +14,12 @@
 
 #include "admin/exits_json.hpp"
 #include "cli/dns_options.hpp"
+#include "cli/pool_options.hpp"
+#include "gateway/pool_sources.hpp"
 #include "net/probe.hpp"
 #include "net/tls.hpp"
 #include "ops/duration.hpp"
 #include "pool/pool.hpp"
-#include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
 #include "proto/text.hpp"
 
@@ -31,7 +32,7 @@ namespace json = boost::json;
 using net::awaitable;
 
 struct check_options {
-  std::string pool_file;
+  const CLI::App* cmd = nullptr;  // for the --pool sources (cli/pool_options.hpp), after the parse
   std::string url;
   double timeout_s = 10;
   int concurrency = 64;
@@ -157,8 +158,9 @@ int usage_error(const std::string& msg) {
 }
 
 int check(const check_options& o) {
-  if (o.pool_file.empty()) {
-    return usage_error("--pool FILE is required");
+  const auto sources = pool_sources_of(*o.cmd);  // throws: main prints it and exits 2
+  if (sources.empty()) {
+    return usage_error("--pool FILE|URL is required");
   }
   if (o.url.empty()) {
     return usage_error(
@@ -176,9 +178,15 @@ int check(const check_options& o) {
   if (!(o.timeout_s > 0) || o.timeout_s > 86400) {
     return usage_error("--timeout must be a positive number of seconds");
   }
-  // Pool file errors throw; main prints "exitpool: FILE:LINE: message" and exits 2.
+  // Pool source errors throw; main prints "exitpool: FILE:LINE: message" and exits 2.
   const auto dns = o.dns.to_config();
-  auto specs = pool::load_pool_file(o.pool_file);
+  gateway::pool_sources pool(sources, o.ca_file);
+  pool.fetch_all_once();
+  auto merged = pool.collect();
+  for (const auto& d : merged.duplicates) {
+    std::fprintf(stderr, "exitpool check: exit left out, its id is taken: %s\n", d.c_str());
+  }
+  auto specs = std::move(merged.exits);
 
   auto job = std::make_shared<check_job>();
   job->snap = pool::snapshot::build(std::move(specs));
@@ -224,7 +232,9 @@ void add_check(CLI::App& app, std::function<int()>& run) {
       "and the exit IP the target saw. Exit code 0: all ok, 1: some failed, 2: usage or pool file error");
   cmd->add_option("--config", "TOML config file; keys are the long option names (pool = \"pool.txt\")");
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  cmd->add_option("--pool", o->pool_file, "Pool file, one exit per line (required)");
+  add_pool_options(cmd,
+                   "Required. A pool file or an http(s):// URL answering with a list, as for serve; "
+                   "repeatable, the --pool-* options after each describe it");
   cmd->add_option("--url", o->url,
                   "Required. An http:// URL you control that answers with the caller's IP address as the first "
                   "line of its body (nginx: return 200 \"$remote_addr\\n\";). No default: a check never "
@@ -236,6 +246,7 @@ void add_check(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--ca-file", o->ca_file, "Extra CA certificates (PEM) for verifying https:// exits");
   add_dns_options(cmd, o->dns);
   ops::accept_durations(cmd, {"--timeout"});
+  o->cmd = cmd;
   cmd->callback([&run, o] { run = [o] { return check(*o); }; });
 }
 

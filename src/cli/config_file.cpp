@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <map>
 #include <stdexcept>
 
@@ -34,6 +35,43 @@ std::string scalar_text(const toml::node& node, const std::string& where) {
   throw std::runtime_error(where + ": expected a string or a number");
 }
 
+// One `[[NAME]]` table: `source = "..."` is --NAME's value, each other key K is --NAME-K
+// (`[[pool]] source = "https://..." refresh = "60s"` → --pool https://... --pool-refresh 60s).
+void add_described(const toml::table& table, const std::string& path, const std::map<std::string, bool>& names,
+                   const std::string& name, std::vector<std::string>& out) {
+  const auto line = table.source().begin.line;
+  const auto* source = table.get("source");
+  if (source == nullptr) {
+    throw std::runtime_error(fmt::format("{}:{}: [[{}]] needs source = \"...\"", path, line, name));
+  }
+  out.push_back("--" + name);
+  out.push_back(scalar_text(*source, fmt::format("{}:{}: {}.source", path, line, name)));
+  for (const auto& [key, node] : table) {
+    const std::string sub = name + "-" + std::string(key.str());
+    const auto at = node.source().begin.line;
+    if (key.str() == "source") {
+      continue;
+    }
+    const auto it = names.find(sub);
+    if (it == names.end()) {
+      throw std::runtime_error(fmt::format("{}:{}: unknown key '{}' in [[{}]] (no option --{})", path, at,
+                                           std::string(key.str()), name, sub));
+    }
+    if (it->second != node.is_boolean()) {
+      throw std::runtime_error(fmt::format("{}:{}: {}: {}", path, at, std::string(key.str()),
+                                           it->second ? "expected true or false" : "expected a value, not true/false"));
+    }
+    if (it->second) {
+      if (*node.value<bool>()) {
+        out.push_back("--" + sub);
+      }
+      continue;
+    }
+    out.push_back("--" + sub);
+    out.push_back(scalar_text(node, fmt::format("{}:{}: {}", path, at, sub)));
+  }
+}
+
 void add_table(const toml::table& table, const std::string& path, const std::map<std::string, bool>& names,
                const std::string& command, std::vector<std::string>& out) {
   for (const auto& [key, node] : table) {
@@ -63,6 +101,10 @@ void add_table(const toml::table& table, const std::string& path, const std::map
     }
     if (const auto* arr = node.as_array()) {
       for (const auto& item : *arr) {
+        if (const auto* t = item.as_table()) {
+          add_described(*t, path, names, name, out);
+          continue;
+        }
         out.push_back("--" + name);
         out.push_back(scalar_text(item, where));
       }
@@ -71,6 +113,31 @@ void add_table(const toml::table& table, const std::string& path, const std::map
     out.push_back("--" + name);
     out.push_back(scalar_text(node, where));
   }
+}
+
+// --pool is repeatable, so the file's sources and the command line's would add up; but the
+// command line wins over the file: with a --pool on it, the file's --pool and --pool-* go.
+void drop_overridden_sources(std::vector<std::string>& extra, const std::vector<std::string>& args,
+                             const CLI::App& cmd) {
+  const bool given = std::any_of(args.begin(), args.end(),
+                                 [](const std::string& a) { return a == "--pool" || a.starts_with("--pool="); });
+  if (!given) {
+    return;
+  }
+  const auto names = long_names(cmd);
+  std::vector<std::string> kept;
+  for (std::size_t i = 0; i < extra.size(); ++i) {
+    const std::string& a = extra[i];
+    if (a == "--pool" || a.starts_with("--pool-")) {
+      const auto it = names.find(a.substr(2));
+      if (it != names.end() && !it->second) {
+        ++i;  // its value
+      }
+      continue;
+    }
+    kept.push_back(a);
+  }
+  extra = std::move(kept);
 }
 
 }  // namespace
@@ -113,6 +180,7 @@ void expand_config(std::vector<std::string>& args, const CLI::App& app) {
       continue;
     }
     auto extra = config_arguments(file, *cmd);
+    drop_overridden_sources(extra, args, *cmd);
     args.insert(args.begin() + 1, extra.begin(), extra.end());
     return;
   }

@@ -2,7 +2,9 @@
 // TOML config files: every long option of a subcommand can be set as a key of
 // the same name (`pool = "pool.txt"`, `threads = 4`, `allow-open = true`), at
 // the top level or in a table named after the subcommand (`[serve]`).
-// Command-line options win over the file.
+// Command-line options win over the file. A repeatable option described per item (`--pool`
+// and its `--pool-*` options) may also be an array of tables: `[[pool]] source = "..."
+// tags = "type=isp"` (cli/pool_options.hpp); a --pool on the command line replaces the file's.
 
 #include <CLI/CLI.hpp>
 #include <string>

@@ -11,12 +11,12 @@
 
 #include "cli/dns_options.hpp"
 #include "cli/log_format.hpp"
+#include "cli/pool_options.hpp"
 #include "fleet/redis.hpp"
 #include "gateway/server.hpp"
 #include "net/probe.hpp"
 #include "ops/duration.hpp"
 #include "ops/log_format.hpp"
-#include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
 #include "proto/text.hpp"
 
@@ -48,24 +48,8 @@ struct serve_options {
   dns_options dns;
   std::string state_password_file;
   double happy_eyeballs_s = 0.25;
+  const CLI::App* cmd = nullptr;  // for the --pool sources (cli/pool_options.hpp), after the parse
 };
-
-// The password in a file (first line, without its line end).
-std::string read_password_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    throw std::runtime_error(fmt::format("--state-password-file {}: cannot open it", path));
-  }
-  std::string line;
-  std::getline(in, line);
-  if (!line.empty() && line.back() == '\r') {
-    line.pop_back();
-  }
-  if (line.empty()) {
-    throw std::runtime_error(fmt::format("--state-password-file {}: the first line is empty", path));
-  }
-  return line;
-}
 
 std::chrono::milliseconds seconds(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
@@ -118,7 +102,7 @@ int serve_with_logger(serve_options& o, bool json_log) {
     if (!cfg.state_password.empty()) {
       throw std::runtime_error("--state-password and --state-password-file: give one of them");
     }
-    cfg.state_password = read_password_file(o.state_password_file);
+    cfg.state_password = read_secret_file("--state-password-file", o.state_password_file);
   }
   if (!cfg.state_url.empty()) {
     try {
@@ -132,12 +116,20 @@ int serve_with_logger(serve_options& o, bool json_log) {
 
   std::vector<proto::exit_spec> specs;
   std::string pool_origin;
-  if (cfg.pool_file.empty()) {
+  std::shared_ptr<gateway::pool_sources> sources;
+  if (auto given = pool_sources_of(*o.cmd); given.empty()) {
     specs = proto::parse_pool_text(embedded_pool, "<embedded default pool>");
     pool_origin = "the embedded default pool (direct://: this machine's own address)";
   } else {
-    specs = pool::load_pool_file(cfg.pool_file);
-    pool_origin = cfg.pool_file;
+    // Every source must answer at startup (README, "Pool sources": why).
+    sources = std::make_shared<gateway::pool_sources>(std::move(given), cfg.ca_file);
+    sources->fetch_all_once();
+    auto merged = sources->collect();
+    for (const auto& d : merged.duplicates) {
+      spdlog::warn("pool: exit left out, its id is taken: {}", d);
+    }
+    specs = std::move(merged.exits);
+    pool_origin = sources->describe();
   }
   std::unordered_map<std::string, std::string> users;
   if (!cfg.users_file.empty()) {
@@ -199,7 +191,7 @@ int serve_with_logger(serve_options& o, bool json_log) {
     }
     return 0;
   }
-  return gateway::run_server(std::move(cfg), std::move(snap), std::move(users), [&](int threads) {
+  return gateway::run_server(std::move(cfg), std::move(sources), std::move(snap), std::move(users), [&](int threads) {
     const auto line = fmt::format(
         "listening on {} (HTTP proxy, CONNECT and SOCKS5 on this one port); {} exit{} from {}; {} thread{}; "
         "policy {}{}. Try: curl -x http://{} http://example.com/",
@@ -242,7 +234,10 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   // Read by expand_config before parsing; declared here so --help lists it.
   cmd->add_option("--config", "TOML config file; keys are the long option names (pool = \"pool.txt\")");
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  cmd->add_option("--pool", o->cfg.pool_file, "Pool file, one exit per line (default: the embedded direct:// pool)");
+  add_pool_options(cmd,
+                   "Where the exits come from: a pool file (one exit per line) or an http(s):// URL answering "
+                   "with a list (pool lines, host:port[:user:pass] lines or JSON); repeatable, the --pool-* "
+                   "options after each describe it (default: the embedded direct:// pool)");
   cmd->add_option("--listen", o->cfg.listen, "Address and port to listen on")->capture_default_str();
   cmd->add_option("--threads", o->cfg.threads, "Shards (threads); 0 = one per CPU")->capture_default_str();
   cmd->add_option("--policy", o->policy, "Rotation policy: round-robin, random, least-inflight, fastest")
@@ -362,6 +357,7 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   ops::accept_durations(cmd, {"--handshake-timeout", "--dial-timeout", "--idle-timeout", "--response-timeout",
                               "--drain-timeout", "--queue-timeout", "--ban-time", "--cooldown", "--max-cooldown",
                               "--check-interval", "--check-timeout", "--happy-eyeballs-delay"});
+  o->cmd = cmd;
   cmd->callback([&run, o] { run = [o] { return serve(*o); }; });
 }
 

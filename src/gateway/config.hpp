@@ -17,7 +17,6 @@ struct config {
   std::string listen = "127.0.0.1:8080";
   int threads = 0;  // 0: one per hardware thread
   pool::policy policy = pool::policy::round_robin;
-  std::string pool_file;   // empty: the embedded default pool (direct://)
   std::string users_file;  // empty: no authentication
   int retries = 2;         // further exits tried after a failed dial
   std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
@@ -42,7 +41,7 @@ struct config {
   std::vector<std::string> allow_clients;
   std::string admin_listen;  // --admin ADDR:PORT; empty: no admin endpoint
   std::string ca_file;       // extra CA bundle for verifying https:// exits
-  bool watch = false;        // reload the pool file when it changes (SIGHUP always reloads)
+  bool watch = false;        // reload when a pool file changes (SIGHUP always reloads)
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(30)};  // SIGTERM: wait this long for sessions
   pool::health_config health;
   pool::limits_config limits;

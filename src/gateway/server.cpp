@@ -292,7 +292,7 @@ tcp::endpoint parse_listen(const std::string& text) {
 }
 
 std::string reload_pool(shared_state& shared, admin::metrics_registry* metrics) {
-  if (shared.cfg.pool_file.empty()) {
+  if (!shared.sources) {
     return "no pool file to reload (the embedded default pool is in use)";
   }
   // Runs on the main thread, not on a shard: the shards keep serving the old snapshot
@@ -302,16 +302,16 @@ std::string reload_pool(shared_state& shared, admin::metrics_registry* metrics) 
   auto old = shared.pool.load();
   std::shared_ptr<const pool::snapshot> next;
   fsec read_s{};
-  fsec parse_s{};
   try {
-    std::vector<proto::exit_spec> specs;
-    {
-      const std::string text = pool::read_pool_file(shared.cfg.pool_file);
-      read_s = std::chrono::steady_clock::now() - t0;
-      specs = proto::parse_pool_text(text, shared.cfg.pool_file);
-    }  // the text is freed before the build
-    parse_s = std::chrono::steady_clock::now() - t0 - read_s;
-    next = pool::snapshot::build(std::move(specs), old.get(), shared.cfg.limits);
+    auto merged = shared.sources->collect();
+    read_s = std::chrono::steady_clock::now() - t0;
+    for (std::size_t i = 0; i < merged.duplicates.size() && i < 10; ++i) {
+      spdlog::warn("pool: exit left out, its id is taken: {}", merged.duplicates[i]);
+    }
+    if (merged.duplicates.size() > 10) {
+      spdlog::warn("pool: {} more exits left out for a duplicate id", merged.duplicates.size() - 10);
+    }
+    next = pool::snapshot::build(std::move(merged.exits), old.get(), shared.cfg.limits);
   } catch (const std::exception& e) {
     if (metrics != nullptr) {
       metrics->pool_reloads_refused.fetch_add(1, std::memory_order_relaxed);
@@ -327,10 +327,10 @@ std::string reload_pool(shared_state& shared, admin::metrics_registry* metrics) 
   }
   const std::size_t kept = next->carried_over();
   spdlog::info(
-      "pool reloaded from {} in {:.3f} s (read {:.3f}, parse {:.3f}, build {:.3f}): {} exits ({} kept, "
+      "pool reloaded from {} in {:.3f} s (read and parse {:.3f}, build {:.3f}): {} exits ({} kept, "
       "{} new or changed, {} removed or changed)",
-      shared.cfg.pool_file, total.count(), read_s.count(), parse_s.count(), (total - read_s - parse_s).count(),
-      next->size(), kept, next->size() - kept, old->size() - kept);
+      shared.sources->describe(), total.count(), read_s.count(), (total - read_s).count(), next->size(), kept,
+      next->size() - kept, old->size() - kept);
   // The old snapshot goes now unless a session still holds it. Its exits (a million
   // make ~0.5 GB) go back to the allocator in small pieces, which glibc keeps unless asked
   // to hand the free pages back to the system.
@@ -341,11 +341,12 @@ std::string reload_pool(shared_state& shared, admin::metrics_registry* metrics) 
   return {};
 }
 
-int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
+int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_ptr<const pool::snapshot> snap,
                std::unordered_map<std::string, std::string> users, const std::function<void(int)>& on_ready) {
   const int threads = cfg.threads > 0 ? cfg.threads : net::hardware_threads();
   const auto endpoint = parse_listen(cfg.listen);
   shared_state shared(std::move(cfg), std::move(snap), std::move(users));
+  shared.sources = std::move(sources);
   net::shards runtime(threads);
   admin::metrics_registry metrics(static_cast<std::size_t>(threads));
   if (!shared.cfg.state_url.empty()) {
@@ -389,6 +390,9 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   admin_ctx.metrics = &metrics;
   admin_ctx.bans = shared.state.get();
   admin_ctx.users = shared.users;
+  admin_ctx.sources = [&shared](pool::time_point now) {
+    return shared.sources ? shared.sources->status(now) : std::vector<pool::source_status>{};
+  };
   // The dashboard's hour of traffic (sampled on shard 0, read there) and reload history.
   admin::traffic_history history;
   admin::reload_log reloads;
@@ -443,8 +447,9 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
       }
     });
   };
-  // SIGHUP and --watch, on this (main) thread: the shards keep serving meanwhile.
-  auto reload = [&] {
+  // SIGHUP, --watch and a URL source's new list, on this (main) thread: the shards keep
+  // serving meanwhile. `what` names the cause in the reload history.
+  auto reload = [&](const std::string& what) {
     ops::sd_notify(ops::reloading_state());
     const auto t0 = std::chrono::steady_clock::now();
     auto err = reload_pool(shared, &metrics);
@@ -453,7 +458,7 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
     }
     reloads.add({std::chrono::system_clock::now(), err.empty(), shared.pool.load()->size(),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-                 err.empty() ? "reload" : err});
+                 err.empty() ? what : err});
     ops::sd_notify("READY=1");
   };
   std::function<void()> wait_signal;
@@ -463,7 +468,10 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
         return;
       }
       if (sig == SIGHUP) {
-        reload();
+        reload("reload");
+        if (shared.sources) {
+          shared.sources->refresh_now();  // URL sources too: a new list reloads again
+        }
         wait_signal();
         return;
       }
@@ -496,23 +504,45 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
   wait_signal();
 
   std::function<void()> watch;
-  auto stamp = file_stamp(shared.cfg.pool_file);
+  const auto watched = shared.sources ? shared.sources->files() : std::vector<std::string>{};
+  auto stamps_now = [&watched] {
+    std::vector<std::pair<std::filesystem::file_time_type, std::uintmax_t>> out;
+    for (const auto& f : watched) {
+      out.push_back(file_stamp(f));
+    }
+    return out;
+  };
+  auto stamp = stamps_now();
   watch = [&] {
     watch_timer.expires_after(std::chrono::seconds(1));
     watch_timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec || draining) {
         return;
       }
-      auto now_stamp = file_stamp(shared.cfg.pool_file);
+      auto now_stamp = stamps_now();
       if (now_stamp != stamp) {
         stamp = now_stamp;
-        reload();
+        reload("reload");
       }
       watch();
     });
   };
-  if (shared.cfg.watch && !shared.cfg.pool_file.empty()) {
+  if (shared.cfg.watch && !watched.empty()) {
     watch();
+  }
+
+  // URL sources refresh on their own thread; a new list is a reload here, on the main thread.
+  // Several lists that change at once make one reload.
+  auto reload_queued = std::make_shared<std::atomic<bool>>(false);
+  if (shared.sources) {
+    shared.sources->start([&main_ctx, &reload, reload_queued](const std::string& source) {
+      if (!reload_queued->exchange(true)) {
+        asio::post(main_ctx, [&reload, reload_queued, source] {
+          reload_queued->store(false);
+          reload("refresh: " + source);
+        });
+      }
+    });
   }
 
   // Expired sessions, bans, per-host buckets and tier memories are dropped once a minute.
@@ -560,6 +590,9 @@ int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
     watchdog();
   }
   main_ctx.run();
+  if (shared.sources) {
+    shared.sources->stop();  // its thread posts to main_ctx
+  }
   // Teardown order matters. Sockets owned by shard_states must close while their
   // io_context exists; sessions still suspended in the io_contexts refer to
   // shard_states, metrics and the admin context, so the io_contexts (and with them

@@ -16,6 +16,7 @@
 #include "gateway/admission.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/config.hpp"
+#include "gateway/pool_sources.hpp"
 #include "gateway/port_map.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "net/resolver.hpp"
@@ -34,6 +35,8 @@ struct shared_state {
                std::unordered_map<std::string, std::string> user_passwords);
   config cfg;
   pool::pool_holder pool;
+  // Where the pool comes from (--pool: files and URLs); null: the embedded default pool.
+  std::shared_ptr<pool_sources> sources;
   user_table users;  // user → password; empty: no auth
   // The state seam: in-process (pool::local_state); a fleet backend plugs in here.
   std::unique_ptr<pool::state> state;
@@ -75,8 +78,10 @@ struct shard_state final : pool::attempt_observer {
   std::vector<std::unique_ptr<mapped_port>> mapped_ports;
 };
 
-// Re-reads the pool file and swaps the snapshot in. Exits whose line did not change
-// keep their state; removed exits stay alive for the tunnels still using them.
+// Collects the pool from its sources (files read again, each URL source's last good list:
+// gateway/pool_sources.hpp) and swaps the snapshot in. Exits whose line did not change keep
+// their state; removed exits stay alive for the tunnels still using them. The one way the
+// pool changes: SIGHUP, --watch and a URL source's refresh all call this.
 // On error the old pool keeps serving and the error ("FILE:LINE: ...") is returned.
 // With `metrics`, the reload is counted and its duration kept (exitpool_pool_reload_seconds).
 // Main thread (or any thread that is not a shard: a big pool takes a second or so).
@@ -95,7 +100,8 @@ boost::asio::ip::tcp::endpoint parse_listen(const std::string& text);
 
 // Runs the gateway until SIGINT/SIGTERM. Throws on startup errors (bind, ...).
 // `on_ready` is called once every listener is bound.
-int run_server(config cfg, std::shared_ptr<const pool::snapshot> snap,
+// `sources` (null: the embedded pool) made `snap`; the server refreshes and reloads from them.
+int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_ptr<const pool::snapshot> snap,
                std::unordered_map<std::string, std::string> users, const std::function<void(int threads)>& on_ready);
 
 }  // namespace exitpool::gateway

@@ -52,8 +52,8 @@ struct fetch_result {
   std::string error;  // transport failure (connect, timeout, TLS, too big); "" when an answer came
   int status = 0;     // HTTP status
   std::string body;
-  std::string etag;           // ETag of the answer, "" when none
-  std::string last_modified;  // Last-Modified of the answer, "" when none
+  std::string etag;                                 // ETag of the answer, "" when none
+  std::string last_modified;                        // Last-Modified of the answer, "" when none
   std::optional<std::chrono::seconds> retry_after;  // of a 429 or 503
 };
 
@@ -126,7 +126,7 @@ struct source_status {
   bool ok = true;  // the latest fetch or read succeeded
   std::string last_error;
   int failures = 0;
-  double refresh_s = 0;                   // 0: no schedule
+  double refresh_s = 0;                      // 0: no schedule
   std::optional<double> last_success_age_s;  // seconds since the last good list
   std::optional<double> next_fetch_in_s;     // seconds until the next scheduled fetch
   std::uint64_t fetches_changed = 0;

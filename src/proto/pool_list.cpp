@@ -344,7 +344,18 @@ std::vector<exit_spec> parse_json_list(std::string_view text, std::string_view n
 
 list_format detect_list_format(std::string_view text) {
   const auto t = trim_left(text);
-  return !t.empty() && (t.front() == '[' || t.front() == '{') ? list_format::json : list_format::lines;
+  if (t.empty()) {
+    return list_format::lines;
+  }
+  if (t.front() == '{') {
+    return list_format::json;
+  }
+  // '[' also starts a vendor line with an IPv6 address ("[::1]:3128:u:p"): an array's first
+  // item is a string or an object, or the array is empty.
+  const auto next = trim_left(t.substr(1));
+  return t.front() == '[' && (next.empty() || next.front() == '"' || next.front() == '{' || next.front() == ']')
+             ? list_format::json
+             : list_format::lines;
 }
 
 std::string check_list_defaults(const list_defaults& d) {

@@ -4,8 +4,8 @@
 // The lines themselves are parsed by proto/pool_line.hpp; this adds the JSON format, the
 // source's defaults and the empty-list rule.
 //
-// The format is told by the first byte that is not white space:
-//   '[' or '{'  JSON: an array, or an object holding the array under "data", "proxies", "list",
+// The format is told by the first bytes that are not white space:
+//   '{', or '[' then '"', '{' or ']'  JSON: an array, or an object holding the array under "data", "proxies", "list",
 //               "items" or "result" (the first of these that is an array). Each item is
 //                 - a string: one pool line (vendor "host:port[:user:pass]" included), or
 //                 - an object with the fields

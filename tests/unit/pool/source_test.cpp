@@ -72,9 +72,9 @@ TEST(source, backoff_doubles_with_jitter_up_to_the_refresh_interval) {
   EXPECT_EQ(retry_delay(3, 60s, 1.0), 4000ms);
   EXPECT_EQ(retry_delay(3, 60s, 0.0), 2000ms);
   EXPECT_EQ(retry_delay(3, 60s, 0.5), 3000ms);
-  EXPECT_EQ(retry_delay(7, 60s, 1.0), 60000ms);   // 64 s capped at the interval
-  EXPECT_EQ(retry_delay(40, 60s, 1.0), 60000ms);  // no overflow
-  EXPECT_EQ(retry_delay(40, 0s, 1.0), 300000ms);  // no schedule: at most 5 minutes
+  EXPECT_EQ(retry_delay(7, 60s, 1.0), 60000ms);       // 64 s capped at the interval
+  EXPECT_EQ(retry_delay(40, 60s, 1.0), 60000ms);      // no overflow
+  EXPECT_EQ(retry_delay(40, 0s, 1.0), 300000ms);      // no schedule: at most 5 minutes
   EXPECT_EQ(retry_delay(1, 60s, 1.0, 30s), 30000ms);  // Retry-After wins when later
   EXPECT_EQ(retry_delay(7, 60s, 1.0, 30s), 60000ms);
 }

@@ -32,11 +32,15 @@ TEST(pool_list, detects_the_format_from_the_first_byte) {
   EXPECT_EQ(detect_list_format("1.2.3.4:80\n"), list_format::lines);
   EXPECT_EQ(detect_list_format("# [comment]\n1.2.3.4:80"), list_format::lines);
   EXPECT_EQ(detect_list_format(""), list_format::lines);
+  EXPECT_EQ(detect_list_format("[ ]"), list_format::json);
+  EXPECT_EQ(detect_list_format("[\n {\"ip\": \"10.0.0.1\"}]"), list_format::json);
+  EXPECT_EQ(detect_list_format("[::1]:3128:u:p\n"), list_format::lines);
+  EXPECT_EQ(detect_list_format("[2001:db8::1]:3128\n"), list_format::lines);
 }
 
 TEST(pool_list, reads_pool_lines_and_vendor_lines_with_crlf) {
-  const auto exits = parse_pool_list("http://u:p@10.0.0.1:3128 country=de\r\n10.0.0.2:8000:alice:s3cret\r\n10.0.0.3:8001\r\n",
-                                     "SRC", {});
+  const auto exits = parse_pool_list(
+      "http://u:p@10.0.0.1:3128 country=de\r\n10.0.0.2:8000:alice:s3cret\r\n10.0.0.3:8001\r\n", "SRC", {});
   ASSERT_EQ(exits.size(), 3U);
   EXPECT_EQ(exits[0].id, "u@10.0.0.1:3128");
   EXPECT_EQ(exits[0].country, "de");
@@ -135,7 +139,8 @@ TEST(pool_list, names_the_source_and_the_place_of_each_error) {
       {"[{\"ip\": \"10.0.0.1\", \"port\": 70000}]", "SRC: item 1: port 70000 out of range"},
       {"[{\"ip\": \"10.0.0.1\", \"port\": 80, \"protocol\": \"ftp\"}]", "SRC: item 1: unknown protocol 'ftp'"},
       {"[{\"ip\": 10, \"port\": 80}]", "SRC: item 1: field 'ip' must be a string"},
-      {"[\"10.0.0.1:80\", {\"ip\": \"10.0.0.1\", \"port\": 80}]", "SRC: item 2: duplicate id '10.0.0.1:80' (first in item 1)"},
+      {"[\"10.0.0.1:80\", {\"ip\": \"10.0.0.1\", \"port\": 80}]",
+       "SRC: item 2: duplicate id '10.0.0.1:80' (first in item 1)"},
       {"{\"error\": \"bad key\"}", "SRC: JSON without a list of exits"},
       {"[]", "SRC: empty list"},
       {"{\"data\": []}", "SRC: empty list"},
