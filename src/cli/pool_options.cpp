@@ -25,8 +25,8 @@ std::string env_secret(const std::string& option, const std::string& var) {
 std::chrono::milliseconds duration_of(const std::string& option, const std::string& text) {
   const auto s = ops::parse_duration_seconds(text);
   if (!s || *s < 0 || *s > 86400 * 7) {
-    throw std::runtime_error(fmt::format("{} '{}': a duration such as 60s, 5m or 1h (at most 7 days)", option,
-                                         proto::clip(text)));
+    throw std::runtime_error(
+        fmt::format("{} '{}': a duration such as 60s, 5m or 1h (at most 7 days)", option, proto::clip(text)));
   }
   return std::chrono::milliseconds(static_cast<std::int64_t>(*s * 1000));
 }
@@ -92,8 +92,7 @@ void add_pool_options(CLI::App* cmd, const std::string& pool_help) {
                       "File whose first line is user:password, added to the exits of the --pool before it "
                       "that have no credentials")
           ->type_name("FILE"));
-  all(cmd->add_option("--pool-auth-env", "Like --pool-auth-file, from this environment variable")
-          ->type_name("VAR"));
+  all(cmd->add_option("--pool-auth-env", "Like --pool-auth-file, from this environment variable")->type_name("VAR"));
   all(cmd->add_option("--pool-key-file",
                       "File whose first line is the API key of the --pool URL before it: put in place of {key} in "
                       "the URL, or sent in --pool-key-header; never logged or shown")
@@ -132,16 +131,17 @@ std::vector<pool::source_spec> pool_sources_of(const CLI::App& cmd) {
       throw std::runtime_error(fmt::format("{} must follow the --pool it describes", name));
     }
     auto& s = out.back();
-    if (given_for_last[name]++ > 0) {
-      throw std::runtime_error(fmt::format("{} given twice for --pool {}", name, proto::clip(s.name())));
+    // One value per source; the file and environment forms of one secret count as one option.
+    const std::string kind = name.ends_with("-file") || name.ends_with("-env") ? name.substr(0, name.rfind('-')) : name;
+    if (given_for_last[kind]++ > 0) {
+      throw std::runtime_error(fmt::format("{} given twice for --pool {}", kind, proto::clip(s.name())));
     }
     if (name == "--pool-tags") {
       s.defaults.tags = value;
     } else if (name == "--pool-scheme") {
       s.defaults.scheme = scheme_of(value);
       if (!s.defaults.scheme) {
-        throw std::runtime_error(
-            fmt::format("--pool-scheme '{}': http, https, socks5 or socks5h", proto::clip(value)));
+        throw std::runtime_error(fmt::format("--pool-scheme '{}': http, https, socks5 or socks5h", proto::clip(value)));
       }
     } else if (name == "--pool-auth-file") {
       set_credentials(s, name, read_secret_file(name, value));

@@ -50,7 +50,6 @@ void pool_sources::fetch_all_once() {
     if (d.verdict == pool::fetch_verdict::failed) {
       throw std::runtime_error(fmt::format("pool source {}", d.error));
     }
-    spdlog::info("pool source {}: {} exits", e.spec.name(), e.state.exits.size());
   }
 }
 
@@ -66,8 +65,8 @@ pool::merged_pool pool_sources::collect() {
     auto& st = e.state;
     try {
       const std::string text = pool::read_pool_file(e.spec.location);
-      lists.push_back({e.spec.name(), proto::parse_pool_list(text, e.spec.location, e.spec.defaults,
-                                                             e.spec.allow_empty)});
+      lists.push_back(
+          {e.spec.name(), proto::parse_pool_list(text, e.spec.location, e.spec.defaults, e.spec.allow_empty)});
     } catch (const std::exception& ex) {
       std::lock_guard lk(mu_);
       ++st.failures;
@@ -187,9 +186,10 @@ void pool_sources::run() {
         spdlog::debug("pool source {}: unchanged", name);
         break;
       case pool::fetch_verdict::failed:
-        spdlog::warn("pool source fetch failed ({} in a row), the last good list of {} exits stays; next try in "
-                     "{:.1f} s: {}",
-                     failures, kept, next_s, d.error);
+        spdlog::warn(
+            "pool source fetch failed ({} in a row), the last good list of {} exits stays; next try in "
+            "{:.1f} s: {}",
+            failures, kept, next_s, d.error);
         break;
     }
     lk.lock();

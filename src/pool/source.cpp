@@ -91,6 +91,16 @@ std::string check_source(const source_spec& s) {
       return fmt::format("--pool {}: a key is given but the URL has no {{key}} and there is no --pool-key-header",
                          proto::clip(name));
     }
+    const bool token = std::all_of(s.key_header.begin(), s.key_header.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    });
+    if (!token) {
+      return fmt::format("--pool {}: --pool-key-header takes a header name (letters, digits, '-')", proto::clip(name));
+    }
+    if (!s.key_header.empty() && s.key.empty()) {
+      return fmt::format("--pool {}: --pool-key-header without a key (--pool-key-file or --pool-key-env)",
+                         proto::clip(name));
+    }
     if (proto::has_control(s.key)) {
       return fmt::format("--pool {}: the key holds a control character", proto::clip(name));
     }

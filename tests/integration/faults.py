@@ -252,6 +252,19 @@ def request(gw_port: int, method: str, url: str, body: bytes | None = None, head
         return c.request(method, url, {"Connection": "close", **(headers or {})}, body)
 
 
+def exits_seen(gw_port: int, origin, n: int, src: dict[str, str], headers: dict | None = None) -> set[str]:
+    """n plain requests to `origin` (a RecordingOrigin answering with the caller's address); every one must
+    succeed, and each exit named (X-Exitpool-Exit) must be the one the origin saw (`src`: exit id → address)."""
+    seen = set()
+    for i in range(n):
+        r = request(gw_port, "GET", origin.url(f"/u{i}"), headers=headers)
+        assert r.status == 200, (r.status, r.text)
+        exit_id = r.header("X-Exitpool-Exit")
+        assert r.text == f"{src.get(exit_id)}\n", (exit_id, r.text)
+        seen.add(exit_id)
+    return seen
+
+
 def connect_tunnel(gw_port: int, hostport: str, timeout: float = 10.0) -> tuple[Conn, Response]:
     """Opens a CONNECT tunnel; returns (connection, the gateway's answer). The caller closes it."""
     c = Conn("127.0.0.1", gw_port, timeout=timeout)

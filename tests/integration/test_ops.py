@@ -312,7 +312,9 @@ BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
 @pytest.mark.skipif(not os.path.exists(BASH_COMPLETION), reason="bash-completion is not installed")
 @pytest.mark.parametrize("line,expect", [
     ("exitpool se", {"serve"}),
-    ("exitpool serve --po", {"--pool", "--policy", "--port-map"}),
+    ("exitpool serve --po", {"--pool", "--policy", "--port-map", "--pool-tags", "--pool-scheme", "--pool-auth-file",
+                             "--pool-auth-env", "--pool-key-file", "--pool-key-env", "--pool-key-header",
+                             "--pool-refresh", "--pool-timeout", "--pool-allow-empty"}),
     ("exitpool serve --log-format j", {"json"}),
     ("exitpool check --js", {"--json"}),
 ])

@@ -10,7 +10,7 @@ import signal
 import socket
 import time
 
-from faults import (Answer, RecordingOrigin, connect_tunnel, direct, log_size, quiet_flags, request,
+from faults import (Answer, RecordingOrigin, connect_tunnel, direct, exits_seen, log_size, quiet_flags, request,
                     wait_log, wait_until)
 from helpers import Conn
 
@@ -43,15 +43,7 @@ def in_tunnel(c: Conn, origin, path: str) -> str:
 
 
 def exits_used(gw, origin, n: int) -> set[str]:
-    """n plain requests; every one must succeed, and each exit named must be the one the origin saw."""
-    seen = set()
-    for i in range(n):
-        r = request(gw.port, "GET", origin.url(f"/u{i}"))
-        assert r.status == 200, (r.status, r.text)
-        exit_id = r.header("X-Exitpool-Exit")
-        assert r.text == f"{SRC.get(exit_id)}\n", (exit_id, r.text)
-        seen.add(exit_id)
-    return seen
+    return exits_seen(gw.port, origin, n, SRC)
 
 
 def test_sighup_swaps_exits_and_keeps_open_tunnel(start_gateway):

@@ -98,6 +98,35 @@ TEST(ExitsJson, ListsBansOfEachExit) {
   EXPECT_TRUE(v.at("exits").as_array()[1].at("bans").as_array().empty());
 }
 
+TEST(ExitsJson, ListsEachSourceWithoutItsKey) {
+  pool::source_spec spec;
+  spec.location = "http://127.0.0.1:9/list?key={key}";
+  spec.key = "s3cr3tkey";
+  spec.refresh = 60s;
+  pool::source_state st;
+  pool::fetch_result r;
+  r.status = 200;
+  r.body = "10.0.0.1:80\n";
+  pool::apply_fetch(st, spec, r, t0, 0.5);
+  r.status = 500;
+  pool::apply_fetch(st, spec, r, t0 + 1s, 0.5);
+  const std::vector<pool::source_status> sources = {pool::status_of(spec, st, t0 + 2s)};
+  auto snap = pool::snapshot::build({});
+  const auto text = render_exits_json(*snap, t0 + 2s, nullptr, sources);
+  EXPECT_EQ(text.find("s3cr3tkey"), std::string::npos);
+  json::value v = json::parse(text);
+  const auto& src = v.at("sources").as_array().at(0).as_object();
+  EXPECT_EQ(src.at("source").as_string(), "http://127.0.0.1:9/list?key={key}");
+  EXPECT_EQ(src.at("kind").as_string(), "url");
+  EXPECT_EQ(src.at("exits").to_number<std::uint64_t>(), 1U);
+  EXPECT_FALSE(src.at("ok").as_bool());
+  EXPECT_EQ(src.at("error").as_string(), "http://127.0.0.1:9/list?key={key}: HTTP 500 (expected 200 with the list)");
+  EXPECT_EQ(src.at("failures").to_number<std::int64_t>(), 1);
+  EXPECT_NEAR(src.at("last_success_age_s").to_number<double>(), 2.0, 1e-9);
+  EXPECT_EQ(src.at("fetches").at("changed").to_number<std::uint64_t>(), 1U);
+  EXPECT_EQ(src.at("fetches").at("failed").to_number<std::uint64_t>(), 1U);
+}
+
 TEST(ExitsJson, EmptyPool) {
   auto snap = pool::snapshot::build({});
   json::value v = json::parse(render_exits_json(*snap, t0));

@@ -229,6 +229,35 @@ TEST(Prometheus, Bans) {
   EXPECT_EQ(value_of(render_prometheus(f.reg, *f.snap, t0 + 1h, &bans), "exitpool_active_bans"), 0);
 }
 
+TEST(Prometheus, PoolSources) {
+  fixture f;
+  EXPECT_EQ(render_prometheus(f.reg, *f.snap, t0).find("exitpool_pool_source"), std::string::npos);
+  pool::source_status a;
+  a.name = "pool.txt";
+  a.exits = 3;
+  a.fetches_changed = 1;
+  a.last_success_age_s = 5;
+  pool::source_status b;
+  b.name = "http://127.0.0.1:9/list?key={key}";
+  b.url = true;
+  b.ok = false;
+  b.exits = 7;
+  b.fetches_changed = 2;
+  b.fetches_unchanged = 4;
+  b.fetches_failed = 3;
+  const std::vector<pool::source_status> sources = {a, b};
+  const std::string text = render_prometheus(f.reg, *f.snap, t0, nullptr, sources);
+  EXPECT_EQ(value_of(text, R"(exitpool_pool_source_exits{source="pool.txt"})"), 3);
+  EXPECT_EQ(value_of(text, R"(exitpool_pool_source_up{source="pool.txt"})"), 1);
+  EXPECT_EQ(value_of(text, R"(exitpool_pool_source_up{source="http://127.0.0.1:9/list?key={key}"})"), 0);
+  EXPECT_EQ(
+      value_of(text,
+               R"(exitpool_pool_source_fetches_total{source="http://127.0.0.1:9/list?key={key}",result="failed"})"),
+      3);
+  EXPECT_EQ(value_of(text, R"(exitpool_pool_source_last_success_age_seconds{source="pool.txt"})"), 5);
+  EXPECT_EQ(text.find(R"(exitpool_pool_source_last_success_age_seconds{source="http)"), std::string::npos);
+}
+
 TEST(Prometheus, EmptyRegistryAndPool) {
   metrics_registry reg;
   auto snap = pool::snapshot::build({});

@@ -170,7 +170,7 @@ TEST(HandleAdminRequest, NullSnapshotAndNoMetrics) {
   EXPECT_NE(r.body.find("exitpool_exits{state=\"healthy\"} 0"), std::string::npos);
   auto j = handle_admin_request("GET", "/exits", nullptr, ctx, pool::clock::now());
   EXPECT_EQ(j.status, 200);
-  EXPECT_EQ(j.body, "{\"exits\":[]}\n");
+  EXPECT_EQ(j.body, "{\"exits\":[],\"sources\":[]}\n");
 }
 
 }  // namespace

@@ -53,6 +53,8 @@ TEST(source, checks_what_a_source_needs) {
   EXPECT_NE(check_source(unused_key).find("the URL has no {key}"), std::string::npos);
   unused_key.key_header = "X-Api-Key";
   EXPECT_EQ(check_source(unused_key), "");
+  unused_key.key_header = "X-Api-Key: x";
+  EXPECT_NE(check_source(unused_key).find("takes a header name"), std::string::npos);
   source_spec file;
   file.location = "pool.txt";
   file.refresh = 10s;
