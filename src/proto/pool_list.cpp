@@ -125,10 +125,11 @@ void apply(const defaults& d, exit_spec& e, bool bare, bool own_weight) {
   if (d.insecure) {
     e.tls_verify = false;
   }
-  for (const auto& [k, v] : d.tagged.tags) {
-    const bool own = std::any_of(e.tags.begin(), e.tags.end(), [&k](const auto& t) { return t.first == k; });
+  for (const auto& tag : d.tagged.tags) {
+    const auto& key = tag.first;
+    const bool own = std::any_of(e.tags.begin(), e.tags.end(), [&key](const auto& t) { return t.first == key; });
     if (!own) {
-      e.tags.emplace_back(k, v);
+      e.tags.push_back(tag);
     }
   }
 }
@@ -244,8 +245,7 @@ exit_spec object_exit(const json::object& obj, bool& bare) {
   auto type = field(obj, {"type"});
   auto protocol = field(obj, {"protocol", "scheme"});
   if (!protocol && type && protocol_name(*type)) {
-    protocol = std::move(type);  // "type": "socks5" names the protocol, not a tag
-    type.reset();
+    protocol.swap(type);  // "type": "socks5" names the protocol, not a tag
   }
   std::string scheme = "http";
   bare = !protocol;
