@@ -267,7 +267,8 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--ca-file", o->cfg.ca_file, "Extra CA certificates (PEM) for verifying https:// exits");
   cmd->add_option("--admin", o->cfg.admin_listen,
                   "Admin endpoint ADDR:PORT: /metrics (Prometheus), /exits (JSON), /healthz; off by default");
-  cmd->add_flag("--watch", o->cfg.watch, "Reload the pool file when it changes (SIGHUP always reloads)");
+  cmd->add_flag("--watch", o->cfg.watch,
+                "Reload when a pool file changes (SIGHUP always reloads, and fetches the --pool URLs)");
   cmd->add_option("--drain-timeout", o->drain_s, "Seconds SIGTERM waits for open sessions before closing them")
       ->capture_default_str();
   cmd->add_option("--per-exit-rate", o->cfg.limits.per_exit_rate,
@@ -348,7 +349,8 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
                   "Password for --state (better: --state-password-file; never logged)");
   cmd->add_option("--state-password-file", o->state_password_file, "File whose first line is the --state password");
   cmd->add_flag("--check-config", o->check_config,
-                "Check the options, config file, users file and pool file, print one line and exit (0: ok, 2: not)");
+                "Check the options, config file, users file and pool sources (URLs fetched once), print one line and "
+                "exit (0: ok, 2: not)");
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error, off")->capture_default_str();
   cmd->add_option("--log-format", o->log_format,
                   "Log lines on stderr: text, or json (one object per line: ts, level, logger, pid, tid, msg)")
