@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +31,7 @@ class ListOrigin:
     fail: "500", "slow" (answers after `delay` s), "garbage", "empty". With `key`, a request must carry it
     (query key=... or header X-Api-Key) or gets a 403. Every request is kept: (path, headers, status)."""
 
-    def __init__(self, key: str | None = None):
+    def __init__(self, key: str | None = None, tls: tuple | None = None):
         self.body = b""
         self.content_type = "text/plain"
         self.etag: str | None = None
@@ -66,6 +67,12 @@ class ListOrigin:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
+        self.scheme = "http"
+        if tls is not None:  # (certificate, key): HTTPS
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def set_list(self, lines: list[str], etag: str | None) -> None:
@@ -107,7 +114,7 @@ class ListOrigin:
             return len(self.requests)
 
     def url(self, path: str = "/list") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def __enter__(self):
         self.thread.start()
@@ -321,3 +328,15 @@ def test_check_and_toml_take_url_sources(tmp_path):
         cfg.write_text(f'[[pool]]\nsource = "{lists.url()}"\ncolour = "red"\n')
         cp = run([str(exitpool_bin()), "serve", "--config", str(cfg), "--check-config"], timeout=15)
         assert cp.returncode == 2 and "unknown key 'colour' in [[pool]]" in cp.stderr, cp.stderr
+
+
+def test_https_source_is_verified_against_the_ca_file(tmp_path):
+    from conftest import make_test_pki
+    ca, cert, key = make_test_pki(tmp_path)
+    with ListOrigin(tls=(str(cert), str(key))) as lists:
+        lists.set_list([A, B], etag=None)
+        cp = run([str(exitpool_bin()), "serve", "--pool", lists.url(), "--ca-file", str(ca), "--check-config"])
+        assert cp.returncode == 0 and f"2 exits from {lists.url()}" in cp.stdout, cp.stdout + cp.stderr
+        cp = run([str(exitpool_bin()), "serve", "--pool", lists.url(), "--check-config"])
+        assert cp.returncode == 2 and f"pool source {lists.url()}: " in cp.stderr, cp.stderr
+        assert re.search(r"certificate|SSL", cp.stderr), cp.stderr
