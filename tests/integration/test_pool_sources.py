@@ -191,7 +191,9 @@ def test_refresh_joins_and_drains_exits_keeps_tunnels_sessions_and_304s(start_ga
         assert reloads(gw) == before
         assert url_source(gw)["fetches"]["unchanged"] >= 2
 
-        # The list changes: c joins, a leaves; the open tunnel keeps working.
+        # The list changes: c joins, a leaves; the open tunnel keeps working, b keeps its statistics.
+        b_successes = admin_exits(gw.admin_port)["b"]["successes"]
+        assert b_successes >= 1
         mark = log_size(gw)
         lists.set_list([B, C], etag='"v2"')
         wait_log(gw, r"pool reloaded", start=mark)
@@ -203,7 +205,9 @@ def test_refresh_joins_and_drains_exits_keeps_tunnels_sessions_and_304s(start_ga
         tunnel.close()
         # The sticky session keeps its exit, which is still in the list.
         assert exits_used(gw, origin, 6, user=session) == {"b"}
-        assert set(admin_exits(gw.admin_port)) == {"b", "c"}
+        exits = admin_exits(gw.admin_port)
+        assert set(exits) == {"b", "c"}
+        assert exits["b"]["successes"] > b_successes  # the same exit object, carried over by the reload
         src = url_source(gw)
         assert src["ok"] and src["exits"] == 2 and src["error"] is None
 
