@@ -134,6 +134,11 @@ TEST(source, a_good_answer_replaces_the_list_and_a_bad_one_keeps_it) {
   EXPECT_EQ(d.verdict, fetch_verdict::changed);
   EXPECT_EQ(st.exits[1].id, "10.0.0.3:80");
   EXPECT_TRUE(conditional_headers(st).empty());
+  auto dated = answer(200, "10.0.0.4:80\n", "W/\"v3\"");
+  dated.last_modified = "Tue, 01 Dec 2026 06:00:00 GMT";
+  EXPECT_EQ(apply_fetch(st, spec, dated, t0 + 6s, 0.5).verdict, fetch_verdict::changed);
+  EXPECT_EQ(conditional_headers(st),
+            (std::vector<std::string>{"If-None-Match: W/\"v3\"", "If-Modified-Since: Tue, 01 Dec 2026 06:00:00 GMT"}));
 }
 
 TEST(source, a_304_before_any_list_is_a_failure) {
