@@ -108,8 +108,9 @@ std::string check_source(const source_spec& s) {
   if (s.timeout.count() <= 0) {
     return fmt::format("--pool {}: --pool-timeout must be positive", proto::clip(name));
   }
-  if (s.refresh.count() < 0) {
-    return fmt::format("--pool {}: --pool-refresh must not be negative", proto::clip(name));
+  if (s.refresh.count() < 0 || (s.refresh.count() > 0 && s.refresh < std::chrono::seconds(1))) {
+    return fmt::format("--pool {}: --pool-refresh is 0 (off) or at least 1s: a list API is not polled faster",
+                       proto::clip(name));
   }
   if (auto err = proto::check_list_defaults(s.defaults); !err.empty()) {
     return fmt::format("--pool {}: {}", proto::clip(name), err);

@@ -62,6 +62,8 @@ TEST(source, checks_what_a_source_needs) {
   file.refresh = 0s;
   file.location = "ftp://host/list";
   EXPECT_NE(check_source(file).find("only files and http"), std::string::npos);
+  auto too_often = url_source(500ms);
+  EXPECT_NE(check_source(too_often).find("at least 1s"), std::string::npos);
   auto bad_tags = url_source();
   bad_tags.defaults.tags = "weight=zero";
   EXPECT_NE(check_source(bad_tags), "");
