@@ -544,6 +544,16 @@ int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_pt
       }
     });
   }
+  // The refresh thread posts to main_ctx and calls `reload`: it stops before they go, however
+  // this function is left.
+  struct sources_stopper {
+    pool_sources* sources;
+    ~sources_stopper() {
+      if (sources != nullptr) {
+        sources->stop();
+      }
+    }
+  } stop_sources{shared.sources.get()};
 
   // Expired sessions, bans, per-host buckets and tier memories are dropped once a minute.
   asio::steady_timer sweep_timer(main_ctx);
@@ -591,7 +601,7 @@ int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_pt
   }
   main_ctx.run();
   if (shared.sources) {
-    shared.sources->stop();  // its thread posts to main_ctx
+    shared.sources->stop();  // no reload once the main loop is done
   }
   // Teardown order matters. Sockets owned by shard_states must close while their
   // io_context exists; sessions still suspended in the io_contexts refer to
