@@ -4,6 +4,8 @@
 #include <boost/json.hpp>
 #include <chrono>
 
+#include "pool/elastic.hpp"
+
 namespace exitpool::admin {
 
 namespace json = boost::json;
@@ -62,6 +64,40 @@ json::object exit_json(const pool::exit& e, pool::time_point now, const pool::st
     }
   }
   o["bans"] = std::move(banned);
+  if (const auto* line = e.parent()) {
+    o["line"] = line->id();
+  }
+  if (e.elastic()) {
+    o["provider"] = provider_json(*spec.provider);
+    json::array live;
+    for (const auto& v : e.virtuals()->live(now)) {
+      live.push_back(exit_json(*v, now, bans));
+    }
+    o["virtual_exits"] = std::move(live);
+  }
+  return o;
+}
+
+json::object provider_json(const proto::provider_line& p) {
+  json::object o;
+  o["preset"] = string_or_null(p.preset);
+  o["user_template"] = p.user_tpl.source;
+  o["pass_template"] = p.pass_tpl.source;
+  auto list = [](bool any, const std::vector<std::string>& values) -> json::value {
+    if (any) {
+      return json::string("*");
+    }
+    json::array a;
+    for (const auto& v : values) {
+      a.push_back(json::string(v));
+    }
+    return a;
+  };
+  o["countries"] = list(p.any_country, p.countries);
+  o["cities"] = list(p.any_city, p.cities);
+  o["rotate"] = p.rotate;
+  o["rate"] = p.rate;
+  o["max_sessions"] = p.max_sessions;
   return o;
 }
 

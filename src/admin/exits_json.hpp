@@ -8,6 +8,9 @@
 //               "state": "healthy"|"ejected"|"probing" (pool::state_name), "tier", "inflight", "successes", "failures",
 //               "success_rate" (null before the first dial), "ewma_latency_ms" (null before the first sample),
 //               "consecutive_failures", "cooldown_remaining_s", "bans": [...]}, ...]}
+// A provider line (pool/elastic.hpp) adds "provider" (provider_json) and "virtual_exits":
+// the objects of its live sticky-session virtual exits (rotation's last only as long as
+// their request, and show in the line's inflight); a virtual exit adds "line" (its id).
 // `bans`: [{"host", "remaining_s"}] in force at `now`, sorted by host; empty when no
 // ban table is given. Listing bans walks the whole ban table once per exit: fine for
 // an admin page, not for a request path.
@@ -23,6 +26,11 @@ namespace exitpool::admin {
 
 // {"country", "city", "type" (null when untagged), "weight", <other tags as strings>}.
 boost::json::object exit_tags_json(const proto::exit_spec& spec);
+
+// {"preset" (null for custom templates), "user_template", "pass_template", "countries" and
+// "cities" ("*" or a list), "rotate", "rate", "max_sessions"}. Templates hold no secrets:
+// the account's password is the {pass} placeholder.
+boost::json::object provider_json(const proto::provider_line& p);
 
 // One exit's object as listed by /exits (also the rows of the dashboard).
 boost::json::object exit_json(const pool::exit& e, pool::time_point now, const pool::state* bans = nullptr);

@@ -13,6 +13,7 @@
 
 #include "gateway/server.hpp"
 #include "net/stream.hpp"
+#include "pool/elastic.hpp"
 #include "proto/text.hpp"
 
 namespace exitpool::gateway {
@@ -55,7 +56,15 @@ awaitable<void> probe_one(shared_state& g, pool::driver& d, config_ptr cfg, std:
   opts.tls_insecure = &g.tls_insecure;
   opts.resolver = resolver;
   const net::probe_target* target = cfg->target ? &*cfg->target : nullptr;
-  const auto r = co_await net::probe_exit(*ex, target, opts, cfg->timeout);
+  // A provider line is checked through one of its virtual exits: its gateway expects the
+  // templated credentials (pool/elastic.hpp), with a fresh provider session each time.
+  std::shared_ptr<pool::exit> through = ex;
+  if (ex->elastic()) {
+    const pool::filter any;
+    const auto session = static_cast<std::uint64_t>(now.time_since_epoch().count()) ^ ex->id_hash();
+    through = pool::make_virtual(*ex, {.f = &any, .session = session}, {});
+  }
+  const auto r = co_await net::probe_exit(*through, target, opts, cfg->timeout);
   now = clock::now();
   pool::attempt_outcome o;
   o.who = r.ok ? pool::fault::none : r.exit_fault ? pool::fault::exit : pool::fault::target;

@@ -12,8 +12,8 @@
 namespace exitpool::proto {
 namespace {
 
-constexpr std::array<const char*, placeholder_count> names = {"user", "pass",    "country", "state",
-                                                              "city", "asn",     "session", "sesstime"};
+constexpr std::array<const char*, placeholder_count> names = {"user", "pass", "country", "state",
+                                                              "city", "asn",  "session", "sesstime"};
 
 // What a credential must never hold: ':' ends a Basic username, '@' and '%' are read as
 // URL syntax by many clients and providers; control bytes break header lines.
@@ -212,9 +212,10 @@ template_result compile_template(std::string_view text) {
     }
     const auto* found = std::find(names.begin(), names.end(), inner);
     if (found == names.end()) {
-      r.error = fmt::format("unknown placeholder '{{{}}}' in template '{}' (known: user pass country state city asn "
-                            "session sesstime)",
-                            clip(inner, 32), clip(text, 80));
+      r.error = fmt::format(
+          "unknown placeholder '{{{}}}' in template '{}' (known: user pass country state city asn "
+          "session sesstime)",
+          clip(inner, 32), clip(text, 80));
       return r;
     }
     part.has_placeholder = true;
@@ -287,7 +288,7 @@ bool provider_line::serves(std::string_view country, std::string_view city, std:
 }
 
 const std::vector<std::string_view>& preset_names() {
-  static const std::vector<std::string_view> list = {"brightdata", "oxylabs", "decodo",   "iproyal",
+  static const std::vector<std::string_view> list = {"brightdata", "oxylabs", "decodo",  "iproyal",
                                                      "soax",       "netnut",  "abcproxy"};
   return list;
 }
@@ -310,7 +311,8 @@ std::optional<preset_templates> find_preset(std::string_view name) {
   }
   if (name == "iproyal") {
     return preset_templates{
-        "{user}", "{pass}_country-{country}_state-{state}_city-{city:compact}_session-{session:8}_lifetime-{sesstime:m}"};
+        "{user}",
+        "{pass}_country-{country}_state-{state}_city-{city:compact}_session-{session:8}_lifetime-{sesstime:m}"};
   }
   if (name == "soax") {
     return preset_templates{
@@ -322,8 +324,8 @@ std::optional<preset_templates> find_preset(std::string_view name) {
     return preset_templates{"{user}-res-{country:uk|any}-sid-{session:digits}", "{pass}"};
   }
   if (name == "abcproxy") {
-    return preset_templates{"{user}-zone-abc-region-{country}-st-{state}-city-{city}-session-{session}-sessTime-{sesstime}",
-                            "{pass}"};
+    return preset_templates{
+        "{user}-zone-abc-region-{country}-st-{state}-city-{city}-session-{session}-sessTime-{sesstime}", "{pass}"};
   }
   return std::nullopt;
 }

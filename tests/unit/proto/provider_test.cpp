@@ -67,8 +67,8 @@ TEST(provider_template, presets_render_each_providers_grammar) {
   const std::vector<preset_case> cases = {
       {"http://brd-customer-c1-zone-z1:pw@h:1 provider=brightdata", full,
        "brd-customer-c1-zone-z1-country-us-state-ny-city-newyork-session-700000000000", "pw"},
-      {"http://brd-customer-c1-zone-z1:pw@h:1 provider=brightdata", none, "brd-customer-c1-zone-z1-session-700000000000",
-       "pw"},
+      {"http://brd-customer-c1-zone-z1:pw@h:1 provider=brightdata", none,
+       "brd-customer-c1-zone-z1-session-700000000000", "pw"},
       {"http://acme:pw@h:1 provider=oxylabs", full,
        "customer-acme-cc-US-st-ny-city-new_york-sessid-700000000000-sesstime-30", "pw"},
       {"http://acme:pw@h:1 provider=decodo", full,
