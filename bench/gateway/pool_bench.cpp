@@ -216,19 +216,13 @@ void BM_reload_unchanged(benchmark::State& state) {
 }
 
 // One request's whole pool cost, driver::begin to release (pick, tokens, lease, and for a
-// provider line its virtual exit with the username rendered), for a pool of 64 ordinary
-// http exits against one provider line (issue 14: no more per request than an ordinary
-// exit of the same scheme). Sticky: 4096 sessions in turn.
+// provider line its virtual exit with the username rendered): one ordinary http exit with
+// fixed credentials against one http provider line (issue 14: no more per request than an
+// ordinary exit of the same scheme). Sticky: 4096 sessions in turn.
 std::shared_ptr<const pool::snapshot> small_pool(bool provider) {
-  std::string text;
-  if (provider) {
-    text = "http://brd-customer-c1-zone-resi:pw@10.0.0.1:33335 provider=brightdata countries=* id=bd\n";
-  } else {
-    for (int i = 0; i < 64; ++i) {
-      text += "http://brd-customer-c1-zone-resi-country-us-session-s" + std::to_string(i) + ":pw@10.0.0." +
-              std::to_string(i + 1) + ":3128 country=us id=e" + std::to_string(i) + "\n";
-    }
-  }
+  const std::string text =
+      provider ? "http://brd-customer-c1-zone-resi:pw@10.0.0.1:33335 provider=brightdata countries=* id=bd\n"
+               : "http://brd-customer-c1-zone-resi-country-us:pw@10.0.0.1:33335 country=us id=e\n";
   return pool::snapshot::build(proto::parse_pool_text(text, "bench.txt"));
 }
 
