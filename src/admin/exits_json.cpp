@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
+#include <map>
 
 #include "pool/elastic.hpp"
 
@@ -70,10 +71,25 @@ json::object exit_json(const pool::exit& e, pool::time_point now, const pool::st
   if (e.elastic()) {
     o["provider"] = provider_json(*spec.provider);
     json::array live;
+    std::map<std::string, json::array> by_ip;
     for (const auto& v : e.virtuals()->live(now)) {
-      live.push_back(exit_json(*v, now, bans));
+      json::object vo = exit_json(*v, now, bans);
+      const std::string ip = e.virtuals()->learned_ip(v->id_hash());
+      vo["exit_ip"] = string_or_null(ip);
+      if (!ip.empty()) {
+        by_ip[ip].push_back(json::string(v->id()));
+      }
+      live.push_back(std::move(vo));
     }
     o["virtual_exits"] = std::move(live);
+    // --learn-exit-ip: sessions the provider happened to put on one IP.
+    json::object shared;
+    for (auto& [ip, ids] : by_ip) {
+      if (ids.size() > 1) {
+        shared[ip] = std::move(ids);
+      }
+    }
+    o["shared_ips"] = std::move(shared);
   }
   return o;
 }

@@ -10,7 +10,9 @@
 //               "consecutive_failures", "cooldown_remaining_s", "bans": [...]}, ...]}
 // A provider line (pool/elastic.hpp) adds "provider" (provider_json) and "virtual_exits":
 // the objects of its live sticky-session virtual exits (rotation's last only as long as
-// their request, and show in the line's inflight); a virtual exit adds "line" (its id).
+// their request, and show in the line's inflight) each with "exit_ip" (--learn-exit-ip;
+// null until known), and "shared_ips" ({IP: [virtual exit ids]} for IPs that two or more
+// of them leave from); a virtual exit adds "line" (its id).
 // `bans`: [{"host", "remaining_s"}] in force at `now`, sorted by host; empty when no
 // ban table is given. Listing bans walks the whole ban table once per exit: fine for
 // an admin page, not for a request path.

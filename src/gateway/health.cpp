@@ -196,12 +196,46 @@ awaitable<void> probing_passes(shared_state& g, pool::driver& d, config_ptr cfg,
   }
 }
 
+// --learn-exit-ip: the sticky virtual exits of every provider line whose IP is not known
+// yet, fetched through once each (a few tries); the IP the check URL saw is kept. Not a
+// health check: the outcome is reported to no one.
+awaitable<void> learning_passes(shared_state& g, config_ptr cfg, net::resolver* resolver) {
+  constexpr int max_tries = 3;
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(cfg->probing_poll);
+    if (auto [ec] = co_await timer.async_wait(nothrow_awaitable); ec) {
+      co_return;
+    }
+    auto snap = g.pool.load();
+    for (const std::uint32_t i : snap->elastic()) {
+      pool::family& fam = *snap->exits()[i]->virtuals();
+      for (const auto& v : fam.live(clock::now())) {
+        if (!fam.wants_ip(v->id_hash(), max_tries)) {
+          continue;
+        }
+        net::dial_options opts;
+        opts.timeout = g.cfg.dial_timeout;
+        opts.tls_verified = &g.tls_verified;
+        opts.tls_insecure = &g.tls_insecure;
+        opts.resolver = resolver;
+        const auto r = co_await net::probe_exit(*v, &*cfg->target, opts, cfg->timeout);
+        fam.learn(v->id_hash(), r.ok ? r.exit_ip : std::string());
+        if (r.ok && !r.exit_ip.empty()) {
+          spdlog::debug("virtual exit {} leaves from {}", v->id(), r.exit_ip);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 health_check_config make_health_check_config(const config& c) {
   health_check_config out;
   out.interval = c.check_interval;
   out.timeout = c.check_timeout;
+  out.learn_exit_ip = c.learn_exit_ip;
   if (!c.check_url.empty()) {
     auto parsed = net::parse_probe_target(c.check_url);
     if (!parsed.target) {
@@ -221,7 +255,12 @@ awaitable<void> health_loop(shared_state& g, health_check_config cfg, net::resol
                                   : std::string("handshake with each exit"));
   // The checks' own driver: they choose no exit, so its selector is never used.
   pool::driver d(g.cfg.policy, 0, *g.state, g.cfg.health.probe_timeout);
-  co_await (full_passes(g, d, shared_cfg, resolver) && probing_passes(g, d, shared_cfg, resolver));
+  if (shared_cfg->learn_exit_ip && shared_cfg->target) {
+    co_await (full_passes(g, d, shared_cfg, resolver) && probing_passes(g, d, shared_cfg, resolver) &&
+              learning_passes(g, shared_cfg, resolver));
+  } else {
+    co_await (full_passes(g, d, shared_cfg, resolver) && probing_passes(g, d, shared_cfg, resolver));
+  }
 }
 
 }  // namespace exitpool::gateway

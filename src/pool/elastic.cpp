@@ -105,6 +105,32 @@ std::shared_ptr<exit> family::get(exit& line, const virtual_request& r, const li
   });
 }
 
+bool family::wants_ip(std::uint64_t id_hash, int max_tries) const {
+  std::lock_guard lock(ips_mu_);
+  const auto it = ips_.find(id_hash);
+  return it == ips_.end() || (it->second.ip.empty() && it->second.tries < max_tries);
+}
+
+void family::learn(std::uint64_t id_hash, std::string ip) {
+  std::lock_guard lock(ips_mu_);
+  if (ips_.size() >= 2 * map_.capacity()) {
+    std::erase_if(ips_, [this](const auto& kv) {
+      return map_.with_stripe(kv.first, [&](const auto& m) { return m.find(kv.first) == m.end(); });
+    });
+  }
+  auto& l = ips_[id_hash];
+  ++l.tries;
+  if (!ip.empty()) {
+    l.ip = std::move(ip);
+  }
+}
+
+std::string family::learned_ip(std::uint64_t id_hash) const {
+  std::lock_guard lock(ips_mu_);
+  const auto it = ips_.find(id_hash);
+  return it == ips_.end() ? std::string() : it->second.ip;
+}
+
 std::vector<std::shared_ptr<exit>> family::live(time_point now) const {
   std::vector<std::shared_ptr<exit>> out;
   map_.for_each(now, [&](std::uint64_t, const auto& ent) { out.push_back(ent.value); });

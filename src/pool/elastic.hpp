@@ -25,7 +25,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "pool/clock.hpp"
@@ -71,6 +73,13 @@ class family {
   std::vector<std::shared_ptr<exit>> live(time_point now) const;
   std::size_t size() const { return map_.size(); }
 
+  // --learn-exit-ip (gateway/health.cpp): the IP a check URL saw through a virtual exit.
+  // Whether the exit with this id hash still wants one (not known, fewer than max_tries
+  // tries); a try's result ("" when it failed); the IP known ("" when none).
+  bool wants_ip(std::uint64_t id_hash, int max_tries) const;
+  void learn(std::uint64_t id_hash, std::string ip);
+  std::string learned_ip(std::uint64_t id_hash) const;
+
  private:
   struct same {
     bool operator()(std::uint64_t a, std::uint64_t b) const { return a == b; }
@@ -80,6 +89,14 @@ class family {
   };
   // By the virtual exit's id hash; striped by it too.
   mutable expiring_map<std::uint64_t, std::shared_ptr<exit>, by_hash, same> map_;
+  // Learned IPs: written by the health checks' shard, read by the admin page; never on a
+  // request path, so one mutex. Dropped with their virtual exit (learn() prunes).
+  struct learned {
+    std::string ip;
+    int tries = 0;
+  };
+  mutable std::mutex ips_mu_;
+  std::unordered_map<std::uint64_t, learned> ips_;
 };
 
 }  // namespace exitpool::pool
