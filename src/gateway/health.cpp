@@ -40,6 +40,16 @@ double seconds_of(clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
+// How the checks dial: the gateway's dial timeout and TLS contexts, this shard's resolver.
+net::dial_options check_dial_options(shared_state& g, net::resolver* resolver) {
+  net::dial_options opts;
+  opts.timeout = g.cfg.dial_timeout;
+  opts.tls_verified = &g.tls_verified;
+  opts.tls_insecure = &g.tls_insecure;
+  opts.resolver = resolver;
+  return opts;
+}
+
 // Probes one exit and completes a check attempt with the outcome. Skips exits in their
 // cool-down and probing exits whose probe slot someone else (live traffic) holds.
 awaitable<void> probe_one(shared_state& g, pool::driver& d, config_ptr cfg, std::shared_ptr<pool::exit> ex,
@@ -50,11 +60,7 @@ awaitable<void> probe_one(shared_state& g, pool::driver& d, config_ptr cfg, std:
   if (!check) {
     co_return;
   }
-  net::dial_options opts;
-  opts.timeout = g.cfg.dial_timeout;
-  opts.tls_verified = &g.tls_verified;
-  opts.tls_insecure = &g.tls_insecure;
-  opts.resolver = resolver;
+  const net::dial_options opts = check_dial_options(g, resolver);
   const net::probe_target* target = cfg->target ? &*cfg->target : nullptr;
   // A provider line is checked through one of its virtual exits: its gateway expects the
   // templated credentials (pool/elastic.hpp), with a fresh provider session each time.
@@ -214,12 +220,7 @@ awaitable<void> learning_passes(shared_state& g, config_ptr cfg, net::resolver* 
         if (!fam.wants_ip(v->id_hash(), max_tries)) {
           continue;
         }
-        net::dial_options opts;
-        opts.timeout = g.cfg.dial_timeout;
-        opts.tls_verified = &g.tls_verified;
-        opts.tls_insecure = &g.tls_insecure;
-        opts.resolver = resolver;
-        const auto r = co_await net::probe_exit(*v, &*cfg->target, opts, cfg->timeout);
+        const auto r = co_await net::probe_exit(*v, &*cfg->target, check_dial_options(g, resolver), cfg->timeout);
         fam.learn(v->id_hash(), r.ok ? r.exit_ip : std::string());
         if (r.ok && !r.exit_ip.empty()) {
           spdlog::debug("virtual exit {} leaves from {}", v->id(), r.exit_ip);
