@@ -19,6 +19,7 @@ std::string virtual_id(const exit& line, std::uint64_t session) {
 }
 
 std::shared_ptr<exit> make_with_id(exit& line, const virtual_request& r, const limits_config& limits, std::string id) {
+  const std::uint64_t h = virtual_hash(line, r.session);
   const proto::exit_spec& ls = line.spec();
   const proto::provider_line& p = *ls.provider;
   const filter& f = *r.f;
@@ -50,7 +51,7 @@ std::shared_ptr<exit> make_with_id(exit& line, const virtual_request& r, const l
                                .sesstime_minutes = r.sesstime_minutes};
   proto::render(p.user_tpl, in, s.user);
   proto::render(p.pass_tpl, in, s.pass);
-  auto v = std::make_shared<exit>(std::move(s), line);
+  auto v = std::make_shared<exit>(std::move(s), line, h);
   v->apply_limits(limits);
   return v;
 }
@@ -59,6 +60,10 @@ std::shared_ptr<exit> make_with_id(exit& line, const virtual_request& r, const l
 
 std::shared_ptr<exit> make_virtual(exit& line, const virtual_request& r, const limits_config& limits) {
   return make_with_id(line, r, limits, virtual_id(line, r.session));
+}
+
+std::uint64_t virtual_hash(const exit& line, std::uint64_t session) {
+  return mix64(line.id_hash(), session);
 }
 
 std::uint64_t sticky_session_number(std::uint64_t key_hash, std::uint64_t generation, const filter& f,
@@ -79,11 +84,12 @@ std::shared_ptr<exit> family::find(std::uint64_t id_hash, time_point now) const 
 
 std::shared_ptr<exit> family::get(exit& line, const virtual_request& r, const limits_config& limits, time_point until,
                                   time_point now) {
-  std::string id = virtual_id(line, r.session);
-  const std::uint64_t h = hash64(id);
+  const std::uint64_t h = virtual_hash(line, r.session);
+  // Another line's exit with the same 64-bit hash (or a line replaced by a reload) is not this one.
+  auto same_exit = [&](const std::shared_ptr<exit>& e) { return e && e->parent() == &line && e->id_hash() == h; };
   auto known = map_.with_stripe(h, [&](auto& m) -> std::shared_ptr<exit> {
     const auto it = m.find(h);
-    if (it == m.end() || it->second.value->id() != id) {
+    if (it == m.end() || !same_exit(it->second.value) || now >= it->second.expires) {
       return nullptr;
     }
     it->second.expires = std::max(it->second.expires, until);
@@ -92,13 +98,13 @@ std::shared_ptr<exit> family::get(exit& line, const virtual_request& r, const li
   if (known) {
     return known;
   }
-  auto v = make_with_id(line, r, limits, std::move(id));  // outside the lock: it allocates
+  auto v = make_with_id(line, r, limits, virtual_id(line, r.session));  // outside the lock: it allocates
   return map_.with_stripe(h, [&](auto& m) -> std::shared_ptr<exit> {
     auto [ent, inserted] = map_.upsert(m, h, now);
     if (inserted || now >= ent->expires || !ent->value) {
       ent->value = v;  // new, or an expired one replaced
-    } else if (ent->value->id() != v->id()) {
-      return v;  // a 64-bit collision with another live exit: this one is not kept
+    } else if (!same_exit(ent->value)) {
+      return v;  // a collision with another live exit: this one is not kept
     }
     ent->expires = std::max(ent->expires, until);
     return ent->value;  // a racing shard may have made it first

@@ -50,6 +50,10 @@ struct virtual_request {
 // per-exit limits of the snapshot). Any thread.
 std::shared_ptr<exit> make_virtual(exit& line, const virtual_request& r, const limits_config& limits);
 
+// The id hash of `line`'s virtual exit for provider session `session`: what sticky anchors,
+// bans and limits key it by (not a hash of its id text: no string is built to find it).
+std::uint64_t virtual_hash(const exit& line, std::uint64_t session);
+
 // The provider session number of a sticky session's k-th virtual exit on a line.
 std::uint64_t sticky_session_number(std::uint64_t key_hash, std::uint64_t generation, const filter& f, std::uint64_t k);
 

@@ -112,12 +112,8 @@ exit::exit(proto::exit_spec spec, std::uint32_t index)
   }
 }
 
-exit::exit(proto::exit_spec spec, exit& parent)
-    : spec_(std::move(spec)),
-      id_hash_(hash64(spec_.id)),
-      index_(parent.index()),
-      tier_(parent.tier()),
-      parent_(&parent) {}
+exit::exit(proto::exit_spec spec, exit& parent, std::uint64_t id_hash)
+    : spec_(std::move(spec)), id_hash_(id_hash), index_(parent.index()), tier_(parent.tier()), parent_(&parent) {}
 
 exit::~exit() = default;
 

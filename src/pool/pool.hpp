@@ -56,8 +56,9 @@ class family;
 class exit {
  public:
   exit(proto::exit_spec spec, std::uint32_t index);
-  // A virtual exit of the provider line `parent` (pool/elastic.hpp): its index and tier.
-  exit(proto::exit_spec spec, exit& parent);
+  // A virtual exit of the provider line `parent` (pool/elastic.hpp): its index and tier, and
+  // an id hash derived from the line's and the provider session (pool::virtual_hash).
+  exit(proto::exit_spec spec, exit& parent, std::uint64_t id_hash);
   exit(const exit&) = delete;
   exit& operator=(const exit&) = delete;
   ~exit();

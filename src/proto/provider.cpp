@@ -48,14 +48,12 @@ std::optional<value_style> style_for(placeholder p, std::string_view s) {
   return std::nullopt;
 }
 
-constexpr char base36(std::uint64_t v) {
-  return static_cast<char>(v < 10 ? '0' + v : 'a' + (v - 10));
-}
-
-void append_base36(std::uint64_t v, std::size_t n, std::string& out) {
+// Session ids in base 32 (0-9a-v), five bits a character: shifts, no division.
+void append_base32(std::uint64_t v, std::size_t n, std::string& out) {
+  constexpr std::string_view digits = "0123456789abcdefghijklmnopqrstuv";
   for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(base36(v % 36));
-    v /= 36;
+    out.push_back(digits[v & 31]);
+    v >>= 5;
   }
 }
 
@@ -92,11 +90,11 @@ void append_value(const template_part& part, std::string_view value, const rende
   }
   if (part.name == placeholder::session) {
     if (part.style == value_style::alnum8) {
-      append_base36(in.session, 8, out);
+      append_base32(in.session, 8, out);
     } else if (part.style == value_style::digits) {
       append_number(1 + in.session % 99999999, out);
     } else {
-      append_base36(in.session, 12, out);
+      append_base32(in.session, 12, out);
     }
     return;
   }
@@ -270,7 +268,7 @@ void render(const credential_template& t, const render_input& in, std::string& o
 }
 
 void session_token(std::uint64_t session, std::string& out) {
-  append_base36(session, 12, out);
+  append_base32(session, 12, out);
 }
 
 bool provider_line::serves(std::string_view country, std::string_view city, std::string_view state,

@@ -10,8 +10,8 @@
 //   NAME      user pass country state city asn session sesstime
 //   STYLE     country: upper (US), uk (ISO gb written uk, as NetNut does)
 //             city: compact (newyork), plus (new+york); default keeps '_' (new_york)
-//             session: 8 (8 base-36 characters), digits (1..99999999); default 12 base-36
-//             characters
+//             session: 8 (8 characters), digits (1..99999999); default 12 characters
+//             (0-9 and a-v: base 32 of the session number)
 //             sesstime: seconds (600), m (10m); default minutes (10)
 //   FALLBACK  the value when the request leaves the placeholder unfilled ("any")
 // The literal text before a placeholder (since the previous one) is its key: an unfilled
@@ -43,7 +43,7 @@ enum class value_style : std::uint8_t {
   uk,         // country: gb written uk
   compact,    // city: without '_', '-' and '+'
   plus,       // city: '_' written '+'
-  alnum8,     // session: 8 base-36 characters
+  alnum8,     // session: 8 characters
   digits,     // session: decimal 1..99999999
   seconds,    // sesstime: in seconds
   minutes_m,  // sesstime: minutes with an 'm' suffix
@@ -87,7 +87,7 @@ struct render_input {
 // Appends the rendered template to `out` (one reservation).
 void render(const credential_template& t, const render_input& in, std::string& out);
 
-// The 12 base-36 characters of a provider session number (virtual exit ids use it).
+// The 12 characters (base 32, 0-9a-v) of a provider session number (virtual exit ids use it).
 void session_token(std::uint64_t session, std::string& out);
 
 // What a provider line is and can serve. Shared by the line's spec and its virtual exits.

@@ -158,13 +158,13 @@ class FakeProvider:
 # What each preset must send for `alice-country-us-session-s1` (sticky, default 10 minutes) and for
 # `alice-country-us` (rotation): (URL credentials, user regex, password regex) — README.md names the pages.
 # The last field is the session-lifetime part, sent with a client session only (None: the grammar has none).
-S12 = "[0-9a-z]{12}"
+S12 = "[0-9a-v]{12}"
 PRESETS = {
     "brightdata": ("brd-customer-c1-zone-z1:pw", rf"brd-customer-c1-zone-z1-country-us-session-{S12}", "pw", None),
     "oxylabs": ("acme:pw", rf"customer-acme-cc-US-sessid-{S12}(-sesstime-10)?", "pw", "-sesstime-10"),
     "decodo": ("acme:pw", rf"user-acme-country-us-session-{S12}(-sessionduration-10)?", "pw",
                "-sessionduration-10"),
-    "iproyal": ("acme:pw", "acme", r"pw_country-us_session-[0-9a-z]{8}(_lifetime-10m)?", "_lifetime-10m"),
+    "iproyal": ("acme:pw", "acme", r"pw_country-us_session-[0-9a-v]{8}(_lifetime-10m)?", "_lifetime-10m"),
     "soax": ("123:key", rf"package-123-country-us-sessionid-{S12}(-sessionlength-600)?", "key", "-sessionlength-600"),
     "netnut": ("acme:pw", r"acme-res-us-sid-[1-9][0-9]{0,7}", "pw", None),
     "abcproxy": ("acme:pw", rf"acme-zone-abc-region-us-session-{S12}(-sessTime-10)?", "pw", "-sessTime-10"),

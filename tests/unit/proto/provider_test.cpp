@@ -35,13 +35,13 @@ TEST(provider_template, styles) {
                         .pass = "p",
                         .country = "gb",
                         .city = "new_york",
-                        .session = 36 * 36 + 35,  // "z1" then zeros in base 36, least significant first
+                        .session = 32 * 32 + 31,  // "v01" then zeros: base 32, least significant first
                         .sesstime_minutes = 10};
   EXPECT_EQ(render_text("{country:upper}", in), "GB");
   EXPECT_EQ(render_text("{country:uk}", in), "uk");
   EXPECT_EQ(render_text("{city}|{city:compact}|{city:plus}", in), "new_york|newyork|new+york");
-  EXPECT_EQ(render_text("{session:8}", in), "z0100000");
-  EXPECT_EQ(render_text("{session:digits}", in), std::to_string(1 + (36 * 36 + 35)));
+  EXPECT_EQ(render_text("{session:8}", in), "v0100000");
+  EXPECT_EQ(render_text("{session:digits}", in), std::to_string(1 + (32 * 32 + 31)));
   EXPECT_EQ(render_text("{sesstime}/{sesstime:seconds}/{sesstime:m}", in), "10/600/10m");
 }
 
