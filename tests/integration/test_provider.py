@@ -413,3 +413,19 @@ def test_learn_exit_ip_needs_a_check_url(tmp_path):
     cp = run([str(exitpool_bin()), "serve", "--pool", str(pool), "--listen", f"127.0.0.1:{free_port()}",
               "--learn-exit-ip"], timeout=10)
     assert cp.returncode != 0 and b"--learn-exit-ip needs --check-url" in cp.stderr + cp.stdout
+
+
+def test_active_checks_go_through_a_virtual_exit(start_gateway):
+    """A provider's gateway refuses the account's bare credentials: the active health checks must use the
+    line's templates (a fresh provider session each), or every provider line would be ejected."""
+    with RecordingOrigin("127.0.0.1", close=True) as checker, \
+            FakeProvider("http", rf"customer-acme-sessid-{S12}", "pw") as fake:
+        admin = free_port()
+        start_gateway([f"http://acme:pw@127.0.0.1:{fake.port} provider=oxylabs id=ox"], "--admin",
+                      f"127.0.0.1:{admin}", "--check-url", checker.url("/ip"), "--check-interval", "0.2")
+        wait_until(lambda: admin_get(admin, "/healthz")[0] == 200, 5, what="the admin endpoint")
+        wait_until(lambda: admin_exits(admin)["ox"]["successes"] >= 2, 10, what="two passed checks")
+        assert not fake.refused, fake.refused
+        assert admin_exits(admin)["ox"]["state"] == "healthy"
+        users = {u for u, _ in fake.seen}
+        assert len(users) >= 2 and all(u.startswith("customer-acme-sessid-") for u in users), users
