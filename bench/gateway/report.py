@@ -240,6 +240,14 @@ def main():
             v = med(rec, "pool", name, "us")
             if not math.isnan(v):
                 w(f"| {label} | {f(v, 2)} µs |")
+        # Issue 14: one request's pool step through a provider line vs an ordinary exit of the same scheme.
+        for name, label in [("BM_begin_exit_rotate", "driver::begin, one ordinary http exit"),
+                            ("BM_begin_provider_rotate", "driver::begin, one provider line (fresh virtual exit)"),
+                            ("BM_begin_exit_sticky", "driver::begin, ordinary exit, 4096 sessions"),
+                            ("BM_begin_provider_sticky", "driver::begin, provider line, 4096 sessions")]:
+            v = med(rec, "pool", name, "us")
+            if not math.isnan(v):
+                w(f"| {label} | {f(v * 1000, 0)} ns |")
         bpe = num(pb.get("bytes_per_exit", ["nan"])[0])
         w(f"| memory per exit (pool_bench RSS delta / exits) | {f(bpe)} B |")
         for name, label in [("BM_parse_pool_text", "proto::parse_pool_text, whole file"),
