@@ -429,3 +429,21 @@ def test_active_checks_go_through_a_virtual_exit(start_gateway):
         assert admin_exits(admin)["ox"]["state"] == "healthy"
         users = {u for u, _ in fake.seen}
         assert len(users) >= 2 and all(u.startswith("customer-acme-sessid-") for u in users), users
+
+
+def test_fetch_rotates_through_a_provider_line(two_gateways, tmp_path):
+    """`exitpool fetch` drives the same pool: each URL gets a fresh provider session (a fresh inner IP)."""
+    _, inner = two_gateways
+    pool = tmp_path / "pool.txt"
+    pool.write_text(f"http://acme:pw@127.0.0.1:{inner.port} user_template={{user}}-session-{{session}} id=prov\n")
+    with RecordingOrigin("127.0.0.1") as origin:
+        urls = tmp_path / "urls.txt"
+        urls.write_text("".join(origin.url(f"/f{i}") + "\n" for i in range(12)))
+        out = tmp_path / "out.jsonl"
+        cp = run([str(exitpool_bin()), "fetch", "--pool", str(pool), "--input", str(urls), "--output", str(out)],
+                 timeout=60)
+        assert cp.returncode == 0, cp.stderr
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [r["status"] for r in rows] == [200] * 12, rows
+        assert len({r["exit"] for r in rows}) == 12 and all(r["exit"].startswith("prov~") for r in rows)
+        assert len(origin.by_source()) >= 4, origin.by_source()
