@@ -169,6 +169,31 @@ TEST(Elastic, TheLineHearsItsVirtualExitsHealth) {
   EXPECT_EQ(s->exits()[0]->failures(), 2u);
 }
 
+TEST(Elastic, TiersAndHostLimitsWorkAsForOrdinaryExits) {
+  // The provider line is tier 0, a local exit tier 1: the line is used while it has capacity.
+  auto s = pool_of(
+      {"http://acme:pw@127.0.0.1:8000 provider=brightdata rate=1 tier=0 id=p", "direct://127.0.0.2 tier=1 id=d"});
+  local_state st;
+  driver d(policy::round_robin, 1, st, 30s);
+  auto first = d.begin(s, {.host = "a.test"}, t0);
+  ASSERT_TRUE(first.granted);
+  EXPECT_EQ(first.granted.tier(), 0);
+  EXPECT_NE(first.granted.line(), nullptr);
+  auto second = d.begin(s, {.host = "a.test"}, t0);  // the line's rate=1 is spent: the next tier
+  ASSERT_TRUE(second.granted);
+  EXPECT_EQ(second.granted.chosen().id(), "d");
+  // --per-exit-host-rate applies to each virtual exit, not to the whole line.
+  local_state hosts({.per_exit_host_rate = 1});
+  driver h(policy::round_robin, 1, hosts, 30s);
+  auto line_only = pool_of({line_p});
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(h.begin(line_only, {.host = "a.test"}, t0).granted) << i;  // fresh virtual exits
+  }
+  attempt_request sticky{.sticky_key = "k", .host = "a.test"};
+  EXPECT_TRUE(h.begin(line_only, sticky, t0).granted);
+  EXPECT_EQ(h.begin(line_only, sticky, t0).refused, failure::no_capacity);  // its own virtual exit waits
+}
+
 TEST(Elastic, ReloadKeepsAnUnchangedLineAndItsSessions) {
   auto s = pool_of({line_p});
   auto again = snapshot::build(proto::parse_pool_text(line_p + "\n", "pool.txt"), s.get());
