@@ -232,11 +232,17 @@ def main():
         w("")
         w("| measurement | value |")
         w("|---|--:|")
-        for name, label in [("BM_pick_round_robin", "pick, round-robin"), ("BM_pick_random", "pick, random"),
-                            ("BM_pick_least_inflight", "pick, least-inflight"), ("BM_pick_fastest", "pick, fastest"),
-                            ("BM_pick_sticky", "pick, sticky session"),
-                            ("BM_pick_country_round_robin", "pick, country filter (1 of 200), round-robin"),
-                            ("BM_pick_country_sticky", "pick, country filter, sticky")]:
+        # Issue 14's rows: one request's pool step through a provider line vs an ordinary exit of the same scheme.
+        rows = [("BM_pick_round_robin", "pick, round-robin"), ("BM_pick_random", "pick, random"),
+                ("BM_pick_least_inflight", "pick, least-inflight"), ("BM_pick_fastest", "pick, fastest"),
+                ("BM_pick_sticky", "pick, sticky session"),
+                ("BM_pick_country_round_robin", "pick, country filter (1 of 200), round-robin"),
+                ("BM_pick_country_sticky", "pick, country filter, sticky"),
+                ("BM_begin_exit_rotate", "driver::begin, one ordinary http exit"),
+                ("BM_begin_provider_rotate", "driver::begin, one provider line (fresh virtual exit)"),
+                ("BM_begin_exit_sticky", "driver::begin, ordinary exit, 4096 sessions"),
+                ("BM_begin_provider_sticky", "driver::begin, provider line, 4096 sessions")]
+        for name, label in rows:
             v = med(rec, "pool", name, "us")
             if not math.isnan(v):
                 w(f"| {label} | {f(v, 2)} µs |")

@@ -80,7 +80,7 @@ if want pool; then
   if [[ ! -x "$TOOLS/pool_bench" || "$REPO/bench/gateway/pool_bench.cpp" -nt "$TOOLS/pool_bench" || "$core" -nt "$TOOLS/pool_bench" ]]; then
     log "building pool_bench"
     g++ -std=c++20 -O2 -I "$REPO/src" -o "$TOOLS/pool_bench" "$REPO/bench/gateway/pool_bench.cpp" "$core" \
-      -lfmt -lbenchmark -pthread
+      -lfmt -lbenchmark -lcrypto -pthread
   fi
 fi
 

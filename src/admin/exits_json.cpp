@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
+#include <map>
+
+#include "pool/elastic.hpp"
 
 namespace exitpool::admin {
 
@@ -62,6 +65,55 @@ json::object exit_json(const pool::exit& e, pool::time_point now, const pool::st
     }
   }
   o["bans"] = std::move(banned);
+  if (const auto* line = e.parent()) {
+    o["line"] = line->id();
+  }
+  if (e.elastic()) {
+    o["provider"] = provider_json(*spec.provider);
+    json::array live;
+    std::map<std::string, json::array> by_ip;
+    for (const auto& v : e.virtuals()->live(now)) {
+      json::object vo = exit_json(*v, now, bans);
+      const std::string ip = e.virtuals()->learned_ip(v->id_hash());
+      vo["exit_ip"] = string_or_null(ip);
+      if (!ip.empty()) {
+        by_ip[ip].push_back(json::string(v->id()));
+      }
+      live.push_back(std::move(vo));
+    }
+    o["virtual_exits"] = std::move(live);
+    // --learn-exit-ip: sessions the provider happened to put on one IP.
+    json::object shared;
+    for (auto& [ip, ids] : by_ip) {
+      if (ids.size() > 1) {
+        shared[ip] = std::move(ids);
+      }
+    }
+    o["shared_ips"] = std::move(shared);
+  }
+  return o;
+}
+
+json::object provider_json(const proto::provider_line& p) {
+  json::object o;
+  o["preset"] = string_or_null(p.preset);
+  o["user_template"] = p.user_tpl.source;
+  o["pass_template"] = p.pass_tpl.source;
+  auto list = [](bool any, const std::vector<std::string>& values) -> json::value {
+    if (any) {
+      return json::string("*");
+    }
+    json::array a;
+    for (const auto& v : values) {
+      a.push_back(json::string(v));
+    }
+    return a;
+  };
+  o["countries"] = list(p.any_country, p.countries);
+  o["cities"] = list(p.any_city, p.cities);
+  o["rotate"] = p.rotate;
+  o["rate"] = p.rate;
+  o["max_sessions"] = p.max_sessions;
   return o;
 }
 

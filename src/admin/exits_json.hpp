@@ -11,6 +11,11 @@
 //    "sources": [{"source" (the name: never a key), "kind": "file"|"url", "exits", "ok", "error" (null when ok),
 //                 "failures" (in a row), "refresh_s", "last_success_age_s", "next_fetch_in_s" (null when none),
 //                 "fetches": {"changed", "unchanged", "failed"}}, ...]}
+// A provider line (pool/elastic.hpp) adds "provider" (provider_json) and "virtual_exits":
+// the objects of its live sticky-session virtual exits (rotation's last only as long as
+// their request, and show in the line's inflight) each with "exit_ip" (--learn-exit-ip;
+// null until known), and "shared_ips" ({IP: [virtual exit ids]} for IPs that two or more
+// of them leave from); a virtual exit adds "line" (its id).
 // `bans`: [{"host", "remaining_s"}] in force at `now`, sorted by host; empty when no
 // ban table is given. Listing bans walks the whole ban table once per exit: fine for
 // an admin page, not for a request path.
@@ -28,6 +33,11 @@ namespace exitpool::admin {
 
 // {"country", "city", "type" (null when untagged), "weight", <other tags as strings>}.
 boost::json::object exit_tags_json(const proto::exit_spec& spec);
+
+// {"preset" (null for custom templates), "user_template", "pass_template", "countries" and
+// "cities" ("*" or a list), "rotate", "rate", "max_sessions"}. Templates hold no secrets:
+// the account's password is the {pass} placeholder.
+boost::json::object provider_json(const proto::provider_line& p);
 
 // One exit's object as listed by /exits (also the rows of the dashboard).
 boost::json::object exit_json(const pool::exit& e, pool::time_point now, const pool::state* bans = nullptr);

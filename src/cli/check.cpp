@@ -19,7 +19,10 @@
 #include "net/probe.hpp"
 #include "net/tls.hpp"
 #include "ops/duration.hpp"
+#include "pool/elastic.hpp"
 #include "pool/pool.hpp"
+#include "pool/pool_file.hpp"
+#include "pool/sticky.hpp"
 #include "proto/pool_line.hpp"
 #include "proto/text.hpp"
 
@@ -45,17 +48,27 @@ struct check_options {
 struct check_job {
   std::shared_ptr<const pool::snapshot> snap;
   std::vector<net::probe_result> results;
+  std::vector<std::string> via;  // a provider line: the virtual exit checked (pool/elastic.hpp)
   std::size_t next = 0;
   net::probe_target target;
   net::dial_options opts;
   std::chrono::milliseconds timeout{};
+  std::uint64_t seed = 0;
 };
 
 // Takes exits off the shared list until none is left: `--concurrency` of these run at once.
 awaitable<void> worker(std::shared_ptr<check_job> job) {
   while (job->next < job->results.size()) {
     const std::size_t i = job->next++;
-    job->results[i] = co_await net::probe_exit(*job->snap->exits()[i], &job->target, job->opts, job->timeout);
+    std::shared_ptr<pool::exit> ex = job->snap->exits()[i];
+    if (ex->elastic()) {
+      // A provider line: checked through one virtual exit with a fresh provider session,
+      // so the IP shown is the one such a session got.
+      const pool::filter any;
+      ex = pool::make_virtual(*ex, {.f = &any, .session = pool::mix64(ex->id_hash(), job->seed)}, {});
+      job->via[i] = ex->id();
+    }
+    job->results[i] = co_await net::probe_exit(*ex, &job->target, job->opts, job->timeout);
   }
 }
 
@@ -109,6 +122,9 @@ void print_json(const check_job& job) {
     o["dial_ms"] = r.dial_ms < 0 ? json::value(nullptr) : json::value(round3(r.dial_ms));
     o["status"] = r.status == 0 ? json::value(nullptr) : json::value(r.status);
     o["exit_ip"] = r.exit_ip.empty() ? json::value(nullptr) : json::value(r.exit_ip);
+    if (!job.via[i].empty()) {
+      o["virtual_exit"] = job.via[i];
+    }
     o["tags"] = admin::exit_tags_json(spec);
     arr.push_back(std::move(o));
   }
@@ -125,7 +141,8 @@ void print_table(const check_job& job) {
     const auto& spec = job.snap->exits()[i]->spec();
     const auto& r = job.results[i];
     ok += r.ok ? 1 : 0;
-    rows.push_back({proto::printable(spec.id), r.ok ? "ok" : "error",
+    const std::string name = job.via[i].empty() ? spec.id : job.via[i];
+    rows.push_back({proto::printable(name), r.ok ? "ok" : "error",
                     r.latency_ms < 10 ? fmt::format("{:.1f} ms", r.latency_ms) : fmt::format("{:.0f} ms", r.latency_ms),
                     r.status ? std::to_string(r.status) : "-", r.exit_ip.empty() ? "-" : r.exit_ip,
                     describe_tags(spec).empty() ? "-" : proto::printable(describe_tags(spec)), r.error});
@@ -191,6 +208,8 @@ int check(const check_options& o) {
   auto job = std::make_shared<check_job>();
   job->snap = pool::snapshot::build(std::move(specs));
   job->results.resize(job->snap->size());
+  job->via.resize(job->snap->size());
+  job->seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   job->target = std::move(*parsed.target);
   job->timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
   auto tls_verified = net::make_tls_context(true, o.ca_file);

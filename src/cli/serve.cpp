@@ -94,6 +94,11 @@ int serve_with_logger(serve_options& o, bool json_log) {
       throw std::runtime_error(fmt::format("--check-url {}: {}", proto::printable(cfg.check_url), parsed.error));
     }
   }
+  if (cfg.learn_exit_ip && (cfg.check_url.empty() || cfg.check_interval.count() == 0)) {
+    throw std::runtime_error(
+        "--learn-exit-ip needs --check-url (an URL that answers with the caller's IP) and active "
+        "checks (--check-interval > 0)");
+  }
   cfg.dns = o.dns.to_config();
   if (cfg.limits.burst < 1) {
     throw std::runtime_error("--per-exit-burst must be at least 1");
@@ -315,6 +320,10 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
                   "handshake with the exit alone (connect, TLS, SOCKS5 login), no target contacted");
   cmd->add_option("--check-timeout", o->check_timeout_s, "Seconds for one active check of one exit")
       ->capture_default_str();
+  cmd->add_flag("--learn-exit-ip", o->cfg.learn_exit_ip,
+                "Provider lines: fetch --check-url once through each new sticky virtual exit and show the IP the "
+                "target saw in /exits (sessions the provider put on one IP are listed under shared_ips). Needs "
+                "--check-url and --check-interval > 0; costs one request per session at the provider");
   cmd->add_option("--allow-ports", o->cfg.allow_ports, "Target ports clients may reach (squid's Safe_ports by default)")
       ->capture_default_str();
   cmd->add_option("--deny", o->cfg.deny,

@@ -68,6 +68,9 @@ struct config {
   std::chrono::milliseconds check_interval{std::chrono::seconds(30)};
   std::string check_url;
   std::chrono::milliseconds check_timeout{std::chrono::seconds(5)};
+  // Provider lines (pool/elastic.hpp): GET check_url once through each new sticky virtual
+  // exit and keep the IP the target saw (family::learn), for /exits.
+  bool learn_exit_ip = false;
   // Each shard's resolver (net/resolver.hpp): servers, TTL bounds, lookup timeout, cache size.
   net::dns::config dns;
   // Shared state for a fleet (fleet/redis_state.hpp): redis://HOST:PORT[/DB]; empty: in-process.

@@ -58,6 +58,8 @@ net::awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto
   req.f.country = params.country;
   req.f.city = params.city;
   req.f.type = params.type;
+  req.f.state = params.state;
+  req.f.asn = params.asn;
   req.host = host_key;
   std::string key;
   if (!params.session.empty()) {

@@ -13,6 +13,7 @@
 
 #include "gateway/server.hpp"
 #include "net/stream.hpp"
+#include "pool/elastic.hpp"
 #include "proto/text.hpp"
 
 namespace exitpool::gateway {
@@ -39,6 +40,16 @@ double seconds_of(clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
+// How the checks dial: the gateway's dial timeout and TLS contexts, this shard's resolver.
+net::dial_options check_dial_options(shared_state& g, net::resolver* resolver) {
+  net::dial_options opts;
+  opts.timeout = g.cfg.dial_timeout;
+  opts.tls_verified = &g.tls_verified;
+  opts.tls_insecure = &g.tls_insecure;
+  opts.resolver = resolver;
+  return opts;
+}
+
 // Probes one exit and completes a check attempt with the outcome. Skips exits in their
 // cool-down and probing exits whose probe slot someone else (live traffic) holds.
 awaitable<void> probe_one(shared_state& g, pool::driver& d, config_ptr cfg, std::shared_ptr<pool::exit> ex,
@@ -49,13 +60,17 @@ awaitable<void> probe_one(shared_state& g, pool::driver& d, config_ptr cfg, std:
   if (!check) {
     co_return;
   }
-  net::dial_options opts;
-  opts.timeout = g.cfg.dial_timeout;
-  opts.tls_verified = &g.tls_verified;
-  opts.tls_insecure = &g.tls_insecure;
-  opts.resolver = resolver;
+  const net::dial_options opts = check_dial_options(g, resolver);
   const net::probe_target* target = cfg->target ? &*cfg->target : nullptr;
-  const auto r = co_await net::probe_exit(*ex, target, opts, cfg->timeout);
+  // A provider line is checked through one of its virtual exits: its gateway expects the
+  // templated credentials (pool/elastic.hpp), with a fresh provider session each time.
+  std::shared_ptr<pool::exit> through = ex;
+  if (ex->elastic()) {
+    const pool::filter any;
+    const auto session = static_cast<std::uint64_t>(now.time_since_epoch().count()) ^ ex->id_hash();
+    through = pool::make_virtual(*ex, {.f = &any, .session = session}, {});
+  }
+  const auto r = co_await net::probe_exit(*through, target, opts, cfg->timeout);
   now = clock::now();
   pool::attempt_outcome o;
   o.who = r.ok ? pool::fault::none : r.exit_fault ? pool::fault::exit : pool::fault::target;
@@ -187,12 +202,41 @@ awaitable<void> probing_passes(shared_state& g, pool::driver& d, config_ptr cfg,
   }
 }
 
+// --learn-exit-ip: the sticky virtual exits of every provider line whose IP is not known
+// yet, fetched through once each (a few tries); the IP the check URL saw is kept. Not a
+// health check: the outcome is reported to no one.
+awaitable<void> learning_passes(shared_state& g, config_ptr cfg, net::resolver* resolver) {
+  constexpr int max_tries = 3;
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(cfg->probing_poll);
+    if (auto [ec] = co_await timer.async_wait(nothrow_awaitable); ec) {
+      co_return;
+    }
+    auto snap = g.pool.load();
+    for (const std::uint32_t i : snap->elastic()) {
+      pool::family& fam = *snap->exits()[i]->virtuals();
+      for (const auto& v : fam.live(clock::now())) {
+        if (!fam.wants_ip(v->id_hash(), max_tries)) {
+          continue;
+        }
+        const auto r = co_await net::probe_exit(*v, &*cfg->target, check_dial_options(g, resolver), cfg->timeout);
+        fam.learn(v->id_hash(), r.ok ? r.exit_ip : std::string());
+        if (r.ok && !r.exit_ip.empty()) {
+          spdlog::debug("virtual exit {} leaves from {}", v->id(), r.exit_ip);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 health_check_config make_health_check_config(const config& c) {
   health_check_config out;
   out.interval = c.check_interval;
   out.timeout = c.check_timeout;
+  out.learn_exit_ip = c.learn_exit_ip;
   if (!c.check_url.empty()) {
     auto parsed = net::parse_probe_target(c.check_url);
     if (!parsed.target) {
@@ -212,7 +256,12 @@ awaitable<void> health_loop(shared_state& g, health_check_config cfg, net::resol
                                   : std::string("handshake with each exit"));
   // The checks' own driver: they choose no exit, so its selector is never used.
   pool::driver d(g.cfg.policy, 0, *g.state, g.cfg.health.probe_timeout);
-  co_await (full_passes(g, d, shared_cfg, resolver) && probing_passes(g, d, shared_cfg, resolver));
+  if (shared_cfg->learn_exit_ip && shared_cfg->target) {
+    co_await (full_passes(g, d, shared_cfg, resolver) && probing_passes(g, d, shared_cfg, resolver) &&
+              learning_passes(g, shared_cfg, resolver));
+  } else {
+    co_await (full_passes(g, d, shared_cfg, resolver) && probing_passes(g, d, shared_cfg, resolver));
+  }
 }
 
 }  // namespace exitpool::gateway

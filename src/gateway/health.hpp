@@ -34,6 +34,9 @@ struct health_check_config {
   std::optional<net::probe_target> target;                          // none: handshake check
   std::size_t concurrency = 64;                                     // probes in flight at once
   std::chrono::milliseconds probing_poll{std::chrono::seconds(1)};  // light passes over probing exits
+  // --learn-exit-ip: new sticky virtual exits of provider lines are fetched through once
+  // (every probing_poll) and the IP the target saw is kept in their family (pool/elastic.hpp).
+  bool learn_exit_ip = false;
 };
 
 // From the gateway's config (check_interval, check_timeout, check_url). Throws

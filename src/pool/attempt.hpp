@@ -90,6 +90,8 @@ class attempt {
   exit& chosen() const { return *exit_; }
   int tier() const { return tier_; }
   bool completed() const { return completed_; }
+  // The provider line behind a virtual exit; null for an ordinary exit.
+  exit* line() const { return line_; }
   // The snapshot the exit came from (kept alive by the attempt).
   const std::shared_ptr<const snapshot>& snap() const { return snap_; }
 
@@ -106,6 +108,13 @@ class attempt {
   std::shared_ptr<const snapshot> snap_;
   exit* exit_ = nullptr;
   lease lease_;
+  // A provider line's attempt (pool/elastic.hpp): exit_ is the virtual exit, kept alive
+  // here; line_ is the line, whose lease (max_sessions=) is held too and which hears the
+  // same health reports; probe_on_ is the exit whose probe slot the attempt holds.
+  std::shared_ptr<exit> virtual_;
+  exit* line_ = nullptr;
+  lease line_lease_;
+  exit* probe_on_ = nullptr;
   std::string host_own_;   // the host, when the attempt keeps its own copy
   std::string_view host_;  // host_own_, or the caller's (attempt_request::host_outlives_attempt)
   int tier_ = 0;
@@ -176,7 +185,13 @@ class driver {
   policy which() const { return selector_.which(); }
 
  private:
+  // The virtual exit a pick of the provider line `line` runs on (pool/elastic.hpp), with
+  // its tokens taken; null with `out` set to the refusal when the line has none for `r`.
+  std::shared_ptr<exit> materialize(const snapshot& snap, exit& line, const attempt_request& r,
+                                    const session_info& session, time_point now, begin_result& out);
+
   selector selector_;
+  std::uint64_t rotation_state_;  // splitmix64 state: fresh provider session numbers
   state& st_;
   std::chrono::milliseconds probe_timeout_;
   attempt_observer* observer_;

@@ -9,7 +9,9 @@
 #include <functional>
 #include <system_error>
 #include <thread>
+#include <tuple>
 
+#include "pool/elastic.hpp"
 #include "pool/sticky.hpp"
 
 namespace exitpool::pool {
@@ -56,7 +58,8 @@ bool field_matches(std::string_view want, std::string_view have) {
 bool same_spec(const proto::exit_spec& a, const proto::exit_spec& b) {
   return a.id == b.id && a.scheme == b.scheme && a.host == b.host && a.prefix_len == b.prefix_len && a.port == b.port &&
          a.user == b.user && a.pass == b.pass && a.country == b.country && a.city == b.city && a.type == b.type &&
-         a.weight == b.weight && a.tls_verify == b.tls_verify && a.tags == b.tags;
+         a.weight == b.weight && a.tls_verify == b.tls_verify && a.tags == b.tags &&
+         (a.provider ? a.provider->source : std::string()) == (b.provider ? b.provider->source : std::string());
 }
 
 using tag_index = std::unordered_map<std::string, std::vector<std::uint32_t>>;
@@ -103,7 +106,16 @@ const char* state_name(exit_state s) {
 // ---- exit -------------------------------------------------------------------------------------
 
 exit::exit(proto::exit_spec spec, std::uint32_t index)
-    : spec_(std::move(spec)), id_hash_(hash64(spec_.id)), index_(index), tier_(parse_tier(spec_)) {}
+    : spec_(std::move(spec)), id_hash_(hash64(spec_.id)), index_(index), tier_(parse_tier(spec_)) {
+  if (spec_.provider) {
+    family_ = std::make_unique<family>();
+  }
+}
+
+exit::exit(proto::exit_spec spec, exit& parent, std::uint64_t id_hash)
+    : spec_(std::move(spec)), id_hash_(id_hash), index_(parent.index()), tier_(parent.tier()), parent_(&parent) {}
+
+exit::~exit() = default;
 
 exit_state exit::state(time_point now) const {
   const std::int64_t down = down_until_ns_.load(std::memory_order_relaxed);
@@ -221,9 +233,31 @@ void exit::report(const outcome& o, time_point now, const health_config& cfg) {
 
 // ---- filter -----------------------------------------------------------------------------------
 
+namespace {
+
+// The value of tag `key` (lower-case) on `spec`; "" when it has none.
+std::string_view tag_value(const proto::exit_spec& spec, std::string_view key) {
+  for (const auto& [k, v] : spec.tags) {
+    if (k == key) {
+      return v;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 bool filter::matches(const exit& e) const {
   const auto& s = e.spec();
-  return field_matches(country, s.country) && field_matches(city, s.city) && field_matches(type, s.type);
+  if (!field_matches(type, s.type)) {
+    return false;
+  }
+  if (s.provider) {
+    return s.provider->serves(country, city, state, asn);
+  }
+  return field_matches(country, s.country) && field_matches(city, s.city) &&
+         (state.empty() || field_matches(state, tag_value(s, "state"))) &&
+         (asn.empty() || field_matches(asn, tag_value(s, "asn")));
 }
 
 std::string filter::describe() const {
@@ -245,6 +279,8 @@ std::string filter::describe() const {
   add("country", country);
   add("city", city);
   add("type", type);
+  add("state", state);
+  add("asn", asn);
   return out;
 }
 
@@ -399,7 +435,15 @@ std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> sp
         if (!e) {
           e = std::make_shared<exit>(std::move(spec), i);
         }
-        e->apply_limits(limits);
+        if (const auto& p = e->spec().provider) {
+          // A provider line's own limits bound the whole line; the per-exit ones apply to
+          // each of its virtual exits (pool/elastic.hpp).
+          e->apply_limits({.per_exit_rate = p->rate,
+                           .burst = std::max(1.0, limits.burst),
+                           .per_exit_concurrency = p->max_sessions});
+        } else {
+          e->apply_limits(limits);
+        }
         countries.add(e->spec().country, i);
         cities.add(e->spec().city, i);
         types.add(e->spec().type, i);
@@ -459,9 +503,65 @@ std::shared_ptr<const snapshot> snapshot::build(std::vector<proto::exit_spec> sp
       }
     }
   }
+  s->limits_ = limits;
+  s->index_provider_lines();
   static std::atomic<std::uint64_t> next_serial{1};
   s->serial_ = next_serial.fetch_add(1, std::memory_order_relaxed);
   return s;
+}
+
+// Provider lines are indexed under every value they declare (countries=us,de), and those
+// that serve any value (countries=*) under every value the pool has, and kept apart for
+// values no exit has: candidates() then still lists only exits that match that field.
+void snapshot::index_provider_lines() {
+  for (std::uint32_t i = 0; i < exits_.size(); ++i) {
+    if (exits_[i]->elastic()) {
+      elastic_.push_back(i);
+    }
+  }
+  if (elastic_.empty()) {
+    return;
+  }
+  auto index = [&](tag_index& by, std::vector<std::uint32_t>& any_list, auto declared) {
+    // Declared values first, so that a line serving any value is listed under them too.
+    for (const bool wildcard : {false, true}) {
+      for (const std::uint32_t i : elastic_) {
+        auto [any, values, serves] = declared(*exits_[i]->spec().provider);
+        if (!serves || any != wildcard) {
+          continue;
+        }
+        if (!any) {
+          for (const auto& v : *values) {
+            by[v].push_back(i);
+          }
+          continue;
+        }
+        any_list.push_back(i);
+        for (auto& [value, list] : by) {
+          list.push_back(i);
+        }
+      }
+    }
+    for (auto& [value, list] : by) {
+      std::sort(list.begin(), list.end());
+      list.erase(std::unique(list.begin(), list.end()), list.end());
+    }
+  };
+  index(by_country_, any_country_, [](const proto::provider_line& p) {
+    return std::tuple(p.any_country, &p.countries, p.uses(proto::placeholder::country));
+  });
+  index(by_city_, any_city_, [](const proto::provider_line& p) {
+    return std::tuple(p.any_city, &p.cities, p.uses(proto::placeholder::city));
+  });
+}
+
+std::shared_ptr<exit> snapshot::find_virtual(std::uint64_t id_hash, time_point now) const {
+  for (const std::uint32_t i : elastic_) {
+    if (auto v = exits_[i]->virtuals()->find(id_hash, now)) {
+      return v;
+    }
+  }
+  return nullptr;
 }
 
 const exit* snapshot::find(std::string_view id) const {
@@ -486,17 +586,21 @@ exit* snapshot::find_hash(std::uint64_t id_hash) const {
 }
 
 std::span<const std::uint32_t> snapshot::candidates(const filter& f) const {
-  if (f.empty()) {
-    return all_;
+  if (f.country.empty() && f.city.empty() && f.type.empty()) {
+    return all_;  // no indexed field (state and asn are checked by filter::matches)
   }
   const std::vector<std::uint32_t>* best = nullptr;
-  const std::pair<const tag_index*, const std::string*> fields[] = {
-      {&by_country_, &f.country}, {&by_city_, &f.city}, {&by_type_, &f.type}};
-  for (const auto& [index, value] : fields) {
+  const std::vector<std::uint32_t>* none = nullptr;
+  const std::tuple<const tag_index*, const std::string*, const std::vector<std::uint32_t>*> fields[] = {
+      {&by_country_, &f.country, &any_country_}, {&by_city_, &f.city, &any_city_}, {&by_type_, &f.type, none}};
+  for (const auto& [index, value, any] : fields) {
     if (value->empty()) {
       continue;
     }
     const auto* list = lookup(*index, *value);
+    if (list == nullptr && any != nullptr && !any->empty()) {
+      list = any;  // only provider lines that serve any value have it
+    }
     if (list == nullptr) {
       return {};  // no exit has this tag value: nothing can match
     }

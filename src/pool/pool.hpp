@@ -51,11 +51,24 @@ struct outcome {
   bool sample = true;                    // latency is a sample for the EWMA (false: a reused connection)
 };
 
+class family;
+
 class exit {
  public:
   exit(proto::exit_spec spec, std::uint32_t index);
+  // A virtual exit of the provider line `parent` (pool/elastic.hpp): its index and tier, and
+  // an id hash derived from the line's and the provider session (pool::virtual_hash).
+  exit(proto::exit_spec spec, exit& parent, std::uint64_t id_hash);
   exit(const exit&) = delete;
   exit& operator=(const exit&) = delete;
+  ~exit();
+
+  // A provider line (spec().provider set): an elastic exit whose attempts run on virtual
+  // exits (pool/elastic.hpp). Its family holds the sticky sessions' virtual exits.
+  bool elastic() const { return family_ != nullptr; }
+  family* virtuals() const { return family_.get(); }
+  // The provider line of a virtual exit; null for every other exit.
+  exit* parent() const { return parent_; }
 
   const proto::exit_spec& spec() const { return spec_; }
   const std::string& id() const { return spec_.id; }
@@ -118,6 +131,8 @@ class exit {
   std::uint64_t id_hash_;
   std::uint32_t index_;
   int tier_ = 0;
+  exit* parent_ = nullptr;
+  std::unique_ptr<family> family_;
   // Written from every shard: a cache line of padding keeps them off the lines of the
   // read-mostly fields above. (Not alignas(64): an over-aligned exit needs an aligned
   // allocation, which costs ~160 B and a slower malloc per exit in a million-exit pool.)
@@ -175,12 +190,17 @@ class lease {
   exit* exit_ = nullptr;
 };
 
-// What a client asked for: tag filters. Empty fields match anything.
+// What a client asked for: tag filters. Empty fields match anything. state and asn are
+// not indexed: an exit serves them with a `state=` / `asn=` tag, a provider line when its
+// templates carry {state} / {asn}. A provider line matches what it serves
+// (proto::provider_line::serves) and its type.
 struct filter {
   std::string country;
   std::string city;
   std::string type;
-  bool empty() const { return country.empty() && city.empty() && type.empty(); }
+  std::string state;
+  std::string asn;
+  bool empty() const { return country.empty() && city.empty() && type.empty() && state.empty() && asn.empty(); }
   bool matches(const exit& e) const;
   // "country=us type=residential", or "any" when empty.
   std::string describe() const;
@@ -210,6 +230,13 @@ class snapshot {
   const exit* find(std::string_view id) const;
   // The exit whose id_hash() is `id_hash` (sticky anchors); null when none.
   exit* find_hash(std::uint64_t id_hash) const;
+  // A live virtual exit of one of the provider lines with this id hash (sticky anchors on
+  // provider lines: pool/elastic.hpp); null when none. Locks one stripe per provider line.
+  std::shared_ptr<exit> find_virtual(std::uint64_t id_hash, time_point now) const;
+  // The provider lines (their indices), and the per-exit limits the snapshot applied (what
+  // a virtual exit gets).
+  std::span<const std::uint32_t> elastic() const { return elastic_; }
+  const limits_config& limits() const { return limits_; }
   // How many exits build() carried over from `previous` (same object, same stats).
   std::size_t carried_over() const { return carried_over_; }
 
@@ -226,11 +253,16 @@ class snapshot {
   bool uniform_weight_ = true;
   double max_weight_ = 0;
   std::unordered_map<std::string, std::vector<std::uint32_t>> by_country_, by_city_, by_type_;
+  // Provider lines, and those that serve any country / any city (countries=* / cities=*):
+  // the candidates for a value no other exit has.
+  std::vector<std::uint32_t> elastic_, any_country_, any_city_;
+  limits_config limits_;
   // By id: open addressing over exits_, two slots per exit. A slot holds the upper 32 bits
   // of the exit's id_hash() and its index + 1 (0 = empty): no node per exit, and a probe
   // reads an exit only when those bits match.
   std::vector<std::uint64_t> id_slots_;
   std::size_t carried_over_ = 0;
+  void index_provider_lines();
   // Index of the exit with this id (hash = hash64(id)); -1 when none.
   std::int64_t index_of(std::string_view id, std::uint64_t hash) const;
 };

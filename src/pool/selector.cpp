@@ -20,7 +20,9 @@ bool contains(std::span<const exit* const> set, const exit* e) {
 }
 
 int set_fields(const filter& f) {
-  return static_cast<int>(!f.country.empty()) + static_cast<int>(!f.city.empty()) + static_cast<int>(!f.type.empty());
+  // state and asn are not indexed: any of them means the candidates must be checked.
+  return static_cast<int>(!f.country.empty()) + static_cast<int>(!f.city.empty()) + static_cast<int>(!f.type.empty()) +
+         (f.state.empty() && f.asn.empty() ? 0 : 2);
 }
 
 double weight_of(const exit& e) {
@@ -72,7 +74,7 @@ struct selector::checks {
     }
     // The shared tables last: each lookup may take the host's stripe lock.
     if ((check_bans && st.banned_until(e, r.host, now).has_value()) ||
-        (check_host_rate && st.host_token_at(e, r.host, now) > now)) {
+        (check_host_rate && !e.elastic() && st.host_token_at(e, r.host, now) > now)) {
       return std::nullopt;
     }
     return state == exit_state::probing;
@@ -94,7 +96,8 @@ struct selector::checks {
       undo_probe();
       return st.exit_token_at(e, now);
     }
-    if (check_host_rate && !st.take_host_token(e, r.host, now)) {
+    // A provider line's host limits are its virtual exits' (pool/elastic.hpp).
+    if (check_host_rate && !e.elastic() && !st.take_host_token(e, r.host, now)) {
       st.refund_exit_token(e);  // this pick took it a moment ago and gives up the exit
       undo_probe();
       return st.host_token_at(e, r.host, now);
@@ -496,6 +499,10 @@ std::optional<pick_result> selector::pick_anchored(const snapshot& s, const chec
   const pick_request& r = ck.r;
   const time_point now = ck.now;
   exit* e = s.find_hash(r.sticky_anchor);
+  if (e == nullptr && !s.elastic().empty()) {
+    out.keep = s.find_virtual(r.sticky_anchor, now);  // a provider line's virtual exit
+    e = out.keep.get();
+  }
   if (e == nullptr || !r.f.matches(*e)) {
     out.moved = session_move::removed;
     return std::nullopt;
@@ -505,8 +512,10 @@ std::optional<pick_result> selector::pick_anchored(const snapshot& s, const chec
     return std::nullopt;
   }
   const exit_state health = e->state(now);
+  // A virtual exit shares its provider line's health and limits (pool/elastic.hpp).
+  exit* line = e->parent();
   // Probing with the probe slot taken: the exit has not shown it recovered yet.
-  if (health == exit_state::ejected ||
+  if (health == exit_state::ejected || (line != nullptr && line->state(now) == exit_state::ejected) ||
       (health == exit_state::probing && e->probe_busy_until(now, r.probe_timeout).has_value())) {
     out.moved = session_move::ejected;
     return std::nullopt;
@@ -517,11 +526,16 @@ std::optional<pick_result> selector::pick_anchored(const snapshot& s, const chec
   }
   // Usable. Busy, and why (the first limit that holds it back)?
   auto busy = [&]() -> std::pair<session_wait, time_point> {
-    if (const auto at = ck.st.exit_token_at(*e, now); at > now) {
-      return {session_wait::rate_limit, at};
-    }
-    if (e->at_concurrency_cap()) {
-      return {session_wait::concurrency, now + capacity_poll};
+    for (exit* x : {e, line}) {
+      if (x == nullptr) {
+        continue;
+      }
+      if (const auto at = ck.st.exit_token_at(*x, now); at > now) {
+        return {session_wait::rate_limit, at};
+      }
+      if (x->at_concurrency_cap()) {
+        return {session_wait::concurrency, now + capacity_poll};
+      }
     }
     if (ck.check_host_rate) {
       if (const auto at = ck.st.host_token_at(*e, r.host, now); at > now) {
@@ -535,6 +549,11 @@ std::optional<pick_result> selector::pick_anchored(const snapshot& s, const chec
     const bool probing = health == exit_state::probing;
     const auto until = ck.take(*e, probing);
     if (!until) {
+      if (line != nullptr) {
+        // Its token was free a moment ago (busy()); a racing shard may take it first, and
+        // the line then goes one request over its rate= for that moment.
+        ck.st.take_exit_token(*line, now);
+      }
       out.chosen = e;
       out.tier = e->tier();
       out.probe = probing;
@@ -754,7 +773,7 @@ std::span<const std::uint32_t> selector::matching_list(const snapshot& s, const 
   forget_older_snapshots(s);
   const std::uint64_t serial = s.serial();
   key_scratch_.assign(reinterpret_cast<const char*>(&serial), sizeof serial);
-  for (const std::string* field : {&f.country, &f.city, &f.type}) {
+  for (const std::string* field : {&f.country, &f.city, &f.type, &f.state, &f.asn}) {
     key_scratch_ += '\0';
     key_scratch_ += *field;
   }

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <span>
@@ -74,6 +75,9 @@ struct pick_result {
   session_wait wait = session_wait::none;
   session_move moved = session_move::none;
   exit* session_exit = nullptr;
+  // The chosen exit is a provider line's virtual exit (a sticky session's anchor): keeps it
+  // alive while the caller uses it (pool/elastic.hpp).
+  std::shared_ptr<exit> keep;
 };
 
 // How long a caller waits before picking again when the only obstacle is a concurrency cap.

@@ -537,6 +537,56 @@ namespace {
 
 enum class line_kind { blank, exit, error };
 
+// A provider line's keys arrive as tags (parse_option keeps unknown keys): taken out of the
+// tags here and made into spec.provider. False with `error` set when they are wrong.
+bool take_provider_keys(exit_spec& spec, std::string& error) {
+  provider_keys keys;
+  const std::pair<std::string_view, std::string_view*> known[] = {{"provider", &keys.provider},
+                                                                  {"user_template", &keys.user_template},
+                                                                  {"pass_template", &keys.pass_template},
+                                                                  {"countries", &keys.countries},
+                                                                  {"cities", &keys.cities},
+                                                                  {"rotate", &keys.rotate},
+                                                                  {"rate", &keys.rate},
+                                                                  {"max_sessions", &keys.max_sessions}};
+  bool any = false;
+  for (const auto& [key, value] : spec.tags) {
+    for (const auto& [name, slot] : known) {
+      if (key == name) {
+        *slot = value;
+        any = true;
+      }
+    }
+  }
+  if (!any) {
+    return true;
+  }
+  if (keys.provider.empty() && keys.user_template.empty() && keys.pass_template.empty()) {
+    error =
+        "countries=, cities=, rotate=, rate= and max_sessions= belong to provider lines (provider= or "
+        "user_template=/pass_template=)";
+    return false;
+  }
+  if (spec.scheme == exit_scheme::direct) {
+    error = "a provider line needs an http, https or socks5 gateway URL, not direct://";
+    return false;
+  }
+  if (!spec.country.empty() || !spec.city.empty()) {
+    error = "a provider line declares what it serves with countries= and cities=, not country= or city=";
+    return false;
+  }
+  auto made = make_provider_line(keys, spec.user, spec.pass);
+  if (!made.line) {
+    error = std::move(made.error);
+    return false;
+  }
+  spec.provider = std::move(made.line);
+  std::erase_if(spec.tags, [&](const auto& t) {
+    return std::any_of(std::begin(known), std::end(known), [&](const auto& k) { return t.first == k.first; });
+  });
+  return true;
+}
+
 // One line into `spec` (default-initialised by the caller); on error, `error` says why.
 line_kind parse_line_into(std::string_view line, exit_spec& spec, std::string& error) {
   const std::string_view text = strip_comment(line);
@@ -560,6 +610,9 @@ line_kind parse_line_into(std::string_view line, exit_spec& spec, std::string& e
   }
   if ((seen & line_parser::seen_tls) && spec.scheme != exit_scheme::https) {
     error = fmt::format("tls_verify/insecure applies only to https exits, not {}", scheme_name(spec.scheme));
+    return line_kind::error;
+  }
+  if (!spec.tags.empty() && !take_provider_keys(spec, error)) {
     return line_kind::error;
   }
   if (spec.id.empty()) {

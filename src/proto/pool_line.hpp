@@ -12,14 +12,23 @@
 // Known keys: id, country, city, type, weight (> 0), tls_verify (true/false; also
 // the bare word `insecure` = tls_verify=false). Any other key=value is kept as a tag.
 // country/city/type values are lower-cased; keys are case-insensitive.
+//
+// Provider lines (proto/provider.hpp): an http, https, socks5 or socks5h URL with the
+// account's credentials and `provider=NAME` and/or `user_template=` / `pass_template=`;
+// then `countries=us,de|*`, `cities=...|*`, `rotate=on|off`, `rate=R`, `max_sessions=N`
+// say what the line can target and bound the whole line. Such a line declares what it
+// serves with countries=/cities= (country=/city= are an error there).
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "proto/provider.hpp"
 
 namespace exitpool::proto {
 
@@ -49,6 +58,8 @@ struct exit_spec {
   bool tls_verify = true;                                 // https:// only
   std::vector<std::pair<std::string, std::string>> tags;  // other key=value, in order
   std::size_t line = 0;                                   // line number in its file, 0 when not from a file
+  // Set for a provider line: the exit is elastic, a family of virtual exits (pool/elastic.hpp).
+  std::shared_ptr<const provider_line> provider;
 };
 
 // "host:port" for proxies, "user@host:port" when a user is set,

@@ -11,7 +11,7 @@
 namespace exitpool::proto {
 namespace {
 
-enum class option { country, city, type, session, session_minutes, session_busy, zone };
+enum class option { country, city, type, session, session_minutes, session_busy, zone, state, asn };
 
 std::optional<option> lookup_key(std::string_view key) {
   const std::string k = lower(key);
@@ -36,6 +36,12 @@ std::optional<option> lookup_key(std::string_view key) {
   if (k == "zone") {
     return option::zone;
   }
+  if (k == "state" || k == "st") {
+    return option::state;
+  }
+  if (k == "asn") {
+    return option::asn;
+  }
   return std::nullopt;
 }
 
@@ -55,6 +61,10 @@ const char* option_name(option o) {
       return "sessbusy";
     case option::zone:
       return "zone";
+    case option::state:
+      return "state";
+    case option::asn:
+      return "asn";
   }
   return "?";
 }
@@ -77,7 +87,7 @@ struct collector {
     std::string value;
     const char* field = nullptr;
   };
-  std::array<slot, 7> slots;
+  std::array<slot, 9> slots;
   int minutes_ = 0;
   std::string error;
 
@@ -102,6 +112,8 @@ struct collector {
       case option::city:
       case option::type:
       case option::zone:
+      case option::state:
+      case option::asn:
         value = lower(raw);
         break;
       case option::session:
@@ -229,6 +241,8 @@ params_result parse_credentials(std::string_view username, std::string_view pass
   params.country = options.slots[static_cast<std::size_t>(option::country)].value;
   params.city = options.slots[static_cast<std::size_t>(option::city)].value;
   params.type = options.slots[static_cast<std::size_t>(option::type)].value;
+  params.state = options.slots[static_cast<std::size_t>(option::state)].value;
+  params.asn = options.slots[static_cast<std::size_t>(option::asn)].value;
   params.session = options.slots[static_cast<std::size_t>(option::session)].value;
   const auto& minutes = options.slots[static_cast<std::size_t>(option::session_minutes)];
   if (minutes.field != nullptr) {

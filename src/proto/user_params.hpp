@@ -8,6 +8,8 @@
 //   country | cc | region      → country (lower-cased)
 //   city                       → city (lower-cased)
 //   type                       → type (lower-cased)
+//   state | st                 → state or region inside the country (lower-cased)
+//   asn                        → autonomous system number (lower-cased)
 //   session | sessid           → session id (case kept)
 //   sesstime | sessionduration → sticky lifetime in minutes (1..1440)
 //   sessbusy                   → wait | move: when the session's exit is busy (rate
@@ -47,6 +49,8 @@ struct route_params {
   std::string session;
   std::optional<int> session_minutes;
   std::optional<bool> session_move_when_busy;  // sessbusy-move / sessbusy-wait
+  std::string state;
+  std::string asn;
 };
 
 struct params_result {

@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "pool/attempt.hpp"
+
 namespace exitpool::admin {
 namespace {
 
@@ -125,6 +127,33 @@ TEST(ExitsJson, ListsEachSourceWithoutItsKey) {
   EXPECT_NEAR(src.at("last_success_age_s").to_number<double>(), 2.0, 1e-9);
   EXPECT_EQ(src.at("fetches").at("changed").to_number<std::uint64_t>(), 1U);
   EXPECT_EQ(src.at("fetches").at("failed").to_number<std::uint64_t>(), 1U);
+}
+
+TEST(ExitsJson, AProviderLineListsItsTemplatesAndLiveVirtualExits) {
+  auto snap = pool::snapshot::build(
+      proto::parse_pool_text("http://acme:s3cret@10.0.0.1:8000 provider=oxylabs countries=us,de id=ox\n", "pool.txt"));
+  pool::local_state st;
+  pool::driver d(pool::policy::round_robin, 1, st, 30s);
+  auto r = d.begin(snap, {.f = {.country = "de"}, .sticky_key = "alice\x1fs1", .host = "shop.test"}, t0);
+  ASSERT_TRUE(r.granted);
+  r.granted.complete({.connected = true, .status = 429, .ban = 60s}, t0);
+  const std::string vid = r.granted.chosen().id();
+  d.begin(snap, {.host = "shop.test"}, t0);  // rotation: lives only with its attempt
+  const std::string text = render_exits_json(*snap, t0 + 1s, &st);
+  EXPECT_EQ(text.find("s3cret"), std::string::npos) << "no password in /exits";
+  json::value v = json::parse(text);
+  const auto& line = v.at("exits").as_array()[0].as_object();
+  EXPECT_EQ(line.at("provider").at("preset").as_string(), "oxylabs");
+  EXPECT_EQ(line.at("provider").at("countries").as_array().size(), 2u);
+  EXPECT_EQ(line.at("provider").at("cities").as_array().size(), 0u);
+  EXPECT_TRUE(line.at("bans").as_array().empty());  // the ban is the virtual exit's
+  const auto& live = line.at("virtual_exits").as_array();
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0].at("id").as_string(), vid);
+  EXPECT_EQ(live[0].at("line").as_string(), "ox");
+  EXPECT_EQ(live[0].at("tags").at("country").as_string(), "de");
+  EXPECT_EQ(live[0].at("bans").as_array()[0].at("host").as_string(), "shop.test");
+  EXPECT_EQ(std::string(live[0].at("url").as_string()).find("customer-acme-cc-DE-sessid-"), 7u);  // after http://
 }
 
 TEST(ExitsJson, EmptyPool) {

@@ -61,7 +61,7 @@ TEST(pool_line, parses_exit_urls) {
 TEST(pool_line, parses_keys) {
   const auto r = parse_pool_line(
       "https://h:443 id=de-1 Country=DE city=Berlin TYPE=Residential weight=2.5 tls_verify=false asn=3320 "
-      "Provider=Acme");
+      "Vendor=Acme");
   ASSERT_TRUE(r.spec.has_value()) << r.error;
   const auto& s = *r.spec;
   EXPECT_EQ(s.id, "de-1");
@@ -72,7 +72,7 @@ TEST(pool_line, parses_keys) {
   EXPECT_FALSE(s.tls_verify);
   ASSERT_EQ(s.tags.size(), 2u);
   EXPECT_EQ(s.tags[0], (std::pair<std::string, std::string>{"asn", "3320"}));
-  EXPECT_EQ(s.tags[1], (std::pair<std::string, std::string>{"provider", "Acme"}));
+  EXPECT_EQ(s.tags[1], (std::pair<std::string, std::string>{"vendor", "Acme"}));
 
   const auto insecure = parse_pool_line("https://h:443 insecure");
   ASSERT_TRUE(insecure.spec.has_value()) << insecure.error;

@@ -137,6 +137,15 @@ TEST(user_params, session_busy_says_wait_or_move) {
   EXPECT_EQ(parse_credentials("alice-session-a", "pw_sessbusy-move").params->session_move_when_busy, true);
 }
 
+TEST(user_params, state_and_asn_are_for_exits_and_provider_lines_that_serve_them) {
+  const auto r = parse_credentials("alice-country-us-state-NY-asn-21928", "pw");
+  ASSERT_TRUE(r.params) << r.error;
+  EXPECT_EQ(r.params->state, "ny");
+  EXPECT_EQ(r.params->asn, "21928");
+  EXPECT_EQ(parse_credentials("alice-st-ca", "pw").params->state, "ca");
+  EXPECT_EQ(parse_credentials("alice", "pw_state-tx").params->state, "tx");
+}
+
 TEST(user_params, session_case_is_kept_but_session_values_compare_exactly) {
   const auto r = parse_credentials("alice-session-ABC", "pw_session-abc");
   EXPECT_FALSE(r.params.has_value());
