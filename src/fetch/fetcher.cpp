@@ -49,6 +49,7 @@ struct job {
   std::string url;
   std::string host;
   std::uint64_t fp = 0;
+  crawl_tag tag;
   int attempts = 0;
   int family = 0;  // 4 or 6 when the host is an IP literal
   std::vector<const pool::exit*> tried;
@@ -76,7 +77,7 @@ transfer_options transfer_options_of(const fetch_config& cfg) {
   o.http2 = cfg.http2;
   o.dns = cfg.dns;
   o.warc = !cfg.warc_path.empty();
-  o.keep = !cfg.bodies_dir.empty() ? cfg.max_body : cfg.inline_body_max;
+  o.keep = std::max(!cfg.bodies_dir.empty() ? cfg.max_body : cfg.inline_body_max, cfg.min_keep);
   if (o.warc) {
     o.keep = std::max(o.keep, cfg.max_body);
   }
@@ -100,8 +101,12 @@ class fetch_shard final : public shard {
         sched_(scheduler_config{g.cfg.per_host, from_seconds(g.cfg.delay_s), g.cfg.auto_throttle}),
         lines_(*g.log),
         opts_(transfer_options_of(g.cfg)),
+        robots_opts_(opts_),
         transfers_(g.snap->size()) {
     tally.by_exit.assign(g.snap->size(), 0);
+    if (g.hook != nullptr) {
+      g.hook->robots_options(robots_opts_);
+    }
     // A direct exit bound to an IPv4 source cannot reach an IPv6 target, and the other way
     // round: such pairs are excluded from the pick, not tried and counted as failures.
     for (const auto& e : g.snap->exits()) {
@@ -194,6 +199,7 @@ class fetch_shard final : public shard {
       j->url = std::move(item->url);
       j->host = std::move(item->host);
       j->fp = item->fp;
+      j->tag = item->tag;
       j->family = item->valid ? literal_family(j->host) : 0;
       if (!item->valid) {
         fetch_result r;
@@ -203,7 +209,8 @@ class fetch_shard final : public shard {
         continue;
       }
       const std::string_view host = j->host;  // the job's own string: it does not move
-      sched_.push(host, std::move(j));
+      const auto min_delay = j->tag.min_delay;
+      sched_.push(host, std::move(j), min_delay);
     }
   }
 
@@ -363,7 +370,7 @@ class fetch_shard final : public shard {
     job* raw = j.get();  // CURLOPT_PRIVATE: in_flight_ owns it
     in_flight_.emplace(raw, std::move(j));
     const pool::exit& ex = raw->attempt.chosen();
-    transfers_.start(raw->url, ex.spec(), ex.index(), opts_, raw->cap, raw);
+    transfers_.start(raw->url, ex.spec(), ex.index(), raw->tag.robots ? robots_opts_ : opts_, raw->cap, raw);
     return start_result::started();
   }
 
@@ -476,6 +483,11 @@ class fetch_shard final : public shard {
 
   // The URL's line (with its WARC records, if any); the job goes after (r may point into it).
   void finish(std::unique_ptr<job> j, fetch_result& r, std::string_view warc_bytes = {}) {
+    if (g_.hook != nullptr && !g_.hook->on_result(j->host, j->tag, j->cap, r)) {
+      j.reset();
+      --local_;
+      return;
+    }
     if (warc_bytes.empty()) {
       lines_.add(r);
     } else {
@@ -511,6 +523,7 @@ class fetch_shard final : public shard {
   bool drain_only_ = false;
   line_writer lines_;
   transfer_options opts_;
+  transfer_options robots_opts_;  // crawl: robots.txt fetches (redirects followed, 500 KiB kept)
   // Last: destroyed first, so no transfer outlives the jobs its callbacks write to.
   transfer_engine transfers_;
 };

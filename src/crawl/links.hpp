@@ -1,0 +1,46 @@
+#pragma once
+// Link extraction for the crawler: an HTML page's outgoing links, parsed with a real HTML5
+// parser (Google's gumbo, Debian's libgumbo), resolved against the page's base and
+// normalised (crawl/url_norm.hpp), each once, in document order.
+//
+//   - followed: a[href], area[href], link[href]; with `assets` also img[src], script[src];
+//   - the document's first <base href> is the base (resolved against the page's URL);
+//   - rel="nofollow" on the element, or <meta name="robots" content="nofollow|none">,
+//     drops the link(s) unless `follow_nofollow`;
+//   - bounded: only the first max_html bytes are parsed, at most max_links links are
+//     returned (`truncated` says either bound was hit).
+//
+// Pure: bytes in, URLs out. Any thread.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crawl/url_norm.hpp"
+
+namespace exitpool::crawl {
+
+struct link_options {
+  bool follow_nofollow = false;
+  bool assets = false;
+  std::size_t max_links = 10000;
+  std::size_t max_html = 4 * 1024 * 1024;
+  normalize_options norm;
+};
+
+struct page_links {
+  std::vector<std::string> links;  // normalised, each once
+  std::string base;                // the base links were resolved against
+  bool truncated = false;          // max_html or max_links was hit
+  bool nofollow = false;           // <meta name="robots"> said nofollow
+};
+
+// `page_url` is the (normalised) URL the page was fetched from.
+page_links extract_links(std::string_view html, std::string_view page_url, const link_options& o);
+
+// Does this Content-Type say HTML (text/html, application/xhtml+xml)? An absent one does
+// not (we do not sniff).
+bool is_html(std::string_view content_type);
+
+}  // namespace exitpool::crawl

@@ -1,0 +1,98 @@
+#include "crawl/links.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace exitpool::crawl {
+namespace {
+
+using list = std::vector<std::string>;
+
+TEST(Links, ElementsBaseAndNofollow) {
+  const std::string html = R"(<!doctype html><html><head>
+<link rel="stylesheet" href="/style.css">
+</head><body>
+<a href="one.html">1</a>
+<a href="one.html#again">1 again</a>
+<A HREF="/Two.html">2</A>
+<a href="http://other.test/x">3</a>
+<a rel="nofollow" href="/nofollow.html">no</a>
+<a rel="external NoFollow" href="/nofollow2.html">no</a>
+<map><area href="area.html"></map>
+<img src="/img.png"><script src="/app.js"></script>
+<a href="mailto:x@y">mail</a><a>no href</a><a href="">self</a>
+<template><a href="in-template.html">t</a></template>
+</body></html>)";
+  link_options o;
+  auto got = extract_links(html, "http://a.test/dir/page.html", o);
+  EXPECT_EQ(got.links, (list{"http://a.test/style.css", "http://a.test/dir/one.html", "http://a.test/Two.html",
+                             "http://other.test/x", "http://a.test/dir/area.html", "http://a.test/dir/page.html",
+                             "http://a.test/dir/in-template.html"}));
+  EXPECT_FALSE(got.truncated);
+  o.follow_nofollow = true;
+  o.assets = true;
+  got = extract_links(html, "http://a.test/dir/page.html", o);
+  EXPECT_EQ(got.links.size(), 11u);
+}
+
+TEST(Links, BaseHrefAppliesToEarlierLinksToo) {
+  const std::string html = R"(<a href="x.html">x</a><base href="http://b.test/sub/"><a href="y.html">y</a>
+<base href="http://ignored.test/">)";
+  auto got = extract_links(html, "http://a.test/p", link_options{});
+  EXPECT_EQ(got.base, "http://b.test/sub/");
+  EXPECT_EQ(got.links, (list{"http://b.test/sub/x.html", "http://b.test/sub/y.html"}));
+  // A relative base resolves against the page.
+  got = extract_links(R"(<base href="../up/"><a href="z">z</a>)", "http://a.test/d/e/p", link_options{});
+  EXPECT_EQ(got.links, (list{"http://a.test/d/up/z"}));
+}
+
+TEST(Links, MetaRobotsNofollow) {
+  const std::string html = R"(<meta name="robots" content="noindex, nofollow"><a href="/x">x</a>)";
+  auto got = extract_links(html, "http://a.test/", link_options{});
+  EXPECT_TRUE(got.nofollow);
+  EXPECT_TRUE(got.links.empty());
+}
+
+TEST(Links, Bounded) {
+  std::string html;
+  for (int i = 0; i < 100000; ++i) {
+    html += "<a href=\"/p" + std::to_string(i) + "\">x</a>";
+  }
+  link_options o;
+  o.max_links = 1000;
+  auto got = extract_links(html, "http://a.test/", o);
+  EXPECT_EQ(got.links.size(), 1000u);
+  EXPECT_TRUE(got.truncated);
+  o.max_html = 1000;  // parse only the start
+  got = extract_links(html, "http://a.test/", o);
+  EXPECT_LT(got.links.size(), 100u);
+  EXPECT_TRUE(got.truncated);
+}
+
+TEST(Links, DeepNestingAndGarbage) {
+  std::string html(200000, '\0');
+  for (std::size_t i = 0; i < html.size(); ++i) {
+    html[i] = static_cast<char>((i * 131) & 0xff);
+  }
+  (void)extract_links(html, "http://a.test/", link_options{});
+  std::string deep;
+  for (int i = 0; i < 20000; ++i) {
+    deep += "<div>";
+  }
+  deep += "<a href=\"/deep\">d</a>";
+  auto got = extract_links(deep, "http://a.test/", link_options{});
+  EXPECT_EQ(got.links, (list{"http://a.test/deep"}));
+}
+
+TEST(Links, IsHtml) {
+  EXPECT_TRUE(is_html("text/html"));
+  EXPECT_TRUE(is_html("Text/HTML; charset=utf-8"));
+  EXPECT_TRUE(is_html("application/xhtml+xml"));
+  EXPECT_FALSE(is_html("text/plain"));
+  EXPECT_FALSE(is_html(""));
+}
+
+}  // namespace
+}  // namespace exitpool::crawl
