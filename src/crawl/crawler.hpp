@@ -39,11 +39,11 @@ struct crawl_config {
   bool follow_nofollow = false;
   bool follow_assets = false;
   normalize_options norm;
-  std::size_t max_links = 10000;            // per page
-  std::size_t max_html = 4 * 1024 * 1024;   // bytes of a page parsed for links
-  double robots_retry_s = 60;               // robots.txt unreachable: fetched again after (doubling)
-  int robots_tries = 3;                     // ... this many times, then the host is given up
-  double max_crawl_delay_s = 60;            // a longer Crawl-delay is held to this
+  std::size_t max_links = 10000;           // per page
+  std::size_t max_html = 4 * 1024 * 1024;  // bytes of a page parsed for links
+  double robots_retry_s = 60;              // robots.txt unreachable: fetched again after (doubling)
+  int robots_tries = 3;                    // ... this many times, then the host is given up
+  double max_crawl_delay_s = 60;           // a longer Crawl-delay is held to this
 };
 
 // Reads the seeds (a URL, or a file of them); throws std::runtime_error naming a file that

@@ -42,8 +42,8 @@ namespace exitpool::crawl {
 using pool::time_point;
 
 struct frontier_config {
-  int window = 16;  // URLs of one host with the shards at once
-  std::uint64_t max_pages = 0;  // 0: no limit
+  int window = 16;                       // URLs of one host with the shards at once
+  std::uint64_t max_pages = 0;           // 0: no limit
   std::string agent = "exitpool-crawl";  // robots.txt product token
   bool ignore_robots = false;
   pool::clock::duration robots_ttl = std::chrono::hours(24);
@@ -58,18 +58,18 @@ struct work_item {
   std::string key;   // scheme://authority (the frontier's host key)
   std::string host;  // host without port (the shards' politeness key)
   std::uint32_t depth = 0;
-  std::uint8_t hops = 0;    // redirects followed to reach this URL
-  bool robots = false;      // this is the host's robots.txt
-  double crawl_delay_s = 0; // the host's Crawl-delay (0: none)
+  std::uint8_t hops = 0;     // redirects followed to reach this URL
+  bool robots = false;       // this is the host's robots.txt
+  double crawl_delay_s = 0;  // the host's Crawl-delay (0: none)
 };
 
 struct frontier_counts {
-  std::uint64_t discovered = 0;  // URLs admitted (unique)
-  std::uint64_t handed = 0;      // pages handed out (and done before a resume)
-  std::uint64_t disallowed = 0;  // dropped by robots.txt
+  std::uint64_t discovered = 0;          // URLs admitted (unique)
+  std::uint64_t handed = 0;              // pages handed out (and done before a resume)
+  std::uint64_t disallowed = 0;          // dropped by robots.txt
   std::uint64_t robots_unreachable = 0;  // dropped: robots.txt stayed unreachable
-  std::uint64_t queued = 0;      // waiting here
-  std::uint64_t outstanding = 0; // with the shards
+  std::uint64_t queued = 0;              // waiting here
+  std::uint64_t outstanding = 0;         // with the shards
 };
 
 class frontier {
@@ -122,7 +122,7 @@ class frontier {
   frontier_config cfg_;
   fetch::url_set seen_;
   std::unordered_map<std::string, std::unique_ptr<host>> hosts_;
-  std::vector<host*> dirty_;  // hosts that may have something to hand out
+  std::vector<host*> dirty_;                          // hosts that may have something to hand out
   std::vector<std::pair<time_point, host*>> timers_;  // min-heap: robots retries and expiries
   std::uint64_t handed_ = 0, disallowed_ = 0, unreachable_ = 0, queued_ = 0, outstanding_ = 0, robots_out_ = 0;
 };

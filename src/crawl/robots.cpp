@@ -103,7 +103,7 @@ robots_rules robots_rules::parse(std::string_view text, std::string_view agent) 
   };
   group_rules ours, star;
   bool ours_seen = false, star_seen = false;
-  bool in_agents = false;              // reading a group's user-agent lines
+  bool in_agents = false;                   // reading a group's user-agent lines
   bool cur_ours = false, cur_star = false;  // the current group applies to us / to "*"
   std::size_t pos = 0;
   while (pos < text.size()) {

@@ -57,8 +57,8 @@ url_scope::url_scope(scope_kind kind, const std::vector<std::string>& seeds, con
         break;
       case scope_kind::prefix: {
         const std::string_view path = k.path_query.substr(0, k.path_query.find('?'));
-        root = std::string(s.substr(0, s.size() - k.path_query.size())) +
-               std::string(path.substr(0, path.rfind('/') + 1));
+        root =
+            std::string(s.substr(0, s.size() - k.path_query.size())) + std::string(path.substr(0, path.rfind('/') + 1));
         break;
       }
       case scope_kind::any:
@@ -89,13 +89,13 @@ bool url_scope::allows(std::string_view url) const {
       break;
     case scope_kind::domain:
       in = std::any_of(roots_.begin(), roots_.end(), [&](const std::string& d) {
-        return k.host == d ||
-               (k.host.size() > d.size() && k.host.substr(k.host.size() - d.size()) == d &&
-                k.host[k.host.size() - d.size() - 1] == '.');
+        return k.host == d || (k.host.size() > d.size() && k.host.substr(k.host.size() - d.size()) == d &&
+                               k.host[k.host.size() - d.size() - 1] == '.');
       });
       break;
     case scope_kind::prefix:
-      in = std::any_of(roots_.begin(), roots_.end(), [&](const std::string& p) { return url.substr(0, p.size()) == p; });
+      in =
+          std::any_of(roots_.begin(), roots_.end(), [&](const std::string& p) { return url.substr(0, p.size()) == p; });
       break;
   }
   if (!in) {

@@ -1,10 +1,9 @@
 #include "crawl/url_norm.hpp"
 
+#include <algorithm>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
 #include <boost/url/url_view.hpp>
-
-#include <algorithm>
 
 #include "proto/text.hpp"
 
@@ -35,8 +34,8 @@ std::string clean_reference(std::string_view s) {
     if (c == '\t' || c == '\n' || c == '\r') {
       continue;
     }
-    const bool bad = c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' ||
-                     c == '`' || c == '{' || c == '|' || c == '}' ||
+    const bool bad = c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' ||
+                     c == '{' || c == '|' || c == '}' ||
                      (c == '%' && !(i + 2 < s.size() && is_hex(s[i + 1]) && is_hex(s[i + 2])));
     if (bad) {
       out += '%';

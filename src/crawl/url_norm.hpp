@@ -39,10 +39,10 @@ std::optional<std::string> normalize_url(std::string_view url, const normalize_o
 // The parts of a normalised URL the crawler keys on. `url` must come from the functions
 // above (no parsing beyond splitting).
 struct url_key {
-  std::string_view scheme;     // "http" or "https"
-  std::string_view authority;  // host[:port], lower-case: the politeness and robots.txt key
-  std::string_view host;       // without the port (IPv6 keeps its brackets)
-  std::string_view path_query; // "/path?query": what robots.txt rules match
+  std::string_view scheme;      // "http" or "https"
+  std::string_view authority;   // host[:port], lower-case: the politeness and robots.txt key
+  std::string_view host;        // without the port (IPv6 keeps its brackets)
+  std::string_view path_query;  // "/path?query": what robots.txt rules match
 };
 url_key split_url(std::string_view normalized);
 

@@ -45,9 +45,9 @@ class runner {
   void start();
 
   struct watch {
-    std::optional<std::uint64_t> total;  // input size, when known (progress ETA)
-    std::chrono::milliseconds period{50};  // between rounds of the loop
-    std::function<void(pool::time_point)> tick;  // each round, before anything else (may be empty)
+    std::optional<std::uint64_t> total;            // input size, when known (progress ETA)
+    std::chrono::milliseconds period{50};          // between rounds of the loop
+    std::function<void(pool::time_point)> tick;    // each round, before anything else (may be empty)
     std::function<std::string()> progress_suffix;  // appended to each progress line (may be empty)
   };
   // Watches until every shard has finished, then prints the summary. Returns the exit
