@@ -50,7 +50,8 @@ void add_crawl(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--scope", o->scope,
                   "Links followed: host (a seed's host), domain (a seed's host and below; www. dropped), prefix "
                   "(under a seed's directory), any")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"host", "domain", "prefix", "any"}));
   cmd->add_option("--include", c.include, "Only URLs this regex (RE2) finds a match in (repeatable: any of them)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--exclude", c.exclude, "Never URLs this regex (RE2) finds a match in (repeatable)")

@@ -223,6 +223,13 @@ int runner::wait(const watch& w) {
   auto all_finished = [&] {
     return std::all_of(shards.begin(), shards.end(), [](auto& s) { return s->finished.load(); });
   };
+  // progress.hpp's lines say "fetch:"; a crawl's say "crawl:".
+  auto named = [&](std::string line) {
+    if (line.rfind("fetch:", 0) == 0) {
+      line.replace(0, 5, name_);
+    }
+    return line;
+  };
   bool wrote_tty_line = false;
   while (!all_finished()) {
     std::this_thread::sleep_for(w.period);
@@ -252,7 +259,7 @@ int runner::wait(const watch& w) {
       for (auto& s : shards) {
         p.inflight += s->counters.inflight.load(std::memory_order_relaxed);
       }
-      std::string line = meter.line(p, now);
+      std::string line = named(meter.line(p, now));
       if (w.progress_suffix) {
         line += w.progress_suffix();
       }
@@ -292,7 +299,7 @@ int runner::wait(const watch& w) {
   totals.elapsed_s = elapsed;
   totals.peak_rss_mib = peak_rss_kib() / 1024;
   for (const auto& line : summary_lines(totals, tally, *g.snap)) {
-    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fprintf(stderr, "%s\n", named(line).c_str());
   }
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
