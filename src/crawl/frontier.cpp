@@ -52,6 +52,16 @@ bool frontier::add(std::string url, std::uint32_t depth, std::uint8_t hops) {
   return true;
 }
 
+void frontier::add_leased(work_item w) {
+  const url_key k = split_url(w.url);
+  host& h = host_of(std::string(k.scheme) + "://" + std::string(k.authority), k.host);
+  w.key = h.key;
+  w.host = h.host;
+  h.queue.push_back(std::move(w));
+  ++queued_;
+  mark_dirty(h);
+}
+
 void frontier::serve(host& h, time_point now, std::vector<work_item>& out) {
   if (h.queue.empty() || h.state == robots_state::fetching) {
     return;
@@ -65,6 +75,11 @@ void frontier::serve(host& h, time_point now, std::vector<work_item>& out) {
       h.failures >= cfg_.robots_tries) {
     unreachable_ += h.queue.size();
     queued_ -= h.queue.size();
+    for (auto& w : h.queue) {
+      if (w.lease != 0) {
+        dropped_.push_back(std::move(w));
+      }
+    }
     h.queue.clear();
     return;
   }
@@ -91,6 +106,9 @@ void frontier::serve(host& h, time_point now, std::vector<work_item>& out) {
     --queued_;
     if (h.policy.access == robots_access::rules && !h.policy.rules.allowed(split_url(w.url).path_query)) {
       ++disallowed_;
+      if (w.lease != 0) {
+        dropped_.push_back(std::move(w));
+      }
       continue;
     }
     w.crawl_delay_s = delay;

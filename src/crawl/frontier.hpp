@@ -60,6 +60,7 @@ struct work_item {
   std::uint32_t depth = 0;
   std::uint8_t hops = 0;     // redirects followed to reach this URL
   bool robots = false;       // this is the host's robots.txt
+  std::uint64_t lease = 0;   // a shared frontier's lease on this URL (0: none)
   double crawl_delay_s = 0;  // the host's Crawl-delay (0: none)
 };
 
@@ -78,6 +79,11 @@ class frontier {
 
   // Admits a normalised URL (scope already checked); false when it was seen before.
   bool add(std::string url, std::uint32_t depth, std::uint8_t hops);
+  // Queues a URL leased from a shared frontier (which did the dedup): no dedup here, and
+  // URLs dropped by robots.txt are kept for take_dropped() (their leases are acknowledged).
+  void add_leased(work_item w);
+  // The leased URLs robots.txt dropped since the last call.
+  void take_dropped(std::vector<work_item>& out) { out.swap(dropped_); }
 
   // Hands out what may go to the shards at `now`: robots.txt fetches and pages, appended
   // to `out`.
@@ -122,6 +128,7 @@ class frontier {
   frontier_config cfg_;
   fetch::url_set seen_;
   std::unordered_map<std::string, std::unique_ptr<host>> hosts_;
+  std::vector<work_item> dropped_;                    // leased URLs dropped by robots.txt
   std::vector<host*> dirty_;                          // hosts that may have something to hand out
   std::vector<std::pair<time_point, host*>> timers_;  // min-heap: robots retries and expiries
   std::uint64_t handed_ = 0, disallowed_ = 0, unreachable_ = 0, queued_ = 0, outstanding_ = 0, robots_out_ = 0;

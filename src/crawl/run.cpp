@@ -76,7 +76,7 @@ class crawl_hook final : public fetch::result_hook {
 
   // A shard's thread.
   bool on_result(std::string_view, const fetch::crawl_tag& tag, const fetch::response_capture& cap,
-                 fetch::fetch_result& r) override {
+                 fetch::fetch_result& r, fetch::line_ref line) override {
     report rep;
     rep.key = frontier_key(r.url);
     rep.status = r.status;  // of the last response; 0 when none came

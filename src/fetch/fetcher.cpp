@@ -483,17 +483,20 @@ class fetch_shard final : public shard {
 
   // The URL's line (with its WARC records, if any); the job goes after (r may point into it).
   void finish(std::unique_ptr<job> j, fetch_result& r, std::string_view warc_bytes = {}) {
-    if (g_.hook != nullptr && !g_.hook->on_result(j->host, j->tag, j->cap, r)) {
+    if (g_.hook != nullptr && !g_.hook->on_result(j->host, j->tag, j->cap, r, line_ref{index_, lines_added_ + 1})) {
       j.reset();
       --local_;
       return;
     }
+    ++lines_added_;
     if (warc_bytes.empty()) {
       lines_.add(r);
     } else {
       flush();  // keep this shard's lines in order
       if (!lines_.add_with_warc(r, warc_bytes)) {
         g_.set_fatal(fmt::format("cannot write the output or the WARC file: {}", std::strerror(errno)));
+      } else {
+        counters.lines_written.store(lines_added_, std::memory_order_release);
       }
     }
     count_result(r, counters, tally);
@@ -507,7 +510,9 @@ class fetch_shard final : public shard {
   void flush() {
     if (!lines_.flush()) {
       g_.set_fatal(fmt::format("cannot write the output: {}", std::strerror(errno)));
+      return;
     }
+    counters.lines_written.store(lines_added_, std::memory_order_release);
   }
 
   shared_state& g_;
@@ -520,6 +525,7 @@ class fetch_shard final : public shard {
   std::unordered_map<const job*, std::unique_ptr<job>> in_flight_;  // jobs with a transfer
   std::size_t local_ = 0;  // jobs in this shard: waiting, in flight or on a timer
   int inflight_ = 0;
+  std::uint64_t lines_added_ = 0;  // result lines made by this shard (line_ref::seq)
   bool drain_only_ = false;
   line_writer lines_;
   transfer_options opts_;

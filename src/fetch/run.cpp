@@ -231,6 +231,7 @@ int runner::wait(const watch& w) {
     return line;
   };
   bool wrote_tty_line = false;
+  std::vector<std::uint64_t> written(shards.size());
   while (!all_finished()) {
     std::this_thread::sleep_for(w.period);
     if (g_signals.load() > 0 && !g.stopping.exchange(true)) {
@@ -245,8 +246,13 @@ int runner::wait(const watch& w) {
       w.tick(now);
     }
     if (now >= next_sync) {
+      for (std::size_t i = 0; i < shards.size(); ++i) {
+        written[i] = shards[i]->counters.lines_written.load(std::memory_order_acquire);
+      }
       if (!log_->sync()) {
         g.set_fatal(fmt::format("{}: fsync failed: {}", cfg.output, std::strerror(errno)));
+      } else if (w.on_synced) {
+        w.on_synced(written);
       }
       next_sync = now + from_seconds(cfg.fsync_interval_s);
     }

@@ -49,6 +49,9 @@ class runner {
     std::chrono::milliseconds period{50};          // between rounds of the loop
     std::function<void(pool::time_point)> tick;    // each round, before anything else (may be empty)
     std::function<std::string()> progress_suffix;  // appended to each progress line (may be empty)
+    // After each periodic fsync of the output: every shard's lines_written as it was just
+    // before the fsync (those lines are durable now). May be empty.
+    std::function<void(const std::vector<std::uint64_t>&)> on_synced;
   };
   // Watches until every shard has finished, then prints the summary. Returns the exit
   // code: 0 done, 1 fatal error, 3 stopped by a signal.

@@ -33,6 +33,14 @@ struct crawl_tag {
   std::uint8_t hops = 0;              // redirects followed to reach the URL
   bool robots = false;                // the host's robots.txt: fetched with result_hook::robots_options
   pool::clock::duration min_delay{};  // the host's Crawl-delay: at least this between starts to it
+  std::uint64_t lease = 0;            // the crawl's id for this piece of work (a shared frontier's lease)
+};
+
+// Where a result line went: the `seq`-th line of shard `shard`. It is in the output file
+// once that shard's shard_counters::lines_written reaches `seq`.
+struct line_ref {
+  int shard = 0;
+  std::uint64_t seq = 0;
 };
 
 // What the reader hands a shard.
@@ -58,8 +66,9 @@ class result_hook {
   virtual void robots_options(transfer_options& opts) const = 0;
   // The result `r` of r.url (to `host`, as tagged; its body is `cap.body`, `cap` is
   // empty when no transfer completed). May add members to the line (r.extra). Returns
-  // false: write no line.
-  virtual bool on_result(std::string_view host, const crawl_tag& tag, const response_capture& cap, fetch_result& r) = 0;
+  // false: write no line. `line` says where the line will be, if written.
+  virtual bool on_result(std::string_view host, const crawl_tag& tag, const response_capture& cap, fetch_result& r,
+                         line_ref line) = 0;
 };
 
 class shard;

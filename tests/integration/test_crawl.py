@@ -9,8 +9,10 @@ which pages are reachable and allowed, and compares with the crawl's output and 
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import re
 import random
 import signal
 import subprocess
@@ -344,8 +346,9 @@ def test_crawl_gets_exactly_the_reachable_allowed_pages(site, tmp_path):
 
 def test_kill_9_and_resume_gives_each_page_once(site, tmp_path):
     seeds = seeds_for(site)
+    warc = tmp_path / "out.warc.gz"
     argv = crawl_argv(tmp_path, "--seeds", *seeds, "--concurrency", "8", "--per-host", "2",
-                      "--fsync-interval", "0.05")
+                      "--fsync-interval", "0.05", "--warc", str(warc))
     out = tmp_path / "out.jsonl"
     want = site.reachable(seeds)
     kills = 0
@@ -365,8 +368,17 @@ def test_kill_9_and_resume_gives_each_page_once(site, tmp_path):
     err = cp.stderr.decode(errors="replace")
     assert cp.returncode == 0, err
     assert "resuming" in err
-    check_exactly(site, results(tmp_path), want)
+    lines = results(tmp_path)
+    check_exactly(site, lines, want)
     assert kills == 2
+    # The WARC too: one response record per line (robots.txt has neither), where the line says.
+    with gzip.open(warc, "rb") as f:
+        records = f.read().split(b"WARC/1.1\r\n")[1:]
+    targets = [re.search(rb"WARC-Target-URI: (\S+)", r).group(1).decode() for r in records
+               if b"WARC-Type: response" in r]
+    assert len(targets) == len(set(targets)) == len(lines)
+    assert set(targets) == {r["url"] for r in lines}
+    assert all(r.get("warc_offset") is not None for r in lines)
 
 
 def test_bad_input(site, tmp_path):
