@@ -16,6 +16,7 @@ struct crawl_options {
   fetch_options fetch;
   crawl::crawl_config cfg;
   std::string scope = "host";
+  std::vector<std::string> merge_files;
 };
 
 int run_crawl_command(crawl_options& o) {
@@ -25,6 +26,10 @@ int run_crawl_command(crawl_options& o) {
     }
     if (!crawl::parse_scope_kind(o.scope, o.cfg.scope)) {
       std::fprintf(stderr, "exitpool crawl: --scope %s: expected host, domain, prefix or any\n", o.scope.c_str());
+      return 2;
+    }
+    if (o.cfg.seeds.empty() || o.fetch.cfg.output.empty()) {
+      std::fprintf(stderr, "exitpool crawl: --seeds and --output are required\n");
       return 2;
     }
     o.cfg.fetch = o.fetch.cfg;
@@ -44,8 +49,9 @@ void add_crawl(CLI::App& app, std::function<int()>& run) {
   auto* cmd = app.add_subcommand(
       "crawl", "Crawl from seed URLs through the pool: follow links in scope, obey robots.txt (resumable)");
   add_fetch_options(cmd, o->fetch);
-  cmd->add_option("--seeds", c.seeds, "Seed URLs, or files of them (one per line, '#' comments)")
-      ->required()
+  // Required unless a subcommand (status, merge) is given: checked when the crawl runs.
+  cmd->get_option("--output")->required(false);
+  cmd->add_option("--seeds", c.seeds, "Seed URLs, or files of them (one per line, '#' comments; required)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--scope", o->scope,
                   "Links followed: host (a seed's host), domain (a seed's host and below; www. dropped), prefix "
@@ -76,8 +82,43 @@ void add_crawl(CLI::App& app, std::function<int()>& run) {
       ->capture_default_str();
   cmd->add_option("--max-crawl-delay", c.max_crawl_delay_s, "Seconds: a longer robots.txt Crawl-delay is held to this")
       ->capture_default_str();
-  ops::accept_durations(cmd, {"--robots-retry", "--max-crawl-delay"});
-  cmd->callback([o, &run] { run = [o] { return run_crawl_command(*o); }; });
+  auto* frontier =
+      cmd->add_option("--frontier", c.frontier_url,
+                      "Share the frontier with other workers in this Redis (redis://[:PASSWORD@]HOST:PORT/DB)");
+  cmd->add_option("--crawl-name", c.crawl_name, "The shared crawl's name (its keys' prefix in Redis)")
+      ->capture_default_str();
+  cmd->add_option("--lease", c.lease_s, "Seconds a leased URL stays with its worker unless renewed (shared frontier)")
+      ->capture_default_str();
+  cmd->add_option("--max-deliveries", c.max_deliveries,
+                  "Leases of a URL that may expire before it goes to the dead-letter list (shared frontier)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  ops::accept_durations(cmd, {"--robots-retry", "--max-crawl-delay", "--lease"});
+  cmd->callback([o, &run] {
+    if (!run) {
+      run = [o] { return run_crawl_command(*o); };
+    }
+  });
+
+  auto* status = cmd->add_subcommand("status",
+                                     "Counts of a shared crawl: queued, leased, done, dead-lettered, "
+                                     "per-host backlog, workers alive");
+  status->add_option("--frontier", c.frontier_url, "The crawl's Redis (redis://[:PASSWORD@]HOST:PORT/DB)")->required();
+  status->add_option("--crawl-name", c.crawl_name, "The shared crawl's name")->capture_default_str();
+  status->callback([o, &run] {
+    run = [o] {
+      try {
+        return crawl::crawl_status(o->cfg.frontier_url, o->cfg.crawl_name);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "exitpool crawl status: %s\n", e.what());
+        return 2;
+      }
+    };
+  });
+  auto* merge = cmd->add_subcommand("merge", "Merge the workers' outputs to stdout, each URL's first line only");
+  merge->add_option("files", o->merge_files, "Output files (JSONL) of the workers")->required();
+  merge->callback([o, &run] { run = [o] { return crawl::crawl_merge(o->merge_files); }; });
+  (void)frontier;
 }
 
 }  // namespace exitpool::cli

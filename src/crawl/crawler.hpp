@@ -44,7 +44,20 @@ struct crawl_config {
   double robots_retry_s = 60;              // robots.txt unreachable: fetched again after (doubling)
   int robots_tries = 3;                    // ... this many times, then the host is given up
   double max_crawl_delay_s = 60;           // a longer Crawl-delay is held to this
+  // --frontier redis://...: a frontier shared by every worker of the crawl (shared_frontier.hpp).
+  std::string frontier_url;  // empty: this process's own
+  std::string crawl_name = "default";
+  double lease_s = 30;
+  int max_deliveries = 3;
 };
+
+// `crawl status`: prints the shared frontier's counts. Returns 0, or 1 when Redis cannot be
+// reached.
+int crawl_status(const std::string& frontier_url, const std::string& name);
+
+// `crawl merge`: copies the lines of `files` to stdout, each URL's first line only (whole
+// lines; a torn last line is skipped). Returns 0, or 1 when a file cannot be read.
+int crawl_merge(const std::vector<std::string>& files);
 
 // Reads the seeds (a URL, or a file of them); throws std::runtime_error naming a file that
 // cannot be read. Seeds that are not crawlable URLs are reported on stderr and skipped.

@@ -52,6 +52,17 @@ bool frontier::add(std::string url, std::uint32_t depth, std::uint8_t hops) {
   return true;
 }
 
+double frontier::delay_of(const host& h) const {
+  return h.policy.access == robots_access::rules && h.policy.rules.crawl_delay()
+             ? std::min(*h.policy.rules.crawl_delay(), cfg_.max_crawl_delay_s)
+             : 0.0;
+}
+
+double frontier::crawl_delay(std::string_view key) const {
+  auto it = hosts_.find(std::string(key));
+  return it == hosts_.end() ? 0.0 : delay_of(*it->second);
+}
+
 void frontier::add_leased(work_item w) {
   const url_key k = split_url(w.url);
   host& h = host_of(std::string(k.scheme) + "://" + std::string(k.authority), k.host);
@@ -97,9 +108,7 @@ void frontier::serve(host& h, time_point now, std::vector<work_item>& out) {
   if (h.policy.access == robots_access::disallow_all) {
     return;  // a timer brings it back at valid_until
   }
-  const double delay = h.policy.access == robots_access::rules && h.policy.rules.crawl_delay()
-                           ? std::min(*h.policy.rules.crawl_delay(), cfg_.max_crawl_delay_s)
-                           : 0.0;
+  const double delay = delay_of(h);
   while (!h.queue.empty() && h.outstanding < cfg_.window && (cfg_.max_pages == 0 || handed_ < cfg_.max_pages)) {
     work_item w = std::move(h.queue.front());
     h.queue.pop_front();

@@ -82,6 +82,8 @@ class frontier {
   // Queues a URL leased from a shared frontier (which did the dedup): no dedup here, and
   // URLs dropped by robots.txt are kept for take_dropped() (their leases are acknowledged).
   void add_leased(work_item w);
+  // The Crawl-delay (seconds, clamped) robots.txt gave host `key`; 0 when none or unknown.
+  double crawl_delay(std::string_view key) const;
   // The leased URLs robots.txt dropped since the last call.
   void take_dropped(std::vector<work_item>& out) { out.swap(dropped_); }
 
@@ -122,6 +124,7 @@ class frontier {
   };
 
   host& host_of(std::string_view key, std::string_view hostname);
+  double delay_of(const host& h) const;
   void mark_dirty(host& h);
   void serve(host& h, time_point now, std::vector<work_item>& out);
 

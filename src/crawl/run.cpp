@@ -12,6 +12,7 @@
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "crawl/links.hpp"
 #include "crawl/record.hpp"
 #include "crawl/robots.hpp"
+#include "crawl/shared_frontier.hpp"
 #include "fetch/input.hpp"
 #include "fetch/json_line.hpp"
 #include "fetch/result.hpp"
@@ -36,6 +38,9 @@ using pool::time_point;
 // What a shard tells the coordinator about one finished URL.
 struct report {
   std::string key;  // the frontier's host key
+  std::uint64_t lease = 0;
+  fetch::line_ref line;
+  bool written = false;  // a result line was made (it is durable once line is)
   bool robots = false;
   long status = 0;
   std::string robots_body;  // robots: the file (at most robots_max_bytes)
@@ -79,6 +84,8 @@ class crawl_hook final : public fetch::result_hook {
                  fetch::fetch_result& r, fetch::line_ref line) override {
     report rep;
     rep.key = frontier_key(r.url);
+    rep.lease = tag.lease;
+    rep.line = line;
     rep.status = r.status;  // of the last response; 0 when none came
     if (tag.robots) {
       rep.robots = true;
@@ -111,6 +118,7 @@ class crawl_hook final : public fetch::result_hook {
     rep.depth = tag.depth;
     rep.hops = tag.hops;
     rep.links = std::move(rec.links);
+    rep.written = true;
     post(std::move(rep));
     return true;
   }
@@ -194,101 +202,346 @@ std::vector<std::string> load_seeds(const std::vector<std::string>& args, const 
   return out;
 }
 
+namespace {
+
+// Hands the frontier's work to the shard that owns each URL's host, keeping what a full
+// ring refused for the next round (in order).
+class shard_feed {
+ public:
+  explicit shard_feed(std::vector<std::unique_ptr<fetch::shard>>& shards) : shards_(shards), pending_(shards.size()) {}
+
+  void push(work_item& w) {
+    fetch::input_item item;
+    item.fp = fetch::fingerprint(w.url);
+    item.url = std::move(w.url);
+    item.host = std::move(w.host);
+    item.valid = true;
+    item.tag.depth = w.depth;
+    item.tag.hops = w.hops;
+    item.tag.robots = w.robots;
+    item.tag.lease = w.lease;
+    item.tag.min_delay = fetch::from_seconds(w.crawl_delay_s);
+    pending_[fetch::fingerprint(item.host) % shards_.size()].push_back(std::move(item));
+  }
+
+  // Offers what waits; true when nothing is left waiting.
+  bool offer() {
+    bool all = true;
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      while (!pending_[i].empty() && shards_[i]->offer(pending_[i].front())) {
+        pending_[i].pop_front();
+      }
+      all = all && pending_[i].empty();
+    }
+    return all;
+  }
+
+ private:
+  std::vector<std::unique_ptr<fetch::shard>>& shards_;
+  std::vector<std::deque<fetch::input_item>> pending_;
+};
+
+frontier_config frontier_config_of(const crawl_config& cfg, const fetch::fetch_config& fc) {
+  frontier_config frc;
+  frc.window = std::max(16, fc.per_host * 4);
+  frc.max_pages = cfg.frontier_url.empty() ? cfg.max_pages : 0;
+  frc.agent = std::string(product_token(fc.user_agent));
+  frc.ignore_robots = cfg.ignore_robots;
+  frc.robots_retry = fetch::from_seconds(cfg.robots_retry_s);
+  frc.robots_tries = cfg.robots_tries;
+  frc.max_crawl_delay_s = cfg.max_crawl_delay_s;
+  return frc;
+}
+
+bool follow_links(const crawl_config& cfg, std::uint32_t depth) {
+  return cfg.max_depth < 0 || static_cast<std::int64_t>(depth) + 1 <= cfg.max_depth;
+}
+
+// The coordinator of a worker on a shared frontier (--frontier redis://): leases work from
+// Redis into its own frontier (robots.txt, window), releases a host's politeness slot when a
+// fetch ends, acknowledges a page (and admits its links) once its line is durable, renews
+// what it holds, reaps what others let expire, and ends when Redis has nothing queued or
+// leased. Redis unreachable: it pauses (nothing new is taken) and tries again every second;
+// what it owes Redis waits.
+class shared_coordinator {
+ public:
+  shared_coordinator(const crawl_config& cfg, const fetch::fetch_config& fc, frontier& front, crawl_hook& hook,
+                     fetch::runner& run, const std::vector<std::string>& seeds)
+      : cfg_(cfg),
+        front_(front),
+        hook_(hook),
+        run_(run),
+        feed_(run.shards()),
+        capacity_(std::max(16, fc.concurrency * 2)),
+        max_hops_(static_cast<std::uint32_t>(std::max(0, cfg.fetch.max_redirects))),
+        sf_(config_of(cfg, fc)),
+        where_(fleet::redacted(fleet::parse_redis_url(cfg.frontier_url))) {
+    for (const auto& s : seeds) {
+      seeds_.push_back(admit_of(s, 0, 0));
+    }
+  }
+
+  void tick(time_point now) {
+    hook_.take(reports_);
+    for (auto& rep : reports_) {
+      if (rep.robots) {
+        front_.robots_fetched(rep.key, rep.status, rep.robots_body, now);
+        publish_delay(rep.key);
+        continue;
+      }
+      publish_delay(rep.key);  // --ignore-robots: the first page tells the fleet instead
+      front_.page_done(rep.key);
+      release_.push_back(rep.lease);
+      ack a;
+      a.id = rep.lease;
+      if (follow_links(cfg_, rep.depth)) {
+        for (const auto& l : rep.links) {
+          a.links.push_back(admit_of(l, rep.depth + 1, 0));
+        }
+      }
+      if (!rep.redirect.empty() && rep.hops < max_hops_) {
+        a.links.push_back(admit_of(rep.redirect, rep.depth, rep.hops + 1u));
+      }
+      if (rep.written) {
+        waiting_.push_back({rep.line, std::move(a)});
+      } else {
+        acks_.push_back(std::move(a));
+      }
+    }
+    reports_.clear();
+    front_.take_dropped(dropped_);
+    for (auto& w : dropped_) {
+      acks_.push_back(ack{w.lease, false, {}});
+    }
+    dropped_.clear();
+
+    const std::int64_t ms = shared_frontier::now_ms();
+    if (ms >= next_round_) {
+      round(ms);
+    }
+    front_.next(now, work_);
+    for (auto& w : work_) {
+      feed_.push(w);
+    }
+    work_.clear();
+    const bool handed = feed_.offer();
+    auto& g = run_.state();
+    if (handed && seeded_ && !paused_ && remote_queued_ == 0 && remote_leased_ == 0 && held_.empty() &&
+        waiting_.empty() && acks_.empty() && release_.empty() && front_.finished() && !g.input_done.exchange(true)) {
+      for (auto& s : run_.shards()) {
+        s->wake();
+      }
+    }
+  }
+
+  // After an fsync: the acks of lines now durable may go.
+  void synced(const std::vector<std::uint64_t>& written) {
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (it->line.seq <= written[static_cast<std::size_t>(it->line.shard)]) {
+        acks_.push_back(std::move(it->a));
+        it = waiting_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  std::string progress() const {
+    return fmt::format("  shared: queued {}  leased {}  held {}{}", remote_queued_, remote_leased_, held_.size(),
+                       paused_ ? "  (Redis unreachable: paused)" : "");
+  }
+
+ private:
+  static shared_config config_of(const crawl_config& cfg, const fetch::fetch_config& fc) {
+    shared_config c;
+    c.url = fleet::parse_redis_url(cfg.frontier_url);
+    c.name = cfg.crawl_name;
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    c.worker = fmt::format("{}:{}", host, ::getpid());
+    c.lease = std::chrono::milliseconds(static_cast<long long>(cfg.lease_s * 1000));
+    c.max_deliveries = std::max(1, cfg.max_deliveries);
+    c.per_host = fc.per_host;
+    c.delay = std::chrono::milliseconds(static_cast<long long>(fc.delay_s * 1000));
+    return c;
+  }
+
+  // The host's delay for every worker: its Crawl-delay, else --delay. Once per host.
+  void publish_delay(const std::string& key) {
+    if (published_.insert(key).second) {
+      const double d = std::max(front_.crawl_delay(key), cfg_.fetch.delay_s);
+      delays_.emplace_back(key, static_cast<long long>(d * 1000));
+    }
+  }
+
+  void round(std::int64_t ms) {
+    shared_round r;
+    if (!seeded_) {
+      r.seeds = seeds_;
+    }
+    r.release = release_;
+    r.acks = acks_;
+    r.delays = delays_;
+    const auto lease_ms = static_cast<std::int64_t>(cfg_.lease_s * 1000);
+    if (ms >= next_renew_) {
+      r.renew.assign(held_.begin(), held_.end());
+      next_renew_ = ms + std::max<std::int64_t>(100, lease_ms / 3);
+    }
+    if (ms >= next_reap_) {
+      r.reap = r.heartbeat = true;
+      next_reap_ = ms + 1000;
+    }
+    const auto room = static_cast<long long>(capacity_) - static_cast<long long>(held_.size());
+    r.take = room > 0 && !run_.state().stopping.load() ? static_cast<int>(room) : 0;
+    if (const auto err = sf_.run(r, ms)) {
+      if (!paused_) {
+        std::fprintf(stderr, "crawl: Redis %s: %s (%s): pausing, trying again every second\n", where_.c_str(),
+                     err.message.c_str(), fleet::redis_errc_name(err.code));
+      }
+      paused_ = true;
+      next_round_ = ms + 1000;
+      next_renew_ = 0;  // renew first thing when it answers again
+      return;
+    }
+    if (paused_) {
+      std::fprintf(stderr, "crawl: Redis answers again: resuming\n");
+    }
+    paused_ = false;
+    seeded_ = true;
+    release_.clear();
+    delays_.clear();
+    for (const auto& a : acks_) {
+      held_.erase(a.id);
+    }
+    acks_.clear();
+    for (auto& t : r.taken) {
+      held_.insert(t.id);
+      work_item w;
+      w.url = std::move(t.item.url);
+      w.depth = t.item.depth;
+      w.hops = static_cast<std::uint8_t>(std::min<std::uint32_t>(t.item.hops, 255));
+      w.lease = t.id;
+      front_.add_leased(std::move(w));
+    }
+    remote_queued_ = r.queued;
+    remote_leased_ = r.leased;
+    next_round_ = ms + 20;
+  }
+
+  struct pending_ack {
+    fetch::line_ref line;
+    ack a;
+  };
+
+  const crawl_config& cfg_;
+  frontier& front_;
+  crawl_hook& hook_;
+  fetch::runner& run_;
+  shard_feed feed_;
+  std::size_t capacity_;
+  std::uint32_t max_hops_;
+  shared_frontier sf_;
+  std::string where_;  // the Redis URL without credentials
+  std::vector<admit> seeds_;
+  bool seeded_ = false;
+  bool paused_ = false;
+  std::vector<report> reports_;
+  std::vector<work_item> work_, dropped_;
+  std::vector<std::uint64_t> release_;
+  std::vector<std::pair<std::string, long long>> delays_;
+  std::deque<pending_ack> waiting_;            // lines not durable yet
+  std::vector<ack> acks_;                      // ready to go
+  std::unordered_set<std::uint64_t> held_;     // leases this worker holds
+  std::unordered_set<std::string> published_;  // hosts whose delay this worker told Redis
+  std::int64_t next_round_ = 0, next_renew_ = 0, next_reap_ = 0;
+  long long remote_queued_ = -1, remote_leased_ = -1;
+};
+
+}  // namespace
+
 int run_crawl(const crawl_config& cfg) {
   const std::vector<std::string> seeds = load_seeds(cfg.seeds, cfg.norm);
   if (seeds.empty()) {
     throw std::runtime_error("no crawlable seed URL (--seeds: http:// or https:// URLs, or files of them)");
   }
   const url_scope scope(cfg.scope, seeds, cfg.include, cfg.exclude);
+  const bool shared = !cfg.frontier_url.empty();
 
   fetch::fetch_config fc = cfg.fetch;
   fc.max_redirects = 0;  // redirects are links: scope, robots.txt and dedup apply to them
   fc.min_keep = cfg.max_html;
-
-  frontier_config frc;
-  frc.window = std::max(16, fc.per_host * 4);
-  frc.max_pages = cfg.max_pages;
-  frc.agent = std::string(product_token(fc.user_agent));
-  frc.ignore_robots = cfg.ignore_robots;
-  frc.robots_retry = fetch::from_seconds(cfg.robots_retry_s);
-  frc.robots_tries = cfg.robots_tries;
-  frc.max_crawl_delay_s = cfg.max_crawl_delay_s;
-  frontier front(frc);
+  frontier front(frontier_config_of(cfg, fc));
 
   crawl_hook hook(cfg, scope);
-  fetch::url_set& seen = front.seen();
-  fetch::runner run(fc, "crawl", seen, &hook);
-  front.count_done(run.scanned().lines);
-  if (run.scanned().lines > 0) {
-    readmit_from_output(fc.output, front, cfg);
-  }
-  for (const auto& s : seeds) {
-    front.add(s, 0, 0);
-  }
+  fetch::runner run(fc, "crawl", front.seen(), &hook);
+  fetch::runner::watch w;
+  w.period = std::chrono::milliseconds(2);
 
+  std::unique_ptr<shared_coordinator> co;
   auto& shards = run.shards();
   auto& g = run.state();
-  std::vector<std::deque<fetch::input_item>> pending(shards.size());
+  shard_feed feed(shards);
   std::vector<report> reports;
   std::vector<work_item> work;
   const auto max_hops = static_cast<std::uint8_t>(std::clamp(cfg.fetch.max_redirects, 0, 255));
-
-  auto tick = [&](time_point now) {
-    hook.take(reports);
-    for (auto& rep : reports) {
-      if (rep.robots) {
-        front.robots_fetched(rep.key, rep.status, rep.robots_body, now);
-        continue;
-      }
-      front.page_done(rep.key);
-      if (cfg.max_depth < 0 || static_cast<std::int64_t>(rep.depth) + 1 <= cfg.max_depth) {
-        for (auto& l : rep.links) {
-          front.add(std::move(l), rep.depth + 1, 0);
+  if (shared) {
+    // The shared frontier has what this worker's output holds (acks follow durability);
+    // lines of this output not acknowledged before a kill are fetched again by someone,
+    // and `crawl merge` keeps each URL's first line.
+    co = std::make_unique<shared_coordinator>(cfg, fc, front, hook, run, seeds);
+    w.tick = [&](time_point now) { co->tick(now); };
+    w.on_synced = [&](const std::vector<std::uint64_t>& written) { co->synced(written); };
+    w.progress_suffix = [&] { return co->progress(); };
+  } else {
+    front.count_done(run.scanned().lines);
+    if (run.scanned().lines > 0) {
+      readmit_from_output(fc.output, front, cfg);
+    }
+    for (const auto& s : seeds) {
+      front.add(s, 0, 0);
+    }
+    w.tick = [&](time_point now) {
+      hook.take(reports);
+      for (auto& rep : reports) {
+        if (rep.robots) {
+          front.robots_fetched(rep.key, rep.status, rep.robots_body, now);
+          continue;
+        }
+        front.page_done(rep.key);
+        if (follow_links(cfg, rep.depth)) {
+          for (auto& l : rep.links) {
+            front.add(std::move(l), rep.depth + 1, 0);
+          }
+        }
+        if (!rep.redirect.empty() && rep.hops < max_hops) {
+          front.add(std::move(rep.redirect), rep.depth, static_cast<std::uint8_t>(rep.hops + 1));
         }
       }
-      if (!rep.redirect.empty() && rep.hops < max_hops) {
-        front.add(std::move(rep.redirect), rep.depth, static_cast<std::uint8_t>(rep.hops + 1));
+      reports.clear();
+      front.next(now, work);
+      for (auto& item : work) {
+        feed.push(item);
       }
-    }
-    reports.clear();
-    front.next(now, work);
-    for (auto& w : work) {
-      fetch::input_item item;
-      item.fp = fetch::fingerprint(w.url);
-      item.url = std::move(w.url);
-      item.host = std::move(w.host);
-      item.valid = true;
-      item.tag.depth = w.depth;
-      item.tag.hops = w.hops;
-      item.tag.robots = w.robots;
-      item.tag.min_delay = fetch::from_seconds(w.crawl_delay_s);
-      pending[fetch::fingerprint(item.host) % shards.size()].push_back(std::move(item));
-    }
-    work.clear();
-    bool all_handed = true;
-    for (std::size_t i = 0; i < shards.size(); ++i) {
-      while (!pending[i].empty() && shards[i]->offer(pending[i].front())) {
-        pending[i].pop_front();
+      work.clear();
+      if (feed.offer() && front.finished() && !g.input_done.exchange(true)) {
+        for (auto& s : shards) {
+          s->wake();
+        }
       }
-      all_handed = all_handed && pending[i].empty();
-    }
-    if (all_handed && front.finished() && !g.input_done.exchange(true)) {
-      for (auto& s : shards) {
-        s->wake();
-      }
-    }
-  };
-
-  fetch::runner::watch w;
-  w.period = std::chrono::milliseconds(2);
-  w.tick = tick;
-  w.progress_suffix = [&] {
-    const auto c = front.counts();
-    return fmt::format("  queued {}  discovered {}", c.queued, c.discovered);
-  };
+    };
+    w.progress_suffix = [&] {
+      const auto c = front.counts();
+      return fmt::format("  queued {}  discovered {}", c.queued, c.discovered);
+    };
+  }
   run.start();
   const int rc = run.wait(w);
   const auto c = front.counts();
+  if (shared) {
+    std::fprintf(stderr, "crawl: %llu disallowed by robots.txt, %llu dropped (robots.txt unreachable)\n",
+                 static_cast<unsigned long long>(c.disallowed), static_cast<unsigned long long>(c.robots_unreachable));
+    return rc;
+  }
   std::fprintf(stderr,
                "crawl: %llu URLs discovered, %llu pages fetched (with earlier runs), %llu disallowed by robots.txt, "
                "%llu dropped (robots.txt unreachable), %llu still queued; dedup set %.1f MiB\n",
@@ -296,6 +549,68 @@ int run_crawl(const crawl_config& cfg) {
                static_cast<unsigned long long>(c.disallowed), static_cast<unsigned long long>(c.robots_unreachable),
                static_cast<unsigned long long>(c.queued), static_cast<double>(front.memory_bytes()) / (1 << 20));
   return rc;
+}
+
+int crawl_status(const std::string& frontier_url, const std::string& name) {
+  shared_config c;
+  c.url = fleet::parse_redis_url(frontier_url);
+  c.name = name;
+  shared_frontier sf(c);
+  shared_counts n;
+  if (const auto err = sf.counts(n, shared_frontier::now_ms())) {
+    std::fprintf(stderr, "crawl status: %s: %s (%s)\n", fleet::redacted(c.url).c_str(), err.message.c_str(),
+                 fleet::redis_errc_name(err.code));
+    return 1;
+  }
+  std::string workers;
+  for (const auto& wk : n.workers) {
+    workers += " " + wk;
+  }
+  std::printf(
+      "crawl %s on %s\nqueued %lld  leased %lld  done %lld  dropped (robots.txt) %lld  dead-lettered %lld  "
+      "duplicate acks %lld\nhosts ready %lld\nworkers alive %zu:%s\n",
+      name.c_str(), fleet::redacted(c.url).c_str(), n.queued, n.leased, n.done, n.dropped, n.dead, n.dups,
+      n.hosts_ready, n.workers.size(), workers.c_str());
+  for (const auto& [host, len] : n.backlog) {
+    std::printf("backlog %s %lld\n", host.c_str(), len);
+  }
+  return 0;
+}
+
+int crawl_merge(const std::vector<std::string>& files) {
+  fetch::url_set seen;
+  std::uint64_t kept = 0, dropped = 0;
+  std::string out;
+  for (const auto& f : files) {
+    try {
+      fetch::line_reader reader(f);
+      while (auto line = reader.next()) {
+        auto url = fetch::complete_object(*line) ? fetch::read_url_field(*line) : std::nullopt;
+        if (!url) {
+          continue;  // a torn line
+        }
+        if (!seen.insert(fetch::fingerprint(*url))) {
+          ++dropped;
+          continue;
+        }
+        ++kept;
+        out.append(*line);
+        out += '\n';
+        if (out.size() > (1 << 20)) {
+          std::fwrite(out.data(), 1, out.size(), stdout);
+          out.clear();
+        }
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "crawl merge: %s\n", e.what());
+      return 1;
+    }
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+  std::fprintf(stderr, "crawl merge: %llu pages, %llu later lines of the same URL dropped\n",
+               static_cast<unsigned long long>(kept), static_cast<unsigned long long>(dropped));
+  return 0;
 }
 
 }  // namespace exitpool::crawl
