@@ -175,8 +175,7 @@ std::string script(std::string_view body) {
 }
 
 asio::awaitable<void> run_exec(fleet::connection& c, fleet::redis_url url, std::chrono::milliseconds timeout,
-                               std::vector<std::vector<std::string>> cmds, std::vector<reply>& out,
-                               redis_error& err) {
+                               std::vector<std::vector<std::string>> cmds, std::vector<reply>& out, redis_error& err) {
   if (!c.is_open()) {
     err = co_await c.connect(url, timeout);
     if (err) {

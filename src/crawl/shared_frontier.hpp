@@ -76,8 +76,8 @@ struct leased_item {
 
 struct shared_counts {
   long long queued = 0, leased = 0, done = 0, dropped = 0, dead = 0, dups = 0, hosts_ready = 0;
-  std::vector<std::string> workers;                          // alive (a heartbeat in the last 10 s)
-  std::vector<std::pair<std::string, long long>> backlog;    // ready hosts' queue lengths (the first 20)
+  std::vector<std::string> workers;                        // alive (a heartbeat in the last 10 s)
+  std::vector<std::pair<std::string, long long>> backlog;  // ready hosts' queue lengths (the first 20)
 };
 
 struct ack {

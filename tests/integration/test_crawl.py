@@ -207,6 +207,7 @@ def nginx_conf(d: Path, site_root: Path, port: int) -> str:
         location = /loop/b {{ return 301 http://{host}:{port}/loop/a; }}
         location /err/ {{ return 500; }}
         location /slow/ {{ default_type text/html; echo_sleep 0.3; echo '<a href="/p/1.html">one</a>'; }}
+        location /stall/ {{ default_type text/html; echo_sleep 5; echo 'late'; }}
         location /doc/ {{ default_type application/pdf; }}
     }}""")
     user = "user root;" if os.geteuid() == 0 else ""
@@ -451,6 +452,71 @@ def test_bad_input(site, tmp_path):
 
 # ------------------------------------------------------------------------- shared frontier (Redis)
 
+def start_worker(d: Path, seeds: list[str], redis_url: str, name: str, *args: str) -> subprocess.Popen:
+    d.mkdir(exist_ok=True)
+    argv = crawl_argv(d, "--seeds", *seeds, "--frontier", redis_url, "--crawl-name", name, "--lease", "2s",
+                      "--fsync-interval", "0.1", "--concurrency", "16", "--per-host", "4", *args)
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(d / "stderr.log", "ab"), env=no_proxy_env(), start_new_session=True)
+
+
+def merged_results(dirs: list[Path]) -> list[dict]:
+    merged = subprocess.run([str(exitpool_bin()), "crawl", "merge", *(str(d / "out.jsonl") for d in dirs)],
+                            capture_output=True, timeout=60)
+    assert merged.returncode == 0, merged.stderr
+    return [json.loads(line) for line in merged.stdout.decode().splitlines()]
+
+
+def crawl_status(redis_url: str, name: str) -> str:
+    cp = subprocess.run([str(exitpool_bin()), "crawl", "status", "--frontier", redis_url, "--crawl-name", name],
+                        capture_output=True, timeout=10)
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout.decode()
+
+
+def test_redis_restart_with_aof_mid_crawl(site, tmp_path, start_redis):
+    """Redis killed mid-crawl: the workers pause (none crashes); started again from its AOF, the
+    crawl continues and the merged output is exactly the reachable allowed pages."""
+    redis = start_redis(aof=True)
+    seeds = seeds_for(site)
+    want = site.reachable(seeds)
+    dirs = [tmp_path / f"w{i}" for i in range(3)]
+    procs = [start_worker(d, seeds, redis.url, "aof") for d in dirs]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if sum((d / "out.jsonl").read_bytes().count(b"\n") for d in dirs if (d / "out.jsonl").exists()) >= 1500:
+            break
+        time.sleep(0.01)
+    redis.kill()
+    time.sleep(2.5)
+    assert all(p.poll() is None for p in procs), "a worker died with Redis"
+    redis.start()
+    for p, d in zip(procs, dirs):
+        assert p.wait(timeout=120) == 0, (d / "stderr.log").read_text()[-2000:]
+    assert any("pausing" in (d / "stderr.log").read_text() for d in dirs)
+    check_exactly(site, merged_results(dirs), want)
+    assert "queued 0  leased 0" in crawl_status(redis.url, "aof")
+
+
+def test_poison_url_goes_to_the_dead_letter_list(site, tmp_path, start_redis):
+    """A URL whose worker dies every time: after --max-deliveries expired leases it is dead-lettered,
+    and the crawl ends."""
+    redis = start_redis()
+    seed = f"http://{BAD}:{site.port}/stall/poison"
+    for i in range(3):
+        p = start_worker(tmp_path / f"k{i}", [seed], redis.url, "poison", "--lease", "1s", "--max-deliveries", "3")
+        time.sleep(1.0)  # robots.txt, then the 5 s page is in flight
+        assert p.poll() is None
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        time.sleep(1.2)  # its lease expires
+    last = start_worker(tmp_path / "last", [seed], redis.url, "poison", "--lease", "1s", "--max-deliveries", "3")
+    assert last.wait(timeout=30) == 0, (tmp_path / "last" / "stderr.log").read_text()
+    status = crawl_status(redis.url, "poison")
+    assert "dead-lettered 1" in status and "queued 0  leased 0" in status, status
+    assert seed in redis.cli("LRANGE", "exitpool:crawl:poison:dead", "0", "-1")
+
+
 def test_three_workers_share_one_frontier_one_killed(site, tmp_path, start_redis):
     """Three workers on one Redis; one is kill -9'd mid-crawl and started again. The merged
     output is exactly the reachable allowed pages; every worker exits 0 when nothing is queued
@@ -460,15 +526,7 @@ def test_three_workers_share_one_frontier_one_killed(site, tmp_path, start_redis
     want = site.reachable(seeds)
     log_before = len(access_log(site))
     dirs = [tmp_path / f"w{i}" for i in range(3)]
-
-    def start(d: Path) -> subprocess.Popen:
-        d.mkdir(exist_ok=True)
-        argv = crawl_argv(d, "--seeds", *seeds, "--frontier", redis.url, "--crawl-name", "t3", "--lease", "2s",
-                          "--fsync-interval", "0.1", "--concurrency", "16", "--per-host", "4")
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=open(d / "stderr.log", "ab"), env=no_proxy_env(), start_new_session=True)
-
-    procs = [start(d) for d in dirs]
+    procs = [start_worker(d, seeds, redis.url, "t3") for d in dirs]
     victim = dirs[1] / "out.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -477,17 +535,13 @@ def test_three_workers_share_one_frontier_one_killed(site, tmp_path, start_redis
         time.sleep(0.01)
     os.killpg(procs[1].pid, signal.SIGKILL)
     procs[1].wait()
-    procs[1] = start(dirs[1])
+    procs[1] = start_worker(dirs[1], seeds, redis.url, "t3")
     for p, d in zip(procs, dirs):
         assert p.wait(timeout=120) == 0, (d / "stderr.log").read_text()[-2000:]
 
-    status = subprocess.run([str(exitpool_bin()), "crawl", "status", "--frontier", redis.url, "--crawl-name", "t3"],
-                            capture_output=True, timeout=10).stdout.decode()
+    status = crawl_status(redis.url, "t3")
     assert "queued 0  leased 0" in status, status
-    merged = subprocess.run([str(exitpool_bin()), "crawl", "merge", *(str(d / "out.jsonl") for d in dirs)],
-                            capture_output=True, timeout=60)
-    assert merged.returncode == 0, merged.stderr
-    lines = [json.loads(line) for line in merged.stdout.decode().splitlines()]
+    lines = merged_results(dirs)
     check_exactly(site, lines, want)
     total = sum((d / "out.jsonl").read_bytes().count(b"\n") for d in dirs)
     per_worker = [(d / "out.jsonl").read_bytes().count(b"\n") for d in dirs]
