@@ -46,7 +46,53 @@ struct output_deleter {
   void operator()(GumboOutput* out) const { gumbo_destroy_output(&kGumboDefaultOptions, out); }
 };
 
+// Elements that never hold others open (void), or that the next of their kind closes:
+// not counted as nesting.
+bool flat_element(std::string_view name) {
+  static constexpr std::string_view names[] = {"area",   "base", "br",    "col",    "embed", "hr",  "img", "input",
+                                               "link",   "meta", "param", "source", "track", "wbr", "p",   "li",
+                                               "option", "td",   "th",    "tr",     "dt",    "dd"};
+  for (auto n : names) {
+    if (name.size() == n.size() &&
+        std::equal(name.begin(), name.end(), n.begin(), [](char a, char b) { return lower(a) == lower(b); })) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
+
+std::size_t nesting_cut(std::string_view html, std::size_t max_depth) {
+  std::size_t depth = 0;
+  for (std::size_t i = 0; i + 1 < html.size(); ++i) {
+    if (html[i] != '<') {
+      continue;
+    }
+    const bool end = html[i + 1] == '/';
+    std::size_t j = i + (end ? 2 : 1);
+    const std::size_t name_at = j;
+    while (j < html.size() && ((html[j] >= 'a' && html[j] <= 'z') || (html[j] >= 'A' && html[j] <= 'Z') ||
+                               (j > name_at && html[j] >= '0' && html[j] <= '9'))) {
+      ++j;
+    }
+    if (j == name_at || flat_element(html.substr(name_at, j - name_at))) {
+      continue;
+    }
+    if (end) {
+      depth -= depth > 0 ? 1 : 0;
+      continue;
+    }
+    const auto close = html.find('>', j);
+    if (close != std::string_view::npos && close > 0 && html[close - 1] == '/') {
+      continue;  // <x/>
+    }
+    if (++depth > max_depth) {
+      return i;
+    }
+  }
+  return html.size();
+}
 
 bool is_html(std::string_view ct) {
   std::string t;
@@ -63,6 +109,12 @@ page_links extract_links(std::string_view html, std::string_view page_url, const
   out.base = std::string(page_url);
   if (html.size() > o.max_html) {
     html = html.substr(0, o.max_html);
+    out.truncated = true;
+  }
+  // The tree builder's scope checks walk the stack of open elements: time grows with
+  // depth x elements. Past max_depth (browsers stop nesting at 512 too) the page is cut.
+  if (const auto cut = nesting_cut(html, o.max_depth); cut < html.size()) {
+    html = html.substr(0, cut);
     out.truncated = true;
   }
   GumboOptions opts = kGumboDefaultOptions;

@@ -7,8 +7,10 @@
 //   - the document's first <base href> is the base (resolved against the page's URL);
 //   - rel="nofollow" on the element, or <meta name="robots" content="nofollow|none">,
 //     drops the link(s) unless `follow_nofollow`;
-//   - bounded: only the first max_html bytes are parsed, at most max_links links are
-//     returned (`truncated` says either bound was hit).
+//   - bounded: only the first max_html bytes are parsed, and only up to where elements
+//     nest deeper than max_depth (gumbo's time grows with depth x elements: 4 MiB of
+//     nested <div> would take hours); at most max_links links are returned (`truncated`
+//     says a bound was hit).
 //
 // Pure: bytes in, URLs out. Any thread.
 
@@ -26,6 +28,7 @@ struct link_options {
   bool assets = false;
   std::size_t max_links = 10000;
   std::size_t max_html = 4 * 1024 * 1024;
+  std::size_t max_depth = 512;  // element nesting (see nesting_cut)
   normalize_options norm;
 };
 
@@ -38,6 +41,11 @@ struct page_links {
 
 // `page_url` is the (normalised) URL the page was fetched from.
 page_links extract_links(std::string_view html, std::string_view page_url, const link_options& o);
+
+// Where `html` first nests elements deeper than `max_depth` (a cheap scan of tags: void
+// elements, <x/>, and elements the next of their kind closes (p, li, td...) do not
+// count); html.size() when it never does.
+std::size_t nesting_cut(std::string_view html, std::size_t max_depth);
 
 // Does this Content-Type say HTML (text/html, application/xhtml+xml)? An absent one does
 // not (we do not sniff).

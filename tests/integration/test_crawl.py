@@ -399,10 +399,12 @@ def test_bad_input(site, tmp_path):
         f.write("<html><body>\n")
         for i in range(1_000_000):
             f.write(f'<a href="/m/{i}">x</a>\n')
+    # 4 MiB of nested elements (gumbo's time grows with depth x elements: uncut, hours)
+    (bad / "p" / "deep.html").write_text('<a href="/p/near.html">n</a>' + "<div>" * (4 * 1024 * 1024 // 5 - 10))
     for name in ("near", "far", "early", "late", "index"):
         (bad / "p" / f"{name}.html").write_text(
             '<a href="/p/huge.html">h</a><a href="/p/many.html">m</a><a href="/p/early.html">e</a>'
-            '<a href="/p/late.html">l</a><a href="/loop/a">loop</a>')
+            '<a href="/p/late.html">l</a><a href="/loop/a">loop</a><a href="/p/deep.html">d</a>')
     os.makedirs(bad / "m", exist_ok=True)
 
     # An unreadable seeds file: a clear error, exit 2.
@@ -437,6 +439,8 @@ def test_bad_input(site, tmp_path):
     assert many["links_truncated"] is True and len(many["links"]) == 1000
     # --max-depth 1: the links of depth-1 pages are recorded, not followed
     assert not any(u.startswith(f"{base}/m/") for u in by_url)
+    deep = by_url[f"{base}/p/deep.html"]
+    assert deep["links_truncated"] is True and deep["links"] == [f"{base}/p/near.html"]
     assert by_url[f"{base}/loop/a"]["redirect"] == f"{base}/loop/b"
     assert time.monotonic() - t0 < 60
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -78,12 +79,33 @@ TEST(Links, DeepNestingAndGarbage) {
   }
   (void)extract_links(html, "http://a.test/", link_options{});
   std::string deep;
-  for (int i = 0; i < 20000; ++i) {
-    deep += "<div>";
+  for (int i = 0; i < 400; ++i) {
+    deep += "<div><p>x<li>y<br><img src=/i.png>";
   }
   deep += "<a href=\"/deep\">d</a>";
   auto got = extract_links(deep, "http://a.test/", link_options{});
   EXPECT_EQ(got.links, (list{"http://a.test/deep"}));
+  EXPECT_FALSE(got.truncated);
+  // As deep as --max-html allows (4 MiB of <div>): cut at max_depth, in well under a second
+  // (uncut, gumbo takes hours: its scope checks walk the whole stack per element).
+  std::string deeper = "<a href=\"/first\">f</a>";
+  while (deeper.size() < link_options{}.max_html - 64) {
+    deeper += "<div>";
+  }
+  deeper += "<a href=\"/deepest\">d</a>";
+  const auto t0 = std::chrono::steady_clock::now();
+  got = extract_links(deeper, "http://a.test/", link_options{});
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_TRUE(got.truncated);
+  EXPECT_EQ(got.links, (list{"http://a.test/first"}));
+}
+
+TEST(Links, NestingCut) {
+  EXPECT_EQ(nesting_cut("<div><div></div></div>", 2), 22u);
+  EXPECT_EQ(nesting_cut("<div><div><div>", 2), 10u);
+  EXPECT_EQ(nesting_cut("<div></div><div></div><div></div>", 1), 33u);
+  EXPECT_EQ(nesting_cut("<p>a<p>b<li>c<br><x/><img src=y><div>", 1), 37u);    // only the div nests
+  EXPECT_EQ(nesting_cut("a < b <3 <!-- <div> --> <!doctype html>", 0), 14u);  // tags in comments count
 }
 
 TEST(Links, IsHtml) {
