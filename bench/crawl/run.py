@@ -4,6 +4,7 @@
     bench/crawl/run.py                     ~20,000 pages over four hosts (PAGES=5000 per host)
     PAGES=2000 CONC=64 bench/crawl/run.py
     PEERS= bench/crawl/run.py               exitpool alone
+    WORKERS=0 bench/crawl/run.py            without the shared-frontier run (default: 3 workers, one Redis)
 
 The site is tests/integration/test_crawl.py's (cycles, relative/absolute links, <base>, redirects, 404s,
 500s, slow pages, robots.txt per host), without its Crawl-delay (Scrapy ignores Crawl-delay: the two would
@@ -78,6 +79,33 @@ def main() -> None:
         got = (work / "exitpool.jsonl").read_text().count("\n")
         rows = [("exitpool crawl", got, wall, rss)]
 
+        workers = int(os.environ.get("WORKERS", "3"))
+        redis_bin = shutil.which("redis-server")
+        if workers > 0 and redis_bin:
+            # The same crawl by WORKERS processes on one Redis frontier (each --threads 1).
+            rport = free_port()
+            redis = subprocess.Popen([redis_bin, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(work)], stdout=subprocess.DEVNULL,
+                                     start_new_session=True)
+            try:
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                procs = [subprocess.Popen([BIN, "crawl", "--pool", str(pool), "--seeds", *seeds, "--output",
+                                           str(work / f"w{i}.jsonl"), "--concurrency", str(CONC // workers + 1),
+                                           "--per-host", str(CONC // 4), "--threads", "1", "--quiet",
+                                           "--frontier", f"redis://127.0.0.1:{rport}"],
+                                          stderr=subprocess.DEVNULL, cwd=work) for i in range(workers)]
+                for p in procs:
+                    if p.wait(timeout=3600) != 0:
+                        raise SystemExit("a worker failed")
+                wwall = time.monotonic() - t0
+                merged = subprocess.run([BIN, "crawl", "merge", *(str(work / f"w{i}.jsonl") for i in range(workers))],
+                                        capture_output=True, timeout=600).stdout.count(b"\n")
+                rows.append((f"exitpool crawl, {workers} workers on one Redis", merged, wwall, 0))
+            finally:
+                redis.terminate()
+                redis.wait()
+
         spider = work / "spider.py"
         spider.write_text(f'''
 import scrapy
@@ -119,9 +147,12 @@ p.start()
                  f"concurrency {CONC}, per host {CONC // 4}; nginx 1 worker, loopback; {os.cpu_count()} CPUs.", "",
                  "| crawler | pages | wall s | pages/s | peak RSS MiB |", "|---|--:|--:|--:|--:|"]
         for name, n, w, r in rows:
-            lines.append(f"| {name} | {n} | {w:.2f} | {n / w:.0f} | {r / 1024:.0f} |")
-        if len(rows) > 1:
-            lines += ["", f"exitpool / Scrapy pages/s: {(rows[0][1] / rows[0][2]) / (rows[1][1] / rows[1][2]):.1f}x"]
+            lines.append(f"| {name} | {n} | {w:.2f} | {n / w:.0f} | {r / 1024:.0f} |" if r else
+                         f"| {name} | {n} | {w:.2f} | {n / w:.0f} | |")
+        scrapy_rows = [r for r in rows if r[0].startswith("Scrapy")]
+        if scrapy_rows:
+            s_row = scrapy_rows[0]
+            lines += ["", f"exitpool / Scrapy pages/s: {(rows[0][1] / rows[0][2]) / (s_row[1] / s_row[2]):.1f}x"]
         text = "\n".join(lines) + "\n"
         print(text)
         out = REPO / "bench" / "results" / "crawl-latest.md"

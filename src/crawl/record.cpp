@@ -24,6 +24,9 @@ void append_page_record(std::string& out, const page_record& p) {
     out += ",\"redirect\":";
     fetch::append_json_string(out, p.redirect);
   }
+  if (p.lease != 0) {
+    fmt::format_to(std::back_inserter(out), ",\"lease\":{}", p.lease);
+  }
 }
 
 std::optional<page_record> read_page_record(std::string_view line) {
@@ -73,6 +76,11 @@ std::optional<page_record> read_page_record(std::string_view line) {
       return std::nullopt;
     }
     p.redirect = std::move(*s);
+  }
+  constexpr std::string_view lease_key = ",\"lease\":";
+  if (line.substr(pos, lease_key.size()) == lease_key) {
+    pos += lease_key.size();
+    std::from_chars(line.data() + pos, line.data() + line.size(), p.lease);
   }
   return p;
 }

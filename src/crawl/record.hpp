@@ -1,7 +1,8 @@
 #pragma once
 // What `crawl` adds to a page's result line, and reads back from it on resume:
 //   ..., "depth":2, "links":["http://a.test/x", ...], "links_truncated":true,
-//   "redirect":"http://a.test/y"}
+//   "redirect":"http://a.test/y", "lease":N}   (lease: with --frontier; a restarted worker
+//   acknowledges the leases of the lines it finds, so they are not fetched again)
 // `links` are the page's in-scope outgoing links (normalised, each once); `redirect` the
 // normalised Location of a 3xx. The output is the crawl's checkpoint: a URL is done when
 // its line is there, and the lines' links are the frontier to rebuild after a kill.
@@ -20,7 +21,8 @@ struct page_record {
   std::uint32_t depth = 0;
   std::vector<std::string> links;
   bool links_truncated = false;
-  std::string redirect;  // empty: none
+  std::string redirect;     // empty: none
+  std::uint64_t lease = 0;  // with --frontier: the lease the page was fetched under (0: none)
 };
 
 // Appends the members (each with its leading comma) to `out`.

@@ -95,6 +95,7 @@ class crawl_hook final : public fetch::result_hook {
     }
     page_record rec;
     rec.depth = tag.depth;
+    rec.lease = tag.lease;
     if (r.error.empty() && r.status >= 300 && r.status < 400) {
       const std::string_view location = header_value(r, "location");
       if (!location.empty()) {
@@ -281,6 +282,19 @@ class shared_coordinator {
     }
   }
 
+  // A restarted worker: the leases of the lines already in its output are acknowledged
+  // (with their links) if Redis still has them, so those pages are not fetched again.
+  void resume_from(const std::string& output) {
+    fetch::line_reader reader(output);
+    while (auto line = reader.next()) {
+      auto rec = read_page_record(*line);
+      if (!rec || rec->lease == 0) {
+        continue;
+      }
+      acks_.push_back(ack_of(rec->lease, rec->depth, 0, rec->links, rec->redirect));
+    }
+  }
+
   void tick(time_point now) {
     hook_.take(reports_);
     for (auto& rep : reports_) {
@@ -292,16 +306,8 @@ class shared_coordinator {
       publish_delay(rep.key);  // --ignore-robots: the first page tells the fleet instead
       front_.page_done(rep.key);
       release_.push_back(rep.lease);
-      ack a;
-      a.id = rep.lease;
-      if (follow_links(cfg_, rep.depth)) {
-        for (const auto& l : rep.links) {
-          a.links.push_back(admit_of(l, rep.depth + 1, 0));
-        }
-      }
-      if (!rep.redirect.empty() && rep.hops < max_hops_) {
-        a.links.push_back(admit_of(rep.redirect, rep.depth, rep.hops + 1u));
-      }
+      ++finished_;
+      ack a = ack_of(rep.lease, rep.depth, rep.hops, rep.links, rep.redirect);
       if (rep.written) {
         waiting_.push_back({rep.line, std::move(a)});
       } else {
@@ -312,6 +318,7 @@ class shared_coordinator {
     front_.take_dropped(dropped_);
     for (auto& w : dropped_) {
       acks_.push_back(ack{w.lease, false, {}});
+      ++finished_;
     }
     dropped_.clear();
 
@@ -366,6 +373,21 @@ class shared_coordinator {
     return c;
   }
 
+  ack ack_of(std::uint64_t lease, std::uint32_t depth, std::uint32_t hops, const std::vector<std::string>& links,
+             const std::string& redirect) const {
+    ack a;
+    a.id = lease;
+    if (follow_links(cfg_, depth)) {
+      for (const auto& l : links) {
+        a.links.push_back(admit_of(l, depth + 1, 0));
+      }
+    }
+    if (!redirect.empty() && hops < max_hops_) {
+      a.links.push_back(admit_of(redirect, depth, hops + 1u));
+    }
+    return a;
+  }
+
   // The host's delay for every worker: its Crawl-delay, else --delay. Once per host.
   void publish_delay(const std::string& key) {
     if (published_.insert(key).second) {
@@ -391,7 +413,9 @@ class shared_coordinator {
       r.reap = r.heartbeat = true;
       next_reap_ = ms + 1000;
     }
-    const auto room = static_cast<long long>(capacity_) - static_cast<long long>(held_.size());
+    // Room counts leases not yet fetched: a fetched page's lease is held until its line is
+    // fsynced, which must not throttle the crawl to capacity per --fsync-interval.
+    const auto room = static_cast<long long>(capacity_) - static_cast<long long>(held_.size() - finished_);
     r.take = room > 0 && !run_.state().stopping.load() ? static_cast<int>(room) : 0;
     if (const auto err = sf_.run(r, ms)) {
       if (!paused_) {
@@ -411,7 +435,9 @@ class shared_coordinator {
     release_.clear();
     delays_.clear();
     for (const auto& a : acks_) {
-      held_.erase(a.id);
+      if (held_.erase(a.id) > 0) {
+        --finished_;
+      }
     }
     acks_.clear();
     for (auto& t : r.taken) {
@@ -425,7 +451,7 @@ class shared_coordinator {
     }
     remote_queued_ = r.queued;
     remote_leased_ = r.leased;
-    next_round_ = ms + 20;
+    next_round_ = ms + 5;  // a host's slots come back one round after its fetches end: keep rounds short
   }
 
   struct pending_ack {
@@ -452,6 +478,7 @@ class shared_coordinator {
   std::deque<pending_ack> waiting_;            // lines not durable yet
   std::vector<ack> acks_;                      // ready to go
   std::unordered_set<std::uint64_t> held_;     // leases this worker holds
+  std::size_t finished_ = 0;                   // of those, fetched (or dropped): waiting to be acknowledged
   std::unordered_set<std::string> published_;  // hosts whose delay this worker told Redis
   std::int64_t next_round_ = 0, next_renew_ = 0, next_reap_ = 0;
   long long remote_queued_ = -1, remote_leased_ = -1;
@@ -485,10 +512,14 @@ int run_crawl(const crawl_config& cfg) {
   std::vector<work_item> work;
   const auto max_hops = static_cast<std::uint8_t>(std::clamp(cfg.fetch.max_redirects, 0, 255));
   if (shared) {
-    // The shared frontier has what this worker's output holds (acks follow durability);
-    // lines of this output not acknowledged before a kill are fetched again by someone,
-    // and `crawl merge` keeps each URL's first line.
+    // The shared frontier has what this worker's output holds (acks follow durability).
+    // Lines written but not acknowledged before a kill are acknowledged now if their
+    // leases are still held; otherwise someone fetches them again, and `crawl merge` keeps
+    // each URL's first line.
     co = std::make_unique<shared_coordinator>(cfg, fc, front, hook, run, seeds);
+    if (run.scanned().lines > 0) {
+      co->resume_from(fc.output);
+    }
     w.tick = [&](time_point now) { co->tick(now); };
     w.on_synced = [&](const std::vector<std::uint64_t>& written) { co->synced(written); };
     w.progress_suffix = [&] { return co->progress(); };
@@ -568,8 +599,8 @@ int crawl_status(const std::string& frontier_url, const std::string& name) {
   }
   std::printf(
       "crawl %s on %s\nqueued %lld  leased %lld  done %lld  dropped (robots.txt) %lld  dead-lettered %lld  "
-      "duplicate acks %lld\nhosts ready %lld\nworkers alive %zu:%s\n",
-      name.c_str(), fleet::redacted(c.url).c_str(), n.queued, n.leased, n.done, n.dropped, n.dead, n.dups,
+      "stale acks %lld\nhosts ready %lld\nworkers alive %zu:%s\n",
+      name.c_str(), fleet::redacted(c.url).c_str(), n.queued, n.leased, n.done, n.dropped, n.dead, n.stale,
       n.hosts_ready, n.workers.size(), workers.c_str());
   for (const auto& [host, len] : n.backlog) {
     std::printf("backlog %s %lld\n", host.c_str(), len);

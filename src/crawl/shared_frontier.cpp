@@ -80,7 +80,7 @@ if v then
   wake(key)
   held = 1
 else
-  redis.call('INCR', P..':dups')
+  redis.call('INCR', P..':stale')
 end
 for i = 6, #ARGV, 4 do add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
 return held
@@ -338,7 +338,7 @@ redis_error shared_frontier::counts(shared_counts& c, std::int64_t now) {
       {"GET", prefix_ + ":done"},
       {"GET", prefix_ + ":dropped"},
       {"LLEN", prefix_ + ":dead"},
-      {"GET", prefix_ + ":dups"},
+      {"GET", prefix_ + ":stale"},
       {"ZCARD", prefix_ + ":ready"},
       {"ZRANGEBYSCORE", prefix_ + ":workers", std::to_string(now - 10000), "+inf"},
       {"ZRANGE", prefix_ + ":ready", "0", "19"},
@@ -352,7 +352,7 @@ redis_error shared_frontier::counts(shared_counts& c, std::int64_t now) {
   c.done = out[2].as_int(0);
   c.dropped = out[3].as_int(0);
   c.dead = out[4].as_int(0);
-  c.dups = out[5].as_int(0);
+  c.stale = out[5].as_int(0);
   c.hosts_ready = out[6].as_int(0);
   for (const auto& w : out[7].elements) {
     c.workers.push_back(w.str);

@@ -16,7 +16,8 @@
 //               held (for a lease's time at most): politeness holds across workers from
 //               the first request on.
 //   lease, leases   lease id -> "FLAGKEY\nitem" (FLAG 1 once released), and by expiry time
-//   queued, done, dropped, dups, seq   counters; dead: the dead-letter list; workers: heartbeats
+//   queued, done, dropped, stale, seq   counters (stale: acks of leases no longer held); dead: the dead-letter list;
+//   workers: heartbeats
 //
 // Work goes out with a lease (take): it expires unless renewed (renew, while the worker
 // holds it). A finished fetch releases the host's politeness slot at once (release); the
@@ -75,8 +76,9 @@ struct leased_item {
 };
 
 struct shared_counts {
-  long long queued = 0, leased = 0, done = 0, dropped = 0, dead = 0, dups = 0, hosts_ready = 0;
-  std::vector<std::string> workers;                        // alive (a heartbeat in the last 10 s)
+  long long queued = 0, leased = 0, done = 0, dropped = 0, dead = 0, hosts_ready = 0;
+  long long stale = 0;               // acks of leases no longer held (acked before a restart, or expired)
+  std::vector<std::string> workers;  // alive (a heartbeat in the last 10 s)
   std::vector<std::pair<std::string, long long>> backlog;  // ready hosts' queue lengths (the first 20)
 };
 

@@ -14,6 +14,7 @@ TEST(Record, RoundTripsThroughAResultLine) {
   p.links = {"http://a.test/x", "http://a.test/q?a=\"b\"&c=\\", "http://a.test/\xff"};
   p.links_truncated = true;
   p.redirect = "http://a.test/y";
+  p.lease = 1234567;
   fetch::fetch_result r;
   r.url = "http://a.test/";
   r.status = 200;
@@ -30,6 +31,7 @@ TEST(Record, RoundTripsThroughAResultLine) {
   EXPECT_EQ(back->links, p.links);
   EXPECT_TRUE(back->links_truncated);
   EXPECT_EQ(back->redirect, "http://a.test/y");
+  EXPECT_EQ(back->lease, 1234567u);
 }
 
 TEST(Record, EmptyAndMissing) {
