@@ -92,9 +92,9 @@ def main() -> None:
                 t0 = time.monotonic()
                 procs = [subprocess.Popen([BIN, "crawl", "--pool", str(pool), "--seeds", *seeds, "--output",
                                            str(work / f"w{i}.jsonl"), "--concurrency", str(CONC // workers + 1),
-                                           "--per-host", str(CONC // 4), "--threads", "1", "--quiet",
+                                           "--per-host", str(CONC // 4), "--threads", "1", "--progress-interval", "0.5",
                                            "--frontier", f"redis://127.0.0.1:{rport}"],
-                                          stderr=subprocess.DEVNULL, cwd=work) for i in range(workers)]
+                                          stderr=open(work / f"w{i}.err", "wb"), cwd=work) for i in range(workers)]
                 for p in procs:
                     if p.wait(timeout=3600) != 0:
                         raise SystemExit("a worker failed")

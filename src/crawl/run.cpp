@@ -305,9 +305,9 @@ class shared_coordinator {
       }
       publish_delay(rep.key);  // --ignore-robots: the first page tells the fleet instead
       front_.page_done(rep.key);
-      release_.push_back(rep.lease);
+      release_.push_back(ack_of(rep.lease, rep.depth, rep.hops, rep.links, rep.redirect));
       ++finished_;
-      ack a = ack_of(rep.lease, rep.depth, rep.hops, rep.links, rep.redirect);
+      ack a{rep.lease, true, {}};
       if (rep.written) {
         waiting_.push_back({rep.line, std::move(a)});
       } else {
@@ -473,7 +473,7 @@ class shared_coordinator {
   bool paused_ = false;
   std::vector<report> reports_;
   std::vector<work_item> work_, dropped_;
-  std::vector<std::uint64_t> release_;
+  std::vector<ack> release_;  // fetches ended: slots to free, links to admit
   std::vector<std::pair<std::string, long long>> delays_;
   std::deque<pending_ack> waiting_;            // lines not durable yet
   std::vector<ack> acks_;                      // ready to go

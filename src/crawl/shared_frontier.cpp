@@ -53,17 +53,17 @@ for i = 4, #ARGV, 4 do n = n + add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3
 return n
 )lua";
 
-// ARGV[4..]: lease ids whose fetch ended: the host's politeness slot is free.
+// ARGV[4] = a lease id whose fetch ended: the host's politeness slot is free; ARGV[5..]:
+// the page's links (4 per URL), discovered now (the page is done only when acknowledged).
 constexpr std::string_view script_release = R"lua(
-for i = 4, #ARGV do
-  local v = redis.call('HGET', P..':lease', ARGV[i])
-  if v and string.sub(v, 1, 1) == '0' then
-    local _, key = split(v)
-    redis.call('HSET', P..':lease', ARGV[i], '1'..string.sub(v, 2))
-    redis.call('HINCRBY', P..':inflight', key, -1)
-    wake(key)
-  end
+local v = redis.call('HGET', P..':lease', ARGV[4])
+if v and string.sub(v, 1, 1) == '0' then
+  local _, key = split(v)
+  redis.call('HSET', P..':lease', ARGV[4], '1'..string.sub(v, 2))
+  redis.call('HINCRBY', P..':inflight', key, -1)
+  wake(key)
 end
+for i = 5, #ARGV, 4 do add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
 return 1
 )lua";
 
@@ -271,11 +271,10 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
     c.push_back(key);
     c.push_back(std::to_string(ms));
   }
-  if (!r.release.empty()) {
+  for (const auto& rel : r.release) {
     auto& c = eval(script_release);
-    for (auto id : r.release) {
-      c.push_back(std::to_string(id));
-    }
+    c.push_back(std::to_string(rel.id));
+    push_admits(c, rel.links);
   }
   for (const auto& a : r.acks) {
     auto& c = eval(script_ack);

@@ -20,12 +20,11 @@
 //   workers: heartbeats
 //
 // Work goes out with a lease (take): it expires unless renewed (renew, while the worker
-// holds it). A finished fetch releases the host's politeness slot at once (release); the
-// lease itself is acknowledged (ack: done, links admitted) only once the page's line is
-// durable in the worker's output. An expired lease goes back to the front of its host's
-// queue (reap, by any worker) with its delivery count raised; at --max-deliveries it goes
-// to the dead-letter list instead. The crawl is over when nothing is queued and nothing
-// is leased.
+// holds it). A finished fetch releases the host's politeness slot and admits the page's
+// links at once (release: discovered is not done); the lease itself is acknowledged (ack:
+// done) only once the page's line is durable in the worker's output. An expired lease goes back to the front of its
+// host's queue (reap, by any worker) with its delivery count raised; at --max-deliveries it goes to the dead-letter
+// list instead. The crawl is over when nothing is queued and nothing is leased.
 //
 // Time: wall-clock milliseconds (system_clock), the same on every machine of the fleet.
 // Threads: one thread (the crawl's coordinator); calls block for at most the timeout.
@@ -82,6 +81,8 @@ struct shared_counts {
   std::vector<std::pair<std::string, long long>> backlog;  // ready hosts' queue lengths (the first 20)
 };
 
+// A lease's release (its fetch ended: links discovered) or acknowledgement (its line is
+// durable: done; links again only on a resume, where the release may never have happened).
 struct ack {
   std::uint64_t id = 0;
   bool page = true;  // false: dropped (robots.txt) without a line
@@ -91,7 +92,7 @@ struct ack {
 // One round trip's worth of work; everything is pipelined in one exec.
 struct shared_round {
   std::vector<admit> seeds;
-  std::vector<std::uint64_t> release;
+  std::vector<ack> release;
   std::vector<ack> acks;
   std::vector<std::pair<std::string, long long>> delays;  // host key -> its delay (ms), once known
   std::vector<std::uint64_t> renew;
