@@ -69,6 +69,8 @@ void add_crawl(CLI::App& app, std::function<int()>& run) {
   cmd->add_flag("--ignore-robots", c.ignore_robots, "Do not fetch or obey robots.txt");
   cmd->add_flag("--follow-nofollow", c.follow_nofollow, "Follow rel=nofollow links and pages with a nofollow meta tag");
   cmd->add_flag("--follow-assets", c.follow_assets, "Also follow img and script sources");
+  cmd->add_flag("--sitemaps", c.sitemaps,
+                "Also crawl the URLs of the sitemaps robots.txt names (XML urlset or sitemap index; not gzip)");
   cmd->add_option("--strip-param", c.norm.strip_params,
                   "Query parameter removed from every URL (repeatable; e.g. utm_source)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);

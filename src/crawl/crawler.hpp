@@ -38,6 +38,7 @@ struct crawl_config {
   bool ignore_robots = false;
   bool follow_nofollow = false;
   bool follow_assets = false;
+  bool sitemaps = false;  // also crawl the URLs of the sitemaps robots.txt names
   normalize_options norm;
   std::size_t max_links = 10000;           // per page
   std::size_t max_html = 4 * 1024 * 1024;  // bytes of a page parsed for links

@@ -134,6 +134,10 @@ void frontier::next(time_point now, std::vector<work_item>& out) {
     mark_dirty(*timers_.back().second);
     timers_.pop_back();
   }
+  for (auto& w : sitemap_queue_) {
+    out.push_back(std::move(w));
+  }
+  sitemap_queue_.clear();
   std::vector<host*> hosts;
   hosts.swap(dirty_);
   for (host* h : hosts) {
@@ -171,7 +175,30 @@ void frontier::robots_fetched(std::string_view key, long status, std::string_vie
     h.failures = 0;
     h.valid_until = now + cfg_.robots_ttl;
   }
+  if (cfg_.sitemaps && !h.sitemaps_read && h.policy.access == robots_access::rules) {
+    h.sitemaps_read = true;
+    const auto& maps = h.policy.rules.sitemaps();
+    for (std::size_t i = 0; i < maps.size() && i < 10; ++i) {
+      add_sitemap(maps[i]);
+    }
+  }
   mark_dirty(h);
+}
+
+bool frontier::add_sitemap(std::string_view url) {
+  auto u = normalize_url(url, normalize_options{});
+  if (!u || sitemaps_seen_.size() >= 1000 || !sitemaps_seen_.emplace(*u, true).second) {
+    return false;
+  }
+  const url_key k = split_url(*u);
+  work_item w;
+  w.key = std::string(k.scheme) + "://" + std::string(k.authority);
+  w.host = std::string(k.host);
+  w.url = std::move(*u);
+  w.sitemap = true;
+  sitemap_queue_.push_back(std::move(w));
+  ++sitemaps_out_;
+  return true;
 }
 
 std::optional<time_point> frontier::next_wake() const {
@@ -180,7 +207,7 @@ std::optional<time_point> frontier::next_wake() const {
 
 bool frontier::finished() const {
   const bool budget_spent = cfg_.max_pages != 0 && handed_ >= cfg_.max_pages;
-  return outstanding_ == 0 && robots_out_ == 0 && (queued_ == 0 || budget_spent);
+  return outstanding_ == 0 && robots_out_ == 0 && sitemaps_out_ == 0 && (queued_ == 0 || budget_spent);
 }
 
 frontier_counts frontier::counts() const {

@@ -46,6 +46,7 @@ struct frontier_config {
   std::uint64_t max_pages = 0;           // 0: no limit
   std::string agent = "exitpool-crawl";  // robots.txt product token
   bool ignore_robots = false;
+  bool sitemaps = false;  // fetch the sitemaps robots.txt names (at most 10 per host, 1,000 in all)
   pool::clock::duration robots_ttl = std::chrono::hours(24);
   pool::clock::duration robots_retry = std::chrono::seconds(60);
   int robots_tries = 3;
@@ -61,6 +62,7 @@ struct work_item {
   std::uint8_t hops = 0;     // redirects followed to reach this URL
   bool robots = false;       // this is the host's robots.txt
   std::uint64_t lease = 0;   // a shared frontier's lease on this URL (0: none)
+  bool sitemap = false;      // this is a sitemap (its URLs are admitted at depth 0)
   double crawl_delay_s = 0;  // the host's Crawl-delay (0: none)
 };
 
@@ -82,6 +84,12 @@ class frontier {
   // Queues a URL leased from a shared frontier (which did the dedup): no dedup here, and
   // URLs dropped by robots.txt are kept for take_dropped() (their leases are acknowledged).
   void add_leased(work_item w);
+  // A sitemap (named by robots.txt, or by a sitemap index) to fetch; false when it was
+  // seen before or the bound (1,000) is reached.
+  bool add_sitemap(std::string_view url);
+  // A sitemap handed out has been fetched (its URLs are add()ed by the caller).
+  void sitemap_fetched() { sitemaps_out_ -= sitemaps_out_ > 0 ? 1 : 0; }
+
   // The Crawl-delay (seconds, clamped) robots.txt gave host `key`; 0 when none or unknown.
   double crawl_delay(std::string_view key) const;
   // The leased URLs robots.txt dropped since the last call.
@@ -121,6 +129,7 @@ class frontier {
     time_point valid_until{};  // known: refetch after; unreachable: retry after
     int failures = 0;
     bool in_dirty = false;
+    bool sitemaps_read = false;
   };
 
   host& host_of(std::string_view key, std::string_view hostname);
@@ -131,8 +140,11 @@ class frontier {
   frontier_config cfg_;
   fetch::url_set seen_;
   std::unordered_map<std::string, std::unique_ptr<host>> hosts_;
-  std::vector<work_item> dropped_;                    // leased URLs dropped by robots.txt
-  std::vector<host*> dirty_;                          // hosts that may have something to hand out
+  std::vector<work_item> dropped_;
+  std::vector<work_item> sitemap_queue_;                 // sitemaps to hand out
+  std::unordered_map<std::string, bool> sitemaps_seen_;  // bounded: 1,000
+  std::uint64_t sitemaps_out_ = 0;  // queued or being fetched                    // leased URLs dropped by robots.txt
+  std::vector<host*> dirty_;        // hosts that may have something to hand out
   std::vector<std::pair<time_point, host*>> timers_;  // min-heap: robots retries and expiries
   std::uint64_t handed_ = 0, disallowed_ = 0, unreachable_ = 0, queued_ = 0, outstanding_ = 0, robots_out_ = 0;
 };

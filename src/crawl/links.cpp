@@ -94,6 +94,45 @@ std::size_t nesting_cut(std::string_view html, std::size_t max_depth) {
   return html.size();
 }
 
+std::vector<std::string> sitemap_locs(std::string_view xml, bool& index, std::size_t max) {
+  index = xml.find("<sitemapindex") != std::string_view::npos;
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (out.size() < max) {
+    const auto open = xml.find("<loc>", pos);
+    if (open == std::string_view::npos) {
+      break;
+    }
+    const auto close = xml.find("</loc>", open + 5);
+    if (close == std::string_view::npos) {
+      break;
+    }
+    std::string v;
+    const std::string_view raw = xml.substr(open + 5, close - open - 5);
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      static constexpr std::pair<std::string_view, char> entities[] = {
+          {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+      bool done = false;
+      if (raw[i] == '&') {
+        for (const auto& [e, c] : entities) {
+          if (raw.substr(i, e.size()) == e) {
+            v += c;
+            i += e.size() - 1;
+            done = true;
+            break;
+          }
+        }
+      }
+      if (!done) {
+        v += raw[i];
+      }
+    }
+    out.push_back(std::move(v));
+    pos = close + 6;
+  }
+  return out;
+}
+
 bool is_html(std::string_view ct) {
   std::string t;
   for (char c : ct.substr(0, ct.find(';'))) {

@@ -42,6 +42,8 @@ struct report {
   fetch::line_ref line;
   bool written = false;  // a result line was made (it is durable once line is)
   bool robots = false;
+  bool sitemap = false;  // links: the sitemap's URLs; sitemaps: those of a sitemap index
+  std::vector<std::string> sitemaps;
   long status = 0;
   std::string robots_body;  // robots: the file (at most robots_max_bytes)
   std::uint32_t depth = 0;
@@ -87,6 +89,21 @@ class crawl_hook final : public fetch::result_hook {
     rep.lease = tag.lease;
     rep.line = line;
     rep.status = r.status;  // of the last response; 0 when none came
+    if (tag.sitemap) {
+      rep.sitemap = true;
+      if (r.error.empty() && r.status >= 200 && r.status < 300) {
+        bool index = false;
+        for (auto& u : sitemap_locs(cap.body, index)) {
+          if (index) {
+            rep.sitemaps.push_back(std::move(u));
+          } else if (auto n = normalize_url(u, cfg_.norm); n && scope_.allows(*n)) {
+            rep.links.push_back(std::move(*n));
+          }
+        }
+      }
+      post(std::move(rep));
+      return false;  // a sitemap is not a page of the crawl: no line
+    }
     if (tag.robots) {
       rep.robots = true;
       rep.robots_body = cap.body.substr(0, robots_max_bytes);
@@ -220,6 +237,7 @@ class shard_feed {
     item.tag.depth = w.depth;
     item.tag.hops = w.hops;
     item.tag.robots = w.robots;
+    item.tag.sitemap = w.sitemap;
     item.tag.lease = w.lease;
     item.tag.min_delay = fetch::from_seconds(w.crawl_delay_s);
     pending_[fetch::fingerprint(item.host) % shards_.size()].push_back(std::move(item));
@@ -248,6 +266,7 @@ frontier_config frontier_config_of(const crawl_config& cfg, const fetch::fetch_c
   frc.max_pages = cfg.frontier_url.empty() ? cfg.max_pages : 0;
   frc.agent = std::string(product_token(fc.user_agent));
   frc.ignore_robots = cfg.ignore_robots;
+  frc.sitemaps = cfg.sitemaps;
   frc.robots_retry = fetch::from_seconds(cfg.robots_retry_s);
   frc.robots_tries = cfg.robots_tries;
   frc.max_crawl_delay_s = cfg.max_crawl_delay_s;
@@ -303,6 +322,16 @@ class shared_coordinator {
         publish_delay(rep.key);
         continue;
       }
+      if (rep.sitemap) {
+        front_.sitemap_fetched();
+        for (const auto& l : rep.links) {
+          extra_.push_back(admit_of(l, 0, 0));
+        }
+        for (const auto& m : rep.sitemaps) {
+          front_.add_sitemap(m);
+        }
+        continue;
+      }
       publish_delay(rep.key);  // --ignore-robots: the first page tells the fleet instead
       front_.page_done(rep.key);
       release_.push_back(ack_of(rep.lease, rep.depth, rep.hops, rep.links, rep.redirect));
@@ -334,7 +363,8 @@ class shared_coordinator {
     const bool handed = feed_.offer();
     auto& g = run_.state();
     if (handed && seeded_ && !paused_ && remote_queued_ == 0 && remote_leased_ == 0 && held_.empty() &&
-        waiting_.empty() && acks_.empty() && release_.empty() && front_.finished() && !g.input_done.exchange(true)) {
+        waiting_.empty() && acks_.empty() && release_.empty() && extra_.empty() && front_.finished() &&
+        !g.input_done.exchange(true)) {
       for (auto& s : run_.shards()) {
         s->wake();
       }
@@ -401,6 +431,7 @@ class shared_coordinator {
     if (!seeded_) {
       r.seeds = seeds_;
     }
+    r.seeds.insert(r.seeds.end(), extra_.begin(), extra_.end());
     r.release = release_;
     r.acks = acks_;
     r.delays = delays_;
@@ -432,6 +463,7 @@ class shared_coordinator {
     }
     paused_ = false;
     seeded_ = true;
+    extra_.clear();
     release_.clear();
     delays_.clear();
     for (const auto& a : acks_) {
@@ -469,6 +501,7 @@ class shared_coordinator {
   shared_frontier sf_;
   std::string where_;  // the Redis URL without credentials
   std::vector<admit> seeds_;
+  std::vector<admit> extra_;  // URLs from sitemaps, to admit
   bool seeded_ = false;
   bool paused_ = false;
   std::vector<report> reports_;
@@ -536,6 +569,16 @@ int run_crawl(const crawl_config& cfg) {
       for (auto& rep : reports) {
         if (rep.robots) {
           front.robots_fetched(rep.key, rep.status, rep.robots_body, now);
+          continue;
+        }
+        if (rep.sitemap) {
+          front.sitemap_fetched();
+          for (auto& l : rep.links) {
+            front.add(std::move(l), 0, 0);
+          }
+          for (const auto& m : rep.sitemaps) {
+            front.add_sitemap(m);
+          }
           continue;
         }
         front.page_done(rep.key);

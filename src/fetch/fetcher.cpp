@@ -370,7 +370,8 @@ class fetch_shard final : public shard {
     job* raw = j.get();  // CURLOPT_PRIVATE: in_flight_ owns it
     in_flight_.emplace(raw, std::move(j));
     const pool::exit& ex = raw->attempt.chosen();
-    transfers_.start(raw->url, ex.spec(), ex.index(), raw->tag.robots ? robots_opts_ : opts_, raw->cap, raw);
+    transfers_.start(raw->url, ex.spec(), ex.index(), raw->tag.robots || raw->tag.sitemap ? robots_opts_ : opts_,
+                     raw->cap, raw);
     return start_result::started();
   }
 

@@ -32,6 +32,7 @@ struct crawl_tag {
   std::uint32_t depth = 0;
   std::uint8_t hops = 0;              // redirects followed to reach the URL
   bool robots = false;                // the host's robots.txt: fetched with result_hook::robots_options
+  bool sitemap = false;               // a sitemap: fetched like robots.txt
   pool::clock::duration min_delay{};  // the host's Crawl-delay: at least this between starts to it
   std::uint64_t lease = 0;            // the crawl's id for this piece of work (a shared frontier's lease)
 };

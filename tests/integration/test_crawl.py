@@ -97,7 +97,21 @@ class Site:
             for sub in ("p", "b", "private/open", "hidden", "doc", "nofollow"):
                 (d / sub).mkdir(parents=True, exist_ok=True)
             if host in ROBOTS:
-                (d / "robots.txt").write_text(ROBOTS[host])
+                sitemap = f"Sitemap: {self.url(host, '/sitemap.xml')}\n" if host == "127.0.0.33" else ""
+                (d / "robots.txt").write_text(ROBOTS[host] + sitemap)
+            if host == "127.0.0.33":
+                # Only reachable through the sitemaps (--sitemaps): an index, then a urlset.
+                (d / "orphan").mkdir(exist_ok=True)
+                for i in range(10):
+                    (d / "orphan" / f"{i}.html").write_text('<a href="/p/1.html">x</a>')
+                (d / "sitemap.xml").write_text(
+                    '<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                    f"<sitemap><loc>{self.url(host, '/sitemap-pages.xml')}</loc></sitemap></sitemapindex>")
+                locs = [self.url(host, f"/orphan/{i}.html?a=1&amp;b=2") for i in range(10)]
+                locs += [self.url(host, "/orphan/x.pdf"), f"http://{OUT_OF_SCOPE}:{self.port}/o.html"]
+                (d / "sitemap-pages.xml").write_text(
+                    '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                    + "".join(f"<url><loc>{u}</loc></url>" for u in locs) + "</urlset>")
             n = PAGES[host]
             for i in range(n):
                 path = self.page_path(host, i)
@@ -452,6 +466,17 @@ def test_bad_input(site, tmp_path):
     loop = results(tmp_path / "loop")
     assert sorted(r["url"] for r in loop) == [f"{base}/loop/a", f"{base}/loop/b"]
     assert all(r["status"] == 301 for r in loop)
+
+
+def test_sitemaps_from_robots_txt(site, tmp_path):
+    """--sitemaps: robots.txt names a sitemap index, the index a urlset; its URLs are crawled at depth 0
+    (robots.txt and scope still apply); without the flag they are not (the first test's exact set)."""
+    seed = site.url("127.0.0.33", "/p/0.html")
+    cp = subprocess.run(crawl_argv(tmp_path, "--seeds", seed, "--sitemaps", "--max-depth", "0"),
+                        capture_output=True, timeout=60, env=no_proxy_env())
+    assert cp.returncode == 0, cp.stderr
+    got = {r["url"] for r in results(tmp_path)}
+    assert got == {seed} | {site.url("127.0.0.33", f"/orphan/{i}.html?a=1&b=2") for i in range(10)}
 
 
 # ------------------------------------------------------------------------- shared frontier (Redis)

@@ -110,6 +110,25 @@ TEST(Frontier, IgnoreRobotsMaxPagesAndHostsApart) {
   EXPECT_EQ(f.counts().queued, 1u);
 }
 
+TEST(Frontier, SitemapsNamedByRobotsTxt) {
+  frontier_config c;
+  c.sitemaps = true;
+  frontier f(c);
+  f.add("http://a.test/1", 0, 0);
+  ASSERT_EQ(next(f, t0).size(), 1u);
+  f.robots_fetched("http://a.test", 200, "Sitemap: http://a.test/s.xml\nSitemap: http://a.test/s.xml\n", t0);
+  auto w = next(f, t0);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_TRUE(w[0].sitemap);
+  EXPECT_EQ(w[0].url, "http://a.test/s.xml");  // once
+  EXPECT_EQ(w[1].url, "http://a.test/1");
+  f.page_done("http://a.test");
+  EXPECT_FALSE(f.finished());  // the sitemap is out
+  EXPECT_FALSE(f.add_sitemap("http://a.test/s.xml"));
+  f.sitemap_fetched();
+  EXPECT_TRUE(f.finished());
+}
+
 TEST(Frontier, DedupIsBounded) {
   frontier f(frontier_config{}, 1 << 20);
   for (int i = 0; i < 1000000; ++i) {

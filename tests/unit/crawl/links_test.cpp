@@ -108,6 +108,18 @@ TEST(Links, NestingCut) {
   EXPECT_EQ(nesting_cut("a < b <3 <!-- <div> --> <!doctype html>", 0), 14u);  // tags in comments count
 }
 
+TEST(Links, SitemapLocs) {
+  bool index = true;
+  auto locs = sitemap_locs(
+      "<urlset><url><loc>http://a.test/x?a=1&amp;b=2</loc></url><url><loc>http://a.test/y</loc></url></urlset>", index);
+  EXPECT_FALSE(index);
+  EXPECT_EQ(locs, (list{"http://a.test/x?a=1&b=2", "http://a.test/y"}));
+  locs = sitemap_locs("<sitemapindex><sitemap><loc>http://a.test/s.xml</loc></sitemap><loc>unclosed", index);
+  EXPECT_TRUE(index);
+  EXPECT_EQ(locs, (list{"http://a.test/s.xml"}));
+  EXPECT_EQ(sitemap_locs("<loc>1</loc><loc>2</loc><loc>3</loc>", index, 2).size(), 2u);
+}
+
 TEST(Links, IsHtml) {
   EXPECT_TRUE(is_html("text/html"));
   EXPECT_TRUE(is_html("Text/HTML; charset=utf-8"));
