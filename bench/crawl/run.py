@@ -5,6 +5,7 @@
     PAGES=2000 CONC=64 bench/crawl/run.py
     PEERS= bench/crawl/run.py               exitpool alone
     WORKERS=0 bench/crawl/run.py            without the shared-frontier run (default: 3 workers, one Redis)
+    CRAWLEE_DIR=/tmp/c bench/crawl/run.py   also crawlee, installed there (cd /tmp/c && npm install crawlee@3)
 
 The site is tests/integration/test_crawl.py's (cycles, relative/absolute links, <base>, redirects, 404s,
 500s, slow pages, robots.txt per host), without its Crawl-delay (Scrapy ignores Crawl-delay: the two would
@@ -17,6 +18,7 @@ Not part of `make check`.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -142,6 +144,30 @@ p.start()
         except ImportError:
             pass
 
+        crawlee_dir = os.environ.get("CRAWLEE_DIR", "")
+        if crawlee_dir and (Path(crawlee_dir) / "node_modules" / "crawlee").exists():
+            # crawlee (npm) CheerioCrawler: same seeds, links to the four hosts, robots.txt respected,
+            # the same concurrency, in-memory storage.
+            script = Path(crawlee_dir) / "exitpool-bench.mjs"  # ESM resolves packages from the script's folder
+            script.write_text(f"""
+import {{ CheerioCrawler, Configuration }} from 'crawlee';
+import fs from 'fs';
+const out = fs.createWriteStream('{work}/crawlee.jsonl');
+const crawler = new CheerioCrawler({{
+  maxConcurrency: {CONC}, maxRequestRetries: 0, respectRobotsTxtFile: true,
+  additionalHttpErrorStatusCodes: [], ignoreHttpErrorStatusCodes: [404, 500],
+  async requestHandler({{ request, enqueueLinks }}) {{
+    out.write(JSON.stringify({{ url: request.loadedUrl }}) + '\\n');
+    await enqueueLinks({{ strategy: 'all', regexps: [/^http:\\/\\/127\\.0\\.0\\.3[1-4]:{port}\\//] }});
+  }},
+}}, new Configuration({{ persistStorage: false, logLevel: 'ERROR' }}));
+await crawler.run({json.dumps(seeds)});
+out.end();
+""")
+            cwall, crss, _ = timed(["node", str(script)], Path(crawlee_dir))
+            cgot = (work / "crawlee.jsonl").read_text().count("\n")
+            rows.append(("crawlee CheerioCrawler", cgot, cwall, crss))
+
         lines = [f"# exitpool crawl vs peers ({time.strftime('%Y-%m-%d')})", "",
                  f"Generated site: {len(want)} reachable allowed pages over 4 hosts ({PAGES} pages per host), "
                  f"concurrency {CONC}, per host {CONC // 4}; nginx 1 worker, loopback; {os.cpu_count()} CPUs.", "",
@@ -149,10 +175,12 @@ p.start()
         for name, n, w, r in rows:
             lines.append(f"| {name} | {n} | {w:.2f} | {n / w:.0f} | {r / 1024:.0f} |" if r else
                          f"| {name} | {n} | {w:.2f} | {n / w:.0f} | |")
-        scrapy_rows = [r for r in rows if r[0].startswith("Scrapy")]
-        if scrapy_rows:
-            s_row = scrapy_rows[0]
-            lines += ["", f"exitpool / Scrapy pages/s: {(rows[0][1] / rows[0][2]) / (s_row[1] / s_row[2]):.1f}x"]
+        for peer in ("Scrapy", "crawlee"):
+            peer_rows = [r for r in rows if r[0].startswith(peer)]
+            if peer_rows:
+                p_row = peer_rows[0]
+                lines += ["", f"exitpool / {peer} pages/s: {(rows[0][1] / rows[0][2]) / (p_row[1] / p_row[2]):.1f}x, "
+                              f"peak RSS {rows[0][3] / p_row[3]:.2f}x"]
         text = "\n".join(lines) + "\n"
         print(text)
         out = REPO / "bench" / "results" / "crawl-latest.md"
