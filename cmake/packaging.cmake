@@ -7,6 +7,7 @@ configure_file(${CMAKE_SOURCE_DIR}/packaging/debian/changelog.in ${EXITPOOL_DOCS
 set(exitpool_doc_outputs
   ${EXITPOOL_DOCS_DIR}/man/exitpool.1.gz ${EXITPOOL_DOCS_DIR}/man/exitpool-serve.1.gz
   ${EXITPOOL_DOCS_DIR}/man/exitpool-fetch.1.gz ${EXITPOOL_DOCS_DIR}/man/exitpool-check.1.gz
+  ${EXITPOOL_DOCS_DIR}/man/exitpool-crawl.1.gz
   ${EXITPOOL_DOCS_DIR}/completion/exitpool ${EXITPOOL_DOCS_DIR}/completion/_exitpool
   ${EXITPOOL_DOCS_DIR}/changelog.gz)
 add_custom_command(OUTPUT ${exitpool_doc_outputs}
@@ -21,6 +22,7 @@ include(GNUInstallDirs)
 install(TARGETS exitpool RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${EXITPOOL_DOCS_DIR}/man/exitpool.1.gz ${EXITPOOL_DOCS_DIR}/man/exitpool-serve.1.gz
               ${EXITPOOL_DOCS_DIR}/man/exitpool-fetch.1.gz ${EXITPOOL_DOCS_DIR}/man/exitpool-check.1.gz
+              ${EXITPOOL_DOCS_DIR}/man/exitpool-crawl.1.gz
         DESTINATION ${CMAKE_INSTALL_DATADIR}/man/man1)
 install(FILES ${EXITPOOL_DOCS_DIR}/completion/exitpool DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
 install(FILES ${EXITPOOL_DOCS_DIR}/completion/_exitpool DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
@@ -42,7 +44,7 @@ every connection or request through an exit picked from a pool of upstream
 proxies or local addresses: rotation policies, sticky sessions,
 country/city/type targeting, retries on another exit, bans per target host,
 rate limits and a Prometheus endpoint. The package runs it as a hardened
-systemd service on loopback; it also ships the batch fetcher (exitpool fetch)
+systemd service on loopback; it also ships the batch fetcher (exitpool fetch) and the crawler (exitpool crawl)
 and the pool checker (exitpool check).")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES TRUE)

@@ -11,7 +11,7 @@ build_deps=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
   libssl-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
-  libhiredis-dev libcurl4-openssl-dev zlib1g-dev libgtest-dev libbenchmark-dev libre2-dev libc-ares-dev
+  libhiredis-dev libcurl4-openssl-dev zlib1g-dev libgtest-dev libbenchmark-dev libre2-dev libc-ares-dev libgumbo-dev
   dpkg-dev file
 )
 test_deps=(

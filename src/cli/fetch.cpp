@@ -14,21 +14,10 @@
 
 namespace exitpool::cli {
 
-namespace {
-
-struct fetch_options {
-  fetch::fetch_config cfg;
-  std::string policy = "round-robin";
-  std::vector<int> ban_statuses{403, 429, 503};
-  bool no_resume = false;
-  bool no_http2 = false;
-  dns_options dns;
-};
-
-int run_fetch_command(fetch_options& o) {
+int prepare_fetch_options(fetch_options& o, const char* command) {
   auto p = pool::parse_policy(o.policy);
   if (!p) {
-    std::fprintf(stderr, "exitpool fetch: --policy %s: expected round-robin, random, least-inflight or fastest\n",
+    std::fprintf(stderr, "exitpool %s: --policy %s: expected round-robin, random, least-inflight or fastest\n", command,
                  o.policy.c_str());
     return 2;
   }
@@ -41,8 +30,17 @@ int run_fetch_command(fetch_options& o) {
       c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
   }
+  o.cfg.dns = o.dns.to_config();
+  return 0;
+}
+
+namespace {
+
+int run_fetch_command(fetch_options& o) {
   try {
-    o.cfg.dns = o.dns.to_config();
+    if (const int rc = prepare_fetch_options(o, "fetch"); rc != 0) {
+      return rc;
+    }
     return fetch::run_fetch(o.cfg);
   } catch (const proto::pool_error& e) {
     std::fprintf(stderr, "exitpool fetch: %s\n", e.what());
@@ -55,17 +53,14 @@ int run_fetch_command(fetch_options& o) {
 
 }  // namespace
 
-void add_fetch(CLI::App& app, std::function<int()>& run) {
-  auto o = std::make_shared<fetch_options>();
-  auto& c = o->cfg;
-  auto* cmd = app.add_subcommand("fetch", "Fetch a list of URLs through the pool, one JSON line per URL (resumable)");
+void add_fetch_options(CLI::App* cmd, fetch_options& o) {
+  auto& c = o.cfg;
   cmd->add_option("--config", "TOML config file; keys are the long option names");
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("--pool", c.pool_file, "Pool file, one exit per line (default: direct://, this machine)");
-  cmd->add_option("--input", c.input, "URLs, one per line; '-' is stdin; gzip is detected")->capture_default_str();
   cmd->add_option("--output", c.output, "Results, one JSON object per line (also the resume checkpoint)")->required();
   cmd->add_option("--state", c.state_dir, "State dir (lock); default OUTPUT.state");
-  cmd->add_flag("--no-resume", o->no_resume, "Start over: truncate the output instead of continuing it");
+  cmd->add_flag("--no-resume", o.no_resume, "Start over: truncate the output instead of continuing it");
   cmd->add_option("--threads", c.threads, "Shards (threads, one libcurl multi handle each); 0 = one per CPU")
       ->capture_default_str();
   cmd->add_option("--concurrency", c.concurrency, "Requests in flight, all shards together")
@@ -95,7 +90,7 @@ void add_fetch(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--city", c.filter.city, "Only exits with this city= tag");
   cmd->add_option("--type", c.filter.type, "Only exits with this type= tag");
   cmd->add_flag("--session-per-host", c.session_per_host, "Sticky by host: every request to a host uses one exit");
-  cmd->add_option("--policy", o->policy, "Rotation policy: round-robin, random, least-inflight, fastest")
+  cmd->add_option("--policy", o.policy, "Rotation policy: round-robin, random, least-inflight, fastest")
       ->capture_default_str();
   cmd->add_option("--per-exit-rate", c.limits.per_exit_rate, "Requests per second per exit (0 = off)")
       ->check(CLI::NonNegativeNumber);
@@ -104,7 +99,7 @@ void add_fetch(CLI::App& app, std::function<int()>& run) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--per-exit-concurrency", c.limits.per_exit_concurrency, "Requests in flight per exit (0 = off)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--ban-status", o->ban_statuses, "HTTP statuses that ban (exit, host) and are retried elsewhere")
+  cmd->add_option("--ban-status", o.ban_statuses, "HTTP statuses that ban (exit, host) and are retried elsewhere")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->delimiter(',');
@@ -125,15 +120,22 @@ void add_fetch(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--max-redirects", c.max_redirects, "Redirects followed (0: none)")->capture_default_str();
   cmd->add_flag("--insecure", c.insecure, "Do not verify targets' TLS certificates");
   cmd->add_option("--ca-file", c.ca_file, "CA bundle (PEM) for targets and https:// exits, instead of the system's");
-  cmd->add_flag("--no-http2", o->no_http2, "HTTP/1.1 only (default: HTTP/2 over TLS when the target offers it)");
+  cmd->add_flag("--no-http2", o.no_http2, "HTTP/1.1 only (default: HTTP/2 over TLS when the target offers it)");
   cmd->add_option("--progress-interval", c.progress_interval_s,
                   "Seconds between progress lines (default 0.25 on a terminal, 5 otherwise)");
   cmd->add_option("--fsync-interval", c.fsync_interval_s, "Seconds between fsyncs of the output")
       ->capture_default_str();
   cmd->add_flag("--quiet", c.quiet, "No progress lines (the summary is still printed)");
-  add_dns_options(cmd, o->dns);
+  add_dns_options(cmd, o.dns);
   ops::accept_durations(cmd, {"--delay", "--backoff", "--timeout", "--connect-timeout", "--queue-timeout", "--ban-time",
                               "--progress-interval", "--fsync-interval"});
+}
+
+void add_fetch(CLI::App& app, std::function<int()>& run) {
+  auto o = std::make_shared<fetch_options>();
+  auto* cmd = app.add_subcommand("fetch", "Fetch a list of URLs through the pool, one JSON line per URL (resumable)");
+  add_fetch_options(cmd, *o);
+  cmd->add_option("--input", o->cfg.input, "URLs, one per line; '-' is stdin; gzip is detected")->capture_default_str();
   cmd->callback([o, &run] { run = [o] { return run_fetch_command(*o); }; });
 }
 

@@ -7,8 +7,29 @@
 // same command again to continue).
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+#include <vector>
+
+#include "cli/dns_options.hpp"
+#include "fetch/fetcher.hpp"
 
 namespace exitpool::cli {
+
+// The options `fetch` and `crawl` share, as parsed (before prepare_fetch_options).
+struct fetch_options {
+  fetch::fetch_config cfg;
+  std::string policy = "round-robin";
+  std::vector<int> ban_statuses{403, 429, 503};
+  bool no_resume = false;
+  bool no_http2 = false;
+  dns_options dns;
+};
+
+// Adds the shared options (all but fetch's --input) to `cmd`, bound to `o`.
+void add_fetch_options(CLI::App* cmd, fetch_options& o);
+// Turns the parsed options into o.cfg. Returns 0, or 2 after printing a usage error;
+// throws on a bad --dns-* value.
+int prepare_fetch_options(fetch_options& o, const char* command);
 
 // Adds the `fetch` subcommand to `app`; when it is chosen, `run` is set to the action.
 void add_fetch(CLI::App& app, std::function<int()>& run);

@@ -9,6 +9,7 @@
 
 #include "cli/check.hpp"
 #include "cli/config_file.hpp"
+#include "cli/crawl.hpp"
 #include "cli/fetch.hpp"
 #include "cli/fleet.hpp"
 #include "cli/serve.hpp"
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   exitpool::cli::add_serve(app, run);
   exitpool::cli::add_check(app, run);
   exitpool::cli::add_fetch(app, run);
+  exitpool::cli::add_crawl(app, run);
   exitpool::cli::add_fleet(app, run);
   // Hidden: the build renders the man pages and shell completion with these.
   exitpool::ops::add_doc_commands(app, run, std::string(exitpool::ops::build_version()));

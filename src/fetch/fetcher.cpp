@@ -49,6 +49,7 @@ struct job {
   std::string url;
   std::string host;
   std::uint64_t fp = 0;
+  crawl_tag tag;
   int attempts = 0;
   int family = 0;  // 4 or 6 when the host is an IP literal
   std::vector<const pool::exit*> tried;
@@ -76,7 +77,7 @@ transfer_options transfer_options_of(const fetch_config& cfg) {
   o.http2 = cfg.http2;
   o.dns = cfg.dns;
   o.warc = !cfg.warc_path.empty();
-  o.keep = !cfg.bodies_dir.empty() ? cfg.max_body : cfg.inline_body_max;
+  o.keep = std::max(!cfg.bodies_dir.empty() ? cfg.max_body : cfg.inline_body_max, cfg.min_keep);
   if (o.warc) {
     o.keep = std::max(o.keep, cfg.max_body);
   }
@@ -100,8 +101,12 @@ class fetch_shard final : public shard {
         sched_(scheduler_config{g.cfg.per_host, from_seconds(g.cfg.delay_s), g.cfg.auto_throttle}),
         lines_(*g.log),
         opts_(transfer_options_of(g.cfg)),
+        robots_opts_(opts_),
         transfers_(g.snap->size()) {
     tally.by_exit.assign(g.snap->size(), 0);
+    if (g.hook != nullptr) {
+      g.hook->robots_options(robots_opts_);
+    }
     // A direct exit bound to an IPv4 source cannot reach an IPv6 target, and the other way
     // round: such pairs are excluded from the pick, not tried and counted as failures.
     for (const auto& e : g.snap->exits()) {
@@ -194,6 +199,7 @@ class fetch_shard final : public shard {
       j->url = std::move(item->url);
       j->host = std::move(item->host);
       j->fp = item->fp;
+      j->tag = item->tag;
       j->family = item->valid ? literal_family(j->host) : 0;
       if (!item->valid) {
         fetch_result r;
@@ -203,7 +209,8 @@ class fetch_shard final : public shard {
         continue;
       }
       const std::string_view host = j->host;  // the job's own string: it does not move
-      sched_.push(host, std::move(j));
+      const auto min_delay = j->tag.min_delay;
+      sched_.push(host, std::move(j), min_delay);
     }
   }
 
@@ -363,7 +370,8 @@ class fetch_shard final : public shard {
     job* raw = j.get();  // CURLOPT_PRIVATE: in_flight_ owns it
     in_flight_.emplace(raw, std::move(j));
     const pool::exit& ex = raw->attempt.chosen();
-    transfers_.start(raw->url, ex.spec(), ex.index(), opts_, raw->cap, raw);
+    transfers_.start(raw->url, ex.spec(), ex.index(), raw->tag.robots || raw->tag.sitemap ? robots_opts_ : opts_,
+                     raw->cap, raw);
     return start_result::started();
   }
 
@@ -476,12 +484,20 @@ class fetch_shard final : public shard {
 
   // The URL's line (with its WARC records, if any); the job goes after (r may point into it).
   void finish(std::unique_ptr<job> j, fetch_result& r, std::string_view warc_bytes = {}) {
+    if (g_.hook != nullptr && !g_.hook->on_result(j->host, j->tag, j->cap, r, line_ref{index_, lines_added_ + 1})) {
+      j.reset();
+      --local_;
+      return;
+    }
+    ++lines_added_;
     if (warc_bytes.empty()) {
       lines_.add(r);
     } else {
       flush();  // keep this shard's lines in order
       if (!lines_.add_with_warc(r, warc_bytes)) {
         g_.set_fatal(fmt::format("cannot write the output or the WARC file: {}", std::strerror(errno)));
+      } else {
+        counters.lines_written.store(lines_added_, std::memory_order_release);
       }
     }
     count_result(r, counters, tally);
@@ -495,7 +511,9 @@ class fetch_shard final : public shard {
   void flush() {
     if (!lines_.flush()) {
       g_.set_fatal(fmt::format("cannot write the output: {}", std::strerror(errno)));
+      return;
     }
+    counters.lines_written.store(lines_added_, std::memory_order_release);
   }
 
   shared_state& g_;
@@ -508,9 +526,11 @@ class fetch_shard final : public shard {
   std::unordered_map<const job*, std::unique_ptr<job>> in_flight_;  // jobs with a transfer
   std::size_t local_ = 0;  // jobs in this shard: waiting, in flight or on a timer
   int inflight_ = 0;
+  std::uint64_t lines_added_ = 0;  // result lines made by this shard (line_ref::seq)
   bool drain_only_ = false;
   line_writer lines_;
   transfer_options opts_;
+  transfer_options robots_opts_;  // crawl: robots.txt fetches (redirects followed, 500 KiB kept)
   // Last: destroyed first, so no transfer outlives the jobs its callbacks write to.
   transfer_engine transfers_;
 };

@@ -30,6 +30,7 @@ struct fetch_config {
   std::size_t inline_body_max = 64 * 1024;  // bytes kept inline; 0: no body in the output
   std::size_t max_body = 16 * 1024 * 1024;  // bytes kept per body with --bodies
   bool resume = true;                       // false: --no-resume (truncate the output)
+  std::size_t min_keep = 0;                 // crawl: body bytes kept at least (links are read from them)
 
   int threads = 0;             // 0: hardware concurrency
   int concurrency = 256;       // in flight, all shards together

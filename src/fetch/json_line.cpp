@@ -185,14 +185,23 @@ bool complete_object(std::string_view line) {
 }
 
 std::optional<std::string> read_url_field(std::string_view line) {
-  constexpr std::string_view prefix = "{\"url\":\"";
+  constexpr std::string_view prefix = "{\"url\":";
   if (line.substr(0, prefix.size()) != prefix) {
     return std::nullopt;
   }
+  std::size_t pos = prefix.size();
+  return read_json_string(line, pos);
+}
+
+std::optional<std::string> read_json_string(std::string_view line, std::size_t& pos) {
+  if (pos >= line.size() || line[pos] != '"') {
+    return std::nullopt;
+  }
   std::string out;
-  for (std::size_t i = prefix.size(); i < line.size(); ++i) {
+  for (std::size_t i = pos + 1; i < line.size(); ++i) {
     const char c = line[i];
     if (c == '"') {
+      pos = i + 1;
       return out;
     }
     if (c != '\\') {

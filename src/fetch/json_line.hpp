@@ -29,4 +29,8 @@ bool complete_object(std::string_view line);
 // first); nullopt otherwise.
 std::optional<std::string> read_url_field(std::string_view line);
 
+// The JSON string that starts at line[pos] (its opening quote), unescaped as
+// read_url_field does; on success `pos` is moved past its closing quote.
+std::optional<std::string> read_json_string(std::string_view line, std::size_t& pos);
+
 }  // namespace exitpool::fetch

@@ -25,6 +25,7 @@ struct shard_counters {
   std::atomic<std::uint64_t> errors{0};            // result lines with an error
   std::atomic<std::uint64_t> retries{0};
   std::atomic<int> inflight{0};
+  std::atomic<std::uint64_t> lines_written{0};  // result lines handed to write(2) (crawl: durability)
 };
 
 // A shard's results, for the summary.

@@ -86,6 +86,7 @@ void append_result_line(std::string& out, const fetch_result& r) {
   if (r.warc_offset >= 0) {
     fmt::format_to(std::back_inserter(out), ",\"warc_offset\":{},\"warc_length\":{}", r.warc_offset, r.warc_length);
   }
+  out += r.extra;
   out += "}\n";
 }
 

@@ -6,7 +6,8 @@
 //    "body":"text" | "body_base64":"..." | "body_file":"DIR/....body", "body_truncated":true,
 //    "body_size":N, "exit":"d1", "exit_ip":"127.0.0.21", "attempts":1,
 //    "timings":{"dns":0.1,"connect":0.3,"tls":0,"ttfb":1.2,"total":1.4}, "error":null,
-//    "warc_offset":N, "warc_length":N}   (the last two with --warc, for a response only)
+//    "warc_offset":N, "warc_length":N,   (these two with --warc, for a response only)
+//    ...}                                (crawl's members: `extra`)
 // status is 0 when no HTTP response arrived. timings are libcurl's *_TIME_T of the
 // last attempt, in milliseconds from that attempt's start (so connect includes dns).
 
@@ -46,6 +47,8 @@ struct fetch_result {
   // With --warc: where this URL's records are in the WARC file (-1: none).
   std::int64_t warc_offset = -1;
   std::uint64_t warc_length = 0;
+  // More members, written last as they are (",\"depth\":1,..."): crawl's depth and links.
+  std::string extra;
 };
 
 // Appends one JSON line (with its "\n") for `r` to `out`.

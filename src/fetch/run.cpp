@@ -20,6 +20,7 @@
 #include "fetch/input.hpp"
 #include "fetch/progress.hpp"
 #include "fetch/result_log.hpp"
+#include "fetch/runner.hpp"
 #include "fetch/shard.hpp"
 #include "fetch/url_set.hpp"
 #include "fetch/warc.hpp"
@@ -57,21 +58,14 @@ void read_input(shared_state& g, line_reader& reader, url_set& seen, std::vector
         continue;
       }
       auto parts = parse_url(url);
-      input_item item{std::string(url), std::move(parts.host), fp, parts.ok};
+      input_item item{std::string(url), std::move(parts.host), fp, parts.ok, {}};
       shard& s = *shards[item.valid ? fingerprint(item.host) % n : 0];
-      while (!s.ring.try_push(std::move(item))) {
+      while (!s.offer(item)) {
         // The shard is behind: wait for it (backpressure keeps memory bounded).
         if (g.fatal.load(std::memory_order_relaxed) || g.stopping.load(std::memory_order_relaxed)) {
           break;
         }
-        if (s.hungry.exchange(false)) {
-          s.wake();
-        }
         std::this_thread::sleep_for(std::chrono::microseconds(200));
-      }
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (s.hungry.load(std::memory_order_relaxed) && s.hungry.exchange(false)) {
-        s.wake();
       }
     }
   } catch (const std::exception& e) {
@@ -109,7 +103,8 @@ long peak_rss_kib() {
 
 }  // namespace
 
-int run_fetch(const fetch_config& cfg) {
+runner::runner(const fetch_config& cfg, std::string_view name, url_set& done, result_hook* hook)
+    : cfg_(cfg), name_(name), g_(cfg) {
   if (cfg.output.empty()) {
     throw std::runtime_error("--output is required");
   }
@@ -120,42 +115,39 @@ int run_fetch(const fetch_config& cfg) {
     throw std::runtime_error(fmt::format("curl_global_init: {}", curl_easy_strerror(rc)));
   }
   raise_nofile_limit();
-  shared_state g(cfg);
   std::vector<proto::exit_spec> specs;
   if (cfg.pool_file.empty()) {
     specs = proto::parse_pool_text("direct://\n", "<default pool>");
   } else {
     specs = pool::load_pool_file(cfg.pool_file);
   }
-  g.snap = pool::snapshot::build(std::move(specs), nullptr, cfg.limits);
-  g.state = std::make_unique<pool::local_state>(cfg.limits, cfg.health);
+  g_.snap = pool::snapshot::build(std::move(specs), nullptr, cfg.limits);
+  g_.state = std::make_unique<pool::local_state>(cfg.limits, cfg.health);
   // Throws std::invalid_argument naming a --ban-pattern that does not compile.
-  g.ban_policy = pool::ban_policy(
+  g_.ban_policy = pool::ban_policy(
       cfg.ban_statuses, cfg.ban_patterns,
       std::chrono::duration_cast<milliseconds>(std::chrono::duration<double>(std::max(0.0, cfg.ban_duration_s))));
+  g_.hook = hook;
 
   // The state dir holds a lock, so two runs never append to one output at once.
   namespace fs = std::filesystem;
   const std::string state_dir = cfg.state_dir.empty() ? cfg.output + ".state" : cfg.state_dir;
   fs::create_directories(state_dir);
   const std::string lock_path = state_dir + "/lock";
-  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (lock_fd_ >= 0) {
+      ::close(lock_fd_);
+    }
     throw std::runtime_error(
-        fmt::format("{}: another fetch is using this state dir (or it is not writable)", lock_path));
+        fmt::format("{}: another {} is using this state dir (or it is not writable)", lock_path, name_));
   }
   if (!cfg.bodies_dir.empty()) {
     fs::create_directories(cfg.bodies_dir);
   }
-
-  // Sized up front when the input's line count is known: no doubling (and no moment with
-  // both the old and the new table) on the way to 10 million URLs.
-  const auto total_lines = count_lines(cfg.input);
-  url_set seen(std::max<std::uint64_t>(1 << 16, total_lines.value_or(0)));
-  scan_info scanned;
   std::string warcinfo;
   if (!cfg.warc_path.empty()) {
-    const std::string info_block = "software: exitpool fetch 0.1 (libcurl " +
+    const std::string info_block = "software: exitpool " + name_ + " 0.1 (libcurl " +
                                    std::string(curl_version_info(CURLVERSION_NOW)->version) +
                                    ")\r\nformat: WARC File Format 1.1\r\nconformsTo: "
                                    "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/\r\n";
@@ -164,42 +156,63 @@ int run_fetch(const fetch_config& cfg) {
                    {"warcinfo", warc_record_id((std::uint64_t(rd()) << 32) | rd(), (std::uint64_t(rd()) << 32) | rd()),
                     warc_date_now(), "", "", "", "application/warc-fields", info_block});
   }
-  result_log log(cfg.output, cfg.resume, seen, scanned, cfg.warc_path, warcinfo);
-  g.log = &log;
-  if (scanned.lines > 0 || scanned.truncated_bytes > 0) {
-    std::string msg = fmt::format("fetch: resuming: {} URLs already in {}", scanned.lines, cfg.output);
-    if (scanned.truncated_bytes > 0) {
-      msg += fmt::format(" (cut {} bytes of a torn tail)", scanned.truncated_bytes);
+  log_ = std::make_unique<result_log>(cfg.output, cfg.resume, done, scanned_, cfg.warc_path, warcinfo);
+  g_.log = log_.get();
+  if (scanned_.lines > 0 || scanned_.truncated_bytes > 0) {
+    std::string msg = fmt::format("{}: resuming: {} URLs already in {}", name_, scanned_.lines, cfg.output);
+    if (scanned_.truncated_bytes > 0) {
+      msg += fmt::format(" (cut {} bytes of a torn tail)", scanned_.truncated_bytes);
     }
-    if (scanned.warc_truncated_bytes > 0 && scanned.lines > 0) {
-      msg += fmt::format("; cut {} bytes of WARC records without a line", scanned.warc_truncated_bytes);
+    if (scanned_.warc_truncated_bytes > 0 && scanned_.lines > 0) {
+      msg += fmt::format("; cut {} bytes of WARC records without a line", scanned_.warc_truncated_bytes);
     }
     std::fprintf(stderr, "%s\n", msg.c_str());
   }
-  line_reader reader(cfg.input);
-
   const int threads = cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
-  std::vector<std::unique_ptr<shard>> shards;
   for (int i = 0; i < threads; ++i) {
-    shards.push_back(make_shard(g, i, 4096));
-    g.shards.push_back(shards.back().get());
+    shards_.push_back(make_shard(g_, i, 4096));
+    g_.shards.push_back(shards_.back().get());
   }
-  const auto t0 = clock::now();
-  std::vector<std::thread> workers;
-  for (auto& s : shards) {
-    workers.emplace_back([&s] { s->run(); });
+}
+
+runner::~runner() {
+  for (auto& w : workers_) {
+    if (w.joinable()) {
+      g_.set_fatal("stopped");
+      for (auto& s : shards_) {
+        s->wake();
+      }
+      w.join();
+    }
   }
-  std::thread reader_thread([&] { read_input(g, reader, seen, shards); });
+  shards_.clear();
+  log_.reset();
+  if (lock_fd_ >= 0) {
+    ::close(lock_fd_);
+  }
+  curl_global_cleanup();
+}
+
+void runner::start() {
+  t0_ = clock::now();
+  for (auto& s : shards_) {
+    workers_.emplace_back([s = s.get()] { s->run(); });
+  }
   g_signals.store(0);
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+}
 
+int runner::wait(const watch& w) {
+  const auto& cfg = cfg_;
+  auto& g = g_;
+  auto& shards = shards_;
   // Progress and fsync, on this thread.
   const bool tty = ::isatty(STDERR_FILENO) != 0;
   const double interval = cfg.progress_interval_s > 0 ? cfg.progress_interval_s : (tty ? 0.25 : 5.0);
-  auto next_progress = t0 + from_seconds(interval);
-  auto next_sync = t0 + from_seconds(cfg.fsync_interval_s);
-  progress_meter meter(total_lines, t0);
+  auto next_progress = t0_ + from_seconds(interval);
+  auto next_sync = t0_ + from_seconds(cfg.fsync_interval_s);
+  progress_meter meter(w.total, t0_);
   auto sum = [&](auto member) {
     std::uint64_t v = 0;
     for (auto& s : shards) {
@@ -210,20 +223,36 @@ int run_fetch(const fetch_config& cfg) {
   auto all_finished = [&] {
     return std::all_of(shards.begin(), shards.end(), [](auto& s) { return s->finished.load(); });
   };
+  // progress.hpp's lines say "fetch:"; a crawl's say "crawl:".
+  auto named = [&](std::string line) {
+    if (line.rfind("fetch:", 0) == 0) {
+      line.replace(0, 5, name_);
+    }
+    return line;
+  };
   bool wrote_tty_line = false;
+  std::vector<std::uint64_t> written(shards.size());
   while (!all_finished()) {
-    std::this_thread::sleep_for(milliseconds(50));
+    std::this_thread::sleep_for(w.period);
     if (g_signals.load() > 0 && !g.stopping.exchange(true)) {
-      std::fprintf(stderr, "%sfetch: stopping: finishing the requests in flight (signal again to stop now)\n",
-                   wrote_tty_line ? "\n" : "");
+      std::fprintf(stderr, "%s%s: stopping: finishing the requests in flight (signal again to stop now)\n",
+                   wrote_tty_line ? "\n" : "", name_.c_str());
       for (auto& s : shards) {
         s->wake();
       }
     }
     const auto now = clock::now();
+    if (w.tick && !g.stopping.load()) {
+      w.tick(now);
+    }
     if (now >= next_sync) {
-      if (!log.sync()) {
+      for (std::size_t i = 0; i < shards.size(); ++i) {
+        written[i] = shards[i]->counters.lines_written.load(std::memory_order_acquire);
+      }
+      if (!log_->sync()) {
         g.set_fatal(fmt::format("{}: fsync failed: {}", cfg.output, std::strerror(errno)));
+      } else if (w.on_synced) {
+        w.on_synced(written);
       }
       next_sync = now + from_seconds(cfg.fsync_interval_s);
     }
@@ -236,7 +265,10 @@ int run_fetch(const fetch_config& cfg) {
       for (auto& s : shards) {
         p.inflight += s->counters.inflight.load(std::memory_order_relaxed);
       }
-      const std::string line = meter.line(p, now);
+      std::string line = named(meter.line(p, now));
+      if (w.progress_suffix) {
+        line += w.progress_suffix();
+      }
       if (tty) {
         std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
         wrote_tty_line = true;
@@ -247,12 +279,12 @@ int run_fetch(const fetch_config& cfg) {
       next_progress = now + from_seconds(interval);
     }
   }
-  reader_thread.join();
-  for (auto& w : workers) {
-    w.join();
+  for (auto& t : workers_) {
+    t.join();
   }
-  const double elapsed = seconds_of(clock::now() - t0);
-  if (!log.sync()) {
+  workers_.clear();
+  const double elapsed = seconds_of(clock::now() - t0_);
+  if (!log_->sync()) {
     g.set_fatal(fmt::format("{}: fsync failed: {}", cfg.output, std::strerror(errno)));
   }
   if (wrote_tty_line) {
@@ -273,24 +305,38 @@ int run_fetch(const fetch_config& cfg) {
   totals.elapsed_s = elapsed;
   totals.peak_rss_mib = peak_rss_kib() / 1024;
   for (const auto& line : summary_lines(totals, tally, *g.snap)) {
-    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fprintf(stderr, "%s\n", named(line).c_str());
   }
-  shards.clear();
-  ::close(lock_fd);
-  curl_global_cleanup();
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   if (g.fatal.load()) {
-    std::fprintf(stderr, "fetch: fatal: %s\n", g.fatal_msg.c_str());
+    std::fprintf(stderr, "%s: fatal: %s\n", name_.c_str(), g.fatal_msg.c_str());
     return 1;
   }
   if (g.stopping.load()) {
     std::fprintf(stderr,
-                 "fetch: interrupted: the output has every finished URL; run the same command again to "
-                 "fetch the rest\n");
+                 "%s: interrupted: the output has every finished URL; run the same command again to "
+                 "fetch the rest\n",
+                 name_.c_str());
     return 3;
   }
   return 0;
+}
+
+int run_fetch(const fetch_config& cfg) {
+  // Sized up front when the input's line count is known: no doubling (and no moment with
+  // both the old and the new table) on the way to 10 million URLs.
+  const auto total_lines = count_lines(cfg.input);
+  url_set seen(std::max<std::uint64_t>(1 << 16, total_lines.value_or(0)));
+  runner r(cfg, "fetch", seen, nullptr);
+  line_reader reader(cfg.input);
+  r.start();
+  std::thread reader_thread([&] { read_input(r.state(), reader, seen, r.shards()); });
+  runner::watch w;
+  w.total = total_lines;
+  const int rc = r.wait(w);
+  reader_thread.join();
+  return rc;
 }
 
 }  // namespace exitpool::fetch

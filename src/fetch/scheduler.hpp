@@ -82,9 +82,15 @@ class host_scheduler {
  public:
   explicit host_scheduler(scheduler_config c) : cfg_(c) {}
 
-  // A new job, at the back of its host's queue.
-  void push(std::string_view host, std::unique_ptr<Job> j) {
+  // A new job, at the back of its host's queue. `min_delay`: the host's own least time
+  // between request starts (crawl: its robots.txt Crawl-delay), when longer than --delay;
+  // it holds from the host's last start on.
+  void push(std::string_view host, std::unique_ptr<Job> j, pool::clock::duration min_delay = {}) {
     auto& h = host_of(host);
+    if (min_delay > h.delay) {
+      h.delay = min_delay;
+      h.next_start = std::max(h.next_start, h.last_start + min_delay);
+    }
     h.waiting.push_back(std::move(j));
     mark_runnable(h);
   }
@@ -147,7 +153,8 @@ class host_scheduler {
         case start_result::kind::started:
           assert(!j);
           ++h->inflight;
-          h->next_start = now + cfg_.delay;
+          h->last_start = now;
+          h->next_start = now + h->delay;
           break;
         case start_result::kind::finished:
           assert(!j);
@@ -200,6 +207,8 @@ class host_scheduler {
   struct host {
     std::string name;
     int inflight = 0;
+    pool::clock::duration delay{};  // between starts: --delay, or the host's own when longer
+    time_point last_start{};
     time_point next_start{};  // no start before (--delay, or waiting for an exit)
     std::deque<std::unique_ptr<Job>> waiting;
     bool in_runnable = false;
@@ -225,6 +234,7 @@ class host_scheduler {
     if (it == hosts_.end()) {
       auto h = std::make_unique<host>();
       h->name = std::string(name);
+      h->delay = cfg_.delay;
       it = hosts_.emplace(h->name, std::move(h)).first;
     }
     return *it->second;

@@ -136,6 +136,11 @@ const std::map<std::string, extra_text, std::less<>>& extras() {
         "unreadable); 2 on usage or pool file errors; 3 when stopped by SIGINT or SIGTERM (run the same command "
         "again to continue).",
         ""}},
+      {"crawl",
+       {"0 when the crawl ran out of pages (errors included); 1 on a fatal error (output not writable); 2 on usage "
+        "errors (no usable seed, an unreadable seeds file, a bad regex or pool file); 3 when stopped by SIGINT or "
+        "SIGTERM (run the same command again to continue).",
+        ""}},
       {"check", {"0 when every exit passed; 1 when any failed; 2 for a usage error, a bad pool file or URL.", ""}},
   };
   return table;

@@ -652,10 +652,11 @@ def gw_all(_gw_all_shared):
 
 class RedisServer:
     """A real redis-server on a loopback port, no persistence (--save '', --appendonly no), in a temp dir.
-    kill() is kill -9; start() again brings it back on the same port, empty (a restart without AOF)."""
+    kill() is kill -9; start() again brings it back on the same port, empty (a restart without AOF) or,
+    with aof=True, with everything it had."""
 
-    def __init__(self, dir_: Path, port: int, password: str | None = None):
-        self.dir, self.port, self.password = dir_, port, password
+    def __init__(self, dir_: Path, port: int, password: str | None = None, aof: bool = False):
+        self.dir, self.port, self.password, self.aof = dir_, port, password, aof
         self.svc: Service | None = None
 
     @property
@@ -664,7 +665,9 @@ class RedisServer:
 
     def start(self) -> "RedisServer":
         argv = [_need("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.dir)]
+                "--dir", str(self.dir)]
+        # aof: every write fsync'ed to the append-only file, so a kill -9 and start() lose nothing.
+        argv += ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"]
         if self.password:
             argv += ["--requirepass", self.password]
         self.svc = start_process("redis-server", argv, self.dir / "redis.log", self.port)
@@ -691,10 +694,10 @@ def start_redis(lab_dir):
     """Factory: start_redis(password=None) -> RedisServer on a free loopback port, stopped after the test."""
     started: list[RedisServer] = []
 
-    def factory(password: str | None = None) -> RedisServer:
+    def factory(password: str | None = None, aof: bool = False) -> RedisServer:
         d = lab_dir / f"redis-{next(_file_numbers):03d}"
         d.mkdir()
-        r = RedisServer(d, free_port(), password).start()
+        r = RedisServer(d, free_port(), password, aof).start()
         started.append(r)
         return r
 

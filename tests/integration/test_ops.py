@@ -136,7 +136,8 @@ def test_time_options_take_units_in_flags_and_toml(tmp_path):
              timeout=10)
     assert cp.returncode == 0, cp
     for sub, args in [("fetch", ["--delay", "250ms", "--timeout", "1m", "--fsync-interval", "2s"]),
-                      ("check", ["--timeout", "1500ms", "--dns-timeout", "2s"])]:
+                      ("check", ["--timeout", "1500ms", "--dns-timeout", "2s"]),
+                      ("crawl", ["--delay", "250ms", "--robots-retry", "1m", "--seeds", "http://a.test/"])]:
         cp = run([str(exitpool_bin()), sub, *args, "--help"], timeout=10)  # values are checked before --help
         assert cp.returncode == 0, (sub, cp)
 
@@ -148,7 +149,7 @@ def test_time_option_refuses_other_units(value):
     assert "250ms, 30s, 5m, 1h" in (cp.stdout + cp.stderr).decode()
 
 
-@pytest.mark.parametrize("cmd", ["serve", "fetch", "check"])
+@pytest.mark.parametrize("cmd", ["serve", "fetch", "check", "crawl"])
 def test_every_seconds_option_takes_units(cmd):
     """An option whose help speaks of seconds must accept 30s/5m/1h: its --help type is DURATION."""
     out = run([str(exitpool_bin()), cmd, "--help"]).stdout.decode()
@@ -263,7 +264,7 @@ def test_watchdog_pid_for_another_process_is_ignored(start_gateway, lab, tmp_pat
 
 # -------------------------------------------------------------------------------- man and completion
 
-COMMANDS = ["exitpool", "serve", "fetch", "check"]
+COMMANDS = ["exitpool", "serve", "fetch", "check", "crawl"]
 
 
 def help_flags(cmd: str) -> set[str]:
@@ -317,6 +318,8 @@ BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
                              "--pool-refresh", "--pool-timeout", "--pool-allow-empty"}),
     ("exitpool serve --log-format j", {"json"}),
     ("exitpool check --js", {"--json"}),
+    ("exitpool cr", {"crawl"}),
+    ("exitpool crawl --scope d", {"domain"}),
 ])
 def test_bash_completion(tmp_path, line, expect):
     script = tmp_path / "exitpool.bash"

@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""bench/crawl/run.py — `exitpool crawl` against Scrapy on the generated site of the crawl tests, loopback only.
+
+    bench/crawl/run.py                     ~20,000 pages over four hosts (PAGES=5000 per host)
+    PAGES=2000 CONC=64 bench/crawl/run.py
+    PEERS= bench/crawl/run.py               exitpool alone
+    WORKERS=0 bench/crawl/run.py            without the shared-frontier run (default: 3 workers, one Redis)
+    CRAWLEE_DIR=/tmp/c bench/crawl/run.py   also crawlee, installed there (cd /tmp/c && npm install crawlee@3)
+
+The site is tests/integration/test_crawl.py's (cycles, relative/absolute links, <base>, redirects, 404s,
+500s, slow pages, robots.txt per host), without its Crawl-delay (Scrapy ignores Crawl-delay: the two would
+not do the same work). One nginx (1 worker); exitpool through 8 direct exits (127.0.0.41-48); Scrapy
+(Debian's python3-scrapy) as a CrawlSpider with a LinkExtractor, ROBOTSTXT_OBEY on, the same concurrency;
+Scrapy fetches more URLs than exitpool (its LinkExtractor follows rel=nofollow, and its URL canonicalisation
+differs), so compare pages/s, not page counts.
+Each under /usr/bin/time -v: pages/s (wall) and peak RSS. Writes bench/results/crawl-latest.md.
+Not part of `make check`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import test_crawl as tc  # noqa: E402  (the site generator and its nginx config)
+from helpers import free_port  # noqa: E402
+
+BIN = os.environ.get("EXITPOOL_BIN", str(REPO / "build" / "exitpool"))
+PAGES = int(os.environ.get("PAGES", "5000"))
+CONC = int(os.environ.get("CONC", "64"))
+
+
+def timed(argv: list[str], cwd: Path) -> tuple[float, int, str]:
+    t0 = time.monotonic()
+    cp = subprocess.run(["/usr/bin/time", "-v", *argv], cwd=cwd, capture_output=True, timeout=3600,
+                        env={k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")})
+    wall = time.monotonic() - t0
+    err = cp.stderr.decode(errors="replace")
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))
+    if cp.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed:\n{err[-3000:]}")
+    return wall, rss, err
+
+
+def main() -> None:
+    tc.PAGES = {h: PAGES for h in tc.HOSTS}
+    tc.ROBOTS["127.0.0.32"] = "User-agent: *\nDisallow: /hidden/\n"
+    work = Path(tempfile.mkdtemp(prefix="exitpool-bench-crawl-"))
+    work.chmod(0o755)
+    nginx = None
+    try:
+        port = free_port()
+        site = tc.Site(work / "site", port)
+        site.generate()
+        (work / "site" / tc.BAD / "p").mkdir(parents=True, exist_ok=True)
+        d = work / "nginx"
+        for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (d / t).mkdir(parents=True)
+        conf = d / "nginx.conf"
+        conf.write_text(tc.nginx_conf(d, work / "site", port).replace("access_log " + str(d) + "/access.log crawl;",
+                                                                       "access_log off;"))
+        nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-g",
+                                  "daemon off; master_process on;"], start_new_session=True)
+        time.sleep(1)
+        seeds = tc.seeds_for(site)
+        want = site.reachable(seeds)
+
+        pool = work / "pool.txt"
+        pool.write_text("".join(f"direct://127.0.0.{40 + i} id=d{i}\n" for i in range(1, 9)))
+        wall, rss, err = timed([BIN, "crawl", "--pool", str(pool), "--seeds", *seeds, "--output",
+                                str(work / "exitpool.jsonl"), "--concurrency", str(CONC), "--per-host", str(CONC // 4),
+                                "--quiet"], work)
+        got = (work / "exitpool.jsonl").read_text().count("\n")
+        rows = [("exitpool crawl", got, wall, rss)]
+
+        workers = int(os.environ.get("WORKERS", "3"))
+        redis_bin = shutil.which("redis-server")
+        if workers > 0 and redis_bin:
+            # The same crawl by WORKERS processes on one Redis frontier (each --threads 1).
+            rport = free_port()
+            redis = subprocess.Popen([redis_bin, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(work)], stdout=subprocess.DEVNULL,
+                                     start_new_session=True)
+            try:
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                procs = [subprocess.Popen([BIN, "crawl", "--pool", str(pool), "--seeds", *seeds, "--output",
+                                           str(work / f"w{i}.jsonl"), "--concurrency", str(CONC // workers + 1),
+                                           "--per-host", str(CONC // 4), "--threads", "1", "--progress-interval", "0.5",
+                                           "--frontier", f"redis://127.0.0.1:{rport}"],
+                                          stderr=open(work / f"w{i}.err", "wb"), cwd=work) for i in range(workers)]
+                for p in procs:
+                    if p.wait(timeout=3600) != 0:
+                        raise SystemExit("a worker failed")
+                wwall = time.monotonic() - t0
+                merged = subprocess.run([BIN, "crawl", "merge", *(str(work / f"w{i}.jsonl") for i in range(workers))],
+                                        capture_output=True, timeout=600).stdout.count(b"\n")
+                rows.append((f"exitpool crawl, {workers} workers on one Redis", merged, wwall, 0))
+            finally:
+                redis.terminate()
+                redis.wait()
+
+        spider = work / "spider.py"
+        spider.write_text(f'''
+import scrapy
+from scrapy.crawler import CrawlerProcess
+from scrapy.linkextractors import LinkExtractor
+from scrapy.spiders import CrawlSpider, Rule
+
+class Site(CrawlSpider):
+    name = "site"
+    allowed_domains = {tc.HOSTS!r}
+    start_urls = {seeds!r}
+    rules = (Rule(LinkExtractor(), callback="page", follow=True),)
+
+    def parse_start_url(self, response):
+        return self.page(response)
+
+    def page(self, response):
+        yield {{"url": response.url, "status": response.status}}
+
+p = CrawlerProcess({{"LOG_LEVEL": "ERROR", "CONCURRENT_REQUESTS": {CONC},
+    "CONCURRENT_REQUESTS_PER_DOMAIN": {CONC // 4}, "ROBOTSTXT_OBEY": True, "DOWNLOAD_DELAY": 0,
+    "HTTPERROR_ALLOW_ALL": True, "TELNETCONSOLE_ENABLED": False,
+    "FEEDS": {{"{work}/scrapy.jsonl": {{"format": "jsonlines"}}}}}})
+p.crawl(Site)
+p.start()
+''')
+        try:
+            if os.environ.get("PEERS", "scrapy") != "scrapy":
+                raise ImportError
+            import scrapy  # noqa: F401
+            swall, srss, _ = timed(["/usr/bin/python3", str(spider)], work)
+            sgot = (work / "scrapy.jsonl").read_text().count("\n")
+            rows.append(("Scrapy CrawlSpider", sgot, swall, srss))
+        except ImportError:
+            pass
+
+        crawlee_dir = os.environ.get("CRAWLEE_DIR", "")
+        if crawlee_dir and (Path(crawlee_dir) / "node_modules" / "crawlee").exists():
+            # crawlee (npm) CheerioCrawler: same seeds, links to the four hosts, robots.txt respected,
+            # the same concurrency, in-memory storage.
+            script = Path(crawlee_dir) / "exitpool-bench.mjs"  # ESM resolves packages from the script's folder
+            script.write_text(f"""
+import {{ CheerioCrawler, Configuration }} from 'crawlee';
+import fs from 'fs';
+const out = fs.createWriteStream('{work}/crawlee.jsonl');
+const crawler = new CheerioCrawler({{
+  maxConcurrency: {CONC}, maxRequestRetries: 0, respectRobotsTxtFile: true,
+  additionalHttpErrorStatusCodes: [], ignoreHttpErrorStatusCodes: [404, 500],
+  async requestHandler({{ request, enqueueLinks }}) {{
+    out.write(JSON.stringify({{ url: request.loadedUrl }}) + '\\n');
+    await enqueueLinks({{ strategy: 'all', regexps: [/^http:\\/\\/127\\.0\\.0\\.3[1-4]:{port}\\//] }});
+  }},
+}}, new Configuration({{ persistStorage: false, logLevel: 'ERROR' }}));
+await crawler.run({json.dumps(seeds)});
+out.end();
+""")
+            cwall, crss, _ = timed(["node", str(script)], Path(crawlee_dir))
+            cgot = (work / "crawlee.jsonl").read_text().count("\n")
+            rows.append(("crawlee CheerioCrawler", cgot, cwall, crss))
+
+        lines = [f"# exitpool crawl vs peers ({time.strftime('%Y-%m-%d')})", "",
+                 f"Generated site: {len(want)} reachable allowed pages over 4 hosts ({PAGES} pages per host), "
+                 f"concurrency {CONC}, per host {CONC // 4}; nginx 1 worker, loopback; {os.cpu_count()} CPUs.", "",
+                 "| crawler | pages | wall s | pages/s | peak RSS MiB |", "|---|--:|--:|--:|--:|"]
+        for name, n, w, r in rows:
+            lines.append(f"| {name} | {n} | {w:.2f} | {n / w:.0f} | {r / 1024:.0f} |" if r else
+                         f"| {name} | {n} | {w:.2f} | {n / w:.0f} | |")
+        for peer in ("Scrapy", "crawlee"):
+            peer_rows = [r for r in rows if r[0].startswith(peer)]
+            if peer_rows:
+                p_row = peer_rows[0]
+                lines += ["", f"exitpool / {peer} pages/s: {(rows[0][1] / rows[0][2]) / (p_row[1] / p_row[2]):.1f}x, "
+                              f"peak RSS {rows[0][3] / p_row[3]:.2f}x"]
+        text = "\n".join(lines) + "\n"
+        print(text)
+        out = REPO / "bench" / "results" / "crawl-latest.md"
+        out.write_text(text)
+    finally:
+        if nginx:
+            nginx.terminate()
+            nginx.wait()
+        if not os.environ.get("KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

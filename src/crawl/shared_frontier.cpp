@@ -1,0 +1,375 @@
+#include "crawl/shared_frontier.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <charconv>
+
+#include "crawl/url_norm.hpp"
+#include "fetch/url_set.hpp"
+
+namespace exitpool::crawl {
+
+namespace asio = boost::asio;
+using fleet::redis_errc;
+using fleet::redis_error;
+using fleet::reply;
+
+namespace {
+
+// Every script starts with ARGV[1] = key prefix, ARGV[2] = now (ms), ARGV[3] = --per-host.
+constexpr std::string_view prelude = R"lua(
+local P = ARGV[1]
+local now = tonumber(ARGV[2])
+local per_host = tonumber(ARGV[3])
+local function wake(key)
+  if redis.call('LLEN', P..':q:'..key) > 0 and tonumber(redis.call('HGET', P..':inflight', key) or '0') < per_host then
+    local nxt = tonumber(redis.call('HGET', P..':next', key) or '0')
+    redis.call('ZADD', P..':ready', 'NX', math.max(now, nxt), key)
+  end
+end
+local function add(key, item, bucket, member)
+  if redis.call('SADD', P..':seen:'..bucket, member) == 1 then
+    redis.call('RPUSH', P..':q:'..key, item)
+    redis.call('INCR', P..':queued')
+    wake(key)
+    return 1
+  end
+  return 0
+end
+local function split(v)
+  local rest = string.sub(v, 2)
+  local nl = string.find(rest, '\n', 1, true)
+  return string.sub(v, 1, 1), string.sub(rest, 1, nl - 1), string.sub(rest, nl + 1)
+end
+)lua";
+
+// ARGV[4..]: key, item, bucket, member per URL.
+constexpr std::string_view script_add = R"lua(
+local n = 0
+for i = 4, #ARGV, 4 do n = n + add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
+return n
+)lua";
+
+// ARGV[4] = a lease id whose fetch ended: the host's politeness slot is free; ARGV[5..]:
+// the page's links (4 per URL), discovered now (the page is done only when acknowledged).
+constexpr std::string_view script_release = R"lua(
+local v = redis.call('HGET', P..':lease', ARGV[4])
+if v and string.sub(v, 1, 1) == '0' then
+  local _, key = split(v)
+  redis.call('HSET', P..':lease', ARGV[4], '1'..string.sub(v, 2))
+  redis.call('HINCRBY', P..':inflight', key, -1)
+  wake(key)
+end
+for i = 5, #ARGV, 4 do add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
+return 1
+)lua";
+
+// ARGV[4] = lease id, ARGV[5] = 'page' | 'drop', ARGV[6..]: links (4 per URL).
+constexpr std::string_view script_ack = R"lua(
+local v = redis.call('HGET', P..':lease', ARGV[4])
+local held = 0
+if v then
+  local flag, key = split(v)
+  redis.call('HDEL', P..':lease', ARGV[4])
+  redis.call('ZREM', P..':leases', ARGV[4])
+  if flag == '0' then redis.call('HINCRBY', P..':inflight', key, -1) end
+  redis.call('INCR', P..(ARGV[5] == 'page' and ':done' or ':dropped'))
+  wake(key)
+  held = 1
+else
+  redis.call('INCR', P..':stale')
+end
+for i = 6, #ARGV, 4 do add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
+return held
+)lua";
+
+// ARGV[4] = lease ms, ARGV[5..]: lease ids still held.
+constexpr std::string_view script_renew = R"lua(
+for i = 5, #ARGV do redis.call('ZADD', P..':leases', 'XX', now + tonumber(ARGV[4]), ARGV[i]) end
+return 1
+)lua";
+
+// ARGV[4] = max deliveries, ARGV[5] = most leases to reap.
+constexpr std::string_view script_reap = R"lua(
+local ids = redis.call('ZRANGEBYSCORE', P..':leases', '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+for _, id in ipairs(ids) do
+  local v = redis.call('HGET', P..':lease', id)
+  redis.call('ZREM', P..':leases', id)
+  redis.call('HDEL', P..':lease', id)
+  if v then
+    local flag, key, item = split(v)
+    if flag == '0' then redis.call('HINCRBY', P..':inflight', key, -1) end
+    local d, rest = string.match(item, '^(%d+)|(.*)$')
+    d = tonumber(d) + 1
+    if d >= tonumber(ARGV[4]) then
+      redis.call('RPUSH', P..':dead', key..'\n'..d..'|'..rest)
+    else
+      redis.call('LPUSH', P..':q:'..key, d..'|'..rest)
+      redis.call('INCR', P..':queued')
+    end
+    wake(key)
+  end
+end
+return #ids
+)lua";
+
+// ARGV[4] = host key, ARGV[5] = its delay (ms) as its robots.txt says (or --delay):
+// published by the worker that just read it. That worker's own URL of the host starts one
+// delay after its robots.txt request: the next may start a delay after that.
+constexpr std::string_view script_delay = R"lua(
+redis.call('HSET', P..':delay', ARGV[4], ARGV[5])
+redis.call('HSET', P..':next', ARGV[4], now + 2 * tonumber(ARGV[5]))
+redis.call('ZREM', P..':ready', ARGV[4])
+wake(ARGV[4])
+return 1
+)lua";
+
+// ARGV[4] = most items, ARGV[5] = lease ms, ARGV[6] = default delay ms.
+constexpr std::string_view script_take = R"lua(
+local want = tonumber(ARGV[4])
+local out = {}
+local hosts = redis.call('ZRANGEBYSCORE', P..':ready', '-inf', now, 'LIMIT', 0, want)
+for _, key in ipairs(hosts) do
+  if #out >= 3 * want then break end
+  local inflight = tonumber(redis.call('HGET', P..':inflight', key) or '0')
+  local known = redis.call('HGET', P..':delay', key)
+  local delay = tonumber(known or ARGV[6])
+  local k = per_host - inflight
+  if delay > 0 and k > 1 then k = 1 end
+  if not known then
+    -- Nobody has read this host's robots.txt yet: one URL goes out, and the host is held
+    -- until its taker publishes the delay (or its lease expires).
+    k = math.min(k, 1)
+    delay = tonumber(ARGV[5])
+  end
+  local taken = 0
+  while taken < k and #out < 3 * want do
+    local item = redis.call('LPOP', P..':q:'..key)
+    if not item then break end
+    local id = redis.call('INCR', P..':seq')
+    redis.call('HSET', P..':lease', id, '0'..key..'\n'..item)
+    redis.call('ZADD', P..':leases', now + tonumber(ARGV[5]), id)
+    redis.call('DECR', P..':queued')
+    out[#out + 1] = id
+    out[#out + 1] = key
+    out[#out + 1] = item
+    taken = taken + 1
+  end
+  if taken > 0 then
+    redis.call('HINCRBY', P..':inflight', key, taken)
+    redis.call('HSET', P..':next', key, now + delay)
+  end
+  redis.call('ZREM', P..':ready', key)
+  wake(key)
+end
+return out
+)lua";
+
+std::string script(std::string_view body) {
+  std::string s(prelude);
+  s += body;
+  return s;
+}
+
+asio::awaitable<void> run_exec(fleet::connection& c, fleet::redis_url url, std::chrono::milliseconds timeout,
+                               std::vector<std::vector<std::string>> cmds, std::vector<reply>& out, redis_error& err) {
+  if (!c.is_open()) {
+    err = co_await c.connect(url, timeout);
+    if (err) {
+      co_return;
+    }
+  }
+  err = co_await c.exec(std::move(cmds), out, timeout);
+}
+
+}  // namespace
+
+std::string encode_item(const queue_item& i) {
+  return fmt::format("{}|{}|{}|{}", i.deliveries, i.depth, i.hops, i.url);
+}
+
+std::optional<queue_item> decode_item(std::string_view s) {
+  queue_item i;
+  std::uint32_t* fields[] = {&i.deliveries, &i.depth, &i.hops};
+  for (auto* f : fields) {
+    const auto bar = s.find('|');
+    if (bar == std::string_view::npos) {
+      return std::nullopt;
+    }
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + bar, *f);
+    if (ec != std::errc() || p != s.data() + bar) {
+      return std::nullopt;
+    }
+    s.remove_prefix(bar + 1);
+  }
+  if (s.empty()) {
+    return std::nullopt;
+  }
+  i.url = std::string(s);
+  return i;
+}
+
+admit admit_of(std::string_view url, std::uint32_t depth, std::uint32_t hops) {
+  const url_key k = split_url(url);
+  const std::uint64_t fp = fetch::fingerprint(url);
+  admit a;
+  a.key = std::string(k.scheme) + "://" + std::string(k.authority);
+  a.item = encode_item({0, depth, hops, std::string(url)});
+  a.bucket = std::to_string(fp % 65536);
+  // A signed decimal integer: Redis keeps small sets of integers as 8-byte intsets.
+  a.member = std::to_string(static_cast<std::int64_t>(fp));
+  return a;
+}
+
+struct shared_frontier::io {
+  asio::io_context ctx{1};
+  fleet::connection conn{ctx.get_executor()};
+};
+
+shared_frontier::shared_frontier(shared_config c)
+    : cfg_(std::move(c)), prefix_("exitpool:crawl:" + cfg_.name), io_(std::make_unique<io>()) {}
+
+shared_frontier::~shared_frontier() = default;
+
+std::int64_t shared_frontier::now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+redis_error shared_frontier::exec(std::vector<std::vector<std::string>> cmds, std::vector<reply>& out) {
+  redis_error err{redis_errc::timeout, "no answer"};
+  io_->ctx.restart();
+  asio::co_spawn(io_->ctx, run_exec(io_->conn, cfg_.url, cfg_.timeout, std::move(cmds), out, err), asio::detached);
+  io_->ctx.run_for(cfg_.timeout * 2 + std::chrono::milliseconds(500));
+  if (!io_->ctx.stopped()) {
+    io_->conn.close();  // a stuck exchange: start afresh next time
+    io_->ctx.run_for(std::chrono::milliseconds(100));
+    err = redis_error{redis_errc::timeout, "no answer"};
+  }
+  return err;
+}
+
+redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
+  std::vector<std::vector<std::string>> cmds;
+  auto eval = [&](std::string_view body) -> std::vector<std::string>& {
+    cmds.push_back({"EVAL", script(body), "0", prefix_, std::to_string(now), std::to_string(cfg_.per_host)});
+    return cmds.back();
+  };
+  auto push_admits = [](std::vector<std::string>& cmd, const std::vector<admit>& as) {
+    for (const auto& a : as) {
+      cmd.insert(cmd.end(), {a.key, a.item, a.bucket, a.member});
+    }
+  };
+  if (!r.seeds.empty()) {
+    push_admits(eval(script_add), r.seeds);
+  }
+  for (const auto& [key, ms] : r.delays) {
+    auto& c = eval(script_delay);
+    c.push_back(key);
+    c.push_back(std::to_string(ms));
+  }
+  for (const auto& rel : r.release) {
+    auto& c = eval(script_release);
+    c.push_back(std::to_string(rel.id));
+    push_admits(c, rel.links);
+  }
+  for (const auto& a : r.acks) {
+    auto& c = eval(script_ack);
+    c.push_back(std::to_string(a.id));
+    c.push_back(a.page ? "page" : "drop");
+    push_admits(c, a.links);
+  }
+  if (!r.renew.empty()) {
+    auto& c = eval(script_renew);
+    c.push_back(std::to_string(cfg_.lease.count()));
+    for (auto id : r.renew) {
+      c.push_back(std::to_string(id));
+    }
+  }
+  if (r.reap) {
+    auto& c = eval(script_reap);
+    c.push_back(std::to_string(cfg_.max_deliveries));
+    c.push_back("1000");
+  }
+  if (r.heartbeat) {
+    cmds.push_back({"ZADD", prefix_ + ":workers", std::to_string(now), cfg_.worker});
+  }
+  const std::size_t take_at = cmds.size();
+  if (r.take > 0) {
+    auto& c = eval(script_take);
+    c.push_back(std::to_string(r.take));
+    c.push_back(std::to_string(cfg_.lease.count()));
+    c.push_back(std::to_string(cfg_.delay.count()));
+  }
+  const std::size_t counts_at = cmds.size();
+  cmds.push_back({"GET", prefix_ + ":queued"});
+  cmds.push_back({"ZCARD", prefix_ + ":leases"});
+  std::vector<reply> out;
+  if (auto err = exec(std::move(cmds), out)) {
+    return err;
+  }
+  for (const auto& rep : out) {
+    if (rep.is_error()) {
+      return redis_error{redis_errc::protocol, "script refused: " + rep.str};
+    }
+  }
+  if (r.take > 0) {
+    const auto& t = out[take_at].elements;
+    for (std::size_t i = 0; i + 2 < t.size(); i += 3) {
+      auto item = decode_item(t[i + 2].str);
+      if (item) {
+        r.taken.push_back({static_cast<std::uint64_t>(t[i].as_int()), t[i + 1].str, std::move(*item)});
+      }
+    }
+  }
+  r.queued = out[counts_at].as_int(0);
+  r.leased = out[counts_at + 1].as_int(0);
+  return {};
+}
+
+redis_error shared_frontier::counts(shared_counts& c, std::int64_t now) {
+  std::vector<std::vector<std::string>> cmds{
+      {"GET", prefix_ + ":queued"},
+      {"ZCARD", prefix_ + ":leases"},
+      {"GET", prefix_ + ":done"},
+      {"GET", prefix_ + ":dropped"},
+      {"LLEN", prefix_ + ":dead"},
+      {"GET", prefix_ + ":stale"},
+      {"ZCARD", prefix_ + ":ready"},
+      {"ZRANGEBYSCORE", prefix_ + ":workers", std::to_string(now - 10000), "+inf"},
+      {"ZRANGE", prefix_ + ":ready", "0", "19"},
+  };
+  std::vector<reply> out;
+  if (auto err = exec(cmds, out)) {
+    return err;
+  }
+  c.queued = out[0].as_int(0);
+  c.leased = out[1].as_int(0);
+  c.done = out[2].as_int(0);
+  c.dropped = out[3].as_int(0);
+  c.dead = out[4].as_int(0);
+  c.stale = out[5].as_int(0);
+  c.hosts_ready = out[6].as_int(0);
+  for (const auto& w : out[7].elements) {
+    c.workers.push_back(w.str);
+  }
+  std::vector<std::vector<std::string>> lens;
+  for (const auto& h : out[8].elements) {
+    lens.push_back({"LLEN", prefix_ + ":q:" + h.str});
+  }
+  if (!lens.empty()) {
+    std::vector<reply> l;
+    if (auto err = exec(lens, l)) {
+      return err;
+    }
+    for (std::size_t i = 0; i < l.size(); ++i) {
+      c.backlog.emplace_back(out[8].elements[i].str, l[i].as_int(0));
+    }
+  }
+  return {};
+}
+
+}  // namespace exitpool::crawl

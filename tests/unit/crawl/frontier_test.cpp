@@ -1,0 +1,144 @@
+#include "crawl/frontier.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace exitpool::crawl {
+namespace {
+
+using std::chrono::seconds;
+
+const time_point t0 = time_point{} + std::chrono::hours(1000);
+
+std::vector<work_item> next(frontier& f, time_point now) {
+  std::vector<work_item> out;
+  f.next(now, out);
+  return out;
+}
+
+TEST(Frontier, RobotsFirstThenPagesWithinTheWindow) {
+  frontier_config c;
+  c.window = 2;
+  frontier f(c);
+  EXPECT_TRUE(f.add("http://a.test/1", 0, 0));
+  EXPECT_FALSE(f.add("http://a.test/1", 1, 0));  // dedup
+  EXPECT_TRUE(f.add("http://a.test/2", 1, 0));
+  EXPECT_TRUE(f.add("http://a.test/private/3", 1, 0));
+  EXPECT_TRUE(f.add("http://a.test/4", 1, 0));
+  auto w = next(f, t0);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_TRUE(w[0].robots);
+  EXPECT_EQ(w[0].url, "http://a.test/robots.txt");
+  EXPECT_EQ(w[0].key, "http://a.test");
+  EXPECT_EQ(w[0].host, "a.test");
+  EXPECT_TRUE(next(f, t0).empty());  // pages wait for robots.txt
+  EXPECT_FALSE(f.finished());
+  f.robots_fetched("http://a.test", 200, "User-agent: *\nDisallow: /private\nCrawl-delay: 2\n", t0);
+  w = next(f, t0);
+  ASSERT_EQ(w.size(), 2u);  // the window
+  EXPECT_EQ(w[0].url, "http://a.test/1");
+  EXPECT_EQ(w[1].url, "http://a.test/2");
+  EXPECT_DOUBLE_EQ(w[0].crawl_delay_s, 2);
+  EXPECT_TRUE(next(f, t0).empty());
+  f.page_done("http://a.test");
+  w = next(f, t0);
+  ASSERT_EQ(w.size(), 1u);  // /private/3 disallowed, /4 goes
+  EXPECT_EQ(w[0].url, "http://a.test/4");
+  EXPECT_EQ(f.counts().disallowed, 1u);
+  f.page_done("http://a.test");
+  f.page_done("http://a.test");
+  EXPECT_TRUE(f.finished());
+}
+
+TEST(Frontier, UnreachableRobotsWaitsThenGivesUp) {
+  frontier_config c;
+  c.robots_retry = seconds(10);
+  c.robots_tries = 3;
+  frontier f(c);
+  f.add("http://a.test/1", 0, 0);
+  ASSERT_EQ(next(f, t0).size(), 1u);
+  f.robots_fetched("http://a.test", 503, "", t0);
+  EXPECT_TRUE(next(f, t0 + seconds(9)).empty());
+  ASSERT_EQ(f.next_wake(), t0 + seconds(10));
+  auto w = next(f, t0 + seconds(10));
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_TRUE(w[0].robots);
+  f.robots_fetched("http://a.test", 0, "", t0 + seconds(10));  // no answer: again unreachable
+  EXPECT_TRUE(next(f, t0 + seconds(29)).empty());              // the retry doubles: 20 s
+  EXPECT_FALSE(f.finished());
+  w = next(f, t0 + seconds(30));
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_TRUE(w[0].robots);
+  f.robots_fetched("http://a.test", 500, "", t0 + seconds(30));
+  EXPECT_TRUE(next(f, t0 + seconds(30)).empty());  // three tries failed: given up
+  EXPECT_EQ(f.counts().robots_unreachable, 1u);
+  EXPECT_TRUE(f.finished());
+}
+
+TEST(Frontier, NotFoundAllowsAllAndRulesExpire) {
+  frontier_config c;
+  c.robots_ttl = seconds(100);
+  frontier f(c);
+  f.add("http://a.test/1", 0, 0);
+  next(f, t0);
+  f.robots_fetched("http://a.test", 404, "", t0);
+  ASSERT_EQ(next(f, t0).size(), 1u);
+  f.add("http://a.test/2", 1, 0);
+  f.page_done("http://a.test");
+  auto w = next(f, t0 + seconds(101));  // expired: robots.txt again before the next page
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_TRUE(w[0].robots);
+}
+
+TEST(Frontier, IgnoreRobotsMaxPagesAndHostsApart) {
+  frontier_config c;
+  c.ignore_robots = true;
+  c.max_pages = 3;
+  frontier f(c);
+  f.count_done(1);  // one page done before a resume
+  f.add("http://a.test/1", 0, 0);
+  f.add("http://b.test:8080/1", 0, 0);
+  f.add("http://b.test:8080/2", 0, 0);
+  auto w = next(f, t0);
+  ASSERT_EQ(w.size(), 2u);  // 1 done + 2 handed = max_pages
+  EXPECT_FALSE(w[0].robots);
+  EXPECT_FALSE(f.finished());
+  f.page_done(w[0].key);
+  f.page_done(w[1].key);
+  EXPECT_TRUE(f.finished());  // one left queued, but the budget is spent
+  EXPECT_EQ(f.counts().queued, 1u);
+}
+
+TEST(Frontier, SitemapsNamedByRobotsTxt) {
+  frontier_config c;
+  c.sitemaps = true;
+  frontier f(c);
+  f.add("http://a.test/1", 0, 0);
+  ASSERT_EQ(next(f, t0).size(), 1u);
+  f.robots_fetched("http://a.test", 200, "Sitemap: http://a.test/s.xml\nSitemap: http://a.test/s.xml\n", t0);
+  auto w = next(f, t0);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_TRUE(w[0].sitemap);
+  EXPECT_EQ(w[0].url, "http://a.test/s.xml");  // once
+  EXPECT_EQ(w[1].url, "http://a.test/1");
+  f.page_done("http://a.test");
+  EXPECT_FALSE(f.finished());  // the sitemap is out
+  EXPECT_FALSE(f.add_sitemap("http://a.test/s.xml"));
+  f.sitemap_fetched();
+  EXPECT_TRUE(f.finished());
+}
+
+TEST(Frontier, DedupIsBounded) {
+  frontier f(frontier_config{}, 1 << 20);
+  for (int i = 0; i < 1000000; ++i) {
+    f.seen().insert(fetch::fingerprint("http://a.test/" + std::to_string(i)));
+  }
+  // 8 bytes per slot at <= 70% load, doubling: a million URLs in at most ~23 MiB.
+  EXPECT_LE(f.memory_bytes(), 24u << 20);
+  EXPECT_FALSE(f.add("http://a.test/5", 0, 0));
+  EXPECT_TRUE(f.add("http://a.test/x", 0, 0));
+}
+
+}  // namespace
+}  // namespace exitpool::crawl
