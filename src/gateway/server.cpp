@@ -18,6 +18,7 @@
 #include "gateway/health.hpp"
 #include "gateway/session.hpp"
 #include "net/shards.hpp"
+#include "net/socket.hpp"
 #include "net/stream.hpp"
 #include "net/tls.hpp"
 #include "ops/sd_notify.hpp"
@@ -56,8 +57,9 @@ void log_health_exception(std::exception_ptr e) {
 // `port_options`: a --port-map port's sticky session (null on the main listener).
 asio::awaitable<void> accept_loop(shard_state& shard, tcp::acceptor& acceptor,
                                   const proto::route_params* port_options) {
-  for (;;) {
-    auto [ec, sock] = co_await acceptor.async_accept(net::nothrow_awaitable);
+  const auto protocol = acceptor.local_endpoint().protocol();
+  for (unsigned accepted = 1;; ++accepted) {
+    auto [ec, sock] = co_await net::accept_socket(acceptor, protocol);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
         co_return;
@@ -69,6 +71,10 @@ asio::awaitable<void> accept_loop(shard_state& shard, tcp::acceptor& acceptor,
       continue;
     }
     asio::co_spawn(acceptor.get_executor(), run_session(std::move(sock), shard, port_options), log_session_exception);
+    if (accepted % 4 == 0) {
+      // A flood of connections must not starve the sessions already running on this shard.
+      co_await asio::post(acceptor.get_executor(), asio::use_awaitable);
+    }
   }
 }
 
@@ -106,6 +112,7 @@ tcp::acceptor make_listener(asio::io_context& ctx, const tcp::endpoint& ep) {
   a.set_option(tcp::no_delay(true));
   a.bind(ep);
   a.listen(asio::socket_base::max_listen_connections);
+  a.non_blocking(true);  // accept_socket calls accept4 until it would block
   return a;
 }
 

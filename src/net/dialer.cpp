@@ -8,6 +8,7 @@
 #include <random>
 
 #include "net/happy_eyeballs.hpp"
+#include "net/socket.hpp"
 #include "proto/base64.hpp"
 #include "proto/http_head.hpp"
 #include "proto/ipv6_prefix.hpp"
@@ -117,7 +118,7 @@ awaitable<std::tuple<error_code, tcp::socket>> connect_any(const std::vector<tcp
       last = ec;
       continue;
     }
-    auto [cec] = co_await sock.async_connect(ep, nothrow_awaitable);
+    auto cec = co_await connect_socket(sock, ep);
     if (!cec) {
       error_code ec;
       sock.set_option(tcp::no_delay(true), ec);

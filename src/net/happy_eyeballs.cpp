@@ -1,5 +1,7 @@
 #include "net/happy_eyeballs.hpp"
 
+#include "net/socket.hpp"
+
 #include <netinet/in.h>
 
 #include <memory>
@@ -7,8 +9,7 @@
 namespace exitpool::net {
 
 error_code open_from(tcp::socket& sock, const tcp::endpoint& to, const std::optional<source_address>& source) {
-  error_code ec;
-  sock.open(to.protocol(), ec);
+  error_code ec = open_socket(sock, to.protocol());
   if (ec || !source) {
     return ec;
   }
@@ -67,7 +68,7 @@ struct race {
 // One attempt: a free coroutine owning its share of the race (the racer may be gone
 // when it ends, having won elsewhere or been cancelled; it closed this socket then).
 awaitable<void> race_attempt(std::shared_ptr<race> r, std::size_t i, tcp::endpoint ep) {
-  auto [ec] = co_await r->socks[i].async_connect(ep, nothrow_awaitable);
+  auto ec = co_await connect_socket(r->socks[i], ep);
   --r->running;
   ++r->events;
   if (ec) {
@@ -89,7 +90,7 @@ awaitable<std::tuple<error_code, tcp::socket>> connect_one(const tcp::endpoint& 
   if (auto ec = open_from(sock, ep, source); ec) {
     co_return std::tuple{ec, std::move(sock)};
   }
-  auto [ec] = co_await sock.async_connect(ep, nothrow_awaitable);
+  auto ec = co_await connect_socket(sock, ep);
   co_return std::tuple{ec, std::move(sock)};
 }
 

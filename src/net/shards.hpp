@@ -1,6 +1,8 @@
 #pragma once
-// The shard runtime: N threads, each running its own io_context (concurrency
-// hint 1). Work posted to a shard stays on that shard's thread.
+// The shard runtime: N threads, each running its own io_context. Work posted to a shard
+// stays on that shard's thread. The contexts run without the reactor's I/O locks
+// (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO): start, cancel and close a shard's sockets and
+// timers on its thread only (post to it from elsewhere); posting itself stays thread-safe.
 
 #include <boost/asio/io_context.hpp>
 #include <memory>
