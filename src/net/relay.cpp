@@ -151,13 +151,9 @@ void plain_relay::read(direction& d, const owner_ptr& keep) {
 void plain_relay::on_read(direction& d, error_code ec, std::size_t n, const owner_ptr& keep) {
   if (n == 0) {
     if (ec == asio::error::eof) {
-      // The peer finished sending: pass the FIN on, keep the other direction open. When the
-      // other direction is over too, the owner closes both sockets now, which sends the FIN.
-      direction& other = &d == &up_ ? down_ : up_;
-      if (!other.finished) {
-        error_code sec;
-        d.to->shutdown(tcp::socket::shutdown_send, sec);
-      }
+      // The peer finished sending: pass the FIN on, keep the other direction open.
+      error_code sec;
+      d.to->shutdown(tcp::socket::shutdown_send, sec);
       finish(d, error_code{}, keep);
     } else {
       finish(d, ec ? ec : error_code(asio::error::connection_aborted), keep);
