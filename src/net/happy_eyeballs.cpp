@@ -1,10 +1,10 @@
 #include "net/happy_eyeballs.hpp"
 
-#include "net/socket.hpp"
-
 #include <netinet/in.h>
 
 #include <memory>
+
+#include "net/socket.hpp"
 
 namespace exitpool::net {
 

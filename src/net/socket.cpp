@@ -24,7 +24,9 @@ auto& state_bits(tcp::socket& sock) {
   return (base.*(&impl_access::impl_)).get_implementation().state_;
 }
 
-error_code errno_code() { return {errno, boost::system::system_category()}; }
+error_code errno_code() {
+  return {errno, boost::system::system_category()};
+}
 
 }  // namespace
 
