@@ -44,8 +44,8 @@ every connection or request through an exit picked from a pool of upstream
 proxies or local addresses: rotation policies, sticky sessions,
 country/city/type targeting, retries on another exit, bans per target host,
 rate limits and a Prometheus endpoint. The package runs it as a hardened
-systemd service on loopback; it also ships the batch fetcher (exitpool fetch) and the crawler (exitpool crawl)
-and the pool checker (exitpool check).")
+systemd service on loopback; it also ships the batch fetcher (exitpool
+fetch), the crawler (exitpool crawl) and the pool checker (exitpool check).")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES TRUE)
 set(CPACK_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS
