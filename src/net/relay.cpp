@@ -9,6 +9,8 @@
 #include <cstring>
 #include <memory>
 
+#include "net/socket.hpp"
+
 namespace exitpool::net {
 
 namespace {
@@ -19,10 +21,6 @@ void abort_both(stream& a, stream& b) {
   error_code ec;
   a.socket().shutdown(tcp::socket::shutdown_both, ec);
   b.socket().shutdown(tcp::socket::shutdown_both, ec);
-}
-
-error_code errno_code() {
-  return error_code(errno, boost::system::system_category());
 }
 
 // Pipe size for bulk flows: 256 KiB lets 256 bulk flows at once stay within the default

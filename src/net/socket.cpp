@@ -24,11 +24,11 @@ auto& state_bits(tcp::socket& sock) {
   return (base.*(&impl_access::impl_)).get_implementation().state_;
 }
 
+}  // namespace
+
 error_code errno_code() {
   return {errno, boost::system::system_category()};
 }
-
-}  // namespace
 
 error_code adopt_socket(tcp::socket& sock, const tcp& protocol, int fd) {
   error_code ec;

@@ -18,6 +18,9 @@
 
 namespace exitpool::net {
 
+// The calling thread's errno, as an error_code (after a raw system call failed).
+error_code errno_code();
+
 // Adopts `fd`, a non-blocking stream socket that nothing else refers to, into `sock` (closed
 // before). On failure `fd` is closed.
 error_code adopt_socket(tcp::socket& sock, const tcp& protocol, int fd);
