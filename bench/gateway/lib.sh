@@ -104,7 +104,8 @@ start_nginx() {
   printf '<html><head><title>exitpool bench</title></head><body><p>%s</p></body></html>\n' \
     "small static response for the proxy benchmark" >"$d/www/index.html"
   truncate -s "${BULK_MB}M" "$d/www/big"
-  cat "$d/www/big" >/dev/null  # into the page cache now, not during the first (direct) bulk fetch
+  truncate -s 1M "$d/www/1m"  # the 1 MiB responses of the bodies section
+  cat "$d/www/big" "$d/www/1m" >/dev/null  # into the page cache now, not during the first (direct) fetch
   PORT[nginx]=$(free_port)
   local user_line=""
   [[ $(id -u) -eq 0 ]] && user_line="user root;"
@@ -297,6 +298,10 @@ start_peer() {  # start_peer NAME (exitpool, exitpool1 = --threads 1, or a peer)
 write_wrk_lua() {
   cat >"$WORK/abs.lua" <<EOF
 local req = "GET http://$ORIGIN/ HTTP/1.1\r\nHost: $ORIGIN\r\nUser-Agent: wrk\r\n\r\n"
+request = function() return req end
+EOF
+  cat >"$WORK/abs1m.lua" <<EOF
+local req = "GET http://$ORIGIN/1m HTTP/1.1\r\nHost: $ORIGIN\r\nUser-Agent: wrk\r\n\r\n"
 request = function() return req end
 EOF
 }

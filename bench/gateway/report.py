@@ -23,7 +23,7 @@ def load(path):
         if not line or line.startswith("#"):
             continue
         parts = line.split(" ")
-        if len(parts) >= 3 and parts[0] in ("http", "tunnel", "bulk", "mem", "pool"):
+        if len(parts) >= 3 and parts[0] in ("http", "tunnel", "bulk", "body1m", "fwdbulk", "mem", "pool"):
             sec, tgt = parts[0], parts[1]
             for kv in parts[3:]:
                 if "=" in kv:
@@ -170,6 +170,33 @@ def main():
             w(f"| {label} | {f(r)} | {ratio(r, direct)} | {ratio(r, bp_rate)} | {cpu_txt} |")
         w("")
 
+    # ---------------------------------------------------------------- 3b. plain-HTTP bodies
+    f_targets = [("direct", "direct loopback (ceiling)"), ("exitpool", "exitpool"), ("squid", "squid"),
+                 ("tinyproxy", "tinyproxy"), ("privoxy", "privoxy")]
+    if any(("body1m", t) in rec or ("fwdbulk", t) in rec for t, _ in f_targets):
+        peers = ["squid", "tinyproxy", "privoxy"]
+        d1, db = med(rec, "body1m", "direct", "rate"), med(rec, "fwdbulk", "direct", "mb_s")
+        bp1, _ = best(rec, "body1m", peers, "rate")
+        bpb, _ = best(rec, "fwdbulk", peers, "mb_s")
+        size_gb = num(meta.get("settings", "BULK_MB=1024").split("BULK_MB=")[1].split()[0]) * 1.048576 / 1000
+        w("## 3b. Plain-HTTP bodies, forwarded (absolute-form GET, not tunnelled)")
+        w("")
+        w("1 MiB responses: wrk -c 16 -t 2, keep-alive. Big body: one BULK_MB GET with curl -x. exitpool moves "
+          "bodies between plain sockets with splice(2).")
+        w("")
+        w("| target | 1 MiB req/s | vs direct | vs best peer | 1 MiB responses per proxy CPU-s | big body MB/s | "
+          "vs direct | vs best peer | proxy CPU s per GB |")
+        w("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for t, label in f_targets:
+            if ("body1m", t) not in rec and ("fwdbulk", t) not in rec:
+                continue
+            r1, rb = med(rec, "body1m", t, "rate"), med(rec, "fwdbulk", t, "mb_s")
+            cpu_b = med(rec, "fwdbulk", t, "cpu_s")
+            per_cpu_1m = per_cpu(rec, "body1m", t, "total")
+            w(f"| {label} | {f(r1)} | {ratio(r1, d1)} | {ratio(r1, bp1)} | {f(per_cpu_1m)} | {f(rb)} | "
+              f"{ratio(rb, db)} | {ratio(rb, bpb)} | {f(cpu_b / size_gb, 2)} |")
+        w("")
+
     # ---------------------------------------------------------------- 4. memory
     m_targets = ["exitpool"] + sorted(t for (sec, t) in rec if sec == "mem" and t.startswith("exitpool@")) + MEM_PEERS
     if any(("mem", t) in rec for t in m_targets):
@@ -288,6 +315,14 @@ def main():
     if not math.isnan(direct):
         r = med(rec, "bulk", "exitpool", "mb_s")
         target("bulk ≥ 0.9× direct loopback", f"{ratio(r, direct)}", r >= 0.9 * direct)
+    d1 = med(rec, "body1m", "direct", "rate")
+    if not math.isnan(d1):
+        r = med(rec, "body1m", "exitpool", "rate")
+        target("1 MiB responses ≥ 0.85× direct", ratio(r, d1), r >= 0.85 * d1)
+    db = med(rec, "fwdbulk", "direct", "mb_s")
+    if not math.isnan(db):
+        r = med(rec, "fwdbulk", "exitpool", "mb_s")
+        target("forward GET of the big body ≥ 0.9× direct", ratio(r, db), r >= 0.9 * db)
     bm_val, bm = best(rec, "mem", [p for p in MEM_PEERS if med(rec, "mem", p, "tunnels") > 0], "kib_per_tunnel",
                       lowest=True)
     if bm:

@@ -5,7 +5,7 @@
 #
 #   bench/gateway/run.sh              full run: 10 s per measurement, 3 repetitions, medians (~13 min)
 #   QUICK=1 bench/gateway/run.sh      3 s per measurement, 1 repetition (~3 min)
-#   ONLY=http,tunnel,bulk,mem,pool    a subset of the sections (default: all)
+#   ONLY=http,tunnel,bulk,bodies,mem,pool    a subset of the sections (default: all)
 #
 # Sections (one nginx origin: small static page, keep-alive, access_log off, a sparse BULK_MB file):
 #   http    wrk -c 64 -t 2 --latency, absolute-form `GET http://origin/` sent to each HTTP proxy (a Lua
@@ -14,6 +14,8 @@
 #           close), 64 workers; direct = ceiling
 #   bulk    one BULK_MB body through one CONNECT/SOCKS5 tunnel with curl, BULK_RUNS times per repetition;
 #           direct = ceiling
+#   bodies  plain-HTTP bodies forwarded (absolute-form, not tunnelled) by the HTTP proxies: 1 MiB responses
+#           (wrk -c 16, keep-alive) and one BULK_MB body (curl -x, BULK_RUNS times); direct = ceiling
 #   mem     RSS per idle tunnel: HOLD_N tunnels opened (one GET each) and held; (RSS after - before) / N
 #   pool    pool_bench (Google Benchmark, exitpool_core): selection with 1,000,000 exits, memory per exit,
 #           parse + build; then a real reload: SIGHUP to a gateway serving the 1,000,000-line file
@@ -39,7 +41,7 @@ BULK_MB=${BULK_MB:-1024}
 BULK_RUNS=${BULK_RUNS:-5}  # transfers per target and repetition (medians over all of them)
 EXITS=${EXITS:-1000000}
 MEM_DEADLINE=${MEM_DEADLINE:-30}  # seconds to open the held tunnels
-ONLY=${ONLY:-http,tunnel,bulk,mem,pool}
+ONLY=${ONLY:-http,tunnel,bulk,bodies,mem,pool}
 OUT_MD=${OUT_MD:-$REPO/bench/results/latest.md}
 OUT_TSV=${OUT_MD%.md}.tsv
 CLK_TCK=$(getconf CLK_TCK)
@@ -148,8 +150,24 @@ run_tunnel() {  # run_tunnel TARGET MODE REP   (TARGET direct: no proxy)
   log "tunnel $label #$rep: $out"
 }
 
-run_bulk() {  # run_bulk TARGET REP
-  local name=$1 rep=$2 args=() pid c0 c1 speed
+# fetch_big SECTION LABEL REP PID [curl args...]: one BULK_MB GET of /big, recorded under SECTION with the
+# CPU time of PID's process tree.
+fetch_big() {
+  local sec=$1 name=$2 rep=$3 pid=$4 c0 c1 speed
+  shift 4
+  c0=$(cpu_ticks "$pid")
+  speed=$(curl -s --max-time 120 "$@" "http://$ORIGIN/big" -o /dev/null -w '%{speed_download} %{size_download}') || true
+  c1=$(cpu_ticks "$pid")
+  local size=${speed#* }
+  speed=${speed% *}
+  if [[ "$size" != $((BULK_MB * 1048576)) ]]; then log "$sec $name: got $size bytes"; return 0; fi
+  record "$sec" "$name" "$rep" mb_s=$(awk -v s="$speed" 'BEGIN{printf "%.0f", s/1e6}') \
+    cpu_s=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
+  log "$sec $name #$rep: $(awk -v s="$speed" 'BEGIN{printf "%.0f", s/1e6}') MB/s"
+}
+
+run_bulk() {  # run_bulk TARGET REP: through one tunnel (CONNECT or SOCKS5)
+  local name=$1 rep=$2 args=() pid
   case $name in
     direct) args=() ;;
     exitpool) args=(-p -x "http://127.0.0.1:${PORT[exitpool]}") ;;
@@ -158,15 +176,33 @@ run_bulk() {  # run_bulk TARGET REP
     exitpool-socks5) args=(--socks5 "127.0.0.1:${PORT[exitpool]}") ;;
   esac
   if [[ $name == direct ]]; then pid=${PID[nginx]}; else pid=${PID[${name%-socks5}]}; fi
+  fetch_big bulk "$name" "$rep" "$pid" "${args[@]}"
+}
+
+run_body1m() {  # run_body1m TARGET REP   (TARGET direct: no proxy)
+  local name=$1 rep=$2 pid out c0 c1 rps
+  if [[ $name == direct ]]; then pid=${PID[nginx]}; else pid=${PID[$name]}; fi
   c0=$(cpu_ticks "$pid")
-  speed=$(curl -s --max-time 120 "${args[@]}" "http://$ORIGIN/big" -o /dev/null -w '%{speed_download} %{size_download}') || true
+  if [[ $name == direct ]]; then
+    out=$(wrk -c 16 -t 2 -d "${DUR}s" "http://$ORIGIN/1m" 2>&1)
+  else
+    out=$(wrk -c 16 -t 2 -d "${DUR}s" -s "$WORK/abs1m.lua" "http://127.0.0.1:${PORT[$name]}/" 2>&1)
+  fi
   c1=$(cpu_ticks "$pid")
-  local size=${speed#* }
-  speed=${speed% *}
-  if [[ "$size" != $((BULK_MB * 1048576)) ]]; then log "bulk $name: got $size bytes"; return 0; fi
-  record bulk "$name" "$rep" mb_s=$(awk -v s="$speed" 'BEGIN{printf "%.0f", s/1e6}') \
-    cpu_s=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
-  log "bulk $name #$rep: $(awk -v s="$speed" 'BEGIN{printf "%.0f", s/1e6}') MB/s"
+  rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
+  [[ -n "$rps" ]] || { log "wrk (1 MiB) failed for $name: $out"; return 0; }
+  record body1m "$name" "$rep" rate="$rps" total="$(awk '/requests in/{print $1}' <<<"$out")" \
+    non2xx="$(awk '/Non-2xx/{print $NF}' <<<"$out")" cpu_s=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
+  log "body1m $name #$rep: $rps req/s"
+}
+
+run_fwdbulk() {  # run_fwdbulk TARGET REP: forwarded (curl -x, absolute-form, no CONNECT)
+  local name=$1 rep=$2
+  if [[ $name == direct ]]; then
+    fetch_big fwdbulk "$name" "$rep" "${PID[nginx]}"
+  else
+    fetch_big fwdbulk "$name" "$rep" "${PID[$name]}" -x "http://127.0.0.1:${PORT[$name]}"
+  fi
 }
 
 run_mem() {  # run_mem TARGET MODE [N [LABEL]]
@@ -209,8 +245,9 @@ HTTP_TARGETS=(nginx exitpool exitpool1 squid tinyproxy privoxy)
 TUNNEL_TARGETS=("direct direct" "exitpool connect" "exitpool socks5" "exitpool1 connect" "squid connect"
   "tinyproxy connect" "privoxy connect" "dante socks5" "microsocks socks5")
 BULK_TARGETS=(direct exitpool exitpool-socks5 squid dante)
+BODY_TARGETS=(direct exitpool squid tinyproxy privoxy)
 
-if want http || want tunnel || want bulk; then
+if want http || want tunnel || want bulk || want bodies; then
   for p in exitpool exitpool1 squid tinyproxy privoxy dante microsocks; do start_peer "$p"; done
   log "proxies up: $(for p in exitpool exitpool1 squid tinyproxy privoxy dante microsocks; do printf '%s:%s ' "$p" "${PORT[$p]}"; done)"
   # Sanity: one request through each, absolute-form and tunnel.
@@ -227,6 +264,10 @@ if want http || want tunnel || want bulk; then
     if want bulk; then
       # One 1 GiB transfer takes ~0.25 s here: several per repetition, interleaved, steady the median.
       for ((k = 1; k <= BULK_RUNS; k++)); do for t in "${BULK_TARGETS[@]}"; do run_bulk "$t" "$rep"; done; done
+    fi
+    if want bodies; then
+      for t in "${BODY_TARGETS[@]}"; do run_body1m "$t" "$rep"; sleep 1; done
+      for ((k = 1; k <= BULK_RUNS; k++)); do for t in "${BODY_TARGETS[@]}"; do run_fwdbulk "$t" "$rep"; done; done
     fi
   done
   for p in exitpool exitpool1 squid tinyproxy privoxy dante microsocks; do stop_one "$p"; done

@@ -189,6 +189,7 @@ std::string render_dashboard_json(const dashboard_inputs& in, const dashboard_qu
   std::set<std::string> countries;
   std::set<std::string> tag_keys;
   std::map<std::string, std::uint64_t> ban_hosts;
+  const pool::ban_index bans = in.bans != nullptr ? in.bans->bans_by_exit(in.now) : pool::ban_index{};
   json::array rows;
   std::uint64_t matching = 0;
   for (const auto& e : snap.exits()) {
@@ -206,7 +207,7 @@ std::string render_dashboard_json(const dashboard_inputs& in, const dashboard_qu
     ++by_country[spec.country.empty() ? "-" : spec.country];
     ++by_tier[e->tier()];
     if (rows.size() < q.limit) {
-      json::object row = exit_json(*e, in.now, in.bans);
+      json::object row = exit_json(*e, in.now, &bans);
       for (const auto& b : row["bans"].as_array()) {
         ++ban_hosts[std::string(b.as_object().at("host").as_string())];
       }
@@ -274,6 +275,12 @@ std::string render_dashboard_json(const dashboard_inputs& in, const dashboard_qu
     }
   }
   root["reloads"] = std::move(reloads);
+  json::object fleet;
+  fleet["shared"] = !in.state_backend.empty();
+  fleet["backend"] = in.state_backend.empty() ? json::value(nullptr) : json::value(in.state_backend);
+  fleet["backend_up"] = in.backend_up;
+  fleet["gateways"] = in.fleet_gateways;
+  root["fleet"] = std::move(fleet);
   std::string s = json::serialize(root);
   s += '\n';
   return s;

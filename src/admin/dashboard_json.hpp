@@ -15,9 +15,11 @@
 //    "history": {"step_s", "span_s", "steps": [[seconds_ago, seconds, requests, errors, bytes_up, bytes_down,
 //                bans], ...] oldest first},
 //    "top_ban_hosts": [{"host", "exits"}] (bans in force among the listed exits, most banned first, 10 at most),
-//    "reloads": [{"at_unix", "ok", "exits", "seconds", "what"}] newest first}
+//    "reloads": [{"at_unix", "ok", "exits", "seconds", "what"}] newest first,
+//    "fleet": {"shared" (false: in-process state), "backend" (redis://HOST:PORT/DB, no credentials; null
+//              when not shared), "backend_up", "gateways" (live, this one included)}}
 // `by_*` count the matching exits; "by_state" always has healthy, ejected and probing.
-// Cost: one pass over the pool's atomics, plus one walk of the ban table per listed exit.
+// Cost: one pass over the pool's atomics and two walks of the ban table (bans by exit, count).
 
 #include <chrono>
 #include <cstddef>
@@ -56,6 +58,11 @@ struct dashboard_inputs {
   const reload_log* reloads = nullptr;       // null: no reloads
   std::chrono::system_clock::time_point wall_now{};
   std::chrono::system_clock::time_point started{};
+  // --state: the backend without credentials ("" in-process), whether it answers, and the
+  // live gateways of the fleet (fleet/redis_state.hpp writes the last two into the metrics).
+  std::string state_backend;
+  bool backend_up = true;
+  int fleet_gateways = 1;
 };
 
 std::string render_dashboard_json(const dashboard_inputs& in, const dashboard_query& q);

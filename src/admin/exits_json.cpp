@@ -22,7 +22,7 @@ json::value string_or_null(const std::string& s) {
 
 }  // namespace
 
-json::object exit_json(const pool::exit& e, pool::time_point now, const pool::state* bans) {
+json::object exit_json(const pool::exit& e, pool::time_point now, const pool::ban_index* bans) {
   const auto& spec = e.spec();
   json::object o;
   o["id"] = spec.id;
@@ -56,8 +56,9 @@ json::object exit_json(const pool::exit& e, pool::time_point now, const pool::st
   }
   o["cooldown_remaining_s"] = cooldown;
   json::array banned;
-  if (bans != nullptr) {
-    for (const auto& [host, until] : bans->bans_of(e, now)) {
+  const auto found = bans != nullptr ? bans->find(e.id_hash()) : pool::ban_index::const_iterator{};
+  if (bans != nullptr && found != bans->end()) {
+    for (const auto& [host, until] : found->second) {
       json::object b;
       b["host"] = host;
       b["remaining_s"] = std::max(0.0, std::chrono::duration<double>(until - now).count());
@@ -151,10 +152,11 @@ json::object source_json(const pool::source_status& s) {
 
 json::value exits_json(const pool::snapshot& snap, pool::time_point now, const pool::state* bans,
                        std::span<const pool::source_status> sources) {
+  const pool::ban_index index = bans != nullptr ? bans->bans_by_exit(now) : pool::ban_index{};
   json::array exits;
   exits.reserve(snap.size());
   for (const auto& e : snap.exits()) {
-    exits.push_back(exit_json(*e, now, bans));
+    exits.push_back(exit_json(*e, now, &index));
   }
   json::array listed;
   for (const auto& src : sources) {

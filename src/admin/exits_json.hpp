@@ -17,8 +17,9 @@
 // null until known), and "shared_ips" ({IP: [virtual exit ids]} for IPs that two or more
 // of them leave from); a virtual exit adds "line" (its id).
 // `bans`: [{"host", "remaining_s"}] in force at `now`, sorted by host; empty when no
-// ban table is given. Listing bans walks the whole ban table once per exit: fine for
-// an admin page, not for a request path.
+// ban table is given. The ban table is walked once per document (state::bans_by_exit),
+// not once per exit: an admin page, not a request path, but one that must stay cheap
+// while the shards ban and pick under the same stripe locks.
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -39,8 +40,9 @@ boost::json::object exit_tags_json(const proto::exit_spec& spec);
 // the account's password is the {pass} placeholder.
 boost::json::object provider_json(const proto::provider_line& p);
 
-// One exit's object as listed by /exits (also the rows of the dashboard).
-boost::json::object exit_json(const pool::exit& e, pool::time_point now, const pool::state* bans = nullptr);
+// One exit's object as listed by /exits (also the rows of the dashboard). `bans`: the
+// bans in force at `now` (state::bans_by_exit); null lists none.
+boost::json::object exit_json(const pool::exit& e, pool::time_point now, const pool::ban_index* bans = nullptr);
 
 // One pool source's object as listed under "sources".
 boost::json::object source_json(const pool::source_status& s);

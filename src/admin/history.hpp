@@ -7,7 +7,7 @@
 // per-step deltas and for the recent rates.
 //
 // Pure: no I/O, no clock read (time is an argument). Not thread-safe: the sampler and
-// the admin requests that read it run on the same thread (shard 0's io_context).
+// the admin requests that read it run on the same thread (the admin thread's io_context).
 
 #include <chrono>
 #include <cstddef>

@@ -200,6 +200,11 @@ admin_response handle_admin_request(std::string_view method, std::string_view ta
     in.reloads = ctx.reloads;
     in.wall_now = std::chrono::system_clock::now();
     in.started = ctx.started;
+    in.state_backend = ctx.state_backend;
+    if (ctx.metrics != nullptr) {
+      in.backend_up = ctx.metrics->state_backend_up.load(std::memory_order_relaxed) != 0;
+      in.fleet_gateways = ctx.metrics->fleet_gateways.load(std::memory_order_relaxed);
+    }
     r.content_type = "application/json";
     r.body = render_dashboard_json(in, parse_dashboard_query(query));
   } else {

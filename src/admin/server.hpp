@@ -11,9 +11,11 @@
 // credentials of one of them (401 with WWW-Authenticate otherwise); /healthz
 // stays open so that load balancers and probes need no secret.
 //
-// Threading: run admin_listener on one io_context (the lead starts it on
-// shard 0's). Rendering reads other shards' metrics blocks and the exits'
-// atomics without locks. `ctx` must outlive the listener and its sessions.
+// Threading: run admin_listener and history_sampler on one io_context of their own (the
+// gateway gives them a thread, "admin-0", so that rendering a big pool never stalls a
+// shard's clients). Rendering reads the shards' metrics blocks and the exits' atomics
+// without locks, and the ban table one stripe at a time. `ctx` must outlive the listener
+// and its sessions.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -47,6 +49,7 @@ struct admin_context {
   // the admin thread. Empty: no sources shown.
   std::function<std::vector<pool::source_status>(pool::time_point now)> sources;
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+  std::string state_backend;  // --state without credentials (redis://HOST:PORT/DB); "" in-process
   std::unordered_map<std::string, std::string> users;                 // user → password; empty: no auth
   std::chrono::milliseconds head_timeout{std::chrono::seconds(5)};    // whole request head
   std::chrono::milliseconds write_timeout{std::chrono::seconds(10)};  // whole response

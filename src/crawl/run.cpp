@@ -1,5 +1,7 @@
 // The crawl's run: the coordinator around fetch's runner, and the result hook the shards
-// call (crawl/crawler.hpp has the picture).
+// call (crawl/crawler.hpp has the picture). Over 600 lines because the coordinator's
+// phases (seeds, robots, sitemaps, the local or shared frontier, resume, summary) share
+// its state; the pure parts already live in frontier, scope, robots, links and url_norm.
 
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -135,10 +135,7 @@ class redis_state final : public pool::state {
                          pool::time_point now, std::span<pool::time_point> out) const override {
     local_.banned_until_many(host, host_hash, exit_hashes, now, out);
   }
-  std::vector<std::pair<std::string, pool::time_point>> bans_of(const pool::exit& e,
-                                                                pool::time_point now) const override {
-    return local_.bans_of(e, now);
-  }
+  pool::ban_index bans_by_exit(pool::time_point now) const override { return local_.bans_by_exit(now); }
   std::size_t ban_count(pool::time_point now) const override { return local_.ban_count(now); }
 
   pool::time_point exit_token_at(const pool::exit& e, pool::time_point now) const override;

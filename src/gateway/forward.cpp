@@ -7,6 +7,7 @@
 #include <boost/asio.hpp>
 
 #include "gateway/head_rewrite.hpp"
+#include "net/splice.hpp"
 #include "pool/ban_policy.hpp"
 #include "proto/text.hpp"
 
@@ -23,7 +24,12 @@ using net::clock;
 // body's trailer section is held back until complete and sent filtered (proto::
 // filter_trailers: the rules of headers, and never proxy credentials); `head_headers` is
 // the message's header section (its Connection header names more hop-by-hop fields).
+// When both sides are plain TCP, runs of at least splice_min body bytes whose extent is
+// known (the rest of a fixed-length body, the rest of a chunk, a body that ends at close)
+// move by splice(2) without entering this process (net/splice.hpp).
 // Returns false if either side failed before the body was complete.
+constexpr std::uint64_t splice_min = 32 * 1024;
+
 awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& to, proto::body_framing framing,
                           const std::vector<proto::header>& head_headers, net::activity& act, std::uint64_t& copied) {
   using proto::body_kind;
@@ -34,6 +40,8 @@ awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& 
   proto::chunked_scanner scanner;
   std::string trailers;            // the trailer section so far (bounded by the scanner)
   std::unique_ptr<char[]> buffer;  // only when the socket has to be read (most bodies arrive with the head)
+  net::splice_pipe pipe;           // opened by the first splice
+  const bool plain = from.is_plain() && to.is_plain();
   for (;;) {
     if (!pending.empty()) {
       std::size_t take = 0;
@@ -85,6 +93,32 @@ awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& 
       }
     } else if (framing.kind == body_kind::content_length && remaining == 0) {
       co_return true;
+    }
+    if (plain) {
+      std::optional<std::uint64_t> run;  // bytes to splice; none: until `from` closes
+      bool splice = framing.kind == body_kind::until_close;
+      if (framing.kind == body_kind::content_length && remaining >= splice_min) {
+        run = remaining;
+        splice = true;
+      } else if (framing.kind == body_kind::chunked && scanner.data_remaining() >= splice_min) {
+        run = scanner.data_remaining();
+        splice = true;
+      }
+      if (splice) {
+        const auto r = co_await net::splice_copy(from.socket(), to.socket(), run, pipe, act);
+        copied += r.bytes;
+        if (r.error || (run && r.bytes < *run)) {
+          co_return false;
+        }
+        if (framing.kind == body_kind::until_close) {
+          co_return true;  // `from` closed: the end of the body
+        }
+        if (framing.kind == body_kind::content_length) {
+          co_return true;  // the run was the rest of the body
+        }
+        scanner.skip_data(r.bytes);  // chunked: on to the chunk's CRLF and the next size line
+        continue;
+      }
     }
     if (!buffer) {
       buffer = std::make_unique_for_overwrite<char[]>(16 * 1024);

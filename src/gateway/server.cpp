@@ -1,5 +1,9 @@
 #include "gateway/server.hpp"
 
+// Why one file over 600 lines: run_server owns the process's lifetime (shards, listeners,
+// the admin thread, signals, reloads, the watchdog) in one function on purpose: teardown
+// order follows declaration order, which only stays right when it is all in one place.
+
 #include <fmt/format.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
@@ -391,33 +395,40 @@ int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_pt
     }
   }
 
-  // The admin endpoint runs on shard 0: it only reads atomics and the snapshot.
+  // The admin endpoint has a thread of its own: rendering /exits or the dashboard for a big
+  // pool takes milliseconds that would otherwise stall every connection of one shard. It
+  // only reads atomics, the snapshot and the striped tables, so it needs no shard.
   admin::admin_context admin_ctx;
   admin_ctx.snapshot = [&shared] { return shared.pool.load(); };
   admin_ctx.metrics = &metrics;
   admin_ctx.bans = shared.state.get();
   admin_ctx.users = shared.users;
+  if (!shared.cfg.state_url.empty()) {
+    admin_ctx.state_backend = fleet::redacted(fleet::parse_redis_url(shared.cfg.state_url));  // parsed above
+  }
   admin_ctx.sources = [&shared](pool::time_point now) {
     return shared.sources ? shared.sources->status(now) : std::vector<pool::source_status>{};
   };
-  // The dashboard's hour of traffic (sampled on shard 0, read there) and reload history.
+  // The dashboard's hour of traffic (sampled on the admin thread, read there) and reload history.
   admin::traffic_history history;
   admin::reload_log reloads;
   reloads.add({std::chrono::system_clock::now(), true, shared.pool.load()->size(), 0, "startup"});
   admin_ctx.history = &history;
   admin_ctx.reloads = &reloads;
+  // Declared after what its coroutines refer to, so that it goes first however this function is left.
+  net::shards admin_loop(shared.cfg.admin_listen.empty() ? 0 : 1, "admin");
   if (!shared.cfg.admin_listen.empty()) {
     auto admin_ep = parse_listen(shared.cfg.admin_listen);
-    tcp::acceptor a(runtime.context(0));
+    tcp::acceptor a(admin_loop.context(0));
     a.open(admin_ep.protocol());
     a.set_option(asio::socket_base::reuse_address(true));
     a.bind(admin_ep);
     a.listen();
-    asio::co_spawn(runtime.context(0), admin::admin_listener(std::move(a), admin_ctx), asio::detached);
-    asio::co_spawn(runtime.context(0), admin::history_sampler(history, metrics), asio::detached);
+    asio::co_spawn(admin_loop.context(0), admin::admin_listener(std::move(a), admin_ctx), asio::detached);
+    asio::co_spawn(admin_loop.context(0), admin::history_sampler(history, metrics), asio::detached);
   }
 
-  // Active health checks run on shard 0 too: they only dial and report to the exits' atomics.
+  // Active health checks run on shard 0: they only dial and report to the exits' atomics.
   if (shared.cfg.check_interval.count() > 0) {
     asio::co_spawn(runtime.context(0),
                    health_loop(shared, make_health_check_config(shared.cfg), shard_states[0]->resolver.get()),
@@ -601,6 +612,7 @@ int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_pt
   };
 
   runtime.start();
+  admin_loop.start();
   on_ready(threads);
   ops::sd_notify("READY=1");
   if (watchdog_every.count() > 0) {
@@ -614,6 +626,7 @@ int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_pt
   // io_context exists; sessions still suspended in the io_contexts refer to
   // shard_states, metrics and the admin context, so the io_contexts (and with them
   // those coroutine frames) must go before these.
+  admin_loop.shutdown();
   runtime.stop();
   runtime.join();
   for (auto& st : shard_states) {

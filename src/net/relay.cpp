@@ -23,10 +23,6 @@ void abort_both(stream& a, stream& b) {
   b.socket().shutdown(tcp::socket::shutdown_both, ec);
 }
 
-// Pipe size for bulk flows: 256 KiB lets 256 bulk flows at once stay within the default
-// per-user soft limit of pipe pages (64 MiB).
-constexpr std::size_t bulk_pipe_bytes = 256 * 1024;
-
 // This thread's scratch space for bytes that are sent on before the handler that read
 // them returns (so it is never held across a wait).
 constexpr std::size_t scratch_size = 64 * 1024;
@@ -103,18 +99,7 @@ plain_relay::plain_relay(stream& client, stream& upstream, activity& act) : act_
   down_.to = &client.socket();
 }
 
-void plain_relay::direction::close_pipe() {
-  if (pipe_r >= 0) {
-    ::close(pipe_r);
-    ::close(pipe_w);
-    pipe_r = pipe_w = -1;
-  }
-}
-
-plain_relay::~plain_relay() {
-  up_.close_pipe();
-  down_.close_pipe();
-}
+plain_relay::~plain_relay() = default;
 
 void plain_relay::start(std::string to_upstream, std::string to_client, std::shared_ptr<void> owner,
                         std::function<void(const relay_result&)> done) {
@@ -203,23 +188,16 @@ void plain_relay::after_write(direction& d, const owner_ptr& keep) {
     read(d, keep);
     return;
   }
-  if (d.pipe_r < 0) {
+  if (!d.pipe.is_open()) {
     // Both sockets went through asynchronous operations, which made them non-blocking;
     // splice relies on it, so say so explicitly once per bulk flow.
     error_code ec;
     d.from->native_non_blocking(true, ec);
     d.to->native_non_blocking(true, ec);
-    int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-      finish(d, errno_code(), keep);
+    if (auto pec = d.pipe.open()) {
+      finish(d, pec, keep);
       return;
     }
-    d.pipe_r = fds[0];
-    d.pipe_w = fds[1];
-    // A larger pipe moves more per splice call (the default holds 16 pages). Best effort: a
-    // user over /proc/sys/fs/pipe-user-pages-soft keeps the default.
-    const int size = ::fcntl(d.pipe_w, F_SETPIPE_SZ, static_cast<int>(bulk_pipe_bytes));
-    d.pipe_bytes = size > 0 ? static_cast<std::uint32_t>(size) : 64 * 1024;
   }
   splice_in(d, keep);
 }
@@ -227,7 +205,8 @@ void plain_relay::after_write(direction& d, const owner_ptr& keep) {
 void plain_relay::splice_in(direction& d, const owner_ptr& keep) {
   const int in = d.from->native_handle();
   for (;;) {
-    ssize_t n = ::splice(in, nullptr, d.pipe_w, nullptr, d.pipe_bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t n =
+        ::splice(in, nullptr, d.pipe.write_end(), nullptr, d.pipe.capacity(), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n == 0) {
       error_code ec;
       d.to->shutdown(tcp::socket::shutdown_send, ec);
@@ -264,7 +243,7 @@ void plain_relay::splice_in(direction& d, const owner_ptr& keep) {
 bool plain_relay::splice_out(direction& d, const owner_ptr& keep) {
   const int out = d.to->native_handle();
   while (d.in_pipe > 0) {
-    ssize_t m = ::splice(d.pipe_r, nullptr, out, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t m = ::splice(d.pipe.read_end(), nullptr, out, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (m > 0) {
       d.in_pipe -= static_cast<std::size_t>(m);
       continue;
@@ -292,7 +271,7 @@ bool plain_relay::splice_out(direction& d, const owner_ptr& keep) {
 
 void plain_relay::finish(direction& d, error_code ec, const owner_ptr& keep) {
   d.finished = true;
-  d.close_pipe();
+  d.pipe.close();
   if (ec && !error_) {
     error_ = ec;
     // Stop the other direction at once rather than at the idle timeout: shutdown makes

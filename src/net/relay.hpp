@@ -10,15 +10,10 @@
 #include <memory>
 #include <string>
 
+#include "net/splice.hpp"
 #include "net/stream.hpp"
 
 namespace exitpool::net {
-
-// Last time bytes moved; the session's watchdog reads it for the idle timeout.
-struct activity {
-  clock::time_point last = clock::now();
-  void touch() { last = clock::now(); }
-};
 
 struct relay_result {
   std::uint64_t bytes_up = 0;    // client → upstream
@@ -55,13 +50,10 @@ class plain_relay {
     tcp::socket* to = nullptr;
     std::uint64_t bytes = 0;
     std::string spill;  // bytes read but not yet accepted by `to`
-    int pipe_r = -1;    // splice pipe, made when the flow turns out to be bulk
-    int pipe_w = -1;
+    splice_pipe pipe;   // opened when the flow turns out to be bulk
     std::size_t in_pipe = 0;
-    std::uint32_t pipe_bytes = 0;  // the pipe's capacity: the most one splice call moves
     bool bulk = false;
     bool finished = false;
-    void close_pipe();
     std::array<char, 512> small;  // where an idle direction's pending read lands
   };
 

@@ -4,10 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include <string>
+#include <utility>
 
 namespace exitpool::net {
 
-shards::shards(int count) {
+shards::shards(int count, std::string name) : name_(std::move(name)) {
   for (int i = 0; i < count; ++i) {
     // One thread runs each context, and every socket of a shard is used on its thread only
     // (other threads post to it): the reactor's per-descriptor locks are not needed, and a
@@ -23,8 +24,7 @@ shards::~shards() {
 
 void shards::start() {
   for (std::size_t i = 0; i < contexts_.size(); ++i) {
-    threads_.emplace_back([ctx = contexts_[i].get(), i] {
-      std::string name = "shard-" + std::to_string(i);
+    threads_.emplace_back([ctx = contexts_[i].get(), name = name_ + "-" + std::to_string(i)] {
       pthread_setname_np(pthread_self(), name.c_str());
       // Sessions catch their own exceptions (co_spawn's completion); a completion handler
       // (a tunnel relay's, a timer's) that throws, say bad_alloc, ends only the operation

@@ -6,6 +6,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -13,7 +14,8 @@ namespace exitpool::net {
 
 class shards {
  public:
-  explicit shards(int count);
+  // `name`: the threads are called NAME-0, NAME-1, ... (top -H, perf, gdb).
+  explicit shards(int count, std::string name = "shard");
   ~shards();
   shards(const shards&) = delete;
   shards& operator=(const shards&) = delete;
@@ -33,6 +35,7 @@ class shards {
  private:
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<std::thread> threads_;
+  std::string name_;
 };
 
 // Threads the machine offers (at least 1).

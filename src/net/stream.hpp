@@ -21,6 +21,12 @@ inline constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 using tls_stream = asio::ssl::stream<tcp::socket>;
 
+// Last time bytes moved; the session's watchdog reads it for the idle timeout.
+struct activity {
+  clock::time_point last = clock::now();
+  void touch() { last = clock::now(); }
+};
+
 class stream {
  public:
   stream() = default;

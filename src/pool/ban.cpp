@@ -63,15 +63,14 @@ void ban_table::banned_until_many(std::string_view host, std::uint64_t host_hash
   });
 }
 
-std::vector<std::pair<std::string, time_point>> ban_table::bans_of(const exit& e, time_point now) const {
-  std::vector<std::pair<std::string, time_point>> out;
-  const std::uint64_t eh = e.id_hash();
+ban_index ban_table::bans_by_exit(time_point now) const {
+  ban_index out;
   map_.for_each(now, [&](const exit_host_key& k, const map_type::entry& ent) {
-    if (k.exit_hash == eh) {
-      out.emplace_back(k.host, ent.expires);
-    }
+    out[k.exit_hash].emplace_back(k.host, ent.expires);
   });
-  std::sort(out.begin(), out.end());
+  for (auto& [exit_hash, bans] : out) {
+    std::sort(bans.begin(), bans.end());
+  }
   return out;
 }
 

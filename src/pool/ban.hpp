@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -19,6 +20,10 @@
 namespace exitpool::pool {
 
 class exit;
+
+// Every ban in force at one moment, grouped by exit (exit::id_hash), each exit's bans
+// sorted by host: (host, until). Built by one walk of the ban table, for admin pages.
+using ban_index = std::unordered_map<std::uint64_t, std::vector<std::pair<std::string, time_point>>>;
 
 // (exit, target host) -> banned until. Any thread. Striped by host (64 mutexes, see
 // expiring_map.hpp), so a pick checks all its candidates for one host under one lock,
@@ -41,10 +46,10 @@ class ban_table {
   void banned_until_many(std::string_view host, std::uint64_t host_hash, std::span<const std::uint64_t> exit_hashes,
                          time_point now, std::span<time_point> out) const;
 
-  // Every (host, until) in force for `e` at `now`, sorted by host. Walks the whole
-  // table (one stripe locked at a time): for the admin /exits page, not request paths.
-  std::vector<std::pair<std::string, time_point>> bans_of(const exit& e, time_point now) const;
-  // Bans in force at `now` (walks the table, like bans_of).
+  // Every ban in force at `now`, by exit. Walks the whole table once (one stripe locked
+  // at a time): for the admin pages (/exits, the dashboard), not request paths.
+  ban_index bans_by_exit(time_point now) const;
+  // Bans in force at `now` (walks the table, like bans_by_exit).
   std::size_t count(time_point now) const;
   // Entries held, some possibly expired (cheap; for metrics).
   std::size_t size() const { return map_.size(); }

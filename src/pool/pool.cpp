@@ -1,5 +1,9 @@
 #include "pool/pool.hpp"
 
+// Why one file over 600 lines: the three types pool.hpp declares, exit (atomics, health),
+// filter (tag matching) and snapshot (the immutable set and its indexes). The snapshot's
+// indexes and the filter's matching are two halves of one lookup and change together.
+
 #include <algorithm>
 #include <bit>
 #include <cctype>

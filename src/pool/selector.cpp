@@ -1,5 +1,10 @@
 #include "pool/selector.hpp"
 
+// Why one file over 600 lines: the pick is one algorithm. Its plain, sticky (anchored) and
+// large-pool (bounded ring) paths share the same candidate checks (state, bans, rate,
+// concurrency, probe slots) and must agree on them; kept together so that a change to one
+// check is seen in every path.
+
 #include <algorithm>
 #include <array>
 #include <limits>

@@ -3,7 +3,7 @@
 // gateways or fetch workers serve one pool, behind one interface.
 //
 //   sticky-session anchors   session, anchor_session
-//   bans per (exit, host)    ban, banned_until, banned_until_many, bans_of
+//   bans per (exit, host)    ban, banned_until, banned_until_many, bans_by_exit
 //   rate-limit buckets       per exit: exit_token_at / take_exit_token / refund_exit_token
 //                            per (exit, host): host_token_at(_many) / take_host_token / refund_host_token
 //   concurrency counts       try_acquire (a lease)
@@ -72,8 +72,8 @@ class state {
   virtual void banned_until_many(std::string_view host, std::uint64_t host_hash,
                                  std::span<const std::uint64_t> exit_hashes, time_point now,
                                  std::span<time_point> out) const = 0;
-  // Every ban of `e` in force, by host (admin pages, not request paths).
-  virtual std::vector<std::pair<std::string, time_point>> bans_of(const exit& e, time_point now) const = 0;
+  // Every ban in force, by exit (admin pages, not request paths: walks the table).
+  virtual ban_index bans_by_exit(time_point now) const = 0;
   // Bans in force (metrics, not request paths).
   virtual std::size_t ban_count(time_point now) const = 0;
 
@@ -127,9 +127,7 @@ class local_state final : public state {
                          time_point now, std::span<time_point> out) const override {
     bans_.banned_until_many(host, host_hash, exit_hashes, now, out);
   }
-  std::vector<std::pair<std::string, time_point>> bans_of(const exit& e, time_point now) const override {
-    return bans_.bans_of(e, now);
-  }
+  ban_index bans_by_exit(time_point now) const override { return bans_.bans_by_exit(now); }
   std::size_t ban_count(time_point now) const override { return bans_.count(now); }
 
   time_point exit_token_at(const exit& e, time_point now) const override {

@@ -116,6 +116,11 @@ class chunked_scanner {
   const std::string& error_reason() const { return error_; }
   // The first chunk-size line (size, extensions, CRLF) has been read and is valid.
   bool size_line_seen() const { return size_line_seen_; }
+  // Bytes of chunk data still to come in the current chunk (0 outside chunk data). The
+  // forward path moves them without looking at them (splice) and then calls skip_data.
+  std::uint64_t data_remaining() const { return state_ == state::data ? remaining_ : 0; }
+  // Accounts for `n` bytes of chunk data that went past without feed(); n <= data_remaining().
+  void skip_data(std::uint64_t n);
 
  private:
   enum class state {

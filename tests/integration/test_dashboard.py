@@ -58,6 +58,7 @@ def test_dashboard_in_chromium_follows_traffic_and_a_dead_exit(dash_gw, gateway_
                 assert page.text("state-healthy") == "4"
                 assert page.text("state-ejected") == "0"
                 assert page.text("requests-total") == "0"
+                assert page.eval("document.getElementById('fleet-card').hidden"), "in-process state: no fleet card"
 
                 # Traffic: the request counter on the page moves.
                 for i in range(6):
@@ -141,3 +142,17 @@ def test_dashboard_needs_the_admin_credentials(dash_gw):
         assert admin_get(gw.admin_port, path, ("admin", "pw"))[0] == 200, path
     assert admin_get(gw.admin_port, "/", ("admin", "nope"))[0] == 401
     assert dashboard_json(gw.admin_port, "country=us", ("admin", "pw"))["pool"]["matching"] == 0
+
+
+def test_dashboard_shows_the_fleet_without_the_state_password(dash_gw, start_redis):
+    redis = start_redis(password="redis-secret-pw")
+    gw = dash_gw([direct(21, "d1")], "--state", f"redis://:redis-secret-pw@127.0.0.1:{redis.port}/0")
+    wait_until(lambda: dashboard_json(gw.admin_port)["fleet"]["backend_up"], 5, what="the backend up")
+    doc = dashboard_json(gw.admin_port)
+    assert doc["fleet"] == {"shared": True, "backend": f"redis://127.0.0.1:{redis.port}/0", "backend_up": True,
+                            "gateways": 1}, doc["fleet"]
+    assert "redis-secret-pw" not in json.dumps(doc)
+    # Redis goes away: the page says so (the gateway keeps serving on local limits / N).
+    redis.kill()
+    wait_until(lambda: not dashboard_json(gw.admin_port)["fleet"]["backend_up"], 5, what="the backend down")
+    assert dashboard_json(gw.admin_port)["fleet"]["shared"] is True

@@ -45,7 +45,8 @@
 
   function query() {
     const q = new URLSearchParams();
-    for (const [key, id] of [["country", "f-country"], ["state", "f-state"], ["tag", "f-tag"]]) {
+    for (const [key, id] of [["country", "f-country"], ["state", "f-state"], ["tag", "f-tag"],
+                             ["limit", "f-limit"]]) {
       const v = $(id).value.trim();
       if (v) q.set(key, v);
     }
@@ -121,6 +122,14 @@
     setText("tunnels", fmtInt(t.active_tunnels));
     setText("bans-active", fmtInt(t.active_bans));
     setText("uptime", "up " + fmtSeconds(d.uptime_s));
+    // --state: the fleet this gateway shares its limits, bans and sessions with.
+    const f = d.fleet;
+    $("fleet-card").hidden = !f.shared;
+    if (f.shared) {
+      setText("fleet-gateways", fmtInt(f.gateways));
+      setText("fleet-what", `gateways · ${f.backend} ${f.backend_up ? "up" : "DOWN: local limits / N"}`);
+      $("fleet-card").className = "card " + (f.backend_up ? "ok" : "bad");
+    }
     setText("listed", p.listed < p.matching ? `(first ${fmtInt(p.listed)} of ${fmtInt(p.matching)})`
                                              : `(${fmtInt(p.listed)})`);
     updateCountries(p.countries);
@@ -166,7 +175,7 @@
     $("pause").textContent = paused ? "Resume" : "Pause";
     if (!paused) poll();
   });
-  for (const id of ["f-country", "f-state"]) $(id).addEventListener("change", poll);
+  for (const id of ["f-country", "f-state", "f-limit"]) $(id).addEventListener("change", poll);
   $("f-tag").addEventListener("input", poll);
   $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); poll(); });
   // A hidden tab stops polling: the gateway does no work for a page nobody looks at.

@@ -131,6 +131,32 @@ TEST(DashboardJson, EverySectionWithoutPasswords) {
   ASSERT_EQ(rl.size(), 2u);
   EXPECT_FALSE(rl[0].at("ok").as_bool()) << "newest first";
   EXPECT_EQ(rl[1].at("what").as_string(), "startup");
+  // Each exit's row carries its own bans, from one walk of the table.
+  const auto& c_bans = v.at("exits").as_array()[2].at("bans").as_array();
+  ASSERT_EQ(c_bans.size(), 2u);
+  EXPECT_EQ(c_bans[0].at("host").as_string(), "news.example") << "sorted by host";
+  EXPECT_EQ(v.at("exits").as_array()[0].at("bans").as_array().size(), 1u);
+  EXPECT_TRUE(v.at("exits").as_array()[1].at("bans").as_array().empty());
+  // In-process state: no fleet.
+  EXPECT_FALSE(v.at("fleet").at("shared").as_bool());
+  EXPECT_TRUE(v.at("fleet").at("backend").is_null());
+  EXPECT_EQ(v.at("fleet").at("gateways").to_number<int>(), 1);
+}
+
+TEST(DashboardJson, FleetWhenTheStateIsShared) {
+  auto snap = make_pool();
+  dashboard_inputs in;
+  in.snap = snap.get();
+  in.now = t0;
+  in.state_backend = "redis://10.0.0.5:6379/0";
+  in.backend_up = false;
+  in.fleet_gateways = 3;
+  auto v = json::parse(render_dashboard_json(in, {}));
+  const auto& f = v.at("fleet").as_object();
+  EXPECT_TRUE(f.at("shared").as_bool());
+  EXPECT_EQ(f.at("backend").as_string(), "redis://10.0.0.5:6379/0");
+  EXPECT_FALSE(f.at("backend_up").as_bool());
+  EXPECT_EQ(f.at("gateways").to_number<int>(), 3);
 }
 
 TEST(DashboardJson, FilterAndLimitNarrowTheRowsNotThePoolTotal) {

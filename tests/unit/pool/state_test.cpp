@@ -33,9 +33,9 @@ TEST(LocalState, BansArePerExitAndHost) {
   st.banned_until_many("x.test", hash64("x.test"), hashes, t0, out);
   EXPECT_EQ(out[0], t0 + 10s);
   EXPECT_EQ(out[1], time_point::min());
-  ASSERT_EQ(st.bans_of(a, t0).size(), 1u);
+  ASSERT_EQ(st.bans_by_exit(t0).at(a.id_hash()).size(), 1u);
   st.sweep(t0 + 11s);
-  EXPECT_TRUE(st.bans_of(a, t0 + 11s).empty());
+  EXPECT_TRUE(st.bans_by_exit(t0 + 11s).empty());
 }
 
 TEST(LocalState, ExitAndHostTokens) {

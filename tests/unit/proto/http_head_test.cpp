@@ -521,6 +521,28 @@ TEST(chunked_scanner, large_chunk_streams_through) {
   }
 }
 
+TEST(chunked_scanner, chunk_data_skipped_by_splice) {
+  chunked_scanner s;
+  EXPECT_EQ(s.data_remaining(), 0u);
+  auto r = s.feed("10000\r\nabc");  // a 64 KiB chunk, 3 bytes of it here
+  ASSERT_FALSE(r.error);
+  EXPECT_EQ(r.consumed, 10u);
+  EXPECT_EQ(s.data_remaining(), 65536u - 3);
+  s.skip_data(65536 - 3);  // moved by splice, never seen
+  EXPECT_EQ(s.data_remaining(), 0u);
+  r = s.feed("\r\n0\r\n\r\n");
+  ASSERT_FALSE(r.error) << s.error_reason();
+  EXPECT_TRUE(r.done);
+  // Skipping more than the chunk holds fails the body instead of misframing it.
+  chunked_scanner t;
+  t.feed("4\r\n");
+  t.skip_data(5);
+  EXPECT_TRUE(t.feed("\r\n0\r\n\r\n").error);
+  chunked_scanner u;
+  u.skip_data(1);  // outside chunk data
+  EXPECT_TRUE(u.feed("0\r\n\r\n").error);
+}
+
 TEST(chunked_scanner, error_is_sticky) {
   chunked_scanner s;
   EXPECT_TRUE(s.feed("g\r\n").error);
