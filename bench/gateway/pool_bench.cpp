@@ -29,6 +29,7 @@ using namespace exitpool;
 std::size_t g_exits = 1000000;
 constexpr int countries = 200;
 std::shared_ptr<const pool::snapshot> g_snap;
+std::shared_ptr<const pool::snapshot> g_snap_tiers;  // the same pool over tiers 0, 1, 2: built on first use
 
 std::string country_code(int i) {
   std::string s = "c";
@@ -37,16 +38,21 @@ std::string country_code(int i) {
   return s;  // 200 distinct three-letter codes: caa .. chr
 }
 
-std::string pool_text(std::size_t n) {
+// `tiers`: exit i also gets tier=i%3 (a multi-tier pool).
+std::string pool_text(std::size_t n, bool tiers = false) {
   std::string text;
   text.reserve(n * 96);
   static const char* types[] = {"residential", "isp", "datacenter"};
   char line[256];
   for (std::size_t i = 0; i < n; ++i) {
     const int c = static_cast<int>(i % countries);
-    std::snprintf(line, sizeof line, "http://u%zu:p%zu@10.%zu.%zu.%zu:%zu id=e%zu country=%s type=%s\n", i % 1000,
+    std::snprintf(line, sizeof line, "http://u%zu:p%zu@10.%zu.%zu.%zu:%zu id=e%zu country=%s type=%s%s\n", i % 1000,
                   i % 997, (i >> 16) & 255, (i >> 8) & 255, i & 255, 1024 + i % 60000, i, country_code(c).c_str(),
-                  types[i % 3]);
+                  types[i % 3],
+                  !tiers       ? ""
+                  : i % 3 == 0 ? " tier=0"
+                  : i % 3 == 1 ? " tier=1"
+                               : " tier=2");
     text += line;
   }
   return text;
@@ -76,7 +82,11 @@ enum class bench_filter { all, country, type, country_type };
 // Sticky keys: none, the same key every pick (its exits stay in cache), or 64k keys in turn.
 enum class bench_keys { no, one, many };
 
-void bm_pick(benchmark::State& state, pool::policy p, bench_filter f, bench_keys k) {
+void bm_pick(benchmark::State& state, pool::policy p, bench_filter f, bench_keys k, bool tiers) {
+  if (tiers && !g_snap_tiers) {
+    g_snap_tiers = pool::snapshot::build(proto::parse_pool_text(pool_text(g_exits, true), "tiers.txt"));
+  }
+  const pool::snapshot& snap = tiers ? *g_snap_tiers : *g_snap;
   pool::selector sel(p, 42);
   pool::pick_request r;
   std::vector<std::string> keys;
@@ -105,7 +115,7 @@ void bm_pick(benchmark::State& state, pool::policy p, bench_filter f, bench_keys
   r.sticky_key = keys.empty() ? std::string_view() : keys[0];
   for (const auto& fl : filters) {
     r.f = fl;
-    benchmark::DoNotOptimize(sel.pick(*g_snap, r, now).chosen);
+    benchmark::DoNotOptimize(sel.pick(snap, r, now).chosen);
   }
   std::size_t i = 0;
   for (auto _ : state) {
@@ -114,10 +124,10 @@ void bm_pick(benchmark::State& state, pool::policy p, bench_filter f, bench_keys
       r.sticky_key = keys[i & (keys.size() - 1)];
     }
     ++i;
-    auto res = sel.pick(*g_snap, r, now);
+    auto res = sel.pick(snap, r, now);
     benchmark::DoNotOptimize(res.chosen);
   }
-  state.counters["exits"] = static_cast<double>(g_snap->size());
+  state.counters["exits"] = static_cast<double>(snap.size());
 }
 
 // The first sticky pick of a fresh selector over all exits: builds its hash ring (lazy,
@@ -140,6 +150,7 @@ struct pick_case {
   pool::policy p;
   bench_filter f;
   bench_keys k;
+  bool tiers = false;  // the pool over three tiers (every pick samples the lowest)
 };
 // Registered in main (after the BENCHMARK ones); names kept from earlier results.
 const pick_case pick_cases[] = {
@@ -162,6 +173,11 @@ const pick_case pick_cases[] = {
     {"BM_pick_type_sticky_many_keys", pool::policy::round_robin, bench_filter::type, bench_keys::many},
     {"BM_pick_country_type_random", pool::policy::random, bench_filter::country_type, bench_keys::no},
     {"BM_pick_country_type_sticky_many_keys", pool::policy::round_robin, bench_filter::country_type, bench_keys::many},
+    {"BM_pick_3tiers_round_robin", pool::policy::round_robin, bench_filter::all, bench_keys::no, true},
+    {"BM_pick_3tiers_random", pool::policy::random, bench_filter::all, bench_keys::no, true},
+    {"BM_pick_3tiers_least_inflight", pool::policy::least_inflight, bench_filter::all, bench_keys::no, true},
+    {"BM_pick_3tiers_sticky_many_keys", pool::policy::round_robin, bench_filter::all, bench_keys::many, true},
+    {"BM_pick_3tiers_country_random", pool::policy::random, bench_filter::country, bench_keys::no, true},
 };
 
 // Parse and build run on up to 2 threads for a big pool (as the gateway does); the
@@ -302,7 +318,7 @@ int main(int argc, char** argv) {
   }
   for (const pick_case& c : pick_cases) {
     benchmark::RegisterBenchmark(c.name, [c](benchmark::State& st) {
-      bm_pick(st, c.p, c.f, c.k);
+      bm_pick(st, c.p, c.f, c.k, c.tiers);
     })->Unit(benchmark::kMicrosecond);
   }
   benchmark::Initialize(&argc, argv);

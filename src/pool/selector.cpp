@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <map>
 #include <tuple>
 #include <utility>
 
@@ -183,16 +184,29 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
   // ---- 0b. bounded paths for large pools ----
   // The full pass below classifies every candidate: O(pool) per pick, ~0.1 s at a
   // million exits. Each policy only needs some eligible exit of its liking, so look at a
-  // bounded number first (see pick_bounded, pick_sticky_bounded). Tiers (the lowest tier
-  // with an eligible exit wins) need the full view, so multi-tier pools skip this; and
-  // when nothing eligible turns up, the full pass decides, errors and panic included.
-  if (s.single_tier() && n >= fast_path_min) {
+  // bounded number first (see pick_bounded, pick_sticky_bounded). With tiers, only the
+  // tier the full pass would choose from is sampled: the first tier, from the host's
+  // remembered one up, that has matching exits. When nothing eligible turns up, the full
+  // pass decides (a lower tier's exhaustion, errors and panic included).
+  if (n >= fast_path_min) {
     // Sampling and the sticky ring work on the exits that match: with two or more filter
-    // fields, a list of them built once per snapshot and filter (round-robin keeps its
-    // window over the candidates, which checks filter::matches as it goes).
+    // fields or several tiers, a list of them built once per snapshot and filter (round-robin
+    // keeps its window over the candidates, which checks filter::matches as it goes).
     std::span<const std::uint32_t> list = cands;
     checks bounded = ck;
-    if (!all_match && (sticky || policy_ != policy::round_robin)) {
+    bool identity = r.f.empty();
+    if (!s.single_tier()) {
+      const std::optional<int> start = by_host && r.st != nullptr ? r.st->start_tier(r.host, now) : std::nullopt;
+      list = {};
+      for (const auto& [tier, members] : tier_lists(s, r.f, cands)) {
+        if (!start || tier >= *start) {
+          list = members;
+          break;
+        }
+      }
+      bounded.all_match = true;
+      identity = false;
+    } else if (!all_match && (sticky || policy_ != policy::round_robin)) {
       list = matching_list(s, r.f, cands);
       bounded.all_match = true;
     }
@@ -200,7 +214,7 @@ pick_result selector::pick(const snapshot& s, const pick_request& r, time_point 
     exit* e = nullptr;
     if (list.size() >= fast_path_min) {
       e = sticky ? pick_sticky_bounded(s, list, bounded, key_hash, probe)
-                 : pick_bounded(s, list, r.f.empty(), bounded, probe);
+                 : pick_bounded(s, list, identity, bounded, probe);
     }
     if (e != nullptr) {
       out.chosen = e;
@@ -769,12 +783,12 @@ void selector::forget_older_snapshots(const snapshot& s) {
     // may still pick from it), drop what is older.
     std::erase_if(rings_, [this](const auto& kv) { return kv.second.serial < newest_serial_; });
     std::erase_if(matching_, [this](const auto& kv) { return kv.second.serial < newest_serial_; });
+    std::erase_if(tiers_, [this](const auto& kv) { return kv.second.serial < newest_serial_; });
     newest_serial_ = s.serial();
   }
 }
 
-std::span<const std::uint32_t> selector::matching_list(const snapshot& s, const filter& f,
-                                                       std::span<const std::uint32_t> cands) {
+const std::string& selector::cache_key(const snapshot& s, const filter& f) {
   forget_older_snapshots(s);
   const std::uint64_t serial = s.serial();
   key_scratch_.assign(reinterpret_cast<const char*>(&serial), sizeof serial);
@@ -782,7 +796,13 @@ std::span<const std::uint32_t> selector::matching_list(const snapshot& s, const 
     key_scratch_ += '\0';
     key_scratch_ += *field;
   }
-  auto [it, inserted] = matching_.try_emplace(key_scratch_);
+  return key_scratch_;
+}
+
+std::span<const std::uint32_t> selector::matching_list(const snapshot& s, const filter& f,
+                                                       std::span<const std::uint32_t> cands) {
+  const std::string& key = cache_key(s, f);
+  auto [it, inserted] = matching_.try_emplace(key);
   if (inserted) {
     // O(candidates) once per snapshot, filter and shard; bounded by the distinct filters
     // clients use, each a subset of one tag index list.
@@ -794,6 +814,25 @@ std::span<const std::uint32_t> selector::matching_list(const snapshot& s, const 
     }
   }
   return it->second.list;
+}
+
+const std::vector<std::pair<int, std::vector<std::uint32_t>>>& selector::tier_lists(
+    const snapshot& s, const filter& f, std::span<const std::uint32_t> cands) {
+  const std::string& key = cache_key(s, f);
+  auto [it, inserted] = tiers_.try_emplace(key);
+  if (inserted) {
+    // O(candidates) once per snapshot, filter and shard, like matching_list.
+    it->second.serial = s.serial();
+    std::map<int, std::vector<std::uint32_t>> by_tier;
+    for (const std::uint32_t i : cands) {
+      const exit& e = *s.exits()[i];
+      if (f.matches(e)) {
+        by_tier[e.tier()].push_back(i);
+      }
+    }
+    it->second.lists.assign(std::make_move_iterator(by_tier.begin()), std::make_move_iterator(by_tier.end()));
+  }
+  return it->second.lists;
 }
 
 const selector::sticky_ring& selector::ring_for(const snapshot& s, std::span<const std::uint32_t> cands) {

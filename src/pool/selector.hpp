@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "pool/pool.hpp"
@@ -193,7 +194,13 @@ class selector {
   const sticky_ring& ring_for(const snapshot& s, std::span<const std::uint32_t> cands);
   std::span<const std::uint32_t> matching_list(const snapshot& s, const filter& f,
                                                std::span<const std::uint32_t> cands);
+  // A multi-tier pool's candidates that match `f`, split by tier (ascending); cached like
+  // matching_list.
+  const std::vector<std::pair<int, std::vector<std::uint32_t>>>& tier_lists(const snapshot& s, const filter& f,
+                                                                            std::span<const std::uint32_t> cands);
   void forget_older_snapshots(const snapshot& s);
+  // The key of matching_ and tiers_: the snapshot's serial and the filter's fields.
+  const std::string& cache_key(const snapshot& s, const filter& f);
 
   policy policy_;
   std::uint64_t cursor_;
@@ -209,6 +216,11 @@ class selector {
     std::vector<std::uint32_t> list;
   };
   std::unordered_map<std::string, matching_entry> matching_;
+  struct tiers_entry {
+    std::uint64_t serial = 0;
+    std::vector<std::pair<int, std::vector<std::uint32_t>>> lists;
+  };
+  std::unordered_map<std::string, tiers_entry> tiers_;
   std::string key_scratch_;
   std::uint64_t newest_serial_ = 0;
   // Per-pick scratch, kept to avoid allocating on every pick.

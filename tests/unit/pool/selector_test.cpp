@@ -887,3 +887,87 @@ TEST(LargePool, ErrorsComeFromTheFullPass) {
 }
 
 }  // namespace exitpool::pool
+
+namespace exitpool::pool {
+namespace {
+
+// 3,000 exits over tiers 0, 1 and 2 (exit i is in tier i % 3).
+std::shared_ptr<const snapshot> three_tiers() {
+  std::vector<proto::exit_spec> specs;
+  for (int i = 0; i < 3000; ++i) {
+    auto sp = spec("e" + std::to_string(i), i % 2 == 0 ? "de" : "us");
+    sp.tags.emplace_back("tier", std::to_string(i % 3));
+    specs.push_back(std::move(sp));
+  }
+  return snapshot::build(std::move(specs));
+}
+
+// Multi-tier pools take the bounded path too (issue 16): only the tier the full pass would
+// choose from is sampled. Power of two choices tells the paths apart: the full pass would
+// always take the one idle exit; sampling spreads over many.
+TEST(LargePool, MultiTierPicksSampleTheRightTier) {
+  auto s = three_tiers();
+  ASSERT_FALSE(s->single_tier());
+  std::vector<lease> busy;
+  for (int i = 0; i < 3000; ++i) {
+    if (i != 0 && i != 1) {  // e0 (tier 0) and e1 (tier 1) are the only idle exits
+      busy.emplace_back(at(*s, i));
+    }
+  }
+  local_state st;
+  selector sel(policy::least_inflight, 5);
+  pick_request r;
+  r.host = "a.test";
+  r.st = &st;
+  std::set<int> seen;
+  for (int k = 0; k < 2000; ++k) {
+    const auto res = sel.pick(*s, r, t0);
+    ASSERT_NE(res.chosen, nullptr);
+    EXPECT_EQ(res.tier, 0);
+    seen.insert(std::stoi(res.chosen->id().substr(1)));
+  }
+  EXPECT_GT(seen.size(), 100u) << "sampled, not the full pass's single least-loaded exit";
+  // The host's remembered tier: sampling starts there.
+  st.record_tier("a.test", 1, t0);
+  seen.clear();
+  for (int k = 0; k < 2000; ++k) {
+    const auto res = sel.pick(*s, r, t0);
+    ASSERT_NE(res.chosen, nullptr);
+    EXPECT_EQ(res.tier, 1);
+    seen.insert(std::stoi(res.chosen->id().substr(1)));
+  }
+  EXPECT_GT(seen.size(), 100u);
+  // A filter: tiers are taken among the matching exits (even ids: de).
+  r.f.country = "de";
+  for (const auto& [id, n] : tally(sel, *s, r, 500)) {
+    const int i = std::stoi(id.substr(1));
+    EXPECT_TRUE(i % 2 == 0 && i % 3 == 1) << id;
+  }
+}
+
+TEST(LargePool, MultiTierFallsToTheNextTierAndStaysSticky) {
+  auto s = three_tiers();
+  local_state st;
+  for (int i = 0; i < 3000; i += 3) {
+    eject(at(*s, i), t0);  // all of tier 0 down
+  }
+  for (policy p : all_policies) {
+    selector sel(p, 9);
+    for (const auto& [id, n] : tally(sel, *s, {}, 300, t0 + 1s)) {
+      EXPECT_EQ(std::stoi(id.substr(1)) % 3, 1) << policy_name(p) << " " << id;  // the full pass: tier 1
+    }
+  }
+  selector a(policy::random, 1);
+  selector b(policy::random, 2);
+  pick_request r;
+  r.sticky_key = "session-7";
+  const exit* first = a.pick(*s, r, t0 + 1s).chosen;
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->tier(), 1);
+  for (int k = 0; k < 20; ++k) {
+    EXPECT_EQ(b.pick(*s, r, t0 + 1s).chosen, first) << "every shard, the same exit";
+  }
+}
+
+}  // namespace
+}  // namespace exitpool::pool
