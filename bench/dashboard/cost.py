@@ -71,14 +71,23 @@ def load_worker(gw_port: int, origin_port: int, seconds: float, out) -> None:
     out.put(n)
 
 
-def poller(admin_port: int, period: float, stop: threading.Event, stats: list) -> None:
+def poller(admin_port: int, period: float, limit: int, stop: threading.Event, stats: list) -> None:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     while not stop.is_set():
         t0 = time.monotonic()
-        with opener.open(f"http://127.0.0.1:{admin_port}/dashboard.json", timeout=5) as r:
+        with opener.open(f"http://127.0.0.1:{admin_port}/dashboard.json?limit={limit}", timeout=5) as r:
             size = len(r.read())
         stats.append((time.monotonic() - t0, size))
         stop.wait(max(0.0, period - (time.monotonic() - t0)))
+
+
+def thread_cpu_s(pid: int, name: str) -> float:
+    """utime + stime of the thread of `pid` called `name` (the gateway names its admin thread admin-0)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        if (task / "comm").read_text().strip() == name:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    raise RuntimeError(f"no thread {name} in {pid}")
 
 
 def main() -> None:
@@ -89,6 +98,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--poll", type=float, default=2.0)
     ap.add_argument("--exits", type=int, default=1000)
+    ap.add_argument("--limit", type=int, default=100, help="exit rows per poll (the page asks for 100 by default)")
     a = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="dash-cost-"))
@@ -110,18 +120,22 @@ http {{ access_log off; client_body_temp_path {work}; proxy_temp_path {work}; fa
         pool.write_text("".join(f"direct://127.0.0.21 id=e{i} country={'us' if i % 2 else 'nl'}\n"
                                 for i in range(a.exits)))
         gw_port, admin_port = free_port(), free_port()
-        procs.append(subprocess.Popen([a.bin, "serve", "--pool", str(pool), "--listen", f"127.0.0.1:{gw_port}",
+        gw = subprocess.Popen([a.bin, "serve", "--pool", str(pool), "--listen", f"127.0.0.1:{gw_port}",
                                        "--admin", f"127.0.0.1:{admin_port}", "--threads", "1",
                                        "--check-interval", "0", "--log-level", "warn"],
-                                      stdout=subprocess.DEVNULL, start_new_session=True))
+                              stdout=subprocess.DEVNULL, start_new_session=True)
+        procs.append(gw)
         wait_port(gw_port)
         wait_port(admin_port)
         results = {"off": [], "on": []}
+        admin_ms: list = []
         for rnd in range(a.rounds):
             for mode in ("off", "on"):
                 stop = threading.Event()
                 polls: list = []
-                t = threading.Thread(target=poller, args=(admin_port, a.poll, stop, polls)) if mode == "on" else None
+                t = (threading.Thread(target=poller, args=(admin_port, a.poll, a.limit, stop, polls))
+                     if mode == "on" else None)
+                cpu0 = thread_cpu_s(gw.pid, "admin-0")
                 if t:
                     t.start()
                 q = mp.Queue()
@@ -139,12 +153,18 @@ http {{ access_log off; client_body_temp_path {work}; proxy_temp_path {work}; fa
                 results[mode].append(rps)
                 extra = ""
                 if polls:
+                    per_poll = 1000 * (thread_cpu_s(gw.pid, "admin-0") - cpu0) / len(polls)
+                    admin_ms.append(per_poll)
                     extra = (f"  ({len(polls)} polls, median {1000 * statistics.median(p[0] for p in polls):.1f} ms, "
-                             f"{polls[-1][1] / 1024:.0f} KiB each)")
+                             f"{polls[-1][1] / 1024:.0f} KiB each, admin thread CPU {per_poll:.2f} ms per poll)")
                 print(f"round {rnd + 1} dashboard {mode:3}: {rps:8.0f} req/s{extra}", flush=True)
         off, on = statistics.median(results["off"]), statistics.median(results["on"])
         print(f"median: without the page {off:.0f} req/s, with it polling every {a.poll} s {on:.0f} req/s "
-              f"({100 * (on - off) / off:+.1f} %); {a.exits} exits, 1 shard, {a.workers} keep-alive clients")
+              f"({100 * (on - off) / off:+.1f} %); {a.exits} exits, {a.limit} rows per poll, 1 shard, "
+              f"{a.workers} keep-alive clients")
+        ms = statistics.median(admin_ms)
+        print(f"admin thread CPU per poll: median {ms:.2f} ms, i.e. {ms / (10 * a.poll):.2f} % of one core "
+              f"at one poll every {a.poll} s")
     finally:
         for p in reversed(procs):
             try:
