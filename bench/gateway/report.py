@@ -108,9 +108,10 @@ def main():
         w("")
         w(f"Best peer: **{bp}**. Ratios are to its median.")
         w("")
-        w("| target | req/s | p50 ms | p99 ms | non-2xx | socket errors | req per proxy CPU-s | req/s vs best peer | "
-          "p99 vs best peer |")
-        w("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+        bp_cpu = max((per_cpu(rec, "http", p, "total") for p in HTTP_PEERS if ("http", p) in rec), default=math.nan)
+        w("| target | req/s | p50 ms | p99 ms | non-2xx | socket errors | proxy CPU s | req per proxy CPU-s | "
+          "req/s vs best peer | per CPU-s vs best peer | p99 vs best peer |")
+        w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for t, label in targets:
             if ("http", t) not in rec:
                 continue
@@ -118,7 +119,8 @@ def main():
             p99 = med(rec, "http", t, "p99_ms")
             w(f"| {label} | {f(r)} | {f(med(rec, 'http', t, 'p50_ms'), 2)} | {f(p99, 2)} | "
               f"{f(med(rec, 'http', t, 'non2xx'))} | {f(med(rec, 'http', t, 'sockerr'))} | "
-              f"{f(per_cpu(rec, 'http', t, 'total'))} | {ratio(r, bp_rate)} | {ratio(p99, bp_p99)} |")
+              f"{f(med(rec, 'http', t, 'cpu_s'), 2)} | {f(per_cpu(rec, 'http', t, 'total'))} | {ratio(r, bp_rate)} | "
+              f"{ratio(per_cpu(rec, 'http', t, 'total'), bp_cpu)} | {ratio(p99, bp_p99)} |")
         w("")
         if med(rec, "http", "tinyproxy", "sockerr") > 0:
             w("tinyproxy's socket errors are wrk's `read` count: tinyproxy closes the client connection after every "
@@ -137,17 +139,20 @@ def main():
         w("")
         w(f"Best peer: **{bp}**; best of squid, dante, microsocks (the target's reference): **{bt}**.")
         w("")
-        w("| target | tunnels/s | p50 ms | p99 ms | errors | tunnels per proxy CPU-s | vs best peer | "
-          "vs best of squid/dante/microsocks | p99 vs best peer |")
-        w("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+        bp_cpu = max((per_cpu(rec, "tunnel", p, "tunnels") for p in TUNNEL_PEERS if ("tunnel", p) in rec),
+                     default=math.nan)
+        w("| target | tunnels/s | p50 ms | p99 ms | errors | proxy CPU s | tunnels per proxy CPU-s | vs best peer | "
+          "per CPU-s vs best peer | vs best of squid/dante/microsocks | p99 vs best peer |")
+        w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for t, label in t_targets:
             if ("tunnel", t) not in rec:
                 continue
             r = med(rec, "tunnel", t, "rate")
             p99 = med(rec, "tunnel", t, "p99_us")
             w(f"| {label} | {f(r)} | {f(med(rec, 'tunnel', t, 'p50_us') / 1000, 2)} | {f(p99 / 1000, 2)} | "
-              f"{f(med(rec, 'tunnel', t, 'errors'))} | {f(per_cpu(rec, 'tunnel', t, 'tunnels'))} | "
-              f"{ratio(r, bp_rate)} | {ratio(r, bt_rate)} | {ratio(p99, bp_p99)} |")
+              f"{f(med(rec, 'tunnel', t, 'errors'))} | {f(med(rec, 'tunnel', t, 'cpu_s'), 2)} | "
+              f"{f(per_cpu(rec, 'tunnel', t, 'tunnels'))} | {ratio(r, bp_rate)} | "
+              f"{ratio(per_cpu(rec, 'tunnel', t, 'tunnels'), bp_cpu)} | {ratio(r, bt_rate)} | {ratio(p99, bp_p99)} |")
         w("")
 
     # ---------------------------------------------------------------- 3. bulk
@@ -311,6 +316,12 @@ def main():
         rc, rs = med(rec, "tunnel", "exitpool-connect", "rate"), med(rec, "tunnel", "exitpool-socks5", "rate")
         target("new tunnels/s ≥ 1.5× best of squid, dante, microsocks",
                f"CONNECT {ratio(rc, bt_rate)}, SOCKS5 {ratio(rs, bt_rate)} of {bt}", min(rc, rs) >= 1.5 * bt_rate)
+    bc = max((per_cpu(rec, "tunnel", p, "tunnels") for p in TUNNEL_PEERS if ("tunnel", p) in rec), default=math.nan)
+    if not math.isnan(bc):
+        cc = per_cpu(rec, "tunnel", "exitpool-connect", "tunnels")
+        cs = per_cpu(rec, "tunnel", "exitpool-socks5", "tunnels")
+        target("tunnels per proxy CPU-s ≥ 1.5× best peer's (CPU per tunnel ≤ 2/3)",
+               f"CONNECT {ratio(cc, bc)}, SOCKS5 {ratio(cs, bc)}", min(cc, cs) >= 1.5 * bc)
     direct = med(rec, "bulk", "direct", "mb_s")
     if not math.isnan(direct):
         r = med(rec, "bulk", "exitpool", "mb_s")
@@ -346,7 +357,7 @@ def main():
             rt = statistics.median(times)
             target("1M exits: reload < 2 s", f"{f(rt, 2)} s", rt < 2)
     if rows:
-        w("## Targets (issue 6)")
+        w("## Targets (issues 6 and 16)")
         w("")
         w("| target | this run | |")
         w("|---|---|---|")
