@@ -17,17 +17,18 @@ session=${EXITPOOL_SESSION:-curl$$}   # letters and digits, no "-": the same id 
 country=${EXITPOOL_COUNTRY:-}         # e.g. us: only exits tagged country=us
 url=${1:-${TARGET_URL:?usage: $0 URL (or TARGET_URL=URL)}}
 
+body=$(mktemp)
+trap 'rm -f "$body"' EXIT
+
+# One request: the X-Exitpool-Exit header goes to stdout through -w, the body to a file through -o.
 # --noproxy '': ignore http_proxy/no_proxy from the environment; -f: fail on 4xx/5xx (a 407 or 503
 # from the gateway); %header{...} needs curl 7.84 or later (Debian 12 has 7.88).
+# -U (--proxy-user) sends the credentials to the proxy, HTTP or SOCKS5 alike.
 show() {
-  local label=$1
+  local label=$1 exit_id
   shift
-  # One request: the header goes to stdout through -w, the body to a temp file through -o.
-  local body exit_id
-  body=$(mktemp)
   exit_id=$(curl -sS -f --noproxy '' --max-time 20 -w '%header{x-exitpool-exit}' -o "$body" "$@" "$url")
   echo "$label exit=${exit_id:--} ip=$(tr -d '\r\n' <"$body")"
-  rm -f "$body"
 }
 
 # 1. HTTP proxy: every request leaves through the next exit (the gateway rotates).
@@ -52,4 +53,4 @@ show "connect" -p -x "http://$gateway" -U "$user-session-$session:$password"
 
 # 5. SOCKS5 on the same port; socks5h:// lets the gateway resolve the target name (no DNS leak from
 #    this machine). The same session as the HTTP requests above: the same exit.
-show "socks5h" -x "socks5h://$user-session-$session:$password@$gateway"
+show "socks5h" -x "socks5h://$gateway" -U "$user-session-$session:$password"
