@@ -131,7 +131,10 @@ def test_scrapy_project(gw, origin, tmp_path):
     feed = tmp_path / "ips.jsonl"
     project = EXAMPLES / "scrapy"
     cp = subprocess.run(["/usr/bin/python3", "-m", "scrapy", "crawl", "ip", "-a", f"url={origin.url('/scrapy')}",
-                         "-a", "session=scrapys1", "-a", "country=nl", "-O", str(feed), "-s", "LOG_LEVEL=INFO"],
+                         "-a", "session=scrapys1", "-a", "country=nl", "-O", str(feed), "-s", "LOG_LEVEL=INFO",
+                         # The project's own settings otherwise; AutoThrottle would space these 8 requests
+                         # (robots.txt included) out over 6 s.
+                         "-s", "AUTOTHROTTLE_ENABLED=False"],
                         env=example_env(tmp_path, gw), cwd=project, stdin=subprocess.DEVNULL, capture_output=True,
                         timeout=120)
     log = (cp.stdout + cp.stderr).decode(errors="replace")
