@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages exitpool needs, and only those that are missing.
 #   scripts/install-deps.sh          build dependencies
 #   scripts/install-deps.sh --test   build dependencies and what the tests, fuzzers and `make lint` run
-#   scripts/install-deps.sh --bench  also the peers the benchmarks compare with (Scrapy: large, not in --test)
+#   scripts/install-deps.sh --bench  also the peers the benchmarks compare with
 # Runs `apt-get update` once, and only when something has to be installed.
 # Uses sudo only when not already root.
 set -euo pipefail
@@ -21,11 +21,13 @@ test_deps=(
   clang libclang-rt-14-dev llvm-14
   clang-format clang-tidy
   lintian man-db systemd bash-completion zsh shellcheck
+  # examples/ (tests/integration/test_examples.py runs each one)
+  python3-scrapy python3-aiohttp golang-go nodejs node-undici
 )
-# Only for the benchmarks: bench/fetch/run.sh (Scrapy pulls in Twisted and friends: kept out of --test) and
+# Only for the benchmarks: bench/fetch/run.sh (Scrapy, from test_deps, as a peer) and
 # bench/gateway/run.sh (wrk, privoxy as a peer; perf for bench/gateway/profile.sh).
 bench_deps=(
-  python3-scrapy time wrk privoxy linux-perf
+  time wrk privoxy linux-perf
 )
 
 want=("${build_deps[@]}")

@@ -1,0 +1,3 @@
+module example.invalid/exitpool-example
+
+go 1.19
