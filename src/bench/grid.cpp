@@ -163,10 +163,10 @@ advice advise(std::span<const cell> cells, double tolerance) {
   const char* why = "";
   switch (out.b) {
     case bound::waiting:
-      why = "bound by waiting: more requests in flight help (concurrency), more threads do not";
+      why = "bound by waiting: more in flight helps (concurrency), more threads do not";
       break;
     case bound::cpu:
-      why = "bound by CPU: more threads help (parallelism), more requests in flight do not";
+      why = "bound by CPU: more threads help (parallelism), more in flight does not";
       break;
     case bound::both:
       why =

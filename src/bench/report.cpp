@@ -130,10 +130,10 @@ std::string rps_text(double rps) {
 }  // namespace
 
 std::string render_svg(const report& r) {
-  constexpr int cw = 96, ch = 56, left = 90, top = 70, bottom = 70;
+  constexpr int cw = 96, ch = 56, left = 90, top = 96, bottom = 60;
   const int cols = static_cast<int>(r.inflight.size());
   const int rows = static_cast<int>(r.threads.size());
-  const int width = std::max(760, left + cols * cw + 20);
+  const int width = std::max(840, left + cols * cw + 20);
   const int height = top + rows * ch + bottom;
   double best = 0;
   for (const auto& c : r.cells) {
@@ -149,14 +149,14 @@ std::string render_svg(const report& r) {
       "<text x=\"10\" y=\"40\" fill=\"#444444\">{2}</text>\n",
       width, height, xml_text(proto::clip(r.url + " " + r.through, 120)));
   s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#444444\">in flight (all threads)</text>\n",
-                   left + cols * cw / 2, top - 10);
+                   left + cols * cw / 2, top - 30);
   s += fmt::format(
       "<text x=\"14\" y=\"{}\" fill=\"#444444\" transform=\"rotate(-90 14 {})\" "
       "text-anchor=\"middle\">threads</text>\n",
       top + rows * ch / 2, top + rows * ch / 2);
   for (int j = 0; j < cols; ++j) {
     s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n",
-                     left + j * cw + cw / 2, top + rows * ch + 18, r.inflight[static_cast<std::size_t>(j)]);
+                     left + j * cw + cw / 2, top - 10, r.inflight[static_cast<std::size_t>(j)]);
   }
   for (int i = 0; i < rows; ++i) {
     s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-weight=\"bold\">{}</text>\n", left - 8,
@@ -195,11 +195,11 @@ std::string render_svg(const report& r) {
   // The advice in two lines (why; the setting), each short enough for the width.
   const std::string_view text = r.adv.text;
   const auto semi = text.find("; ");
-  s += fmt::format("<text x=\"10\" y=\"{}\" fill=\"#111111\">{}</text>\n", top + rows * ch + 42,
-                   xml_text(proto::clip(text.substr(0, semi), 110)));
+  s += fmt::format("<text x=\"10\" y=\"{}\" fill=\"#111111\">{}</text>\n", top + rows * ch + 24,
+                   xml_text(proto::clip(text.substr(0, semi), 120)));
   if (semi != std::string_view::npos) {
-    s += fmt::format("<text x=\"10\" y=\"{}\" fill=\"#111111\" font-weight=\"bold\">{}</text>\n", top + rows * ch + 60,
-                     xml_text(proto::clip(text.substr(semi + 2), 110)));
+    s += fmt::format("<text x=\"10\" y=\"{}\" fill=\"#111111\" font-weight=\"bold\">{}</text>\n", top + rows * ch + 44,
+                     xml_text(proto::clip(text.substr(semi + 2), 120)));
   }
   s += "</svg>\n";
   return s;
