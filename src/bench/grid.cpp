@@ -119,6 +119,36 @@ bool cheaper(const cell& a, const cell& b) {
   return a.threads != b.threads ? a.threads < b.threads : a.inflight < b.inflight;
 }
 
+// The cheapest of `cells` whose req/s is within `tolerance` of the best of them; null when empty.
+const cell* cheapest_near_best(const std::vector<const cell*>& cells, double tolerance) {
+  double best = 0;
+  for (const cell* c : cells) {
+    best = std::max(best, c->rps());
+  }
+  const cell* pick = nullptr;
+  for (const cell* c : cells) {
+    if (c->rps() >= best * (1 - tolerance) && (pick == nullptr || cheaper(*c, *pick))) {
+      pick = c;
+    }
+  }
+  return pick;
+}
+
+// Whether more in flight helped within one row (one thread count): its cheapest cell near
+// the row's best has more in flight than the row's fewest.
+bool inflight_helped_in_row(const std::vector<const cell*>& ok, int threads, double tolerance) {
+  std::vector<const cell*> row;
+  for (const cell* c : ok) {
+    if (c->threads == threads) {
+      row.push_back(c);
+    }
+  }
+  const cell* near = cheapest_near_best(row, tolerance);
+  const auto fewest =
+      std::min_element(row.begin(), row.end(), [](const cell* a, const cell* b) { return a->inflight < b->inflight; });
+  return near != nullptr && near->inflight > (*fewest)->inflight;
+}
+
 }  // namespace
 
 advice advise(std::span<const cell> cells, double tolerance) {
@@ -133,25 +163,18 @@ advice advise(std::span<const cell> cells, double tolerance) {
     out.text = "no cell qualified (each had no successful response or more than 1% errors): fix the errors first";
     return out;
   }
+  const cell* pick = cheapest_near_best(ok, tolerance);
   const cell* best =
       *std::max_element(ok.begin(), ok.end(), [](const cell* a, const cell* b) { return a->rps() < b->rps(); });
-  const double floor = best->rps() * (1 - tolerance);
-  const cell* pick = nullptr;
-  for (const cell* c : ok) {
-    if (c->rps() >= floor && (pick == nullptr || cheaper(*c, *pick))) {
-      pick = c;
-    }
-  }
   int fewest_threads = pick->threads;
-  int fewest_inflight = pick->inflight;
   for (const cell* c : ok) {
     fewest_threads = std::min(fewest_threads, c->threads);
-    if (c->threads == pick->threads) {
-      fewest_inflight = std::min(fewest_inflight, c->inflight);
-    }
   }
   const bool threads_helped = pick->threads > fewest_threads;
-  const bool inflight_helped = pick->inflight > fewest_inflight;
+  // On the fewest threads (the clean experiment: only the number in flight changes), or on
+  // the setting's own row.
+  const bool inflight_helped =
+      inflight_helped_in_row(ok, fewest_threads, tolerance) || inflight_helped_in_row(ok, pick->threads, tolerance);
   out.b = threads_helped && inflight_helped ? bound::both
           : threads_helped                  ? bound::cpu
           : inflight_helped                 ? bound::waiting
@@ -169,14 +192,10 @@ advice advise(std::span<const cell> cells, double tolerance) {
       why = "bound by CPU: more threads help (parallelism), more in flight does not";
       break;
     case bound::both:
-      why =
-          "bound by CPU and by waiting: more threads help (parallelism), and more in flight per thread on top "
-          "(concurrency)";
+      why = "bound by CPU and waiting: more threads help (parallelism), and more in flight too (concurrency)";
       break;
     default:
-      why =
-          "neither more threads nor more in flight helped: the limit is elsewhere (the origin, the gateway, a "
-          "rate or concurrency cap)";
+      why = "neither more threads nor more in flight helped: the limit is elsewhere (origin, gateway, a cap)";
       break;
   }
   out.text = fmt::format("{}; use --threads {} --concurrency {} ({:.0f} req/s, the best was {:.0f})", why, out.threads,

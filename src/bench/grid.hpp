@@ -96,9 +96,10 @@ struct advice {
 //     socket and a little memory). Measurement noise of a few percent cannot make it pick
 //     a costlier cell than one that is as good.
 //  4. The verdict: threads helped when the setting has more threads than the fewest that
-//     qualified; in flight helped when, at the setting's thread count, it has more in flight
-//     than the fewest that qualified there. Both: `both`; threads only: `cpu`; in flight
-//     only: `waiting`; neither: `flat`.
+//     qualified. More in flight helped when, on the fewest threads (only the number in flight
+//     changes there) or on the setting's own thread count, the cheapest cell within
+//     `tolerance` of that row's best has more in flight than the row's fewest. Both: `both`;
+//     threads only: `cpu`; in flight only: `waiting`; neither: `flat`.
 advice advise(std::span<const cell> cells, double tolerance = 0.05);
 
 }  // namespace exitpool::bench

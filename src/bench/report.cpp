@@ -12,8 +12,10 @@ namespace exitpool::bench {
 
 namespace {
 
+// Milliseconds with three significant digits or so: 0.047, 2.30, 106.5.
 std::string ms(std::uint64_t us) {
-  return fmt::format("{:.1f}", static_cast<double>(us) / 1000.0);
+  const double v = static_cast<double>(us) / 1000.0;
+  return v < 1 ? fmt::format("{:.3f}", v) : v < 10 ? fmt::format("{:.2f}", v) : fmt::format("{:.1f}", v);
 }
 
 std::string int_list_text(const std::vector<int>& v) {
