@@ -164,6 +164,7 @@ void add_bench(CLI::App& app, std::function<int()>& run) {
   auto o = std::make_shared<bench_options>();
   auto* cmd = app.add_subcommand(
       "bench", "Measure req/s over a grid of threads x requests in flight and advise: concurrency or parallelism");
+  cmd->add_option("--config", "TOML config file; keys are the long option names (a --via password stays off argv)");
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("url", o->url, "The URL to request (http:// or https://)")->required();
   auto* via = cmd->add_option("--via", o->via,
