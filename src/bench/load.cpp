@@ -185,13 +185,13 @@ cell run_cell(const load_target& t, cell c, std::chrono::duration<double> durati
   cc.start = clock::now();
   cc.deadline = cc.start + duration_cast<clock::duration>(duration);
   {
-    std::vector<std::jthread> pool;
-    pool.reserve(tallies.size());
+    std::vector<std::jthread> workers;
+    workers.reserve(tallies.size());
     for (int i = 0; i < threads; ++i) {
       // An even split of the total; the first (inflight % threads) take one more.
       const int share = c.inflight / threads + (i < c.inflight % threads ? 1 : 0);
-      pool.emplace_back(run_thread, std::cref(t), share, i, std::ref(cc),
-                        std::ref(tallies[static_cast<std::size_t>(i)]));
+      workers.emplace_back(run_thread, std::cref(t), share, i, std::ref(cc),
+                           std::ref(tallies[static_cast<std::size_t>(i)]));
     }
   }
   c.cpu_seconds = cpu_seconds() - cpu0;
