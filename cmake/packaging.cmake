@@ -7,7 +7,7 @@ configure_file(${CMAKE_SOURCE_DIR}/packaging/debian/changelog.in ${EXITPOOL_DOCS
 set(exitpool_doc_outputs
   ${EXITPOOL_DOCS_DIR}/man/exitpool.1.gz ${EXITPOOL_DOCS_DIR}/man/exitpool-serve.1.gz
   ${EXITPOOL_DOCS_DIR}/man/exitpool-fetch.1.gz ${EXITPOOL_DOCS_DIR}/man/exitpool-check.1.gz
-  ${EXITPOOL_DOCS_DIR}/man/exitpool-crawl.1.gz
+  ${EXITPOOL_DOCS_DIR}/man/exitpool-crawl.1.gz ${EXITPOOL_DOCS_DIR}/man/exitpool-bench.1.gz
   ${EXITPOOL_DOCS_DIR}/completion/exitpool ${EXITPOOL_DOCS_DIR}/completion/_exitpool
   ${EXITPOOL_DOCS_DIR}/changelog.gz)
 add_custom_command(OUTPUT ${exitpool_doc_outputs}
@@ -22,7 +22,7 @@ include(GNUInstallDirs)
 install(TARGETS exitpool RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${EXITPOOL_DOCS_DIR}/man/exitpool.1.gz ${EXITPOOL_DOCS_DIR}/man/exitpool-serve.1.gz
               ${EXITPOOL_DOCS_DIR}/man/exitpool-fetch.1.gz ${EXITPOOL_DOCS_DIR}/man/exitpool-check.1.gz
-              ${EXITPOOL_DOCS_DIR}/man/exitpool-crawl.1.gz
+              ${EXITPOOL_DOCS_DIR}/man/exitpool-crawl.1.gz ${EXITPOOL_DOCS_DIR}/man/exitpool-bench.1.gz
         DESTINATION ${CMAKE_INSTALL_DATADIR}/man/man1)
 install(FILES ${EXITPOOL_DOCS_DIR}/completion/exitpool DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
 install(FILES ${EXITPOOL_DOCS_DIR}/completion/_exitpool DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)

@@ -9,7 +9,7 @@ function(run_to file)
 endfunction()
 
 file(MAKE_DIRECTORY ${OUT_DIR}/man ${OUT_DIR}/completion)
-foreach(cmd exitpool serve fetch check crawl)
+foreach(cmd exitpool serve fetch check crawl bench)
   if(cmd STREQUAL "exitpool")
     set(page exitpool)
   else()

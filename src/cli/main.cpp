@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench.hpp"
 #include "cli/check.hpp"
 #include "cli/config_file.hpp"
 #include "cli/crawl.hpp"
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   exitpool::cli::add_fetch(app, run);
   exitpool::cli::add_crawl(app, run);
   exitpool::cli::add_fleet(app, run);
+  exitpool::cli::add_bench(app, run);
   // Hidden: the build renders the man pages and shell completion with these.
   exitpool::ops::add_doc_commands(app, run, std::string(exitpool::ops::build_version()));
   std::vector<std::string> args(argv + 1, argv + argc);

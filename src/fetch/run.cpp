@@ -22,6 +22,7 @@
 #include "fetch/result_log.hpp"
 #include "fetch/runner.hpp"
 #include "fetch/shard.hpp"
+#include "fetch/transfer.hpp"
 #include "fetch/url_set.hpp"
 #include "fetch/warc.hpp"
 #include "pool/pool_file.hpp"
@@ -86,15 +87,6 @@ extern "C" void on_stop_signal(int sig) {
   }
 }
 
-// As many descriptors as we may have: connections are cached per exit.
-void raise_nofile_limit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
-
 long peak_rss_kib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -111,10 +103,7 @@ runner::runner(const fetch_config& cfg, std::string_view name, url_set& done, re
   if (cfg.concurrency < 1 || cfg.per_host < 1 || cfg.retries < 0 || cfg.timeout_s <= 0) {
     throw std::runtime_error("--concurrency and --per-host must be >= 1, --retries >= 0, --timeout > 0");
   }
-  if (const CURLcode rc = curl_global_init(CURL_GLOBAL_ALL); rc != CURLE_OK) {
-    throw std::runtime_error(fmt::format("curl_global_init: {}", curl_easy_strerror(rc)));
-  }
-  raise_nofile_limit();
+  prepare_process();
   std::vector<proto::exit_spec> specs;
   if (cfg.pool_file.empty()) {
     specs = proto::parse_pool_text("direct://\n", "<default pool>");

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -303,6 +304,17 @@ curl_slist* resolve_list(const std::string& host, const std::vector<long>& ports
 }
 
 }  // namespace
+
+void prepare_process() {
+  if (const CURLcode rc = curl_global_init(CURL_GLOBAL_ALL); rc != CURLE_OK) {
+    throw std::runtime_error(fmt::format("curl_global_init: {}", curl_easy_strerror(rc)));
+  }
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
 
 // The engine's resolver: c-ares sockets polled by poll() along with libcurl's.
 struct transfer_engine::resolver_state {

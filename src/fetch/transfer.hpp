@@ -41,6 +41,12 @@
 
 namespace exitpool::fetch {
 
+// Once per process, before any engine is made (the main thread, before other threads use
+// libcurl): curl_global_init, and the descriptor limit raised to its hard maximum (every
+// request in flight holds a socket, and idle connections are cached per exit). Throws
+// std::runtime_error when libcurl cannot initialise.
+void prepare_process();
+
 // Per run, the same for every transfer.
 struct transfer_options {
   std::string user_agent;

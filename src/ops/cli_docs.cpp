@@ -142,6 +142,10 @@ const std::map<std::string, extra_text, std::less<>>& extras() {
         "SIGTERM (run the same command again to continue).",
         ""}},
       {"check", {"0 when every exit passed; 1 when any failed; 2 for a usage error, a bad pool file or URL.", ""}},
+      {"bench",
+       {"0 when the grid ran and a setting was advised; 1 when no cell qualified (every cell had errors or no "
+        "response: the table says why); 2 for a usage error (a bad list names the value), a bad pool file or URL.",
+        ""}},
   };
   return table;
 }

@@ -264,7 +264,7 @@ def test_watchdog_pid_for_another_process_is_ignored(start_gateway, lab, tmp_pat
 
 # -------------------------------------------------------------------------------- man and completion
 
-COMMANDS = ["exitpool", "serve", "fetch", "check", "crawl"]
+COMMANDS = ["exitpool", "serve", "fetch", "check", "crawl", "bench"]
 
 
 def help_flags(cmd: str) -> set[str]:

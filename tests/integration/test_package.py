@@ -62,7 +62,7 @@ def test_contents(deb, tree):
     for p in ["/usr/bin/exitpool", "/" + UNIT, "/etc/exitpool/exitpool.toml", "/etc/exitpool/pool.txt",
               "/usr/share/man/man1/exitpool.1.gz", "/usr/share/man/man1/exitpool-serve.1.gz",
               "/usr/share/man/man1/exitpool-fetch.1.gz", "/usr/share/man/man1/exitpool-check.1.gz",
-              "/usr/share/man/man1/exitpool-crawl.1.gz",
+              "/usr/share/man/man1/exitpool-crawl.1.gz", "/usr/share/man/man1/exitpool-bench.1.gz",
               "/usr/share/bash-completion/completions/exitpool", "/usr/share/zsh/vendor-completions/_exitpool",
               "/usr/share/doc/exitpool/copyright", "/usr/share/doc/exitpool/changelog.gz",
               "/usr/share/doc/exitpool/README.md"]:
