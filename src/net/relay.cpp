@@ -31,16 +31,29 @@ char* thread_scratch() {
   return scratch.get();
 }
 
+// The buffered copy (TLS on either side). An idle direction waits in a small buffer that
+// lives in the coroutine frame; a read that fills it means a flow, which gets 16 KiB
+// until a read comes back small again: idle tunnels hold 2 x 512 bytes here, not 2 x 16 KiB.
 awaitable<error_code> copy_pump(stream& from, stream& to, activity& act, std::uint64_t& bytes) {
-  auto buf = std::make_unique<char[]>(16 * 1024);
+  constexpr std::size_t small_size = 512;
+  constexpr std::size_t big_size = 16 * 1024;
+  std::array<char, small_size> small;
+  std::unique_ptr<char[]> big;
   for (;;) {
-    auto [ec, n] = co_await from.read_some(asio::buffer(buf.get(), 16 * 1024));
+    char* const buf = big ? big.get() : small.data();
+    const std::size_t cap = big ? big_size : small_size;
+    auto [ec, n] = co_await from.read_some(asio::buffer(buf, cap));
     if (n > 0) {
       bytes += n;
       act.touch();
-      auto [wec, wn] = co_await to.write_all(asio::buffer(buf.get(), n));
+      auto [wec, wn] = co_await to.write_all(asio::buffer(buf, n));
       if (wec) {
         co_return wec;
+      }
+      if (!big && n == small_size) {
+        big = std::make_unique_for_overwrite<char[]>(big_size);
+      } else if (big && n < small_size) {
+        big.reset();
       }
     }
     if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
