@@ -74,42 +74,52 @@ start_gw() {  # start_gw NAME [--state URL]
   sleep 0.3
 }
 
-# measure NAME: prints "rps tunnels_per_s requests" for the gateway NAME.
+TCK=$(getconf CLK_TCK)
+us_per() { awk -v t="$1" -v n="$2" -v k="$TCK" 'BEGIN { printf "%.1f", t * 1e6 / k / n }'; }
+
+# measure NAME: prints "rps tunnels_per_s requests cpu_us_per_http_request cpu_us_per_tunnel" for the
+# gateway NAME. CPU: the gateway process's utime+stime over each load, per request: far less sensitive
+# to what else runs on the machine than the rates are.
 measure() {
-  local name=$1 out rps tun n_http n_tun
+  local name=$1 out rps tun n_http n_tun c0 c1 c2
+  c0=$(cpu_ticks "${PID[$name]}")
   out=$(wrk -c "$CONC" -t 2 -d "${DUR}s" -s "$WORK/abs.lua" "http://127.0.0.1:${PORT[$name]}/" 2>&1)
+  c1=$(cpu_ticks "${PID[$name]}")
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   n_http=$(awk '/requests in/ {print $1}' <<<"$out")
   [[ -n "$rps" && -n "$n_http" ]] || die "wrk failed for $name: $out"
   out=$("$TOOLS/tunnel_load" --mode connect --proxy "127.0.0.1:${PORT[$name]}" --target "$ORIGIN" --conc "$CONC" \
     --duration "$DUR" 2>&1) || true
+  c2=$(cpu_ticks "${PID[$name]}")
   [[ "$out" == tunnels=* ]] || die "tunnel_load failed for $name: $out"
   n_tun=$(sed -E 's/.*tunnels=([0-9]+).*/\1/' <<<"$out")
   tun=$(sed -E 's/.*rate=([0-9.]+).*/\1/' <<<"$out")
-  echo "$rps $tun $((n_http + n_tun))"
+  echo "$rps $tun $((n_http + n_tun)) $(us_per $((c1 - c0)) "$n_http") $(us_per $((c2 - c1)) "$n_tun")"
 }
 
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 run_local() {
-  start_gw local
-  read -r rps tun n < <(measure local)
-  stop_one local
-  log "round $1 in-process: $rps req/s, $tun tunnels/s"
-  printf 'local\t%s\t%s\t%s\t-\n' "$1" "$rps" "$tun" >>"$RESULTS"
+  start_gw gw_local
+  read -r rps tun n cpu_h cpu_t < <(measure gw_local)
+  stop_one gw_local
+  log "round $1 in-process: $rps req/s, $tun tunnels/s; CPU $cpu_h us/request, $cpu_t us/tunnel"
+  printf 'local\t%s\t%s\t%s\t-\t-\t%s\t%s\t%s\n' "$1" "$rps" "$tun" "$n" "$cpu_h" "$cpu_t" >>"$RESULTS"
 }
 run_redis() {
   rcli FLUSHALL >/dev/null
-  start_gw redis --state "redis://127.0.0.1:${PORT[redis]}"
+  start_gw gw_redis --state "redis://127.0.0.1:${PORT[redis]}"
   rcli CONFIG RESETSTAT >/dev/null
-  read -r rps tun n < <(measure redis)
+  read -r rps tun n cpu_h cpu_t < <(measure gw_redis)
   local calls
   calls=$(redis_calls)
-  stop_one redis
+  stop_one gw_redis
   local per
   per=$(awk -v c="$calls" -v n="$n" 'BEGIN { printf "%.5f", c / n }')
-  log "round $1 redis: $rps req/s, $tun tunnels/s, $calls Redis commands for $n requests ($per per request)"
-  printf 'redis\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$rps" "$tun" "$per" "$calls" "$n" >>"$RESULTS"
+  log "round $1 redis: $rps req/s, $tun tunnels/s; CPU $cpu_h us/request, $cpu_t us/tunnel;" \
+    "$calls Redis commands for $n requests ($per per request)"
+  printf 'redis\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$rps" "$tun" "$per" "$calls" "$n" "$cpu_h" "$cpu_t" \
+    >>"$RESULTS"
 }
 for r in $(seq "$ROUNDS"); do
   if ((r % 2)); then run_local "$r"; run_redis "$r"; else run_redis "$r"; run_local "$r"; fi
@@ -126,6 +136,7 @@ med = lambda rs, i: statistics.median(float(r[i]) for r in rs)
 http_l, http_r = med(loc, 2), med(red, 2)
 tun_l, tun_r = med(loc, 3), med(red, 3)
 per = med(red, 4)
+cpu_hl, cpu_hr, cpu_tl, cpu_tr = med(loc, 7), med(red, 7), med(loc, 8), med(red, 8)
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc"],
                      capture_output=True, text=True).stdout.split("\n")
 lines = [
@@ -140,9 +151,15 @@ lines = [
     "|---|---:|---:|---:|",
     f"| HTTP keep-alive req/s (wrk) | {http_l:.0f} | {http_r:.0f} | {http_r / http_l:.2f} |",
     f"| new CONNECT tunnels/s (tunnel_load) | {tun_l:.0f} | {tun_r:.0f} | {tun_r / tun_l:.2f} |",
+    f"| gateway CPU per HTTP request, us | {cpu_hl:.1f} | {cpu_hr:.1f} | {cpu_hr / cpu_hl:.2f} |",
+    f"| gateway CPU per new tunnel, us | {cpu_tl:.1f} | {cpu_tr:.1f} | {cpu_tr / cpu_tl:.2f} |",
     f"| Redis commands per proxied request | - | {per:.4f} | |",
     "",
-    "Rounds (state, round, req/s, tunnels/s, commands per request, commands, requests):",
+    "The CPU rows (utime + stime of the gateway process over each load, per request) vary far less with the",
+    "rest of the machine's load than the rates do; on a shared machine read them first.",
+    "",
+    "Rounds (state, round, req/s, tunnels/s, commands per request, commands, requests, CPU us per HTTP "
+    "request, CPU us per tunnel):",
     "",
     "```",
     *("\t".join(r) for r in rows),
