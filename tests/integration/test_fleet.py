@@ -410,3 +410,34 @@ def test_redis_restart_with_aof_keeps_a_ban_in_force(start_gateway, start_redis)
         assert all(gw.alive() for gw in (a, b, c))
         seen = admin_exits(c.admin_port)["d1"]["bans"]
         assert [x["decided_by"] for x in seen] == ["fleet"] and seen[0]["gateway"].endswith(gateway_id(a)), seen
+
+
+def test_a_gateway_alone_reaches_a_per_exit_rate_above_one_token_per_tick(start_gateway, start_redis):
+    """--per-exit-rate 100 with the default burst (1): the token batches (10) are granted ahead, so one gateway
+    sends the whole rate through the exit, not one token per 20 ms tick (50/s) as a plain GCRA with burst 1
+    would allow; and no more than the rate plus the batching error (rate x T + burst + (1.5 N + 1) x batch)."""
+    redis = start_redis()
+    rate, duration, batch = 100, 3.0, 10
+    with RecordingOrigin("127.0.0.1") as origin:
+        (gw,) = start_fleet(start_gateway, redis, [direct(21, "d1")], 1, "--per-exit-rate", str(rate),
+                            "--queue-timeout", "2")
+        stop_at = time.monotonic() + duration
+
+        def load(k):
+            for i in range(1000):  # bounded in count as well as in time
+                if time.monotonic() >= stop_at:
+                    return
+                request(gw.port, "GET", origin.url(f"/{k}-{i}"), timeout=5)
+
+        threads = [threading.Thread(target=load, args=(k,)) for k in range(8)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=duration + 10)
+        times = sorted(h.t for h in origin.snapshot() if h.src == D1)
+        span = times[-1] - times[0]
+        sent = len(times)
+        print(f"{sent} requests in {span:.2f} s ({sent / span:.1f}/s) at --per-exit-rate {rate}")
+        assert sent >= 0.75 * rate * duration, (sent, time.monotonic() - t0)
+        assert sent <= rate * span + 1 + 2.5 * batch, (sent, span)
