@@ -441,3 +441,43 @@ def test_a_gateway_alone_reaches_a_per_exit_rate_above_one_token_per_tick(start_
         print(f"{sent} requests in {span:.2f} s ({sent / span:.1f}/s) at --per-exit-rate {rate}")
         assert sent >= 0.75 * rate * duration, (sent, time.monotonic() - t0)
         assert sent <= rate * span + 1 + 2.5 * batch, (sent, span)
+
+
+def test_redis_down_limits_fall_back_to_a_share_of_the_fleet(start_gateway, start_redis):
+    """Redis killed (-9): the two gateways keep serving, each from its own bucket at rate / N (N = 2, the last
+    known fleet size) and its concurrency share, so the exit still sends at most about the fleet-wide rate:
+    about rate x T, counted at the origin while exitpool_state_backend_up is 0."""
+    redis = start_redis()
+    rate, n, duration = 10, 2, 3.0
+    with RecordingOrigin("127.0.0.1") as origin:
+        gws = start_fleet(start_gateway, redis, [direct(21, "d1")], n, "--per-exit-rate", str(rate),
+                          "--queue-timeout", "2")
+        redis.kill()
+        for gw in gws:
+            wait_until(lambda gw=gw: metric(gw.admin_port, "exitpool_state_backend_up") == 0, 3, what="backend down")
+        before = origin.count(D1)
+        time.sleep(1.0)  # every bucket refilled: the window starts full
+        stop_at = time.monotonic() + duration
+        statuses: list[int] = []
+
+        def load(gw, k):
+            for i in range(500):  # bounded in count as well as in time
+                if time.monotonic() >= stop_at:
+                    return
+                statuses.append(request(gw.port, "GET", origin.url(f"/{k}-{i}"), timeout=5).status)
+
+        threads = [threading.Thread(target=load, args=(gw, f"{j}-{t}")) for j, gw in enumerate(gws) for t in range(3)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=duration + 10)
+        elapsed = time.monotonic() - t0
+        sent = origin.count(D1) - before
+        print(f"Redis down: {sent} requests through d1 in {elapsed:.2f} s at --per-exit-rate {rate} over {n} gateways")
+        # The buckets' bursts (1 each) and one token at each edge of the window; without the share: 2 x rate.
+        assert sent <= rate * elapsed + 2 * n, (sent, elapsed)
+        assert sent >= 0.6 * rate * duration, (sent, elapsed)  # and still serving
+        assert all(gw.alive() for gw in gws)
+        assert all(metric(gw.admin_port, "exitpool_state_backend_up") == 0 for gw in gws)
+        assert statuses.count(200) == sent, "no request failed because Redis is down"
