@@ -358,11 +358,20 @@ def test_gateway_killed_holding_concurrency_gives_it_back_within_the_heartbeat_e
         print(f"B killed holding 2 of {cap}: A's share grew back after {regained:.2f} s (heartbeat TTL {ttl} s)")
 
 
-def test_sigterm_leaves_the_fleet_at_once(start_gateway, start_redis):
-    """A gateway stopped with SIGTERM leaves the live set when its drain ends (ZREM + a leave event), so
-    the others count one gateway fewer within a second, not after the 3 s heartbeat TTL."""
+def test_join_and_sigterm_change_the_fleet_size_at_once(start_gateway, start_redis):
+    """A gateway that joins publishes it: the others count it within a tick or two, not at their next
+    heartbeat (up to 1 s later). One stopped with SIGTERM leaves the live set when its drain ends (ZREM + a
+    leave event), so the others count one gateway fewer within a second, not after the 3 s heartbeat TTL."""
     redis = start_redis()
-    a, b, c = start_fleet(start_gateway, redis, POOL2, 3)
+    a, b = start_fleet(start_gateway, redis, POOL2, 2)
+    c = fleet_gateway(start_gateway, redis, POOL2)  # returns once C listens: it has joined by then
+    t_join = time.monotonic()
+    for gw in (a, b):
+        wait_until(lambda gw=gw: metric(gw.admin_port, "exitpool_fleet_gateways") == 3, 3, interval=0.02,
+                   what="a fleet of 3")
+    joined_after = time.monotonic() - t_join
+    assert metric(c.admin_port, "exitpool_fleet_gateways") == 3  # C counted itself before serving
+    assert joined_after < 0.2, joined_after  # heartbeats alone: anywhere up to 1 s
     c.exit_expected = True
     t0 = time.monotonic()
     os.kill(c.proc.pid, signal.SIGTERM)
@@ -374,7 +383,7 @@ def test_sigterm_leaves_the_fleet_at_once(start_gateway, start_redis):
     assert "left the fleet" in c.log(), c.log()
     assert redis.cli("ZCARD", "exitpool:fleet").strip() == "2"
     assert left_after < 1.0, left_after
-    print(f"SIGTERM to C: A and B counted 2 gateways after {left_after:.3f} s")
+    print(f"C joined: A and B counted 3 after {joined_after:.3f} s; SIGTERM to C: 2 after {left_after:.3f} s")
 
 
 def test_redis_restart_with_aof_keeps_a_ban_in_force(start_gateway, start_redis):
