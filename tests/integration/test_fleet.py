@@ -61,6 +61,26 @@ def gateway_id(gw) -> str:
     return f":{gw.proc.pid}:{gw.hostport}"
 
 
+def load_for(duration: float, clients: int, send) -> float:
+    """Calls send(k, i) in a loop on each of `clients` threads (k) until `duration` seconds have passed, at
+    most 1000 times per thread; returns the seconds from the start until every thread is done."""
+    stop_at = time.monotonic() + duration
+
+    def loop(k):
+        for i in range(1000):  # bounded in count as well as in time
+            if time.monotonic() >= stop_at:
+                return
+            send(k, i)
+
+    threads = [threading.Thread(target=loop, args=(k,)) for k in range(clients)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=duration + 10)
+    return time.monotonic() - t0
+
+
 @pytest.fixture
 def start_haproxy(lab_dir):
     """Factory: start_haproxy(gateways) -> HAProxy (TCP, round-robin) in front of them, stopped after the test."""
@@ -140,22 +160,9 @@ def test_per_exit_rate_holds_across_three_gateways_behind_haproxy(start_gateway,
         gws = start_fleet(start_gateway, redis, EXITS4, n, "--per-exit-rate", str(rate), "--per-exit-burst",
                           str(burst), "--queue-timeout", "2")
         lb = start_haproxy(gws)
-        stop_at = time.monotonic() + duration
         statuses: list[int] = []
-
-        def load(k):
-            for i in range(400):  # bounded in count as well as in time
-                if time.monotonic() >= stop_at:
-                    return
-                statuses.append(request(lb.port, "GET", origin.url(f"/{k}-{i}"), timeout=5).status)
-
-        threads = [threading.Thread(target=load, args=(k,)) for k in range(12)]
-        t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=duration + 10)
-        elapsed = time.monotonic() - t0
+        elapsed = load_for(duration, 12, lambda k, i: statuses.append(
+            request(lb.port, "GET", origin.url(f"/{k}-{i}"), timeout=5).status))
         hits = origin.snapshot()
         assert {h.src for h in hits} <= exits, origin.by_source()
         for src in sorted(exits):
@@ -430,25 +437,12 @@ def test_a_gateway_alone_reaches_a_per_exit_rate_above_one_token_per_tick(start_
     with RecordingOrigin("127.0.0.1") as origin:
         (gw,) = start_fleet(start_gateway, redis, [direct(21, "d1")], 1, "--per-exit-rate", str(rate),
                             "--queue-timeout", "2")
-        stop_at = time.monotonic() + duration
-
-        def load(k):
-            for i in range(1000):  # bounded in count as well as in time
-                if time.monotonic() >= stop_at:
-                    return
-                request(gw.port, "GET", origin.url(f"/{k}-{i}"), timeout=5)
-
-        threads = [threading.Thread(target=load, args=(k,)) for k in range(8)]
-        t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=duration + 10)
+        elapsed = load_for(duration, 8, lambda k, i: request(gw.port, "GET", origin.url(f"/{k}-{i}"), timeout=5))
         times = sorted(h.t for h in origin.snapshot() if h.src == D1)
         span = times[-1] - times[0]
         sent = len(times)
         print(f"{sent} requests in {span:.2f} s ({sent / span:.1f}/s) at --per-exit-rate {rate}")
-        assert sent >= 0.75 * rate * duration, (sent, time.monotonic() - t0)
+        assert sent >= 0.75 * rate * duration, (sent, elapsed)
         assert sent <= rate * span + 1 + 2.5 * batch, (sent, span)
 
 
@@ -466,22 +460,9 @@ def test_redis_down_limits_fall_back_to_a_share_of_the_fleet(start_gateway, star
             wait_until(lambda gw=gw: metric(gw.admin_port, "exitpool_state_backend_up") == 0, 3, what="backend down")
         before = origin.count(D1)
         time.sleep(1.0)  # every bucket refilled: the window starts full
-        stop_at = time.monotonic() + duration
         statuses: list[int] = []
-
-        def load(gw, k):
-            for i in range(500):  # bounded in count as well as in time
-                if time.monotonic() >= stop_at:
-                    return
-                statuses.append(request(gw.port, "GET", origin.url(f"/{k}-{i}"), timeout=5).status)
-
-        threads = [threading.Thread(target=load, args=(gw, f"{j}-{t}")) for j, gw in enumerate(gws) for t in range(3)]
-        t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=duration + 10)
-        elapsed = time.monotonic() - t0
+        elapsed = load_for(duration, 6, lambda k, i: statuses.append(
+            request(gws[k % n].port, "GET", origin.url(f"/{k}-{i}"), timeout=5).status))
         sent = origin.count(D1) - before
         print(f"Redis down: {sent} requests through d1 in {elapsed:.2f} s at --per-exit-rate {rate} over {n} gateways")
         # The buckets' bursts (1 each) and one token at each edge of the window; without the share: 2 x rate.
