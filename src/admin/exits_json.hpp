@@ -22,7 +22,8 @@
 // must stay cheap while the shards ban and pick under the same stripe locks.
 // "decided_by" is "local" (this gateway's own verdict) or "fleet" (another gateway's, shared
 // through --state; "gateway" names it, and is absent for local ones). An ejected exit has
-// "decided_by" (and "gateway") the same way. Both only when the state is given (`origins`).
+// "decided_by" (and "gateway") the same way. Both only when the state is given (`origins`;
+// /exits and the dashboard's rows give it).
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>

@@ -7,6 +7,7 @@ HAProxy in TCP mode in front of them (haproxy.py), all on loopback; the origins 
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -140,6 +141,10 @@ def test_ban_seen_by_one_gateway_is_honoured_by_the_others_within_a_second(start
             seen = admin_exits(gw.admin_port)["d1"]["bans"]
             assert [(x["host"], x["decided_by"]) for x in seen] == [("127.0.0.1", "fleet")], seen
             assert seen[0]["gateway"].endswith(gateway_id(a)), (seen, gateway_id(a))
+        # The dashboard's rows are /exits' objects: the same mark.
+        _, _, body = admin_get(b.admin_port, "/dashboard.json")
+        row = next(e for e in json.loads(body)["exits"] if e["id"] == "d1")
+        assert [x["decided_by"] for x in row["bans"]] == ["fleet"], row["bans"]
         # Other hosts are unaffected: d1 still serves them through B.
         for i in range(4):
             request(b.port, "GET", other.url(f"/o{i}"))
