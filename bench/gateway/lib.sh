@@ -294,6 +294,15 @@ start_peer() {  # start_peer NAME (exitpool, exitpool1 = --threads 1, or a peer)
   remember_kids "$1"
 }
 
+# $TOOLS/tunnel_load, (re)built when missing or older than its source.
+build_tunnel_load() {
+  mkdir -p "$TOOLS"
+  if [[ ! -x "$TOOLS/tunnel_load" || "$REPO/bench/gateway/tunnel_load.cpp" -nt "$TOOLS/tunnel_load" ]]; then
+    log "building tunnel_load"
+    g++ -std=c++20 -O2 -Wall -o "$TOOLS/tunnel_load" "$REPO/bench/gateway/tunnel_load.cpp" -pthread
+  fi
+}
+
 # wrk Lua script: absolute-form GET to the origin, sent to whatever port wrk connects to.
 write_wrk_lua() {
   cat >"$WORK/abs.lua" <<EOF

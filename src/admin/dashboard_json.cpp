@@ -207,7 +207,7 @@ std::string render_dashboard_json(const dashboard_inputs& in, const dashboard_qu
     ++by_country[spec.country.empty() ? "-" : spec.country];
     ++by_tier[e->tier()];
     if (rows.size() < q.limit) {
-      json::object row = exit_json(*e, in.now, &bans);
+      json::object row = exit_json(*e, in.now, &bans, in.bans);
       for (const auto& b : row["bans"].as_array()) {
         ++ban_hosts[std::string(b.as_object().at("host").as_string())];
       }

@@ -20,9 +20,18 @@ json::value string_or_null(const std::string& s) {
   return json::string(s);
 }
 
+// "decided_by": "local" (this gateway) or "fleet" (another one, named by "gateway").
+void decided_by(json::object& o, const std::string& gateway) {
+  o["decided_by"] = gateway.empty() ? "local" : "fleet";
+  if (!gateway.empty()) {
+    o["gateway"] = gateway;
+  }
+}
+
 }  // namespace
 
-json::object exit_json(const pool::exit& e, pool::time_point now, const pool::ban_index* bans) {
+json::object exit_json(const pool::exit& e, pool::time_point now, const pool::ban_index* bans,
+                       const pool::state* origins) {
   const auto& spec = e.spec();
   json::object o;
   o["id"] = spec.id;
@@ -55,6 +64,9 @@ json::object exit_json(const pool::exit& e, pool::time_point now, const pool::ba
     cooldown = cooldown < 0 ? 0 : cooldown;
   }
   o["cooldown_remaining_s"] = cooldown;
+  if (state == pool::exit_state::ejected && origins != nullptr) {
+    decided_by(o, origins->ejection_origin(e, now));
+  }
   json::array banned;
   const auto found = bans != nullptr ? bans->find(e.id_hash()) : pool::ban_index::const_iterator{};
   if (bans != nullptr && found != bans->end()) {
@@ -62,6 +74,9 @@ json::object exit_json(const pool::exit& e, pool::time_point now, const pool::ba
       json::object b;
       b["host"] = host;
       b["remaining_s"] = std::max(0.0, std::chrono::duration<double>(until - now).count());
+      if (origins != nullptr) {
+        decided_by(b, origins->ban_origin(e, host, now));
+      }
       banned.push_back(std::move(b));
     }
   }
@@ -74,7 +89,7 @@ json::object exit_json(const pool::exit& e, pool::time_point now, const pool::ba
     json::array live;
     std::map<std::string, json::array> by_ip;
     for (const auto& v : e.virtuals()->live(now)) {
-      json::object vo = exit_json(*v, now, bans);
+      json::object vo = exit_json(*v, now, bans, origins);
       const std::string ip = e.virtuals()->learned_ip(v->id_hash());
       vo["exit_ip"] = string_or_null(ip);
       if (!ip.empty()) {
@@ -156,7 +171,7 @@ json::value exits_json(const pool::snapshot& snap, pool::time_point now, const p
   json::array exits;
   exits.reserve(snap.size());
   for (const auto& e : snap.exits()) {
-    exits.push_back(exit_json(*e, now, &index));
+    exits.push_back(exit_json(*e, now, &index, bans));
   }
   json::array listed;
   for (const auto& src : sources) {

@@ -16,10 +16,14 @@
 // their request, and show in the line's inflight) each with "exit_ip" (--learn-exit-ip;
 // null until known), and "shared_ips" ({IP: [virtual exit ids]} for IPs that two or more
 // of them leave from); a virtual exit adds "line" (its id).
-// `bans`: [{"host", "remaining_s"}] in force at `now`, sorted by host; empty when no
-// ban table is given. The ban table is walked once per document (state::bans_by_exit),
-// not once per exit: an admin page, not a request path, but one that must stay cheap
-// while the shards ban and pick under the same stripe locks.
+// `bans`: [{"host", "remaining_s", "decided_by", "gateway"}] in force at `now`, sorted by
+// host; empty when no ban table is given. The ban table is walked once per document
+// (state::bans_by_exit), not once per exit: an admin page, not a request path, but one that
+// must stay cheap while the shards ban and pick under the same stripe locks.
+// "decided_by" is "local" (this gateway's own verdict) or "fleet" (another gateway's, shared
+// through --state; "gateway" names it, and is absent for local ones). An ejected exit has
+// "decided_by" (and "gateway") the same way. Both only when the state is given (`origins`;
+// /exits and the dashboard's rows give it).
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -42,7 +46,10 @@ boost::json::object provider_json(const proto::provider_line& p);
 
 // One exit's object as listed by /exits (also the rows of the dashboard). `bans`: the
 // bans in force at `now` (state::bans_by_exit); null lists none.
-boost::json::object exit_json(const pool::exit& e, pool::time_point now, const pool::ban_index* bans = nullptr);
+// `origins`: the state that says who decided each ban and ejection; null leaves
+// "decided_by" out.
+boost::json::object exit_json(const pool::exit& e, pool::time_point now, const pool::ban_index* bans = nullptr,
+                              const pool::state* origins = nullptr);
 
 // One pool source's object as listed under "sources".
 boost::json::object source_json(const pool::source_status& s);

@@ -22,6 +22,7 @@ constexpr std::size_t max_host = 253;         // longest host name shared (DNS l
 constexpr std::size_t max_session_key = 256;  // longest session key shared
 constexpr auto grant_life = 1s;               // unspent tokens are dropped after this
 constexpr auto grant_idle = 10s;              // a grant record unused this long is dropped
+constexpr std::size_t max_marks = 1 << 16;    // remote bans / ejections whose origin is remembered
 
 std::int64_t ns_of(pool::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -37,8 +38,12 @@ std::string hex(std::uint64_t v) {
 // Scripts. Times come from Redis TIME, so gateway clocks do not matter; the rate keys of
 // one exit share the hash tag {exit hash}, so a cluster would keep them in one slot.
 
-// GCRA grant: KEYS[1] the bucket; ARGV interval (us), burst, tokens wanted.
-// Returns {granted, wait_us}: wait_us is when the next token could be granted.
+// GCRA grant: KEYS[1] the bucket; ARGV interval (us), burst, tokens wanted (the batch).
+// A batch is handed out ahead of time, so the tolerance is burst + batch - 1 tokens rather
+// than burst: with burst 1 a plain GCRA could grant one token per call, and one call per
+// tick would cap a gateway at 50/s whatever the rate. Over a window T the bucket grants at
+// most rate * T + burst + batch - 1; each gateway may also spend what it was granted before.
+// Returns {granted, wait_us}: wait_us is when a next call could be granted a token.
 constexpr std::string_view script_gcra = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -47,13 +52,13 @@ local burst = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local room = math.floor((burst * interval - (tat - now)) / interval)
+local room = math.floor(((burst + want - 1) * interval - (tat - now)) / interval)
 local grant = math.max(0, math.min(want, room))
 tat = tat + grant * interval
 if grant > 0 then
   redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
 end
-local wait = tat - now + interval - burst * interval
+local wait = tat - now - (burst + want - 2) * interval
 if wait < 0 then wait = 0 end
 return {grant, math.floor(wait)}
 )lua";
@@ -108,15 +113,34 @@ redis.call('PUBLISH', ARGV[3], ARGV[4] .. ttl .. '\n' .. ARGV[5])
 return ttl
 )lua";
 
-// Heartbeat: KEYS[1] the fleet set, KEYS[2] this gateway's key; ARGV id, info, ttl ms.
-// Returns the live gateways.
+// Heartbeat: KEYS[1] the fleet set, KEYS[2] this gateway's key; ARGV id, info, ttl ms,
+// channel. A gateway new to the set publishes "j\nID". Returns {live gateways, ms until the
+// soonest other gateway's heartbeat ends (-1: none)}.
 constexpr std::string_view script_heartbeat = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return redis.call('ZCARD', KEYS[1])
+if redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[4], 'j\n' .. ARGV[1])
+end
+local soonest = -1
+local r = redis.call('ZRANGE', KEYS[1], 0, 1, 'WITHSCORES')
+for i = 1, #r, 2 do
+  if r[i] ~= ARGV[1] then
+    soonest = tonumber(r[i + 1]) - now
+    break
+  end
+end
+return {redis.call('ZCARD', KEYS[1]), soonest}
+)lua";
+
+// Leave: KEYS[1] the fleet set, KEYS[2] this gateway's key; ARGV id, channel.
+constexpr std::string_view script_leave = R"lua(
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[2], 'l\n' .. ARGV[1])
+return 1
 )lua";
 
 // Fleet listing: {id, info, remaining ms, ...}. KEYS[1] the fleet set; ARGV key prefix.
@@ -204,12 +228,44 @@ std::optional<std::vector<std::string_view>> split_fields(std::string_view s, st
   return out;
 }
 
+// EVAL on a connection of its own, on a private io_context (startup, shutdown, `exitpool
+// fleet`: never the sync thread's connections). `script_and_args`: script, numkeys, keys, args.
+redis_error eval_once(const redis_url& url, std::vector<std::string> script_and_args, reply& out,
+                      std::chrono::milliseconds timeout) {
+  asio::io_context io(1);
+  redis_error err{redis_errc::timeout, "no answer"};
+  script_and_args.insert(script_and_args.begin(), "EVAL");
+  asio::co_spawn(
+      io,
+      [](asio::io_context& io, redis_url url, std::vector<std::string> cmd, std::chrono::milliseconds t, reply& out,
+         redis_error& err) -> asio::awaitable<void> {
+        connection c(io.get_executor());
+        err = co_await c.connect(std::move(url), t);
+        if (err) {
+          co_return;
+        }
+        std::vector<std::vector<std::string>> cmds;
+        cmds.push_back(std::move(cmd));
+        std::vector<reply> r;
+        err = co_await c.exec(std::move(cmds), r, t);
+        c.close();
+        if (!err) {
+          out = std::move(r[0]);
+        }
+      }(io, url, std::move(script_and_args), timeout, out, err),
+      asio::detached);
+  io.run_for(timeout + 500ms);
+  return err;
+}
+
 }  // namespace
 
 // Wire format of an event (fields separated by '\n'; the last may contain anything):
 //   b ORIGIN REMAINING_MS EXIT_ID HOST
 //   e ORIGIN REMAINING_MS EXIT_ID
 //   a ORIGIN GENERATION ANCHOR_HEX REMAINING_MS SESSION_KEY
+//   j ORIGIN            (joined the live set)
+//   l ORIGIN            (left it)
 std::optional<fleet_event> parse_event(std::string_view payload) {
   if (payload.size() < 2 || payload[1] != '\n') {
     return std::nullopt;
@@ -217,6 +273,14 @@ std::optional<fleet_event> parse_event(std::string_view payload) {
   fleet_event ev;
   const char k = payload[0];
   payload.remove_prefix(2);
+  if (k == 'j' || k == 'l') {
+    if (payload.empty() || payload.find('\n') != std::string_view::npos) {
+      return std::nullopt;
+    }
+    ev.type = k == 'j' ? fleet_event::kind::join : fleet_event::kind::leave;
+    ev.origin = payload;
+    return ev;
+  }
   if (k == 'b' || k == 'e') {
     auto f = split_fields(payload, k == 'b' ? 3 : 2);
     if (!f) {
@@ -261,7 +325,7 @@ std::optional<fleet_event> parse_event(std::string_view payload) {
 }
 
 int grant_batch(double rate) {
-  return std::clamp(static_cast<int>(rate / 10), 1, 64);
+  return std::clamp(static_cast<int>(rate / 10), 1, 4096);
 }
 
 // ---- the background task -------------------------------------------------------------------
@@ -433,8 +497,23 @@ class redis_state::sync {
   }
 
   std::vector<std::string> heartbeat_cmd() {
-    return evalsha(shas_[s_heartbeat], {key_fleet, std::string(key_gateway) + st_.cfg_.gateway_id},
-                   {st_.cfg_.gateway_id, st_.cfg_.gateway_info, std::to_string(st_.cfg_.heartbeat_ttl.count())});
+    return evalsha(
+        shas_[s_heartbeat], {key_fleet, std::string(key_gateway) + st_.cfg_.gateway_id},
+        {st_.cfg_.gateway_id, st_.cfg_.gateway_info, std::to_string(st_.cfg_.heartbeat_ttl.count()), key_events});
+  }
+
+  // A heartbeat's answer: the fleet size, and the next heartbeat in a second or when the
+  // soonest other gateway's heartbeat ends, if sooner (a dead one is dropped at that moment).
+  void heartbeat_done(const reply& r, pool::time_point now) {
+    if (r.type != reply::kind::array || r.elements.size() != 2) {
+      return;
+    }
+    set_fleet(r.elements[0].as_int(1));
+    next_heartbeat_ = now + 1s;
+    const long long soonest = r.elements[1].as_int(-1);
+    if (soonest >= 0 && soonest < 1000) {
+      next_heartbeat_ = now + std::chrono::milliseconds(soonest + 1);
+    }
   }
 
   // After a (re)connect: every ban and ejection in force, and the fleet size.
@@ -452,35 +531,63 @@ class redis_state::sync {
     auto snap = st_.pool_.load();
     std::size_t bans = 0;
     std::size_t ejections = 0;
+    // Members: "EXIT\nHOST\nORIGIN" (bans), "EXIT\nORIGIN" (ejections).
     for (std::size_t i = 0; i + 1 < r[0].elements.size(); i += 2) {
-      const std::string& member = r[0].elements[i].str;
-      auto nl = member.find('\n');
+      auto f = split_fields(r[0].elements[i].str, 2);
       auto ms = r[0].elements[i + 1].as_int(-1);
-      if (nl == std::string::npos || ms <= 0) {
+      if (!f || ms <= 0) {
         continue;
       }
-      const pool::exit* e = snap->find(std::string_view(member).substr(0, nl));
-      if (e != nullptr) {
-        st_.local_.ban(*e, std::string_view(member).substr(nl + 1), now + std::chrono::milliseconds(ms));
+      if (const pool::exit* e = snap->find((*f)[0])) {
+        apply_ban(*e, (*f)[1], std::string((*f)[2]), now + std::chrono::milliseconds(ms), now);
         ++bans;
       }
     }
     for (std::size_t i = 0; i + 1 < r[1].elements.size(); i += 2) {
+      auto f = split_fields(r[1].elements[i].str, 1);
       auto ms = r[1].elements[i + 1].as_int(-1);
-      const pool::exit* e = snap->find(r[1].elements[i].str);
-      if (e != nullptr && ms > 0) {
-        const_cast<pool::exit*>(e)->hold_down_until(now + std::chrono::milliseconds(ms));
+      if (!f || ms <= 0) {
+        continue;
+      }
+      if (const pool::exit* e = snap->find((*f)[0])) {
+        apply_ejection(*e, std::string((*f)[1]), now + std::chrono::milliseconds(ms));
         ++ejections;
       }
     }
-    set_fleet(r[2].as_int(1));
+    heartbeat_done(r[2], now);
     spdlog::info("state backend {}: resynchronised ({} bans and {} ejections in force; {} gateways)",
                  redacted(st_.cfg_.url), bans, ejections, st_.fleet_size());
     co_return redis_error{};
   }
 
+  // A ban read back or received: ours (by origin) goes to the table only; another
+  // gateway's is marked with its origin while it is the one in force.
+  void apply_ban(const pool::exit& e, std::string_view host, const std::string& origin, pool::time_point until,
+                 pool::time_point now) {
+    if (origin == st_.cfg_.gateway_id) {
+      st_.local_.ban(e, host, until);
+      return;
+    }
+    st_.mark_remote_ban(e, host, origin, until, now);
+  }
+
+  void apply_ejection(const pool::exit& e, const std::string& origin, pool::time_point until) {
+    if (origin == st_.cfg_.gateway_id) {
+      const_cast<pool::exit&>(e).hold_down_until(until);
+      return;
+    }
+    st_.mark_remote_ejection(e, origin, until);
+  }
+
   void apply(const fleet_event& ev) {
-    if (ev.origin == st_.cfg_.gateway_id || ev.remaining_ms <= 0) {
+    if (ev.origin == st_.cfg_.gateway_id) {
+      return;
+    }
+    if (ev.type == fleet_event::kind::join || ev.type == fleet_event::kind::leave) {
+      next_heartbeat_ = pool::clock::time_point::min();  // the fleet size, on the next tick
+      return;
+    }
+    if (ev.remaining_ms <= 0) {
       return;
     }
     const auto now = pool::clock::now();
@@ -494,15 +601,16 @@ class redis_state::sync {
           return;
         }
         if (ev.type == fleet_event::kind::ban) {
-          st_.local_.ban(*e, ev.host, until);
+          apply_ban(*e, ev.host, ev.origin, until, now);
         } else {
-          // The exits' atomics are the mirror of health: a remote ejection holds it down.
-          const_cast<pool::exit*>(e)->hold_down_until(until);
+          apply_ejection(*e, ev.origin, until);
         }
         return;
       }
       case fleet_event::kind::anchor:
         st_.sessions_.adopt(ev.session, ev.generation, ev.anchor, until);
+        return;
+      default:
         return;
     }
   }
@@ -526,7 +634,6 @@ class redis_state::sync {
   // One tick: queued writes, token refills, the heartbeat; one pipeline.
   asio::awaitable<redis_error> serve(connection& c, std::shared_ptr<bool> sub_alive) {
     asio::steady_timer t(io_);
-    auto next_heartbeat = pool::clock::now() + 1s;
     auto next_sweep = pool::clock::now() + 1s;
     for (;;) {
       if (st_.stopping_.load(std::memory_order_relaxed)) {
@@ -548,14 +655,10 @@ class redis_state::sync {
         add_outbound(o, now, cmds, done);
       }
       add_refills(now, cmds, done);
-      if (now >= next_heartbeat) {
-        next_heartbeat = now + 1s;
+      if (now >= next_heartbeat_) {
+        next_heartbeat_ = now + 1s;
         cmds.push_back(heartbeat_cmd());
-        done.emplace_back([this](const reply& r) {
-          if (!r.is_error()) {
-            set_fleet(r.as_int(1));
-          }
-        });
+        done.emplace_back([this](const reply& r) { heartbeat_done(r, pool::clock::now()); });
       }
       if (now >= next_sweep) {
         next_sweep = now + 1s;
@@ -603,7 +706,7 @@ class redis_state::sync {
         const bool ban = o.type == outbound::kind::ban;
         std::string msg = ban ? fmt::format("b\n{}\n{}\n{}\n{}", id, ms, o.exit_id, o.text)
                               : fmt::format("e\n{}\n{}\n{}", id, ms, o.exit_id);
-        std::string member = ban ? o.exit_id + "\n" + o.text : o.exit_id;
+        std::string member = ban ? fmt::format("{}\n{}\n{}", o.exit_id, o.text, id) : o.exit_id + "\n" + id;
         cmds.push_back(evalsha(shas_[s_publish], {ban ? key_bans : key_ejections},
                                {std::move(member), std::to_string(ms), key_events, std::move(msg)}));
         done.emplace_back([](const reply&) {});
@@ -697,6 +800,7 @@ class redis_state::sync {
   redis_state& st_;
   std::array<std::string, s_count> shas_;
   std::string sub_error_;
+  pool::time_point next_heartbeat_ = pool::clock::now() + 1s;  // the subscriber brings it forward
   std::uint64_t applied_serial_ = 0;
   int applied_n_ = 0;
   asio::io_context io_;  // last: the coroutine frames it holds go first
@@ -727,8 +831,24 @@ redis_state::~redis_state() {
   if (thread_.joinable()) {
     sync_->io().stop();
     thread_.join();
+    leave(500ms);  // after the sync thread: no heartbeat can bring this gateway back
   }
   sync_.reset();
+}
+
+void redis_state::leave(std::chrono::milliseconds timeout) {
+  reply r;
+  const std::string& id = cfg_.gateway_id;
+  auto err =
+      eval_once(cfg_.url, {std::string(script_leave), "2", key_fleet, key_gateway + id, id, key_events}, r, timeout);
+  if (err) {
+    spdlog::warn(
+        "state backend {}: could not leave the fleet ({}: {}); the others drop this gateway when its "
+        "heartbeat ends",
+        redacted(cfg_.url), redis_errc_name(err.code), err.message);
+  } else {
+    spdlog::info("state backend {}: left the fleet", redacted(cfg_.url));
+  }
 }
 
 std::string redis_state::start() {
@@ -741,7 +861,16 @@ std::string redis_state::start() {
   if (err) {
     return fmt::format("{} ({})", err.message, redis_errc_name(err.code));
   }
+  // Serve knowing the fleet size (and the bans in force): a gateway that joins with the
+  // whole of each cap would let the fleet exceed it until its first heartbeat.
+  for (auto deadline = pool::clock::now() + 2s; !backend_up() && pool::clock::now() < deadline;) {
+    std::this_thread::sleep_for(5ms);
+  }
   return {};
+}
+
+int redis_state::batch_of(const grant_key& k) const {
+  return grant_batch(k.host_hash == 0 ? cfg_.limits.per_exit_rate : cfg_.limits.per_exit_host_rate);
 }
 
 redis_state::grant_stripe& redis_state::stripe_of(const grant_key& k) const {
@@ -785,8 +914,10 @@ bool redis_state::take(const grant_key& k, pool::time_point now) {
   const std::int64_t n = ns_of(now);
   g.last_use_ns = n;
   if (g.tokens > 0 && n < g.valid_until_ns) {
-    if (--g.tokens == 0) {
-      g.wanted = true;  // the next batch, while this one is spent
+    // The next batch is asked for when half of this one is spent, so it arrives (a tick and
+    // a round trip) before the grant runs dry: a busy gateway never waits for Redis.
+    if (--g.tokens <= batch_of(k) / 2 && n >= g.next_ns) {
+      g.wanted = true;
     }
     return true;
   }
@@ -903,8 +1034,64 @@ void redis_state::anchor_session(std::string_view key, std::uint64_t generation,
   }
 }
 
+namespace {
+std::string ban_mark_key(const pool::exit& e, std::string_view host) {
+  std::string k = e.id();
+  k += '\n';
+  k += host;
+  return k;
+}
+}  // namespace
+
+void redis_state::mark_remote_ban(const pool::exit& e, std::string_view host, const std::string& gateway,
+                                  pool::time_point until, pool::time_point now) {
+  const auto before = local_.banned_until(e, host, now);
+  local_.ban(e, host, until);
+  if (before && *before >= until) {
+    return;  // the ban in force already lasts longer: its origin stands
+  }
+  std::lock_guard lock(origins_mu_);
+  if (ban_origins_.size() < max_marks) {
+    ban_origins_[ban_mark_key(e, host)] = {gateway, ns_of(until)};
+  }
+}
+
+void redis_state::mark_remote_ejection(const pool::exit& e, const std::string& gateway, pool::time_point until) {
+  if (e.down_until() >= until) {
+    return;
+  }
+  // The exits' atomics are the mirror of health: a remote ejection holds the exit down.
+  const_cast<pool::exit&>(e).hold_down_until(until);
+  std::lock_guard lock(origins_mu_);
+  if (eject_origins_.size() < max_marks) {
+    eject_origins_[e.id()] = {gateway, ns_of(until)};
+  }
+}
+
+std::string redis_state::ban_origin(const pool::exit& e, std::string_view host, pool::time_point now) const {
+  std::lock_guard lock(origins_mu_);
+  auto it = ban_origins_.find(ban_mark_key(e, host));
+  return it != ban_origins_.end() && it->second.until_ns > ns_of(now) ? it->second.gateway : std::string();
+}
+
+std::string redis_state::ejection_origin(const pool::exit& e, pool::time_point now) const {
+  std::lock_guard lock(origins_mu_);
+  auto it = eject_origins_.find(e.id());
+  if (it == eject_origins_.end() || it->second.until_ns <= ns_of(now) || ns_of(e.down_until()) > it->second.until_ns) {
+    return {};
+  }
+  return it->second.gateway;
+}
+
 void redis_state::ban(const pool::exit& e, std::string_view host, pool::time_point until) {
   local_.ban(e, host, until);
+  {
+    std::lock_guard lock(origins_mu_);
+    if (auto it = ban_origins_.find(ban_mark_key(e, host));
+        it != ban_origins_.end() && it->second.until_ns <= ns_of(until)) {
+      ban_origins_.erase(it);  // our own verdict is the one in force now
+    }
+  }
   if (host.empty() || host.size() > max_host || e.id().size() > 1024) {
     return;  // kept here; not shared (no such host name in DNS)
   }
@@ -916,6 +1103,10 @@ void redis_state::report(pool::exit& e, const pool::outcome& o, pool::time_point
   local_.report(e, o, now);
   const auto after = e.down_until();
   if (after > before && after > now && e.id().size() <= 1024) {
+    {
+      std::lock_guard lock(origins_mu_);
+      eject_origins_.erase(e.id());
+    }
     enqueue({.type = outbound::kind::ejection, .exit_id = e.id(), .until_ns = ns_of(after)});
   }
 }
@@ -926,41 +1117,24 @@ void redis_state::sweep(pool::time_point now) {
   if (auto f = fallback_hosts()) {
     f->sweep(now);
   }
+  std::lock_guard lock(origins_mu_);
+  const std::int64_t n = ns_of(now);
+  std::erase_if(ban_origins_, [n](const auto& kv) { return kv.second.until_ns <= n; });
+  std::erase_if(eject_origins_, [n](const auto& kv) { return kv.second.until_ns <= n; });
 }
 
 std::vector<fleet_member> read_fleet(const redis_url& url, std::chrono::milliseconds timeout) {
-  asio::io_context io(1);
-  std::vector<fleet_member> out;
-  redis_error err{redis_errc::timeout, "no answer"};
-  asio::co_spawn(
-      io,
-      [](asio::io_context& io, redis_url url, std::chrono::milliseconds t, std::vector<fleet_member>& out,
-         redis_error& err) -> asio::awaitable<void> {
-        connection c(io.get_executor());
-        err = co_await c.connect(url, t);
-        if (err) {
-          co_return;
-        }
-        std::vector<std::vector<std::string>> cmds{{std::string("EVAL"), std::string(script_fleet), std::string("1"),
-                                                    std::string(key_fleet), std::string(key_gateway)}};
-        std::vector<reply> r;
-        err = co_await c.exec(std::move(cmds), r, t);
-        c.close();
-        if (err) {
-          co_return;
-        }
-        if (r[0].is_error()) {
-          err = redis_error{redis_errc::protocol, r[0].str};
-          co_return;
-        }
-        for (std::size_t i = 0; i + 2 < r[0].elements.size(); i += 3) {
-          out.push_back({r[0].elements[i].str, r[0].elements[i + 1].str, r[0].elements[i + 2].as_int(0)});
-        }
-      }(io, url, timeout, out, err),
-      asio::detached);
-  io.run_for(timeout + 500ms);
+  reply r;
+  redis_error err = eval_once(url, {std::string(script_fleet), "1", key_fleet, key_gateway}, r, timeout);
+  if (!err && r.is_error()) {
+    err = redis_error{redis_errc::protocol, r.str};
+  }
   if (err) {
     throw std::runtime_error(fmt::format("{}: {} ({})", redacted(url), err.message, redis_errc_name(err.code)));
+  }
+  std::vector<fleet_member> out;
+  for (std::size_t i = 0; i + 2 < r.elements.size(); i += 3) {
+    out.push_back({r.elements[i].str, r.elements[i + 1].str, r.elements[i + 2].as_int(0)});
   }
   return out;
 }

@@ -21,17 +21,27 @@
 //    and remaining lifetime; an anchor change is a compare-and-set on the generation and is
 //    published, so the session expires at the same moment everywhere.
 //  - rate limits per exit and per (exit, host): GCRA in Redis (time from TIME) grants this
-//    gateway a batch of tokens, batch = max(1, rate / 10) (100 ms worth); take_* spends the
-//    grant, an empty grant reads as "no token until the next refill" (retry_at), and a take
-//    that empties it asks for the next batch. Unspent tokens are dropped 1 s after the grant.
-//    The error this allows: each gateway holds at most `batch` unspent tokens, so over any
-//    window T the fleet sends at most rate * T + burst + N * batch through one exit.
+//    gateway a batch of tokens, batch = rate / 10 (100 ms worth; at least 1, at most 4096);
+//    take_* spends the grant, an empty grant reads as "no token until the next refill"
+//    (retry_at), and a take that leaves half a batch or less asks for the next one (so a busy
+//    gateway is granted ahead and never waits for Redis). Unspent tokens are dropped 1 s
+//    after the grant. The error this allows: Redis hands out at most rate * T + burst +
+//    batch - 1 over a window T (the batch is granted ahead), and each gateway holds at most
+//    1.5 batches granted before the window, so the fleet sends at most
+//    rate * T + burst + (1.5 N + 1) * batch through one exit.
 //  - concurrency per exit: each gateway's share, max(1, cap / N), with N the live gateways
 //    (heartbeats, TTL 3 s). No per-request Redis traffic and nothing to leak: when a gateway
 //    dies its heartbeat expires within 3 s and the others' shares grow. The cost: a share
 //    one gateway does not use is not lent to another.
 //  - fleet view: a heartbeat every second (a key with TTL 3 s and a sorted set of live
-//    gateways); the fleet size N feeds the shares above and the fallback.
+//    gateways); the fleet size N feeds the shares above and the fallback. A gateway that
+//    joins (its first heartbeat) or leaves (on shutdown, after its drain: its leases are
+//    back) publishes it, and every other gateway heartbeats at once, so shares follow a
+//    join or a clean leave within a tick and a round trip. One that dies (kill -9) is
+//    dropped when its heartbeat ends: the others heartbeat again at that moment (the
+//    heartbeat answers when the next other gateway's ends), so within the TTL.
+//  - origins: the bans and ejections in force remember which gateway decided them
+//    (ban_origin, ejection_origin: /exits shows "local" or "fleet" and the gateway).
 // Not shared: health verdicts other than ejections (failure counts, latency), tier memory,
 // the exits' in-flight counts.
 //
@@ -95,8 +105,8 @@ std::vector<fleet_member> read_fleet(const redis_url& url, std::chrono::millisec
 
 // One event on the channel, parsed (pure; see redis_state.cpp for the wire format).
 struct fleet_event {
-  enum class kind : std::uint8_t { ban, ejection, anchor } type = kind::ban;
-  std::string origin;  // gateway id
+  enum class kind : std::uint8_t { ban, ejection, anchor, join, leave } type = kind::ban;
+  std::string origin;  // gateway id (join, leave: the gateway that joined or left)
   long long remaining_ms = 0;
   std::string exit_id;           // ban, ejection
   std::string host;              // ban
@@ -113,7 +123,8 @@ class redis_state final : public pool::state {
   redis_state(redis_state_config cfg, const pool::pool_holder& pool);
   ~redis_state() override;
 
-  // Connects once (within 2 s) and starts the sync thread. A refused password or database
+  // Connects once (within 2 s) and starts the sync thread; when Redis answered, waits (up to
+  // 2 s) for the first resynchronisation, so the gateway serves knowing the fleet size. A refused password or database
   // throws std::runtime_error (a configuration error: fix it, do not limp on). An unreachable
   // or silent Redis returns the reason, and the gateway starts degraded (local state,
   // limits / 1) while the thread keeps trying: a fleet must be able to restart while its
@@ -160,6 +171,9 @@ class redis_state final : public pool::state {
   }
   void sweep(pool::time_point now) override;
 
+  std::string ban_origin(const pool::exit& e, std::string_view host, pool::time_point now) const override;
+  std::string ejection_origin(const pool::exit& e, pool::time_point now) const override;
+
   // Redis commands sent so far (both connections).
   std::uint64_t commands_sent() const { return commands_.load(std::memory_order_relaxed); }
 
@@ -194,8 +208,20 @@ class redis_state final : public pool::state {
     std::int64_t ttl_ms = 0;
   };
   class sync;  // the background task (redis_state.cpp)
+  // Who decided a ban or an ejection that came from another gateway, and when it ends.
+  struct origin_mark {
+    std::string gateway;
+    std::int64_t until_ns = 0;
+  };
+
+  void mark_remote_ban(const pool::exit& e, std::string_view host, const std::string& gateway, pool::time_point until,
+                       pool::time_point now);
+  void mark_remote_ejection(const pool::exit& e, const std::string& gateway, pool::time_point until);
+  // Leaves the live set (ZREM, DEL, a leave event) on a connection of its own; at shutdown.
+  void leave(std::chrono::milliseconds timeout);
 
   grant_stripe& stripe_of(const grant_key& k) const;
+  int batch_of(const grant_key& k) const;
   pool::time_point token_at(const grant_key& k, pool::time_point now) const;
   bool take(const grant_key& k, pool::time_point now);
   void refund(const grant_key& k);
@@ -208,6 +234,9 @@ class redis_state final : public pool::state {
   pool::session_table sessions_;
   mutable std::array<grant_stripe, 64> grants_;
   std::atomic<std::shared_ptr<pool::host_limits>> fallback_hosts_;  // per-host limits while down
+  mutable std::mutex origins_mu_;                                   // remote bans and ejections (rare; admin reads)
+  std::unordered_map<std::string, origin_mark> ban_origins_;        // "exit id\nhost"
+  std::unordered_map<std::string, origin_mark> eject_origins_;      // exit id
   std::mutex queue_mu_;  // shards push rare events (bans, ejections, new sessions); the sync drains
   std::deque<outbound> queue_;
   std::atomic<bool> up_{false};

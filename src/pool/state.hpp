@@ -104,6 +104,11 @@ class state {
 
   // Drops what expired (call now and then, e.g. once a minute, from any one thread).
   virtual void sweep(time_point now) = 0;
+
+  // Who decided a ban or an ejection in force (admin pages, not request paths): empty when
+  // this process did, else the id of the gateway of the fleet that did (fleet backends only).
+  virtual std::string ban_origin(const exit& /*e*/, std::string_view /*host*/, time_point /*now*/) const { return {}; }
+  virtual std::string ejection_origin(const exit& /*e*/, time_point /*now*/) const { return {}; }
 };
 
 // In-process state: the default, and what a fleet backend falls back to.

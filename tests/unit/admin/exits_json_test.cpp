@@ -96,6 +96,8 @@ TEST(ExitsJson, ListsBansOfEachExit) {
   ASSERT_EQ(a.size(), 2u);
   EXPECT_EQ(a[0].at("host").as_string(), "a.example");
   EXPECT_NEAR(a[0].at("remaining_s").to_number<double>(), 5.0, 1e-6);
+  EXPECT_EQ(a[0].at("decided_by").as_string(), "local");  // in-process state: every verdict is ours
+  EXPECT_FALSE(a[0].as_object().contains("gateway"));
   EXPECT_EQ(a[1].at("host").as_string(), "example.com");
   EXPECT_TRUE(v.at("exits").as_array()[1].at("bans").as_array().empty());
 }

@@ -33,6 +33,19 @@ TEST(FleetEvent, AnchorKeepsAnyBytesInTheSessionKey) {
   EXPECT_EQ(ev->session, "user-1\nwith newline");
 }
 
+TEST(FleetEvent, JoinAndLeave) {
+  auto j = parse_event("j\nhost:1:127.0.0.1:8080");
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->type, fleet_event::kind::join);
+  EXPECT_EQ(j->origin, "host:1:127.0.0.1:8080");
+  auto l = parse_event("l\ngw2");
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->type, fleet_event::kind::leave);
+  EXPECT_EQ(l->origin, "gw2");
+  EXPECT_FALSE(parse_event("j\n").has_value());
+  EXPECT_FALSE(parse_event("l\ngw\nmore").has_value());
+}
+
 TEST(FleetEvent, Malformed) {
   for (const char* bad : {"", "b", "x\ngw\n1\ne", "b\ngw\n1\nexit", "b\ngw\nsoon\nexit\nhost", "b\n\n1\nexit\nhost",
                           "e\ngw\n1\n", "a\ngw\n1\nzz\n5\nkey", "a\ngw\n1\nff\n5\n"}) {
@@ -46,7 +59,7 @@ TEST(FleetGrant, BatchIsAHundredMillisecondsOfTokens) {
   EXPECT_EQ(grant_batch(5), 1);
   EXPECT_EQ(grant_batch(0.5), 1);
   EXPECT_EQ(grant_batch(100), 10);
-  EXPECT_EQ(grant_batch(1e6), 64);
+  EXPECT_EQ(grant_batch(1e6), 4096);  // 0.4 % of the rate per gateway at most
 }
 
 }  // namespace
