@@ -363,39 +363,8 @@ int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_pt
   if (!shared.cfg.state_url.empty()) {
     shared.state = make_fleet_state(shared, metrics);  // before the shards bind to it
   }
-  std::vector<std::unique_ptr<shard_state>> shard_states;
-  for (int i = 0; i < threads; ++i) {
-    auto seed = static_cast<std::uint64_t>(std::random_device{}()) << 32 | static_cast<std::uint64_t>(i);
-    auto st = std::make_unique<shard_state>(shared, seed, i);
-    st->metrics = &metrics.shard(static_cast<std::size_t>(i));
-    st->acceptor = std::make_unique<tcp::acceptor>(make_listener(runtime.context(i), endpoint));
-    st->resolver = std::make_unique<net::resolver>(runtime.context(i).get_executor(), shared.cfg.dns, st->metrics);
-    asio::co_spawn(runtime.context(i), accept_loop(*st, *st->acceptor, nullptr), asio::detached);
-    asio::co_spawn(runtime.context(i), idle_sweeper(*st), asio::detached);
-    shard_states.push_back(std::move(st));
-  }
-
-  // --port-map: one listening socket per port, the ports dealt round-robin to the shards
-  // (a port's session is shared state: any shard serves it the same exit).
-  std::size_t next_shard = 0;
-  for (const auto& m : shared.port_maps) {
-    for (unsigned p = m.first; p <= m.last; ++p) {
-      auto& st = *shard_states[next_shard++ % shard_states.size()];
-      auto mp = std::make_unique<shard_state::mapped_port>();
-      mp->options = port_session(m, static_cast<std::uint16_t>(p));
-      tcp::endpoint ep(endpoint.address(), static_cast<std::uint16_t>(p));
-      try {
-        mp->acceptor = std::make_unique<tcp::acceptor>(make_listener(runtime.context(st.index), ep));
-      } catch (const boost::system::system_error& e) {
-        throw std::runtime_error(
-            fmt::format("--port-map '{}': cannot listen on port {}: {}", m.text, p, e.code().message()));
-      }
-      asio::co_spawn(runtime.context(st.index), accept_loop(st, *mp->acceptor, &mp->options), asio::detached);
-      st.mapped_ports.push_back(std::move(mp));
-    }
-  }
-
-  // The admin endpoint has a thread of its own: rendering /exits or the dashboard for a big
+  // The admin endpoint listens before the proxy port does (whoever waits for the proxy port finds it
+  // up too) and has a thread of its own: rendering /exits or the dashboard for a big
   // pool takes milliseconds that would otherwise stall every connection of one shard. It
   // only reads atomics, the snapshot and the striped tables, so it needs no shard.
   admin::admin_context admin_ctx;
@@ -426,6 +395,38 @@ int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_pt
     a.listen();
     asio::co_spawn(admin_loop.context(0), admin::admin_listener(std::move(a), admin_ctx), asio::detached);
     asio::co_spawn(admin_loop.context(0), admin::history_sampler(history, metrics), asio::detached);
+  }
+
+  std::vector<std::unique_ptr<shard_state>> shard_states;
+  for (int i = 0; i < threads; ++i) {
+    auto seed = static_cast<std::uint64_t>(std::random_device{}()) << 32 | static_cast<std::uint64_t>(i);
+    auto st = std::make_unique<shard_state>(shared, seed, i);
+    st->metrics = &metrics.shard(static_cast<std::size_t>(i));
+    st->acceptor = std::make_unique<tcp::acceptor>(make_listener(runtime.context(i), endpoint));
+    st->resolver = std::make_unique<net::resolver>(runtime.context(i).get_executor(), shared.cfg.dns, st->metrics);
+    asio::co_spawn(runtime.context(i), accept_loop(*st, *st->acceptor, nullptr), asio::detached);
+    asio::co_spawn(runtime.context(i), idle_sweeper(*st), asio::detached);
+    shard_states.push_back(std::move(st));
+  }
+
+  // --port-map: one listening socket per port, the ports dealt round-robin to the shards
+  // (a port's session is shared state: any shard serves it the same exit).
+  std::size_t next_shard = 0;
+  for (const auto& m : shared.port_maps) {
+    for (unsigned p = m.first; p <= m.last; ++p) {
+      auto& st = *shard_states[next_shard++ % shard_states.size()];
+      auto mp = std::make_unique<shard_state::mapped_port>();
+      mp->options = port_session(m, static_cast<std::uint16_t>(p));
+      tcp::endpoint ep(endpoint.address(), static_cast<std::uint16_t>(p));
+      try {
+        mp->acceptor = std::make_unique<tcp::acceptor>(make_listener(runtime.context(st.index), ep));
+      } catch (const boost::system::system_error& e) {
+        throw std::runtime_error(
+            fmt::format("--port-map '{}': cannot listen on port {}: {}", m.text, p, e.code().message()));
+      }
+      asio::co_spawn(runtime.context(st.index), accept_loop(st, *mp->acceptor, &mp->options), asio::detached);
+      st.mapped_ports.push_back(std::move(mp));
+    }
   }
 
   // Active health checks run on shard 0: they only dial and report to the exits' atomics.
