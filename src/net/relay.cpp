@@ -202,11 +202,14 @@ void plain_relay::after_write(direction& d, const owner_ptr& keep) {
     return;
   }
   if (!d.pipe.is_open()) {
-    // Both sockets went through asynchronous operations, which made them non-blocking;
-    // splice relies on it, so say so explicitly once per bulk flow.
+    // splice relies on non-blocking sockets: ours are born so (net/socket.hpp) and Asio's state
+    // says it; only a socket from elsewhere costs the ioctl.
     error_code ec;
-    d.from->native_non_blocking(true, ec);
-    d.to->native_non_blocking(true, ec);
+    for (tcp::socket* sock : {d.from, d.to}) {
+      if (!sock->native_non_blocking()) {
+        sock->native_non_blocking(true, ec);
+      }
+    }
     if (auto pec = d.pipe.open()) {
       finish(d, pec, keep);
       return;

@@ -54,10 +54,12 @@ awaitable<splice_result> splice_copy(tcp::socket& from, tcp::socket& to, std::op
       co_return r;
     }
   }
-  // splice(2) needs both sockets non-blocking; Asio skips the system call when it knows.
-  from.native_non_blocking(true, r.error);
-  if (!r.error) {
-    to.native_non_blocking(true, r.error);
+  // splice(2) needs both sockets non-blocking. Ours are born so (net/socket.hpp) and Asio's
+  // state says it; only a socket from elsewhere costs the ioctl.
+  for (tcp::socket* sock : {&from, &to}) {
+    if (!r.error && !sock->native_non_blocking()) {
+      sock->native_non_blocking(true, r.error);
+    }
   }
   while (!r.error && !r.eof && (!limit || r.bytes < *limit)) {
     // Fill the (empty) pipe from `from`.
