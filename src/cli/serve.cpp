@@ -290,6 +290,10 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
                   "Requests or tunnels in flight per exit; 0 = no limit")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-sticky-sessions", o->cfg.limits.max_sticky_sessions,
+                  "Live sticky sessions kept at most (all shards); a new session beyond gets 429 until some expire")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{64}, std::size_t{1} << 26));
   cmd->add_option("--queue-timeout", o->queue_s,
                   "Seconds a request waits for an exit with capacity before a 503 with Retry-After")
       ->capture_default_str();

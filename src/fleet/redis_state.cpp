@@ -816,6 +816,7 @@ redis_state::redis_state(redis_state_config cfg, const pool::pool_holder& pool)
     : cfg_(std::move(cfg)),
       pool_(pool),
       local_(pool::limits_config{}, cfg_.health),
+      sessions_(cfg_.limits.max_sticky_sessions),
       sync_(std::make_unique<sync>(*this)) {
   if (cfg_.limits.per_exit_host_rate > 0) {
     fallback_hosts_.store(

@@ -95,7 +95,7 @@ net::awaitable<connect_outcome> connect_via_pool(shard_state& shard, const proto
       fail(failure::client_limit,
            fmt::format("too many live sticky sessions (the gateway keeps at most {}): reuse a session id, or retry "
                        "when some have expired",
-                       pool::session_table::default_max_keys),
+                       cfg.limits.max_sticky_sessions),
            socks5::reply::general_failure, "60");
       co_return out;
     }

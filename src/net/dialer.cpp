@@ -52,6 +52,20 @@ dial_result failed(pool::failure e, bool exit_fault, std::string detail) {
   return r;
 }
 
+// Credentials SOCKS5 cannot carry (RFC 1929: user 1..255 bytes, password 0..255). Pool
+// lines are checked at load, so these were made for this request by a provider line's
+// templates from the client's options: the client's fault, refused before the exit is
+// reached and never held against it. Empty when they fit (or none are sent).
+std::string socks5_credentials_refusal(const proto::exit_spec& spec) {
+  if (spec.user.empty() || socks5::encodable_userpass(spec.user, spec.pass)) {
+    return {};
+  }
+  return fmt::format(
+      "the SOCKS5 credentials made for this request are too long for exit {} (user {} bytes, "
+      "password {} bytes; at most 255 each): ask for shorter options",
+      spec.id, spec.user.size(), spec.pass.size());
+}
+
 // Drops the addresses the access policy refuses; returns the reason when none is left.
 std::string refused(const dial_options& opts, std::vector<tcp::endpoint>& eps) {
   if (!opts.check_address) {
@@ -265,9 +279,8 @@ awaitable<dial_result> socks5_connect(stream up, const proto::exit_spec& spec, s
   }
   if (choice.method == socks5::method::userpass && with_auth) {
     const std::string login = socks5::make_userpass(spec.user, spec.pass);
-    if (login.empty()) {
-      co_return failed(pool::failure::proxy_auth_failed, true,
-                       "the pool line's SOCKS5 credentials are not 1..255 bytes");
+    if (login.empty()) {  // refused before the dial; kept so an empty write never waits for a reply
+      co_return failed(pool::failure::bad_request, false, socks5_credentials_refusal(spec));
     }
     if (auto [ec, n] = co_await up.write_all(asio::buffer(login)); ec) {
       co_return closed(ec);
@@ -420,6 +433,11 @@ awaitable<dial_result> dial_impl(const pool::exit& ex, std::string host, std::ui
   }
 
   // Through a proxy: first reach the proxy itself.
+  if (spec.scheme == proto::exit_scheme::socks5 || spec.scheme == proto::exit_scheme::socks5h) {
+    if (auto why = socks5_credentials_refusal(spec); !why.empty()) {
+      co_return failed(pool::failure::bad_request, false, std::move(why));
+    }
+  }
   auto proxy = co_await resolve(opts, spec.host, spec.port);
   if (proxy.error != pool::failure::none) {
     proxy.detail = "exit host: " + proxy.detail;

@@ -60,6 +60,9 @@ struct limits_config {
   double burst = 1;               // bucket size of both rate limits (>= 1)
   int per_exit_concurrency = 0;   // in-flight leases per exit; 0 = off
   double per_exit_host_rate = 0;  // per exit and target host; 0 = off (see host_limits)
+  // Live sticky sessions kept at most (session_table); a new session beyond is refused with
+  // 429. Sessions are client-chosen keys, so the table must be bounded; --max-sticky-sessions.
+  std::size_t max_sticky_sessions = std::size_t{1} << 18;
 };
 
 // Token buckets per (exit, target host), shared by all shards. An entry exists only

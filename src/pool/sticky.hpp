@@ -82,7 +82,7 @@ struct session_info {
 // keys come from: proto/user_params.hpp.)
 class session_table {
  public:
-  static constexpr std::size_t default_max_keys = std::size_t{1} << 18;
+  static constexpr std::size_t default_max_keys = limits_config{}.max_sticky_sessions;
   explicit session_table(std::size_t max_keys = default_max_keys);
 
   // The generation of `key` at `now`: a key seen for the first time, or whose

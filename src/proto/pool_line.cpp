@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "proto/ipv6_prefix.hpp"
+#include "proto/socks5.hpp"
 #include "proto/text.hpp"
 
 namespace exitpool::proto {
@@ -592,6 +593,23 @@ bool take_provider_keys(exit_spec& spec, std::string& error) {
   return true;
 }
 
+// RFC 1929 carries a user name of 1..255 bytes and a password of 0..255: a SOCKS5 line
+// whose credentials cannot be sent is refused here, not at every dial. A provider line's
+// credentials are made per request (its templates add the client's options); the dialer
+// refuses those that come out too long before reaching the exit, as the client's fault.
+bool socks5_credentials_fit(const exit_spec& spec, std::string& error) {
+  if (spec.scheme != exit_scheme::socks5 && spec.scheme != exit_scheme::socks5h) {
+    return true;
+  }
+  const bool fit = spec.provider ? spec.user.size() <= 255 && spec.pass.size() <= 255
+                                 : spec.user.empty() || socks5::encodable_userpass(spec.user, spec.pass);
+  if (!fit) {
+    error = fmt::format("SOCKS5 credentials are at most 255 bytes each (user: {} bytes, password: {})",
+                        spec.user.size(), spec.pass.size());
+  }
+  return fit;
+}
+
 // One line into `spec` (default-initialised by the caller); on error, `error` says why.
 line_kind parse_line_into(std::string_view line, exit_spec& spec, std::string& error) {
   const std::string_view text = strip_comment(line);
@@ -618,6 +636,9 @@ line_kind parse_line_into(std::string_view line, exit_spec& spec, std::string& e
     return line_kind::error;
   }
   if (!spec.tags.empty() && !take_provider_keys(spec, error)) {
+    return line_kind::error;
+  }
+  if (!socks5_credentials_fit(spec, error)) {
     return line_kind::error;
   }
   if (spec.id.empty()) {

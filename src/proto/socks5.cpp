@@ -339,8 +339,12 @@ method_choice_result parse_method_choice(std::string_view buf) {
   return r;
 }
 
+bool encodable_userpass(std::string_view user, std::string_view pass) {
+  return !user.empty() && user.size() <= 255 && pass.size() <= 255;
+}
+
 std::string make_userpass(std::string_view user, std::string_view pass) {
-  if (user.empty() || user.size() > 255 || pass.empty() || pass.size() > 255) {
+  if (!encodable_userpass(user, pass)) {
     return {};
   }
   std::string out;

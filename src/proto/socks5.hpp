@@ -90,8 +90,13 @@ struct method_choice_result {
   std::string error;
 };
 method_choice_result parse_method_choice(std::string_view buf);
-// Empty (no message) if user or pass is empty or longer than 255 bytes: the encoders
-// never throw (they run inside dials raced against a timer).
+// Whether RFC 1929 can carry these credentials: a user name of 1..255 bytes and a
+// password of 0..255 (an empty password is PLEN 0, as curl sends it and as
+// parse_userpass accepts it). Pool lines are checked with it at load, provider
+// credentials made for a request before any dial.
+bool encodable_userpass(std::string_view user, std::string_view pass);
+// Empty (no message) unless encodable_userpass: the encoders never throw (they run
+// inside dials raced against a timer).
 std::string make_userpass(std::string_view user, std::string_view pass);
 struct auth_status_result {
   status st = status::incomplete;

@@ -54,9 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(u.consumed == 3 + u.user.size() + u.pass.size());
     FUZZ_CHECK(!u.user.empty() && u.user.size() <= 255 && u.pass.size() <= 255);
     check_prefixes(buf.substr(0, u.consumed), parse_userpass);
-    if (!u.pass.empty()) {
-      FUZZ_CHECK(make_userpass(u.user, u.pass) == buf.substr(0, u.consumed));
-    }
+    FUZZ_CHECK(make_userpass(u.user, u.pass) == buf.substr(0, u.consumed));
     buf.remove_prefix(u.consumed);
   } else if (u.st == status::error) {
     FUZZ_CHECK(!u.error.empty());

@@ -6,11 +6,12 @@ forwarded" is checked byte for byte (and "nothing was dialled" by the accept cou
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 
 from faults import RawServer, direct, proc_rss, quiet_flags, recv_until
-from helpers import Conn, basic, build_request, socks5_auth, socks5_greet
+from helpers import Conn, basic, build_request, exitpool_bin, socks5_auth, socks5_greet
 
 CHUNKED_REPLY = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                  b"3\r\nabc\r\n0\r\nX-Ok-R: 1\r\nSet-Cookie: s=1\r\nProxy-Authenticate: Basic realm=x\r\n"
@@ -210,6 +211,60 @@ def test_overlong_target_to_socks5h_exit_is_refused_without_dialling(start_gatew
             assert resp.status == 200, resp
 
 
+def test_provider_credentials_too_long_for_socks5_are_the_clients_fault(start_gateway):
+    """A socks5:// provider line renders its user name per request from the client's options: one that
+    comes out over RFC 1929's 255 bytes is refused with a prompt 400 before the exit is reached, and the
+    exit keeps serving (a static line with such credentials is refused at load, see the unit tests)."""
+    logins: list[bytes] = []
+
+    def socks_exit(conn: socket.socket, srv: RawServer) -> None:
+        conn.settimeout(3)
+        srv.note("accept")
+        def exact(n: int) -> bytes:
+            out = b""
+            while len(out) < n:
+                got = conn.recv(n - len(out))
+                if not got:
+                    raise OSError("closed")
+                out += got
+            return out
+
+        try:
+            exact(exact(2)[1])  # greeting: version, NMETHODS, methods
+            conn.sendall(b"\x05\x02")
+            user = exact(exact(2)[1])
+            exact(exact(1)[0])
+            logins.append(user)
+            conn.sendall(b"\x01\x00")
+            recv_until(conn, b"\x00\x50", limit=400)
+            conn.sendall(b"\x05\x00\x00\x01\x7f\x00\x00\x01\x00\x50")
+            recv_until(conn, b"\r\n\r\n")
+            conn.sendall(PLAIN_REPLY)
+        except (OSError, IndexError):
+            pass
+
+    base = "u" * 180
+    with RawServer(socks_exit) as ex:
+        gw = start_gateway([f"socks5h://{base}:pw@127.0.0.1:{ex.port} "
+                            "user_template={user}-city-{city}-session-{session} cities=* id=p"],
+                           *quiet_flags(), "--dial-timeout", "3", "--eject-after", "2")
+        long_city = "c" * 60  # 180 + 6 + 60 + 9 + 12 = 267 bytes rendered
+        for i in range(4):
+            t0 = time.monotonic()
+            with Conn("127.0.0.1", gw.port, timeout=5) as c:
+                resp = c.request("GET", "http://ok.example/",
+                                 {"Connection": "close", "Proxy-Authorization": basic(f"bob-city-{long_city}", "x")})
+            assert resp.status == 400, resp
+            assert time.monotonic() - t0 < 1.0
+            assert "too long" in (resp.header("X-Exitpool-Error") or ""), resp.headers
+        assert ex.count() == 0
+        with Conn("127.0.0.1", gw.port, timeout=5) as c:
+            resp = c.request("GET", "http://ok.example/",
+                             {"Connection": "close", "Proxy-Authorization": basic("bob-city-ams", "x")})
+        assert resp.status == 200, resp
+        assert logins and logins[-1].startswith(f"{base}-city-ams-session-".encode()), logins
+
+
 # ---------------------------------------------------------------- 7. bounded client-chosen keys
 
 def test_long_session_ids_and_user_names_are_refused_and_memory_stays_flat(start_gateway):
@@ -235,6 +290,32 @@ def test_long_session_ids_and_user_names_are_refused_and_memory_stays_flat(start
             resp = c.request("GET", origin.url("/"), {"Proxy-Authorization": basic("u-session-" + "s" * 64, "pw"),
                                                       "Connection": "close"})
             assert resp.status == 200, resp
+
+
+def test_the_session_table_bound_is_configurable_and_refuses_with_429(start_gateway, origin, tmp_path):
+    """--max-sticky-sessions bounds the live sessions (a client chooses their ids): new ones beyond get a 429
+    naming the limit, sessions already live keep working."""
+    gw = gateway(start_gateway, "--max-sticky-sessions", "128")
+    accepted, refused = [], 0
+    for i in range(300):
+        with Conn("127.0.0.1", gw.port, timeout=5) as c:
+            resp = c.request("GET", origin.url("/"), {"Proxy-Authorization": basic(f"u-session-s{i}", "pw"),
+                                                      "Connection": "close"})
+            if resp.status == 429:
+                refused += 1
+                assert "at most 128" in (resp.header("X-Exitpool-Error") or ""), resp.headers
+            else:
+                assert resp.status == 200, resp
+                accepted.append(i)
+    assert len(accepted) <= 128 and refused >= 300 - 128, (len(accepted), refused)
+    with Conn("127.0.0.1", gw.port, timeout=5) as c:
+        resp = c.request("GET", origin.url("/"), {"Proxy-Authorization": basic(f"u-session-s{accepted[0]}", "pw")})
+        assert resp.status == 200, resp
+    pool = tmp_path / "pool.txt"
+    pool.write_text(direct(1) + "\n")
+    bad = subprocess.run([exitpool_bin(), "serve", "--pool", str(pool), "--listen", "127.0.0.1:1",
+                          "--max-sticky-sessions", "3"], capture_output=True, text=True, timeout=10)
+    assert bad.returncode != 0 and "--max-sticky-sessions" in bad.stderr, (bad.returncode, bad.stderr)
 
 
 # ---------------------------------------------------------------- 9. chunked bodies checked before the head goes out

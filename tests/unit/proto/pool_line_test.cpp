@@ -247,6 +247,11 @@ TEST(pool_text, errors_name_file_and_line) {
       {"http://h:1 id=x\n# c\nsocks5://g:2 id=x\n", "pool.txt:3: duplicate id 'x' (first on line 1)"},
       {"", "pool.txt:1: no exits in pool file"},
       {"# only comments\n\n# here\n", "pool.txt:3: no exits in pool file"},
+      // SOCKS5 credentials RFC 1929 cannot carry are refused at load, not at every dial.
+      {"http://h:1\nsocks5://" + std::string(256, 'u') + ":p@g:2\n",
+       "pool.txt:2: SOCKS5 credentials are at most 255 bytes each (user: 256 bytes, password: 1)"},
+      {"socks5h://u:" + std::string(300, 'p') + "@g:2\n",
+       "pool.txt:1: SOCKS5 credentials are at most 255 bytes each (user: 1 bytes, password: 300)"},
   };
   for (const auto& r : rows) {
     SCOPED_TRACE(r.text);
@@ -257,6 +262,16 @@ TEST(pool_text, errors_name_file_and_line) {
       EXPECT_EQ(std::string(e.what()), r.what);
     }
   }
+}
+
+TEST(pool_text, socks5_credentials_that_fit) {
+  // 255 bytes each, and an empty password (PLEN 0) are sendable; an http line has no such limit.
+  const auto exits = parse_pool_text("socks5://" + std::string(255, 'u') + ":" + std::string(255, 'p') +
+                                         "@g:1\nsocks5h://alice@g:2\nhttp://" + std::string(300, 'u') + ":p@h:3\n",
+                                     "pool.txt");
+  ASSERT_EQ(exits.size(), 3u);
+  EXPECT_EQ(exits[1].user, "alice");
+  EXPECT_EQ(exits[1].pass, "");
 }
 
 // A text split over several threads parses exactly as it does in one piece: the same
