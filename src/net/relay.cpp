@@ -147,9 +147,7 @@ void plain_relay::read(direction& d, const owner_ptr& keep) {
 void plain_relay::on_read(direction& d, error_code ec, std::size_t n, const owner_ptr& keep) {
   if (n == 0) {
     if (ec == asio::error::eof) {
-      // The peer finished sending: pass the FIN on, keep the other direction open.
-      error_code sec;
-      d.to->shutdown(tcp::socket::shutdown_send, sec);
+      pass_fin(d);
       finish(d, error_code{}, keep);
     } else {
       finish(d, ec ? ec : error_code(asio::error::connection_aborted), keep);
@@ -224,8 +222,7 @@ void plain_relay::splice_in(direction& d, const owner_ptr& keep) {
     ssize_t n =
         ::splice(in, nullptr, d.pipe.write_end(), nullptr, d.pipe.capacity(), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n == 0) {
-      error_code ec;
-      d.to->shutdown(tcp::socket::shutdown_send, ec);
+      pass_fin(d);
       finish(d, error_code{}, keep);
       return;
     }
@@ -283,6 +280,18 @@ bool plain_relay::splice_out(direction& d, const owner_ptr& keep) {
     return false;
   }
   return true;
+}
+
+void plain_relay::pass_fin(direction& d) {
+  // The peer finished sending: pass the FIN on and keep the other direction open. When the
+  // other direction has ended too, both sockets are closed next (the owner's `done`), and
+  // close sends the FIN itself: nothing is left unread on `to` (its reads saw EOF), so it
+  // is a FIN, not a reset. One shutdown less per tunnel.
+  const direction& other = &d == &up_ ? down_ : up_;
+  if (!other.finished) {
+    error_code ec;
+    d.to->shutdown(tcp::socket::shutdown_send, ec);
+  }
 }
 
 void plain_relay::finish(direction& d, error_code ec, const owner_ptr& keep) {

@@ -58,8 +58,12 @@ class PlainRelay : public ::testing::Test {
     owner_watch = owner;
     auto result = std::make_shared<std::promise<relay_result>>();
     auto fut = result->get_future();
-    relay->start(std::move(to_upstream), std::move(to_client), owner,
-                 [result](const relay_result& r) { result->set_value(r); });
+    // As the gateway's session does: `done` closes both streams (the last FIN is the close's).
+    relay->start(std::move(to_upstream), std::move(to_client), owner, [this, result](const relay_result& r) {
+      client.close();
+      upstream.close();
+      result->set_value(r);
+    });
     runner = std::thread([this] { relay_ctx.run(); });
     return fut;
   }
