@@ -280,12 +280,14 @@ awaitable<void> serve_http(std::shared_ptr<session> s) {
 // ---- SOCKS5 front ----
 
 // The BND address of a SOCKS5 success reply: the local end of a direct exit's
-// connection; through a proxy exit the gateway does not know it (0.0.0.0:0).
+// connection (which source address a rotating direct:// pool used); through a proxy exit
+// the gateway does not know it (0.0.0.0:0, and no getsockname).
 socks5::address bound_address(connect_outcome& c) {
   socks5::address bound;
   error_code ec;
-  auto local = c.dial.upstream.socket().local_endpoint(ec);
-  if (!ec && c.attempt.chosen().spec().scheme == proto::exit_scheme::direct) {
+  const bool direct = c.attempt.chosen().spec().scheme == proto::exit_scheme::direct;
+  auto local = direct ? c.dial.upstream.socket().local_endpoint(ec) : tcp::endpoint{};
+  if (direct && !ec) {
     bound.type = local.address().is_v4() ? socks5::address::kind::ipv4 : socks5::address::kind::ipv6;
     bound.host = local.address().to_string();
     bound.port = local.port();
