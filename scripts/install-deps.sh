@@ -25,9 +25,10 @@ test_deps=(
   python3-scrapy python3-aiohttp golang-go nodejs node-undici
 )
 # Only for the benchmarks: bench/fetch/run.sh (Scrapy, from test_deps, as a peer) and
-# bench/gateway/run.sh (wrk, privoxy as a peer; perf for bench/gateway/profile.sh).
+# bench/gateway/run.sh (wrk, privoxy as a peer; perf for bench/gateway/profile.sh; strace for
+# bench/gateway/syscalls.sh; liburing-dev for the -DEXITPOOL_IO_URING=ON experiment).
 bench_deps=(
-  time wrk privoxy linux-perf
+  time wrk privoxy linux-perf strace liburing-dev
 )
 
 want=("${build_deps[@]}")
