@@ -20,6 +20,7 @@
 
 #include "crawl/crawler.hpp"
 #include "crawl/frontier.hpp"
+#include "crawl/gunzip.hpp"
 #include "crawl/links.hpp"
 #include "crawl/record.hpp"
 #include "crawl/robots.hpp"
@@ -29,6 +30,7 @@
 #include "fetch/result.hpp"
 #include "fetch/runner.hpp"
 #include "fetch/transfer.hpp"
+#include "proto/text.hpp"
 
 namespace exitpool::crawl {
 
@@ -46,6 +48,7 @@ struct report {
   bool robots = false;
   bool sitemap = false;  // links: the sitemap's URLs; sitemaps: those of a sitemap index
   std::vector<std::string> sitemaps;
+  std::string problem;  // a sitemap read only in part (gzip cut, corrupt or over 50 MB; body cut), for stderr
   long status = 0;
   std::string robots_body;  // robots: the file (at most robots_max_bytes)
   std::uint32_t depth = 0;
@@ -53,6 +56,13 @@ struct report {
   std::vector<std::string> links;
   std::string redirect;
 };
+
+// A sitemap read only in part: said on stderr (sitemaps get no output line).
+void note_sitemap(const report& rep) {
+  if (!rep.problem.empty()) {
+    std::fprintf(stderr, "crawl: %s\n", rep.problem.c_str());
+  }
+}
 
 std::string frontier_key(std::string_view url) {
   const url_key k = split_url(url);
@@ -94,8 +104,26 @@ class crawl_hook final : public fetch::result_hook {
     if (tag.sitemap) {
       rep.sitemap = true;
       if (r.error.empty() && r.status >= 200 && r.status < 300) {
+        // A gzip sitemap is known by its bytes (1f 8b), not its name or Content-Type; it is
+        // inflated to at most 50 MB (sitemaps.org's limit), so a gzip bomb is cut there.
+        std::string_view xml = cap.body;
+        gunzip_result z;
+        if (is_gzip(cap.body)) {
+          z = gunzip(cap.body, sitemap_max_bytes);
+          xml = z.data;
+          if (z.status != gunzip_status::ok) {
+            rep.problem = fmt::format("gzip {}: {}", gunzip_status_name(z.status), z.error);
+          }
+        }
+        if (r.body_truncated) {
+          rep.problem += fmt::format("{}body cut at {} bytes", rep.problem.empty() ? "" : "; ", cap.body.size());
+        }
+        if (!rep.problem.empty()) {
+          rep.problem =
+              fmt::format("sitemap {}: {}: its URLs before the cut are read", proto::printable(r.url), rep.problem);
+        }
         bool index = false;
-        for (auto& u : sitemap_locs(cap.body, index)) {
+        for (auto& u : sitemap_locs(xml, index)) {
           if (index) {
             rep.sitemaps.push_back(std::move(u));
           } else if (auto n = normalize_url(u, cfg_.norm); n && scope_.allows(*n)) {
@@ -325,6 +353,7 @@ class shared_coordinator {
         continue;
       }
       if (rep.sitemap) {
+        note_sitemap(rep);
         front_.sitemap_fetched();
         for (const auto& l : rep.links) {
           extra_.push_back(admit_of(l, 0, 0));
@@ -364,7 +393,7 @@ class shared_coordinator {
     work_.clear();
     const bool handed = feed_.offer();
     auto& g = run_.state();
-    if (handed && seeded_ && !paused_ && remote_queued_ == 0 && remote_leased_ == 0 && held_.empty() &&
+    if (handed && seeded_ && !paused_ && remote_open_ == 0 && remote_leased_ == 0 && held_.empty() &&
         waiting_.empty() && acks_.empty() && release_.empty() && extra_.empty() && front_.finished() &&
         !g.input_done.exchange(true)) {
       for (auto& s : run_.shards()) {
@@ -386,7 +415,8 @@ class shared_coordinator {
   }
 
   std::string progress() const {
-    return fmt::format("  shared: queued {}  leased {}  held {}{}", remote_queued_, remote_leased_, held_.size(),
+    return fmt::format("  shared: queued {}  leased {}  held {}{}{}", remote_queued_, remote_leased_, held_.size(),
+                       cfg_.max_pages > 0 ? fmt::format("  handed out {} of {}", remote_handed_, cfg_.max_pages) : "",
                        paused_ ? "  (Redis unreachable: paused)" : "");
   }
 
@@ -402,6 +432,7 @@ class shared_coordinator {
     c.max_deliveries = std::max(1, cfg.max_deliveries);
     c.per_host = fc.per_host;
     c.delay = std::chrono::milliseconds(static_cast<long long>(fc.delay_s * 1000));
+    c.max_pages = cfg.max_pages;
     return c;
   }
 
@@ -485,6 +516,8 @@ class shared_coordinator {
     }
     remote_queued_ = r.queued;
     remote_leased_ = r.leased;
+    remote_handed_ = r.handed;
+    remote_open_ = r.open;
     next_round_ = ms + 5;  // a host's slots come back one round after its fetches end: keep rounds short
   }
 
@@ -516,7 +549,8 @@ class shared_coordinator {
   std::size_t finished_ = 0;                   // of those, fetched (or dropped): waiting to be acknowledged
   std::unordered_set<std::string> published_;  // hosts whose delay this worker told Redis
   std::int64_t next_round_ = 0, next_renew_ = 0, next_reap_ = 0;
-  long long remote_queued_ = -1, remote_leased_ = -1;
+  long long remote_queued_ = -1, remote_leased_ = -1, remote_handed_ = -1;
+  long long remote_open_ = -1;  // queued work that may still go out (--max-pages: re-deliveries only once spent)
 };
 
 }  // namespace
@@ -574,6 +608,7 @@ int run_crawl(const crawl_config& cfg) {
           continue;
         }
         if (rep.sitemap) {
+          note_sitemap(rep);
           front.sitemap_fetched();
           for (auto& l : rep.links) {
             front.add(std::move(l), 0, 0);
@@ -647,6 +682,10 @@ int crawl_status(const std::string& frontier_url, const std::string& name) {
       "stale acks %lld\nhosts ready %lld\nworkers alive %zu:%s\n",
       name.c_str(), fleet::redacted(c.url).c_str(), n.queued, n.leased, n.done, n.dropped, n.dead, n.stale,
       n.hosts_ready, n.workers.size(), workers.c_str());
+  if (n.max_pages > 0) {
+    std::printf("pages handed out %lld of --max-pages %lld%s\n", n.handed, n.max_pages,
+                n.handed >= n.max_pages ? " (spent: what is still queued stays there)" : "");
+  }
   for (const auto& [host, len] : n.backlog) {
     std::printf("backlog %s %lld\n", host.c_str(), len);
   }

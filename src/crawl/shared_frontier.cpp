@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -77,6 +78,15 @@ if v then
   redis.call('ZREM', P..':leases', ARGV[4])
   if flag == '0' then redis.call('HINCRBY', P..':inflight', key, -1) end
   redis.call('INCR', P..(ARGV[5] == 'page' and ':done' or ':dropped'))
+  if ARGV[5] ~= 'page' and redis.call('EXISTS', P..':max_pages') == 1 then
+    -- A page dropped without a line (robots.txt) gives its place in --max-pages back; the
+    -- hosts parked on the spent budget may go again.
+    redis.call('DECR', P..':handed')
+    for _, h in ipairs(redis.call('SMEMBERS', P..':parked')) do
+      redis.call('SREM', P..':parked', h)
+      wake(h)
+    end
+  end
   wake(key)
   held = 1
 else
@@ -109,6 +119,7 @@ for _, id in ipairs(ids) do
     else
       redis.call('LPUSH', P..':q:'..key, d..'|'..rest)
       redis.call('INCR', P..':queued')
+      redis.call('INCR', P..':requeued')
     end
     wake(key)
   end
@@ -127,9 +138,16 @@ wake(ARGV[4])
 return 1
 )lua";
 
-// ARGV[4] = most items, ARGV[5] = lease ms, ARGV[6] = default delay ms.
+// ARGV[4] = most items, ARGV[5] = lease ms, ARGV[6] = default delay ms, ARGV[7] =
+// --max-pages (0: none). The budget counts first deliveries (deliveries 0) here, where they
+// are taken, so it holds across workers; a re-delivery (an expired lease) was counted once
+// already and goes out even when the budget is spent. A host whose next URL is a first
+// delivery once the budget is spent is parked (out of ready) until a drop gives budget back.
 constexpr std::string_view script_take = R"lua(
 local want = tonumber(ARGV[4])
+local max_pages = tonumber(ARGV[7])
+local handed = tonumber(redis.call('GET', P..':handed') or '0')
+local handed0 = handed
 local out = {}
 local hosts = redis.call('ZRANGEBYSCORE', P..':ready', '-inf', now, 'LIMIT', 0, want)
 for _, key in ipairs(hosts) do
@@ -146,9 +164,17 @@ for _, key in ipairs(hosts) do
     delay = tonumber(ARGV[5])
   end
   local taken = 0
+  local parked = false
   while taken < k and #out < 3 * want do
-    local item = redis.call('LPOP', P..':q:'..key)
+    local item = redis.call('LINDEX', P..':q:'..key, 0)
     if not item then break end
+    local first = string.sub(item, 1, 2) == '0|'
+    if first and max_pages > 0 and handed >= max_pages then
+      parked = true
+      break
+    end
+    redis.call('LPOP', P..':q:'..key)
+    if first then handed = handed + 1 else redis.call('DECR', P..':requeued') end
     local id = redis.call('INCR', P..':seq')
     redis.call('HSET', P..':lease', id, '0'..key..'\n'..item)
     redis.call('ZADD', P..':leases', now + tonumber(ARGV[5]), id)
@@ -163,8 +189,14 @@ for _, key in ipairs(hosts) do
     redis.call('HSET', P..':next', key, now + delay)
   end
   redis.call('ZREM', P..':ready', key)
-  wake(key)
+  if parked then
+    redis.call('SADD', P..':parked', key)
+  else
+    wake(key)
+  end
 end
+if handed ~= handed0 then redis.call('SET', P..':handed', handed) end
+if max_pages > 0 then redis.call('SET', P..':max_pages', max_pages) end
 return out
 )lua";
 
@@ -210,6 +242,13 @@ std::optional<queue_item> decode_item(std::string_view s) {
   }
   i.url = std::string(s);
   return i;
+}
+
+long long open_work(long long queued, long long requeued, long long handed, long long max_pages) {
+  if (max_pages > 0 && handed >= max_pages) {
+    return std::clamp(requeued, 0LL, std::max(queued, 0LL));
+  }
+  return std::max(queued, 0LL);
 }
 
 admit admit_of(std::string_view url, std::uint32_t depth, std::uint32_t hops) {
@@ -303,10 +342,13 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
     c.push_back(std::to_string(r.take));
     c.push_back(std::to_string(cfg_.lease.count()));
     c.push_back(std::to_string(cfg_.delay.count()));
+    c.push_back(std::to_string(cfg_.max_pages));
   }
   const std::size_t counts_at = cmds.size();
   cmds.push_back({"GET", prefix_ + ":queued"});
   cmds.push_back({"ZCARD", prefix_ + ":leases"});
+  cmds.push_back({"GET", prefix_ + ":handed"});
+  cmds.push_back({"GET", prefix_ + ":requeued"});
   std::vector<reply> out;
   if (auto err = exec(std::move(cmds), out)) {
     return err;
@@ -327,6 +369,8 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
   }
   r.queued = out[counts_at].as_int(0);
   r.leased = out[counts_at + 1].as_int(0);
+  r.handed = out[counts_at + 2].as_int(0);
+  r.open = open_work(r.queued, out[counts_at + 3].as_int(0), r.handed, static_cast<long long>(cfg_.max_pages));
   return {};
 }
 
@@ -341,6 +385,8 @@ redis_error shared_frontier::counts(shared_counts& c, std::int64_t now) {
       {"ZCARD", prefix_ + ":ready"},
       {"ZRANGEBYSCORE", prefix_ + ":workers", std::to_string(now - 10000), "+inf"},
       {"ZRANGE", prefix_ + ":ready", "0", "19"},
+      {"GET", prefix_ + ":handed"},
+      {"GET", prefix_ + ":max_pages"},
   };
   std::vector<reply> out;
   if (auto err = exec(cmds, out)) {
@@ -353,6 +399,8 @@ redis_error shared_frontier::counts(shared_counts& c, std::int64_t now) {
   c.dead = out[4].as_int(0);
   c.stale = out[5].as_int(0);
   c.hosts_ready = out[6].as_int(0);
+  c.handed = out[9].as_int(0);
+  c.max_pages = out[10].as_int(0);
   for (const auto& w : out[7].elements) {
     c.workers.push_back(w.str);
   }
