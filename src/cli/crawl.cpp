@@ -68,6 +68,9 @@ void add_crawl(CLI::App& app, std::function<int()>& run) {
          "--max-pages", c.max_pages,
          "Pages fetched at most, earlier runs included; with --frontier, by all workers together (0: no limit)")
       ->capture_default_str();
+  cmd->add_option("--queue-memory", c.queue_memory,
+                  "Queued URLs kept in memory; past that, hosts spill to OUTPUT.spill (0: never spill)")
+      ->capture_default_str();
   cmd->add_flag("--ignore-robots", c.ignore_robots, "Do not fetch or obey robots.txt");
   cmd->add_flag("--follow-nofollow", c.follow_nofollow, "Follow rel=nofollow links and pages with a nofollow meta tag");
   cmd->add_flag("--follow-assets", c.follow_assets, "Also follow img and script sources");

@@ -300,6 +300,11 @@ frontier_config frontier_config_of(const crawl_config& cfg, const fetch::fetch_c
   frc.robots_retry = fetch::from_seconds(cfg.robots_retry_s);
   frc.robots_tries = cfg.robots_tries;
   frc.max_crawl_delay_s = cfg.max_crawl_delay_s;
+  // A worker of a shared frontier holds only what it leased (2 x --concurrency): no spill.
+  if (cfg.frontier_url.empty() && fc.output != "-") {
+    frc.queue_memory = cfg.queue_memory;
+    frc.spill_path = fc.output + ".spill";
+  }
   return frc;
 }
 
@@ -642,12 +647,17 @@ int run_crawl(const crawl_config& cfg) {
     };
     w.progress_suffix = [&] {
       const auto c = front.counts();
-      return fmt::format("  queued {}  discovered {}", c.queued, c.discovered);
+      return c.spilled > 0 ? fmt::format("  queued {} ({} on disk)  discovered {}", c.queued, c.spilled, c.discovered)
+                           : fmt::format("  queued {}  discovered {}", c.queued, c.discovered);
     };
   }
   run.start();
   const int rc = run.wait(w);
   const auto c = front.counts();
+  const std::string spill_path = frontier_config_of(cfg, fc).spill_path;
+  if (!spill_path.empty()) {
+    ::unlink(spill_path.c_str());  // a cache of this run's queue: a resume rebuilds it from the output
+  }
   if (shared) {
     std::fprintf(stderr, "crawl: %llu disallowed by robots.txt, %llu dropped (robots.txt unreachable)\n",
                  static_cast<unsigned long long>(c.disallowed), static_cast<unsigned long long>(c.robots_unreachable));
@@ -655,10 +665,12 @@ int run_crawl(const crawl_config& cfg) {
   }
   std::fprintf(stderr,
                "crawl: %llu URLs discovered, %llu pages fetched (with earlier runs), %llu disallowed by robots.txt, "
-               "%llu dropped (robots.txt unreachable), %llu still queued; dedup set %.1f MiB\n",
+               "%llu dropped (robots.txt unreachable), %llu still queued; dedup set %.1f MiB; %llu URLs spilled "
+               "to disk (--queue-memory)\n",
                static_cast<unsigned long long>(c.discovered), static_cast<unsigned long long>(c.handed),
                static_cast<unsigned long long>(c.disallowed), static_cast<unsigned long long>(c.robots_unreachable),
-               static_cast<unsigned long long>(c.queued), static_cast<double>(front.memory_bytes()) / (1 << 20));
+               static_cast<unsigned long long>(c.queued), static_cast<double>(front.memory_bytes()) / (1 << 20),
+               static_cast<unsigned long long>(c.spilled_total));
   return rc;
 }
 

@@ -380,8 +380,9 @@ def test_crawl_gets_exactly_the_reachable_allowed_pages(site, tmp_path):
 def test_kill_9_and_resume_gives_each_page_once(site, tmp_path):
     seeds = seeds_for(site)
     warc = tmp_path / "out.warc.gz"
+    # --queue-memory 200: most of the queue waits in the spill file, which a resume starts afresh.
     argv = crawl_argv(tmp_path, "--seeds", *seeds, "--concurrency", "8", "--per-host", "2",
-                      "--fsync-interval", "0.05", "--warc", str(warc))
+                      "--fsync-interval", "0.05", "--warc", str(warc), "--queue-memory", "200")
     out = tmp_path / "out.jsonl"
     want = site.reachable(seeds)
     kills = 0
@@ -401,6 +402,8 @@ def test_kill_9_and_resume_gives_each_page_once(site, tmp_path):
     err = cp.stderr.decode(errors="replace")
     assert cp.returncode == 0, err
     assert "resuming" in err
+    assert int(re.search(r"(\d+) URLs spilled to disk", err).group(1)) > 0, err
+    assert not (tmp_path / "out.jsonl.spill").exists()
     lines = results(tmp_path)
     check_exactly(site, lines, want)
     assert kills == 2
@@ -631,3 +634,48 @@ def test_max_pages_is_one_budget_for_all_workers(site, tmp_path, start_redis):
     status = crawl_status(redis.url, "budget")
     assert "pages handed out 50 of --max-pages 50 (spent" in status, status
     assert "leased 0" in status and "queued 0 " not in status, status
+
+
+def test_queue_spills_to_disk_past_queue_memory(site, tmp_path):
+    """A crawl that discovers 400,000 URLs and fetches 40 (--max-pages): with --queue-memory 20000 the
+    queue waits in OUTPUT.spill, not in memory: the peak RSS is well below the same crawl's with
+    everything in memory (--queue-memory 0); the spill file is gone at the end."""
+    wide = site.root / BAD / "wide"
+    wide.mkdir(parents=True, exist_ok=True)
+    for i in range(40):
+        (wide / f"{i}.html").write_text(
+            "<html><body>\n" + "".join(f'<a href="/w/{i}/{j}/a/longer/path/to/the/page.html">x</a>\n'
+                                       for j in range(10_000)) + "</body></html>\n")
+    seeds = [f"http://{BAD}:{site.port}/wide/{i}.html" for i in range(40)]
+
+    def crawl(d: Path, *args: str) -> tuple[int, str]:
+        d.mkdir()
+        proc = subprocess.Popen(crawl_argv(d, "--seeds", *seeds, "--ignore-robots", "--max-depth", "1",
+                                           "--max-pages", "40", *args),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=no_proxy_env())
+        # The peak RSS from /proc (VmHWM: the process's own high-water mark; wait4's ru_maxrss would
+        # count this test's memory, which the child had before its exec).
+        hwm = 0
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                hwm = max(hwm, int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)))
+            except (OSError, AttributeError):
+                pass
+            time.sleep(0.01)
+        err = proc.communicate(timeout=10)[1].decode(errors="replace")
+        assert proc.returncode == 0, err
+        assert len(results(d)) == 40
+        assert not (d / "out.jsonl.spill").exists()
+        return hwm, err  # KiB
+
+    spill_rss, err = crawl(tmp_path / "spill", "--queue-memory", "20000")
+    spilled = int(re.search(r"(\d+) URLs spilled to disk", err).group(1))
+    assert spilled >= 370_000, err
+    memory_rss, err = crawl(tmp_path / "memory", "--queue-memory", "0")
+    assert "400040 URLs discovered" in err, err
+    assert re.search(r" 0 URLs spilled to disk", err), err
+    print(f"\npeak RSS with the queue spilled: {spill_rss / 1024:.0f} MiB, in memory: {memory_rss / 1024:.0f} MiB")
+    assert spill_rss < memory_rss * 0.7, (spill_rss, memory_rss)
