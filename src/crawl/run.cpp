@@ -441,16 +441,21 @@ class shared_coordinator {
     return c;
   }
 
+  // A link this worker has already sent is in Redis's dedup set (or in a round still to be
+  // sent): it is not sent again. On this site most links are repeats, and each costs Redis a
+  // SADD and the round trip its bytes.
   ack ack_of(std::uint64_t lease, std::uint32_t depth, std::uint32_t hops, const std::vector<std::string>& links,
-             const std::string& redirect) const {
+             const std::string& redirect) {
     ack a;
     a.id = lease;
     if (follow_links(cfg_, depth)) {
       for (const auto& l : links) {
-        a.links.push_back(admit_of(l, depth + 1, 0));
+        if (sent_.insert(fetch::fingerprint(l))) {
+          a.links.push_back(admit_of(l, depth + 1, 0));
+        }
       }
     }
-    if (!redirect.empty() && hops < max_hops_) {
+    if (!redirect.empty() && hops < max_hops_ && sent_.insert(fetch::fingerprint(redirect))) {
       a.links.push_back(admit_of(redirect, depth, hops + 1u));
     }
     return a;
@@ -486,6 +491,12 @@ class shared_coordinator {
     // fsynced, which must not throttle the crawl to capacity per --fsync-interval.
     const auto room = static_cast<long long>(capacity_) - static_cast<long long>(held_.size() - finished_);
     r.take = room > 0 && !run_.state().stopping.load() ? static_cast<int>(room) : 0;
+    const bool sends =
+        !r.seeds.empty() || !r.release.empty() || !r.acks.empty() || !r.delays.empty() || !r.renew.empty() || r.reap;
+    if (!sends && r.take == 0 && seeded_ && !paused_) {
+      next_round_ = ms + 5;  // full and nothing owed: no round trip (Redis's CPU is the fleet's)
+      return;
+    }
     if (const auto err = sf_.run(r, ms)) {
       if (!paused_) {
         std::fprintf(stderr, "crawl: Redis %s: %s (%s): pausing, trying again every second\n", where_.c_str(),
@@ -523,7 +534,11 @@ class shared_coordinator {
     remote_leased_ = r.leased;
     remote_handed_ = r.handed;
     remote_open_ = r.open;
-    next_round_ = ms + 5;  // a host's slots come back one round after its fetches end: keep rounds short
+    // A host's slots come back one round after its fetches end: keep rounds short (5 ms)
+    // while work flows; when a round neither sends nor gets anything, wait longer (up to
+    // 20 ms), so idle workers do not poll Redis 200 times a second each.
+    idle_rounds_ = sends || !r.taken.empty() ? 0 : std::min(idle_rounds_ + 1, 2);
+    next_round_ = ms + (5 << idle_rounds_);
   }
 
   struct pending_ack {
@@ -553,9 +568,12 @@ class shared_coordinator {
   std::unordered_set<std::uint64_t> held_;     // leases this worker holds
   std::size_t finished_ = 0;                   // of those, fetched (or dropped): waiting to be acknowledged
   std::unordered_set<std::string> published_;  // hosts whose delay this worker told Redis
+  fetch::url_set sent_{1 << 16};               // links this worker has admitted (fingerprints)
   std::int64_t next_round_ = 0, next_renew_ = 0, next_reap_ = 0;
   long long remote_queued_ = -1, remote_leased_ = -1, remote_handed_ = -1;
-  long long remote_open_ = -1;  // queued work that may still go out (--max-pages: re-deliveries only once spent)
+  long long remote_open_ = -1;
+  int idle_rounds_ = 0;  // rounds in a row that sent and took nothing (0-2: the next round in 5, 10, 20 ms)  // queued
+                         // work that may still go out (--max-pages: re-deliveries only once spent)
 };
 
 }  // namespace
@@ -594,6 +612,9 @@ int run_crawl(const crawl_config& cfg) {
     if (run.scanned().lines > 0) {
       co->resume_from(fc.output);
     }
+    // One tick per Redis round (5 ms): a coordinator waking every 2 ms costs a shared worker
+    // more CPU than its rounds do, and what a tick hands on waits for the next round anyway.
+    w.period = std::chrono::milliseconds(5);
     w.tick = [&](time_point now) { co->tick(now); };
     w.on_synced = [&](const std::vector<std::uint64_t>& written) { co->synced(written); };
     w.progress_suffix = [&] { return co->progress(); };

@@ -1,7 +1,8 @@
 #pragma once
 // A crawl frontier in Redis (`crawl --frontier redis://...`), shared by every worker of a
 // crawl: M processes on M machines are one crawl. Redis is reached with the fleet's client
-// (fleet/redis.hpp); every change is one Lua script, so it is atomic.
+// (fleet/redis.hpp); every change is one Lua script, so it is atomic (sent as EVALSHA: the
+// scripts are loaded once per connection).
 //
 // State, under the prefix exitpool:crawl:NAME (one Redis, not a cluster: scripts build
 // key names):
@@ -102,7 +103,10 @@ struct ack {
   std::vector<admit> links;
 };
 
-// One round trip's worth of work; everything is pipelined in one exec.
+// One round trip's worth of work; everything is pipelined in one exec, in this order: seeds,
+// delays, renewals, reap, heartbeat, take, then the releases and the acknowledgements (one
+// script call each, however many: after the take, so a slot this worker frees goes to the
+// next worker that asks), then the counts.
 struct shared_round {
   std::vector<admit> seeds;
   std::vector<ack> release;

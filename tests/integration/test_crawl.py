@@ -603,7 +603,9 @@ def test_three_workers_share_one_frontier_one_killed(site, tmp_path, start_redis
     print(f"\n3 workers: {per_worker} lines, {total - len(lines)} duplicate fetches; {status}")
     # Duplicates come only from the killed worker's leases (at most 2 x --concurrency held).
     assert total - len(lines) <= 32
-    assert min(per_worker) > 0
+    # Every worker does a fair part: a worker that frees a host's slot does not take it back
+    # before the others can ask (the release goes after the take in its round).
+    assert min(per_worker) > total / 10, per_worker
 
     log = access_log(site)[log_before:]
     for t, addr, uri, status_code in log:
