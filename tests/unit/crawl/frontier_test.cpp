@@ -1,8 +1,10 @@
 #include "crawl/frontier.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,34 @@ TEST(Frontier, SpillsPastQueueMemoryAndKeepsBreadthFirstOrder) {
   }
   EXPECT_EQ(f.counts().spilled, 0u);
   EXPECT_GT(f.counts().spilled_total, 5000u);
+  std::remove(path.c_str());
+}
+
+TEST(Frontier, CutSpillFileStopsTheCrawlWithFileAndLine) {
+  const std::string path = ::testing::TempDir() + "frontier_cut_test.spill";
+  frontier_config c;
+  c.window = 2;
+  c.ignore_robots = true;
+  c.queue_memory = 10;
+  c.spill_path = path;
+  c.spill_block = 8;
+  frontier f(c);
+  for (int i = 0; i < 100; ++i) {
+    f.add("http://a.test/" + std::to_string(i), 0, 0);
+  }
+  ASSERT_GT(f.counts().spilled, 0u);
+  ASSERT_EQ(::truncate(path.c_str(), 0), 0);  // the disk lost it
+  try {
+    for (int round = 0; round < 100; ++round) {
+      for (auto& w : next(f, t0)) {
+        f.page_done(w.key);
+      }
+    }
+    FAIL() << "a cut spill file was read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ":"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ends early"), std::string::npos) << e.what();
+  }
   std::remove(path.c_str());
 }
 
