@@ -13,7 +13,9 @@ not do the same work). One nginx (1 worker); exitpool through 8 direct exits (12
 (Debian's python3-scrapy) as a CrawlSpider with a LinkExtractor, ROBOTSTXT_OBEY on, the same concurrency;
 Scrapy fetches more URLs than exitpool (its LinkExtractor follows rel=nofollow, and its URL canonicalisation
 differs), so compare pages/s, not page counts.
-Each under /usr/bin/time -v: pages/s (wall) and peak RSS. Writes bench/results/crawl-latest.md.
+Each under /usr/bin/time -v: pages/s (wall), CPU seconds (user+sys) and pages per CPU second, peak RSS; the
+shared run's CPU is its workers' (wait4) plus redis-server's (/proc), against one process's (issue 13: "3 workers
+on one Redis within 0.8x of one process's pages/s per core"). Writes bench/results/crawl-latest.md.
 Not part of `make check`.
 """
 from __future__ import annotations
@@ -36,6 +38,17 @@ from helpers import free_port  # noqa: E402
 BIN = os.environ.get("EXITPOOL_BIN", str(REPO / "build" / "exitpool"))
 PAGES = int(os.environ.get("PAGES", "5000"))
 CONC = int(os.environ.get("CONC", "64"))
+
+
+def cpu_of(time_v: str) -> float:
+    """User + system CPU seconds from /usr/bin/time -v's report."""
+    return sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", time_v).group(1)) for k in ("User", "System"))
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(argv: list[str], cwd: Path) -> tuple[float, int, str]:
@@ -80,7 +93,9 @@ def main() -> None:
                                 "--quiet"], work)
         got = (work / "exitpool.jsonl").read_text().count("\n")
         rows = [("exitpool crawl", got, wall, rss)]
+        cpu = {"exitpool crawl": cpu_of(err)}  # CPU seconds (nginx's not counted, the same for all)
 
+        cpu_note = ""
         workers = int(os.environ.get("WORKERS", "3"))
         redis_bin = shutil.which("redis-server")
         if workers > 0 and redis_bin:
@@ -97,13 +112,23 @@ def main() -> None:
                                            "--per-host", str(CONC // 4), "--threads", "1", "--progress-interval", "0.5",
                                            "--frontier", f"redis://127.0.0.1:{rport}"],
                                           stderr=open(work / f"w{i}.err", "wb"), cwd=work) for i in range(workers)]
+                wcpu = 0.0
                 for p in procs:
-                    if p.wait(timeout=3600) != 0:
+                    _, status, usage = os.wait4(p.pid, 0)  # bounded: each worker ends with the crawl
+                    p.returncode = os.waitstatus_to_exitcode(status)
+                    if p.returncode != 0:
                         raise SystemExit("a worker failed")
+                    wcpu += usage.ru_utime + usage.ru_stime
                 wwall = time.monotonic() - t0
+                rcpu = proc_cpu(redis.pid)
                 merged = subprocess.run([BIN, "crawl", "merge", *(str(work / f"w{i}.jsonl") for i in range(workers))],
                                         capture_output=True, timeout=600).stdout.count(b"\n")
                 rows.append((f"exitpool crawl, {workers} workers on one Redis", merged, wwall, 0))
+                cpu[rows[-1][0]] = wcpu + rcpu
+                cpu_note = (f"{workers} workers: {wcpu:.2f} CPU s + redis-server {rcpu:.2f} CPU s; "
+                            f"pages per CPU second {merged / (wcpu + rcpu):.0f} against one process's "
+                            f"{got / cpu['exitpool crawl']:.0f}: "
+                            f"{(merged / (wcpu + rcpu)) / (got / cpu['exitpool crawl']):.2f}x")
             finally:
                 redis.terminate()
                 redis.wait()
@@ -138,7 +163,8 @@ p.start()
             if os.environ.get("PEERS", "scrapy") != "scrapy":
                 raise ImportError
             import scrapy  # noqa: F401
-            swall, srss, _ = timed(["/usr/bin/python3", str(spider)], work)
+            swall, srss, serr = timed(["/usr/bin/python3", str(spider)], work)
+            cpu["Scrapy CrawlSpider"] = cpu_of(serr)
             sgot = (work / "scrapy.jsonl").read_text().count("\n")
             rows.append(("Scrapy CrawlSpider", sgot, swall, srss))
         except ImportError:
@@ -164,7 +190,8 @@ const crawler = new CheerioCrawler({{
 await crawler.run({json.dumps(seeds)});
 out.end();
 """)
-            cwall, crss, _ = timed(["node", str(script)], Path(crawlee_dir))
+            cwall, crss, cerr = timed(["node", str(script)], Path(crawlee_dir))
+            cpu["crawlee CheerioCrawler"] = cpu_of(cerr)
             cgot = (work / "crawlee.jsonl").read_text().count("\n")
             rows.append(("crawlee CheerioCrawler", cgot, cwall, crss))
 
@@ -172,9 +199,14 @@ out.end();
                  f"Generated site: {len(want)} reachable allowed pages over 4 hosts ({PAGES} pages per host), "
                  f"concurrency {CONC}, per host {CONC // 4}; nginx 1 worker, loopback; {os.cpu_count()} CPUs.", "",
                  "| crawler | pages | wall s | pages/s | peak RSS MiB |", "|---|--:|--:|--:|--:|"]
+        lines[-2:] = ["| crawler | pages | wall s | pages/s | CPU s | pages per CPU s | peak RSS MiB |",
+                      "|---|--:|--:|--:|--:|--:|--:|"]
         for name, n, w, r in rows:
-            lines.append(f"| {name} | {n} | {w:.2f} | {n / w:.0f} | {r / 1024:.0f} |" if r else
-                         f"| {name} | {n} | {w:.2f} | {n / w:.0f} | |")
+            c = f"{cpu[name]:.2f} | {n / cpu[name]:.0f}" if cpu.get(name) else " | "
+            lines.append(f"| {name} | {n} | {w:.2f} | {n / w:.0f} | {c} | {r / 1024:.0f} |" if r else
+                         f"| {name} | {n} | {w:.2f} | {n / w:.0f} | {c} | |")
+        if cpu_note:
+            lines += ["", "Shared crawl, CPU (workers' user+sys from wait4, Redis's from /proc): " + cpu_note]
         for peer in ("Scrapy", "crawlee"):
             peer_rows = [r for r in rows if r[0].startswith(peer)]
             if peer_rows:

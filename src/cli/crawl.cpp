@@ -64,13 +64,18 @@ void add_crawl(CLI::App& app, std::function<int()>& run) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--max-depth", c.max_depth, "Links followed from a seed (0: the seeds only; -1: no limit)")
       ->capture_default_str();
-  cmd->add_option("--max-pages", c.max_pages, "Pages fetched at most, earlier runs included (0: no limit)")
+  cmd->add_option(
+         "--max-pages", c.max_pages,
+         "Pages fetched at most, earlier runs included; with --frontier, by all workers together (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--queue-memory", c.queue_memory,
+                  "Queued URLs kept in memory; past that, hosts spill to OUTPUT.spill (0: never spill)")
       ->capture_default_str();
   cmd->add_flag("--ignore-robots", c.ignore_robots, "Do not fetch or obey robots.txt");
   cmd->add_flag("--follow-nofollow", c.follow_nofollow, "Follow rel=nofollow links and pages with a nofollow meta tag");
   cmd->add_flag("--follow-assets", c.follow_assets, "Also follow img and script sources");
   cmd->add_flag("--sitemaps", c.sitemaps,
-                "Also crawl the URLs of the sitemaps robots.txt names (XML urlset or sitemap index; not gzip)");
+                "Also crawl the URLs of the sitemaps robots.txt names (XML urlset or sitemap index, gzip or not)");
   cmd->add_option("--strip-param", c.norm.strip_params,
                   "Query parameter removed from every URL (repeatable; e.g. utm_source)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);

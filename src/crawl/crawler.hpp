@@ -35,6 +35,7 @@ struct crawl_config {
   std::vector<std::string> include, exclude;  // RE2
   std::int64_t max_depth = -1;                // links followed from a seed; -1: no limit
   std::uint64_t max_pages = 0;                // 0: no limit
+  std::size_t queue_memory = 200000;          // queued URLs in memory before spilling to OUTPUT.spill (0: never)
   bool ignore_robots = false;
   bool follow_nofollow = false;
   bool follow_assets = false;

@@ -1,6 +1,7 @@
 #include "crawl/frontier.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "crawl/url_norm.hpp"
 
@@ -13,6 +14,44 @@ constexpr auto later = [](const auto& a, const auto& b) { return a.first > b.fir
 frontier::frontier(frontier_config c, std::size_t expected_urls) : cfg_(std::move(c)), seen_(expected_urls) {
   cfg_.window = std::max(1, cfg_.window);
   cfg_.robots_tries = std::max(1, cfg_.robots_tries);
+  if (cfg_.queue_memory > 0 && !cfg_.spill_path.empty()) {
+    spill_ = std::make_unique<spill_file>(cfg_.spill_path);
+  }
+}
+
+void frontier::push(host& h, queued_url u) {
+  spill_queue::limits l;
+  if (spill_) {
+    // Under the bound, a host keeps everything in memory; over it, its first `window`
+    // (what the shards will want next).
+    const bool over = queued_ - spilled_ >= cfg_.queue_memory;
+    l.memory_items = over ? static_cast<std::size_t>(cfg_.window) : std::numeric_limits<std::size_t>::max();
+    l.block_items = std::max<std::size_t>(1, cfg_.spill_block);
+  }
+  const std::size_t before = h.queue.spilled();
+  h.queue.push(std::move(u), spill_.get(), l);
+  spilled_ += h.queue.spilled() - before;
+  spilled_total_ += h.queue.spilled() - before;
+  ++queued_;
+}
+
+queued_url frontier::pop(host& h) {
+  const std::size_t before = h.queue.spilled();
+  queued_url u = h.queue.pop(spill_.get());
+  spilled_ -= before - h.queue.spilled();
+  --queued_;
+  return u;
+}
+
+work_item frontier::work_of(const host& h, queued_url u) const {
+  work_item w;
+  w.url = std::move(u.url);
+  w.key = h.key;
+  w.host = h.host;
+  w.depth = u.depth;
+  w.hops = u.hops;
+  w.lease = u.lease;
+  return w;
 }
 
 frontier::host& frontier::host_of(std::string_view key, std::string_view hostname) {
@@ -40,14 +79,7 @@ bool frontier::add(std::string url, std::uint32_t depth, std::uint8_t hops) {
   const url_key k = split_url(url);
   const std::string key = std::string(k.scheme) + "://" + std::string(k.authority);
   host& h = host_of(key, k.host);
-  work_item w;
-  w.key = h.key;
-  w.host = h.host;
-  w.depth = depth;
-  w.hops = hops;
-  w.url = std::move(url);
-  h.queue.push_back(std::move(w));
-  ++queued_;
+  push(h, queued_url{std::move(url), 0, depth, hops});
   mark_dirty(h);
   return true;
 }
@@ -66,10 +98,7 @@ double frontier::crawl_delay(std::string_view key) const {
 void frontier::add_leased(work_item w) {
   const url_key k = split_url(w.url);
   host& h = host_of(std::string(k.scheme) + "://" + std::string(k.authority), k.host);
-  w.key = h.key;
-  w.host = h.host;
-  h.queue.push_back(std::move(w));
-  ++queued_;
+  push(h, queued_url{std::move(w.url), w.lease, w.depth, w.hops});
   mark_dirty(h);
 }
 
@@ -85,13 +114,12 @@ void frontier::serve(host& h, time_point now, std::vector<work_item>& out) {
   if (h.state == robots_state::known && h.policy.access == robots_access::disallow_all &&
       h.failures >= cfg_.robots_tries) {
     unreachable_ += h.queue.size();
-    queued_ -= h.queue.size();
-    for (auto& w : h.queue) {
-      if (w.lease != 0) {
-        dropped_.push_back(std::move(w));
+    while (!h.queue.empty()) {
+      queued_url u = pop(h);
+      if (u.lease != 0) {
+        dropped_.push_back(work_of(h, std::move(u)));
       }
     }
-    h.queue.clear();
     return;
   }
   if (h.state == robots_state::unknown || now >= h.valid_until) {
@@ -110,9 +138,7 @@ void frontier::serve(host& h, time_point now, std::vector<work_item>& out) {
   }
   const double delay = delay_of(h);
   while (!h.queue.empty() && h.outstanding < cfg_.window && (cfg_.max_pages == 0 || handed_ < cfg_.max_pages)) {
-    work_item w = std::move(h.queue.front());
-    h.queue.pop_front();
-    --queued_;
+    work_item w = work_of(h, pop(h));
     if (h.policy.access == robots_access::rules && !h.policy.rules.allowed(split_url(w.url).path_query)) {
       ++disallowed_;
       if (w.lease != 0) {
@@ -217,6 +243,8 @@ frontier_counts frontier::counts() const {
   c.disallowed = disallowed_;
   c.robots_unreachable = unreachable_;
   c.queued = queued_;
+  c.spilled = spilled_;
+  c.spilled_total = spilled_total_;
   c.outstanding = outstanding_ + robots_out_;
   return c;
 }

@@ -19,6 +19,9 @@
 //     host's Crawl-delay, fetch/scheduler.hpp); the rest stays here, so memory and
 //     breadth-first order are the frontier's.
 //   - --max-pages: pages handed out (plus those done before a resume) stop at max_pages.
+//   - Memory: queued URLs are kept in memory up to queue_memory of them (all hosts); past
+//     that, each host keeps its first `window` in memory and the rest goes to a spill file
+//     in blocks (crawl/spill.hpp), read back in order as the host drains.
 //
 // Pure: time is a parameter, no I/O. One thread (the crawl's coordinator).
 
@@ -34,6 +37,7 @@
 #include <vector>
 
 #include "crawl/robots.hpp"
+#include "crawl/spill.hpp"
 #include "fetch/url_set.hpp"
 #include "pool/pool.hpp"
 
@@ -51,6 +55,11 @@ struct frontier_config {
   pool::clock::duration robots_retry = std::chrono::seconds(60);
   int robots_tries = 3;
   double max_crawl_delay_s = 60;  // a larger Crawl-delay is clamped to this
+  // Queued URLs held in memory (all hosts) before hosts spill to `spill_path`; 0: never
+  // spill. The file is created (emptied) when the frontier is made, if queue_memory > 0.
+  std::size_t queue_memory = 0;
+  std::string spill_path;
+  std::size_t spill_block = 64;  // URLs per block written
 };
 
 // One unit of work for a shard.
@@ -72,6 +81,8 @@ struct frontier_counts {
   std::uint64_t disallowed = 0;          // dropped by robots.txt
   std::uint64_t robots_unreachable = 0;  // dropped: robots.txt stayed unreachable
   std::uint64_t queued = 0;              // waiting here
+  std::uint64_t spilled = 0;             // of those, in the spill file now
+  std::uint64_t spilled_total = 0;       // URLs ever written to the spill file
   std::uint64_t outstanding = 0;         // with the shards
 };
 
@@ -122,7 +133,7 @@ class frontier {
   enum class robots_state { unknown, fetching, known };
   struct host {
     std::string key, host;
-    std::deque<work_item> queue;
+    spill_queue queue;
     int outstanding = 0;
     robots_state state = robots_state::unknown;
     robots_policy policy;
@@ -136,9 +147,13 @@ class frontier {
   double delay_of(const host& h) const;
   void mark_dirty(host& h);
   void serve(host& h, time_point now, std::vector<work_item>& out);
+  void push(host& h, queued_url u);
+  queued_url pop(host& h);
+  work_item work_of(const host& h, queued_url u) const;
 
   frontier_config cfg_;
   fetch::url_set seen_;
+  std::unique_ptr<spill_file> spill_;
   std::unordered_map<std::string, std::unique_ptr<host>> hosts_;
   std::vector<work_item> dropped_;
   std::vector<work_item> sitemap_queue_;                 // sitemaps to hand out
@@ -147,6 +162,7 @@ class frontier {
   std::vector<host*> dirty_;        // hosts that may have something to hand out
   std::vector<std::pair<time_point, host*>> timers_;  // min-heap: robots retries and expiries
   std::uint64_t handed_ = 0, disallowed_ = 0, unreachable_ = 0, queued_ = 0, outstanding_ = 0, robots_out_ = 0;
+  std::uint64_t spilled_ = 0, spilled_total_ = 0;
 };
 
 }  // namespace exitpool::crawl

@@ -49,8 +49,8 @@ std::size_t nesting_cut(std::string_view html, std::size_t max_depth);
 
 // The <loc> URLs of a sitemap (sitemaps.org XML: a urlset, or a sitemapindex whose
 // entries are sitemaps: `index` says which), entities &amp; &lt; &gt; &quot; &apos;
-// decoded, at most `max` (the protocol's limit is 50,000). Not gzip: a .xml.gz sitemap is
-// not read.
+// decoded, at most `max` (the protocol's limit is 50,000). XML text: a gzip sitemap is
+// inflated first (crawl/gunzip.hpp).
 std::vector<std::string> sitemap_locs(std::string_view xml, bool& index, std::size_t max = 50000);
 
 // Does this Content-Type say HTML (text/html, application/xhtml+xml)? An absent one does

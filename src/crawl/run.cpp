@@ -20,6 +20,7 @@
 
 #include "crawl/crawler.hpp"
 #include "crawl/frontier.hpp"
+#include "crawl/gunzip.hpp"
 #include "crawl/links.hpp"
 #include "crawl/record.hpp"
 #include "crawl/robots.hpp"
@@ -29,6 +30,7 @@
 #include "fetch/result.hpp"
 #include "fetch/runner.hpp"
 #include "fetch/transfer.hpp"
+#include "proto/text.hpp"
 
 namespace exitpool::crawl {
 
@@ -46,6 +48,7 @@ struct report {
   bool robots = false;
   bool sitemap = false;  // links: the sitemap's URLs; sitemaps: those of a sitemap index
   std::vector<std::string> sitemaps;
+  std::string problem;  // a sitemap read only in part (gzip cut, corrupt or over 50 MB; body cut), for stderr
   long status = 0;
   std::string robots_body;  // robots: the file (at most robots_max_bytes)
   std::uint32_t depth = 0;
@@ -53,6 +56,13 @@ struct report {
   std::vector<std::string> links;
   std::string redirect;
 };
+
+// A sitemap read only in part: said on stderr (sitemaps get no output line).
+void note_sitemap(const report& rep) {
+  if (!rep.problem.empty()) {
+    std::fprintf(stderr, "crawl: %s\n", rep.problem.c_str());
+  }
+}
 
 std::string frontier_key(std::string_view url) {
   const url_key k = split_url(url);
@@ -94,8 +104,26 @@ class crawl_hook final : public fetch::result_hook {
     if (tag.sitemap) {
       rep.sitemap = true;
       if (r.error.empty() && r.status >= 200 && r.status < 300) {
+        // A gzip sitemap is known by its bytes (1f 8b), not its name or Content-Type; it is
+        // inflated to at most 50 MB (sitemaps.org's limit), so a gzip bomb is cut there.
+        std::string_view xml = cap.body;
+        gunzip_result z;
+        if (is_gzip(cap.body)) {
+          z = gunzip(cap.body, sitemap_max_bytes);
+          xml = z.data;
+          if (z.status != gunzip_status::ok) {
+            rep.problem = fmt::format("gzip {}: {}", gunzip_status_name(z.status), z.error);
+          }
+        }
+        if (r.body_truncated) {
+          rep.problem += fmt::format("{}body cut at {} bytes", rep.problem.empty() ? "" : "; ", cap.body.size());
+        }
+        if (!rep.problem.empty()) {
+          rep.problem =
+              fmt::format("sitemap {}: {}: its URLs before the cut are read", proto::printable(r.url), rep.problem);
+        }
         bool index = false;
-        for (auto& u : sitemap_locs(cap.body, index)) {
+        for (auto& u : sitemap_locs(xml, index)) {
           if (index) {
             rep.sitemaps.push_back(std::move(u));
           } else if (auto n = normalize_url(u, cfg_.norm); n && scope_.allows(*n)) {
@@ -272,6 +300,11 @@ frontier_config frontier_config_of(const crawl_config& cfg, const fetch::fetch_c
   frc.robots_retry = fetch::from_seconds(cfg.robots_retry_s);
   frc.robots_tries = cfg.robots_tries;
   frc.max_crawl_delay_s = cfg.max_crawl_delay_s;
+  // A worker of a shared frontier holds only what it leased (2 x --concurrency): no spill.
+  if (cfg.frontier_url.empty() && fc.output != "-") {
+    frc.queue_memory = cfg.queue_memory;
+    frc.spill_path = fc.output + ".spill";
+  }
   return frc;
 }
 
@@ -325,6 +358,7 @@ class shared_coordinator {
         continue;
       }
       if (rep.sitemap) {
+        note_sitemap(rep);
         front_.sitemap_fetched();
         for (const auto& l : rep.links) {
           extra_.push_back(admit_of(l, 0, 0));
@@ -364,7 +398,7 @@ class shared_coordinator {
     work_.clear();
     const bool handed = feed_.offer();
     auto& g = run_.state();
-    if (handed && seeded_ && !paused_ && remote_queued_ == 0 && remote_leased_ == 0 && held_.empty() &&
+    if (handed && seeded_ && !paused_ && remote_open_ == 0 && remote_leased_ == 0 && held_.empty() &&
         waiting_.empty() && acks_.empty() && release_.empty() && extra_.empty() && front_.finished() &&
         !g.input_done.exchange(true)) {
       for (auto& s : run_.shards()) {
@@ -386,7 +420,8 @@ class shared_coordinator {
   }
 
   std::string progress() const {
-    return fmt::format("  shared: queued {}  leased {}  held {}{}", remote_queued_, remote_leased_, held_.size(),
+    return fmt::format("  shared: queued {}  leased {}  held {}{}{}", remote_queued_, remote_leased_, held_.size(),
+                       cfg_.max_pages > 0 ? fmt::format("  handed out {} of {}", remote_handed_, cfg_.max_pages) : "",
                        paused_ ? "  (Redis unreachable: paused)" : "");
   }
 
@@ -402,19 +437,25 @@ class shared_coordinator {
     c.max_deliveries = std::max(1, cfg.max_deliveries);
     c.per_host = fc.per_host;
     c.delay = std::chrono::milliseconds(static_cast<long long>(fc.delay_s * 1000));
+    c.max_pages = cfg.max_pages;
     return c;
   }
 
+  // A link this worker has already sent is in Redis's dedup set (or in a round still to be
+  // sent): it is not sent again. On this site most links are repeats, and each costs Redis a
+  // SADD and the round trip its bytes.
   ack ack_of(std::uint64_t lease, std::uint32_t depth, std::uint32_t hops, const std::vector<std::string>& links,
-             const std::string& redirect) const {
+             const std::string& redirect) {
     ack a;
     a.id = lease;
     if (follow_links(cfg_, depth)) {
       for (const auto& l : links) {
-        a.links.push_back(admit_of(l, depth + 1, 0));
+        if (sent_.insert(fetch::fingerprint(l))) {
+          a.links.push_back(admit_of(l, depth + 1, 0));
+        }
       }
     }
-    if (!redirect.empty() && hops < max_hops_) {
+    if (!redirect.empty() && hops < max_hops_ && sent_.insert(fetch::fingerprint(redirect))) {
       a.links.push_back(admit_of(redirect, depth, hops + 1u));
     }
     return a;
@@ -450,6 +491,12 @@ class shared_coordinator {
     // fsynced, which must not throttle the crawl to capacity per --fsync-interval.
     const auto room = static_cast<long long>(capacity_) - static_cast<long long>(held_.size() - finished_);
     r.take = room > 0 && !run_.state().stopping.load() ? static_cast<int>(room) : 0;
+    const bool sends =
+        !r.seeds.empty() || !r.release.empty() || !r.acks.empty() || !r.delays.empty() || !r.renew.empty() || r.reap;
+    if (!sends && r.take == 0 && seeded_ && !paused_) {
+      next_round_ = ms + 5;  // full and nothing owed: no round trip (Redis's CPU is the fleet's)
+      return;
+    }
     if (const auto err = sf_.run(r, ms)) {
       if (!paused_) {
         std::fprintf(stderr, "crawl: Redis %s: %s (%s): pausing, trying again every second\n", where_.c_str(),
@@ -485,7 +532,13 @@ class shared_coordinator {
     }
     remote_queued_ = r.queued;
     remote_leased_ = r.leased;
-    next_round_ = ms + 5;  // a host's slots come back one round after its fetches end: keep rounds short
+    remote_handed_ = r.handed;
+    remote_open_ = r.open;
+    // A host's slots come back one round after its fetches end: keep rounds short (5 ms)
+    // while work flows; when a round neither sends nor gets anything, wait longer (up to
+    // 20 ms), so idle workers do not poll Redis 200 times a second each.
+    idle_rounds_ = sends || !r.taken.empty() ? 0 : std::min(idle_rounds_ + 1, 2);
+    next_round_ = ms + (5 << idle_rounds_);
   }
 
   struct pending_ack {
@@ -515,8 +568,12 @@ class shared_coordinator {
   std::unordered_set<std::uint64_t> held_;     // leases this worker holds
   std::size_t finished_ = 0;                   // of those, fetched (or dropped): waiting to be acknowledged
   std::unordered_set<std::string> published_;  // hosts whose delay this worker told Redis
+  fetch::url_set sent_{1 << 16};               // links this worker has admitted (fingerprints)
   std::int64_t next_round_ = 0, next_renew_ = 0, next_reap_ = 0;
-  long long remote_queued_ = -1, remote_leased_ = -1;
+  long long remote_queued_ = -1, remote_leased_ = -1, remote_handed_ = -1;
+  long long remote_open_ = -1;
+  int idle_rounds_ = 0;  // rounds in a row that sent and took nothing (0-2: the next round in 5, 10, 20 ms)  // queued
+                         // work that may still go out (--max-pages: re-deliveries only once spent)
 };
 
 }  // namespace
@@ -555,6 +612,9 @@ int run_crawl(const crawl_config& cfg) {
     if (run.scanned().lines > 0) {
       co->resume_from(fc.output);
     }
+    // One tick per Redis round (5 ms): a coordinator waking every 2 ms costs a shared worker
+    // more CPU than its rounds do, and what a tick hands on waits for the next round anyway.
+    w.period = std::chrono::milliseconds(5);
     w.tick = [&](time_point now) { co->tick(now); };
     w.on_synced = [&](const std::vector<std::uint64_t>& written) { co->synced(written); };
     w.progress_suffix = [&] { return co->progress(); };
@@ -574,6 +634,7 @@ int run_crawl(const crawl_config& cfg) {
           continue;
         }
         if (rep.sitemap) {
+          note_sitemap(rep);
           front.sitemap_fetched();
           for (auto& l : rep.links) {
             front.add(std::move(l), 0, 0);
@@ -607,12 +668,17 @@ int run_crawl(const crawl_config& cfg) {
     };
     w.progress_suffix = [&] {
       const auto c = front.counts();
-      return fmt::format("  queued {}  discovered {}", c.queued, c.discovered);
+      return c.spilled > 0 ? fmt::format("  queued {} ({} on disk)  discovered {}", c.queued, c.spilled, c.discovered)
+                           : fmt::format("  queued {}  discovered {}", c.queued, c.discovered);
     };
   }
   run.start();
   const int rc = run.wait(w);
   const auto c = front.counts();
+  const std::string spill_path = frontier_config_of(cfg, fc).spill_path;
+  if (!spill_path.empty()) {
+    ::unlink(spill_path.c_str());  // a cache of this run's queue: a resume rebuilds it from the output
+  }
   if (shared) {
     std::fprintf(stderr, "crawl: %llu disallowed by robots.txt, %llu dropped (robots.txt unreachable)\n",
                  static_cast<unsigned long long>(c.disallowed), static_cast<unsigned long long>(c.robots_unreachable));
@@ -620,10 +686,12 @@ int run_crawl(const crawl_config& cfg) {
   }
   std::fprintf(stderr,
                "crawl: %llu URLs discovered, %llu pages fetched (with earlier runs), %llu disallowed by robots.txt, "
-               "%llu dropped (robots.txt unreachable), %llu still queued; dedup set %.1f MiB\n",
+               "%llu dropped (robots.txt unreachable), %llu still queued; dedup set %.1f MiB; %llu URLs spilled "
+               "to disk (--queue-memory)\n",
                static_cast<unsigned long long>(c.discovered), static_cast<unsigned long long>(c.handed),
                static_cast<unsigned long long>(c.disallowed), static_cast<unsigned long long>(c.robots_unreachable),
-               static_cast<unsigned long long>(c.queued), static_cast<double>(front.memory_bytes()) / (1 << 20));
+               static_cast<unsigned long long>(c.queued), static_cast<double>(front.memory_bytes()) / (1 << 20),
+               static_cast<unsigned long long>(c.spilled_total));
   return rc;
 }
 
@@ -647,6 +715,10 @@ int crawl_status(const std::string& frontier_url, const std::string& name) {
       "stale acks %lld\nhosts ready %lld\nworkers alive %zu:%s\n",
       name.c_str(), fleet::redacted(c.url).c_str(), n.queued, n.leased, n.done, n.dropped, n.dead, n.stale,
       n.hosts_ready, n.workers.size(), workers.c_str());
+  if (n.max_pages > 0) {
+    std::printf("pages handed out %lld of --max-pages %lld%s\n", n.handed, n.max_pages,
+                n.handed >= n.max_pages ? " (spent: what is still queued stays there)" : "");
+  }
   for (const auto& [host, len] : n.backlog) {
     std::printf("backlog %s %lld\n", host.c_str(), len);
   }

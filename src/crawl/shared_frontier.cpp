@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -53,37 +55,59 @@ for i = 4, #ARGV, 4 do n = n + add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3
 return n
 )lua";
 
-// ARGV[4] = a lease id whose fetch ended: the host's politeness slot is free; ARGV[5..]:
-// the page's links (4 per URL), discovered now (the page is done only when acknowledged).
+// Every lease whose fetch ended this round, one after another: ARGV[i] = lease id, ARGV[i+1]
+// = N, then the page's N links (4 per URL). The host's politeness slot is free; the links are
+// discovered now (the page is done only when acknowledged).
 constexpr std::string_view script_release = R"lua(
-local v = redis.call('HGET', P..':lease', ARGV[4])
-if v and string.sub(v, 1, 1) == '0' then
-  local _, key = split(v)
-  redis.call('HSET', P..':lease', ARGV[4], '1'..string.sub(v, 2))
-  redis.call('HINCRBY', P..':inflight', key, -1)
-  wake(key)
+local i = 4
+while i <= #ARGV do
+  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+  local v = redis.call('HGET', P..':lease', id)
+  if v and string.sub(v, 1, 1) == '0' then
+    local _, key = split(v)
+    redis.call('HSET', P..':lease', id, '1'..string.sub(v, 2))
+    redis.call('HINCRBY', P..':inflight', key, -1)
+    wake(key)
+  end
+  for j = i + 2, i + 1 + 4 * n, 4 do add(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]) end
+  i = i + 2 + 4 * n
 end
-for i = 5, #ARGV, 4 do add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
 return 1
 )lua";
 
-// ARGV[4] = lease id, ARGV[5] = 'page' | 'drop', ARGV[6..]: links (4 per URL).
+// Every acknowledgement of this round, one after another: ARGV[i] = lease id, ARGV[i+1] =
+// 'page' | 'drop', ARGV[i+2] = N, then N links (4 per URL).
 constexpr std::string_view script_ack = R"lua(
-local v = redis.call('HGET', P..':lease', ARGV[4])
-local held = 0
-if v then
-  local flag, key = split(v)
-  redis.call('HDEL', P..':lease', ARGV[4])
-  redis.call('ZREM', P..':leases', ARGV[4])
-  if flag == '0' then redis.call('HINCRBY', P..':inflight', key, -1) end
-  redis.call('INCR', P..(ARGV[5] == 'page' and ':done' or ':dropped'))
-  wake(key)
-  held = 1
-else
-  redis.call('INCR', P..':stale')
+local function ack(id, kind)
+  local v = redis.call('HGET', P..':lease', id)
+  if v then
+    local flag, key = split(v)
+    redis.call('HDEL', P..':lease', id)
+    redis.call('ZREM', P..':leases', id)
+    if flag == '0' then redis.call('HINCRBY', P..':inflight', key, -1) end
+    redis.call('INCR', P..(kind == 'page' and ':done' or ':dropped'))
+    if kind ~= 'page' and redis.call('EXISTS', P..':max_pages') == 1 then
+      -- A page dropped without a line (robots.txt) gives its place in --max-pages back; the
+      -- hosts parked on the spent budget may go again.
+      redis.call('DECR', P..':handed')
+      for _, h in ipairs(redis.call('SMEMBERS', P..':parked')) do
+        redis.call('SREM', P..':parked', h)
+        wake(h)
+      end
+    end
+    wake(key)
+  else
+    redis.call('INCR', P..':stale')
+  end
 end
-for i = 6, #ARGV, 4 do add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
-return held
+local i = 4
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 2])
+  ack(ARGV[i], ARGV[i + 1])
+  for j = i + 3, i + 2 + 4 * n, 4 do add(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]) end
+  i = i + 3 + 4 * n
+end
+return 1
 )lua";
 
 // ARGV[4] = lease ms, ARGV[5..]: lease ids still held.
@@ -109,6 +133,7 @@ for _, id in ipairs(ids) do
     else
       redis.call('LPUSH', P..':q:'..key, d..'|'..rest)
       redis.call('INCR', P..':queued')
+      redis.call('INCR', P..':requeued')
     end
     wake(key)
   end
@@ -127,9 +152,16 @@ wake(ARGV[4])
 return 1
 )lua";
 
-// ARGV[4] = most items, ARGV[5] = lease ms, ARGV[6] = default delay ms.
+// ARGV[4] = most items, ARGV[5] = lease ms, ARGV[6] = default delay ms, ARGV[7] =
+// --max-pages (0: none). The budget counts first deliveries (deliveries 0) here, where they
+// are taken, so it holds across workers; a re-delivery (an expired lease) was counted once
+// already and goes out even when the budget is spent. A host whose next URL is a first
+// delivery once the budget is spent is parked (out of ready) until a drop gives budget back.
 constexpr std::string_view script_take = R"lua(
 local want = tonumber(ARGV[4])
+local max_pages = tonumber(ARGV[7])
+local handed = tonumber(redis.call('GET', P..':handed') or '0')
+local handed0 = handed
 local out = {}
 local hosts = redis.call('ZRANGEBYSCORE', P..':ready', '-inf', now, 'LIMIT', 0, want)
 for _, key in ipairs(hosts) do
@@ -146,9 +178,17 @@ for _, key in ipairs(hosts) do
     delay = tonumber(ARGV[5])
   end
   local taken = 0
+  local parked = false
   while taken < k and #out < 3 * want do
-    local item = redis.call('LPOP', P..':q:'..key)
+    local item = redis.call('LINDEX', P..':q:'..key, 0)
     if not item then break end
+    local first = string.sub(item, 1, 2) == '0|'
+    if first and max_pages > 0 and handed >= max_pages then
+      parked = true
+      break
+    end
+    redis.call('LPOP', P..':q:'..key)
+    if first then handed = handed + 1 else redis.call('DECR', P..':requeued') end
     local id = redis.call('INCR', P..':seq')
     redis.call('HSET', P..':lease', id, '0'..key..'\n'..item)
     redis.call('ZADD', P..':leases', now + tonumber(ARGV[5]), id)
@@ -163,8 +203,14 @@ for _, key in ipairs(hosts) do
     redis.call('HSET', P..':next', key, now + delay)
   end
   redis.call('ZREM', P..':ready', key)
-  wake(key)
+  if parked then
+    redis.call('SADD', P..':parked', key)
+  else
+    wake(key)
+  end
 end
+if handed ~= handed0 then redis.call('SET', P..':handed', handed) end
+if max_pages > 0 then redis.call('SET', P..':max_pages', max_pages) end
 return out
 )lua";
 
@@ -174,15 +220,57 @@ std::string script(std::string_view body) {
   return s;
 }
 
+// Every script, by index: a round sends EVALSHA with the index in place of the SHA1, which
+// run_exec fills in once the connection has loaded them (SCRIPT LOAD, once per connection:
+// a restarted Redis has lost them, and a new connection follows a restart).
+enum script_id : std::uint8_t { s_add, s_release, s_ack, s_renew, s_reap, s_delay, s_take, s_count };
+const std::array<std::string, s_count>& scripts() {
+  static const std::array<std::string, s_count> all{script(script_add),   script(script_release), script(script_ack),
+                                                    script(script_renew), script(script_reap),    script(script_delay),
+                                                    script(script_take)};
+  return all;
+}
+
 asio::awaitable<void> run_exec(fleet::connection& c, fleet::redis_url url, std::chrono::milliseconds timeout,
-                               std::vector<std::vector<std::string>> cmds, std::vector<reply>& out, redis_error& err) {
+                               std::vector<std::vector<std::string>> cmds, std::vector<reply>& out, redis_error& err,
+                               std::vector<std::string>& shas) {
   if (!c.is_open()) {
+    shas.clear();
     err = co_await c.connect(url, timeout);
     if (err) {
       co_return;
     }
   }
+  if (shas.empty()) {
+    std::vector<std::vector<std::string>> load;
+    for (const auto& s : scripts()) {
+      load.push_back({"SCRIPT", "LOAD", s});
+    }
+    std::vector<reply> loaded;
+    err = co_await c.exec(std::move(load), loaded, timeout);
+    if (err) {
+      co_return;
+    }
+    for (const auto& r : loaded) {
+      if (r.is_error() || r.str.empty()) {
+        err = redis_error{redis_errc::protocol, "SCRIPT LOAD refused: " + r.str};
+        c.close();
+        co_return;
+      }
+      shas.push_back(r.str);
+    }
+  }
+  for (auto& cmd : cmds) {
+    if (cmd[0] == "EVALSHA") {
+      cmd[1] = shas[static_cast<std::size_t>(cmd[1][0] - '0')];
+    }
+  }
   err = co_await c.exec(std::move(cmds), out, timeout);
+  for (const auto& r : out) {
+    if (r.is_error() && r.str.starts_with("NOSCRIPT")) {
+      c.close();  // flushed under us: load them again on the next round
+    }
+  }
 }
 
 }  // namespace
@@ -212,6 +300,13 @@ std::optional<queue_item> decode_item(std::string_view s) {
   return i;
 }
 
+long long open_work(long long queued, long long requeued, long long handed, long long max_pages) {
+  if (max_pages > 0 && handed >= max_pages) {
+    return std::clamp(requeued, 0LL, std::max(queued, 0LL));
+  }
+  return std::max(queued, 0LL);
+}
+
 admit admit_of(std::string_view url, std::uint32_t depth, std::uint32_t hops) {
   const url_key k = split_url(url);
   const std::uint64_t fp = fetch::fingerprint(url);
@@ -227,6 +322,7 @@ admit admit_of(std::string_view url, std::uint32_t depth, std::uint32_t hops) {
 struct shared_frontier::io {
   asio::io_context ctx{1};
   fleet::connection conn{ctx.get_executor()};
+  std::vector<std::string> shas;  // of scripts(), loaded on this connection
 };
 
 shared_frontier::shared_frontier(shared_config c)
@@ -242,7 +338,8 @@ std::int64_t shared_frontier::now_ms() {
 redis_error shared_frontier::exec(std::vector<std::vector<std::string>> cmds, std::vector<reply>& out) {
   redis_error err{redis_errc::timeout, "no answer"};
   io_->ctx.restart();
-  asio::co_spawn(io_->ctx, run_exec(io_->conn, cfg_.url, cfg_.timeout, std::move(cmds), out, err), asio::detached);
+  asio::co_spawn(io_->ctx, run_exec(io_->conn, cfg_.url, cfg_.timeout, std::move(cmds), out, err, io_->shas),
+                 asio::detached);
   io_->ctx.run_for(cfg_.timeout * 2 + std::chrono::milliseconds(500));
   if (!io_->ctx.stopped()) {
     io_->conn.close();  // a stuck exchange: start afresh next time
@@ -254,8 +351,9 @@ redis_error shared_frontier::exec(std::vector<std::vector<std::string>> cmds, st
 
 redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
   std::vector<std::vector<std::string>> cmds;
-  auto eval = [&](std::string_view body) -> std::vector<std::string>& {
-    cmds.push_back({"EVAL", script(body), "0", prefix_, std::to_string(now), std::to_string(cfg_.per_host)});
+  auto eval = [&](script_id id) -> std::vector<std::string>& {
+    cmds.push_back({"EVALSHA", std::string(1, static_cast<char>('0' + id)), "0", prefix_, std::to_string(now),
+                    std::to_string(cfg_.per_host)});
     return cmds.back();
   };
   auto push_admits = [](std::vector<std::string>& cmd, const std::vector<admit>& as) {
@@ -264,33 +362,22 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
     }
   };
   if (!r.seeds.empty()) {
-    push_admits(eval(script_add), r.seeds);
+    push_admits(eval(s_add), r.seeds);
   }
   for (const auto& [key, ms] : r.delays) {
-    auto& c = eval(script_delay);
+    auto& c = eval(s_delay);
     c.push_back(key);
     c.push_back(std::to_string(ms));
   }
-  for (const auto& rel : r.release) {
-    auto& c = eval(script_release);
-    c.push_back(std::to_string(rel.id));
-    push_admits(c, rel.links);
-  }
-  for (const auto& a : r.acks) {
-    auto& c = eval(script_ack);
-    c.push_back(std::to_string(a.id));
-    c.push_back(a.page ? "page" : "drop");
-    push_admits(c, a.links);
-  }
   if (!r.renew.empty()) {
-    auto& c = eval(script_renew);
+    auto& c = eval(s_renew);
     c.push_back(std::to_string(cfg_.lease.count()));
     for (auto id : r.renew) {
       c.push_back(std::to_string(id));
     }
   }
   if (r.reap) {
-    auto& c = eval(script_reap);
+    auto& c = eval(s_reap);
     c.push_back(std::to_string(cfg_.max_deliveries));
     c.push_back("1000");
   }
@@ -299,14 +386,38 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
   }
   const std::size_t take_at = cmds.size();
   if (r.take > 0) {
-    auto& c = eval(script_take);
+    auto& c = eval(s_take);
     c.push_back(std::to_string(r.take));
     c.push_back(std::to_string(cfg_.lease.count()));
     c.push_back(std::to_string(cfg_.delay.count()));
+    c.push_back(std::to_string(cfg_.max_pages));
+  }
+  // Releases and acknowledgements: one script call each per round, however many, after
+  // the take: a host's slot this worker frees goes to whichever worker asks next, not back
+  // to this one in the same breath (with four hosts and one worker finishing first, that
+  // worker would otherwise keep every slot and the others idle).
+  if (!r.release.empty()) {
+    auto& c = eval(s_release);
+    for (const auto& rel : r.release) {
+      c.push_back(std::to_string(rel.id));
+      c.push_back(std::to_string(rel.links.size()));
+      push_admits(c, rel.links);
+    }
+  }
+  if (!r.acks.empty()) {
+    auto& c = eval(s_ack);
+    for (const auto& a : r.acks) {
+      c.push_back(std::to_string(a.id));
+      c.push_back(a.page ? "page" : "drop");
+      c.push_back(std::to_string(a.links.size()));
+      push_admits(c, a.links);
+    }
   }
   const std::size_t counts_at = cmds.size();
   cmds.push_back({"GET", prefix_ + ":queued"});
   cmds.push_back({"ZCARD", prefix_ + ":leases"});
+  cmds.push_back({"GET", prefix_ + ":handed"});
+  cmds.push_back({"GET", prefix_ + ":requeued"});
   std::vector<reply> out;
   if (auto err = exec(std::move(cmds), out)) {
     return err;
@@ -327,6 +438,8 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
   }
   r.queued = out[counts_at].as_int(0);
   r.leased = out[counts_at + 1].as_int(0);
+  r.handed = out[counts_at + 2].as_int(0);
+  r.open = open_work(r.queued, out[counts_at + 3].as_int(0), r.handed, static_cast<long long>(cfg_.max_pages));
   return {};
 }
 
@@ -341,6 +454,8 @@ redis_error shared_frontier::counts(shared_counts& c, std::int64_t now) {
       {"ZCARD", prefix_ + ":ready"},
       {"ZRANGEBYSCORE", prefix_ + ":workers", std::to_string(now - 10000), "+inf"},
       {"ZRANGE", prefix_ + ":ready", "0", "19"},
+      {"GET", prefix_ + ":handed"},
+      {"GET", prefix_ + ":max_pages"},
   };
   std::vector<reply> out;
   if (auto err = exec(cmds, out)) {
@@ -353,6 +468,8 @@ redis_error shared_frontier::counts(shared_counts& c, std::int64_t now) {
   c.dead = out[4].as_int(0);
   c.stale = out[5].as_int(0);
   c.hosts_ready = out[6].as_int(0);
+  c.handed = out[9].as_int(0);
+  c.max_pages = out[10].as_int(0);
   for (const auto& w : out[7].elements) {
     c.workers.push_back(w.str);
   }

@@ -1,7 +1,8 @@
 #pragma once
 // A crawl frontier in Redis (`crawl --frontier redis://...`), shared by every worker of a
 // crawl: M processes on M machines are one crawl. Redis is reached with the fleet's client
-// (fleet/redis.hpp); every change is one Lua script, so it is atomic.
+// (fleet/redis.hpp); every change is one Lua script, so it is atomic (sent as EVALSHA: the
+// scripts are loaded once per connection).
 //
 // State, under the prefix exitpool:crawl:NAME (one Redis, not a cluster: scripts build
 // key names):
@@ -18,6 +19,11 @@
 //   lease, leases   lease id -> "FLAGKEY\nitem" (FLAG 1 once released), and by expiry time
 //   queued, done, dropped, stale, seq   counters (stale: acks of leases no longer held); dead: the dead-letter list;
 //   workers: heartbeats
+//   handed, max_pages, requeued, parked   --max-pages, shared: first deliveries taken so far
+//               (counted by take, so a re-delivered lease is not counted twice; a page
+//               dropped by robots.txt gives its place back, a dead-lettered one keeps it),
+//               the limit, re-deliveries waiting in the queues (they go out even once the
+//               budget is spent), and the hosts held out of ready by the spent budget
 //
 // Work goes out with a lease (take): it expires unless renewed (renew, while the worker
 // holds it). A finished fetch releases the host's politeness slot and admits the page's
@@ -57,6 +63,11 @@ struct admit {
 };
 admit admit_of(std::string_view url, std::uint32_t depth, std::uint32_t hops);
 
+// Work that may still go out: everything queued, or once --max-pages is spent (handed >=
+// max_pages > 0) only the re-deliveries among it (their first delivery was counted). The
+// crawl is over when this and the leases are 0. Pure.
+long long open_work(long long queued, long long requeued, long long handed, long long max_pages);
+
 struct shared_config {
   fleet::redis_url url;
   std::string name = "default";  // the crawl's name: its keys' prefix
@@ -65,6 +76,7 @@ struct shared_config {
   int max_deliveries = 3;
   int per_host = 8;
   std::chrono::milliseconds delay{0};  // --delay: the hosts' delay until robots.txt says otherwise
+  std::uint64_t max_pages = 0;         // --max-pages for the whole crawl (0: none)
   std::chrono::milliseconds timeout{2000};
 };
 
@@ -77,6 +89,8 @@ struct leased_item {
 struct shared_counts {
   long long queued = 0, leased = 0, done = 0, dropped = 0, dead = 0, hosts_ready = 0;
   long long stale = 0;               // acks of leases no longer held (acked before a restart, or expired)
+  long long handed = 0;              // pages handed out (first deliveries; drops given back)
+  long long max_pages = 0;           // --max-pages as the workers set it (0: none)
   std::vector<std::string> workers;  // alive (a heartbeat in the last 10 s)
   std::vector<std::pair<std::string, long long>> backlog;  // ready hosts' queue lengths (the first 20)
 };
@@ -89,7 +103,10 @@ struct ack {
   std::vector<admit> links;
 };
 
-// One round trip's worth of work; everything is pipelined in one exec.
+// One round trip's worth of work; everything is pipelined in one exec, in this order: seeds,
+// delays, renewals, reap, heartbeat, take, then the releases and the acknowledgements (one
+// script call each, however many: after the take, so a slot this worker frees goes to the
+// next worker that asks), then the counts.
 struct shared_round {
   std::vector<admit> seeds;
   std::vector<ack> release;
@@ -102,6 +119,8 @@ struct shared_round {
   // Answers.
   std::vector<leased_item> taken;
   long long queued = -1, leased = -1;
+  long long handed = -1;
+  long long open = -1;  // open_work(): what may still go out
 };
 
 class shared_frontier {

@@ -1,7 +1,11 @@
 #include "crawl/frontier.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace exitpool::crawl {
@@ -15,6 +19,70 @@ std::vector<work_item> next(frontier& f, time_point now) {
   std::vector<work_item> out;
   f.next(now, out);
   return out;
+}
+
+TEST(Frontier, SpillsPastQueueMemoryAndKeepsBreadthFirstOrder) {
+  const std::string path = ::testing::TempDir() + "frontier_test.spill";
+  frontier_config c;
+  c.window = 4;
+  c.ignore_robots = true;
+  c.queue_memory = 100;
+  c.spill_path = path;
+  c.spill_block = 16;
+  frontier f(c);
+  for (int i = 0; i < 3000; ++i) {
+    f.add("http://a.test/" + std::to_string(i), static_cast<std::uint32_t>(i % 5), 0);
+    f.add("http://b.test/" + std::to_string(i), 0, 0);
+  }
+  auto cnt = f.counts();
+  EXPECT_EQ(cnt.queued, 6000u);
+  EXPECT_GT(cnt.spilled, 5000u);  // memory: ~100, plus each host's window and block being filled
+  EXPECT_LE(cnt.queued - cnt.spilled, 100u + 2 * (4 + 16));
+  std::vector<int> a;
+  for (int round = 0; !f.finished() && round < 10000; ++round) {
+    for (auto& w : next(f, t0)) {
+      if (w.key == "http://a.test") {
+        EXPECT_EQ(w.depth, static_cast<std::uint32_t>(std::stoi(w.url.substr(14)) % 5));
+        a.push_back(std::stoi(w.url.substr(14)));
+      }
+      f.page_done(w.key);
+    }
+  }
+  ASSERT_EQ(a.size(), 3000u);
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_EQ(a[static_cast<std::size_t>(i)], i);
+  }
+  EXPECT_EQ(f.counts().spilled, 0u);
+  EXPECT_GT(f.counts().spilled_total, 5000u);
+  std::remove(path.c_str());
+}
+
+TEST(Frontier, CutSpillFileStopsTheCrawlWithFileAndLine) {
+  const std::string path = ::testing::TempDir() + "frontier_cut_test.spill";
+  frontier_config c;
+  c.window = 2;
+  c.ignore_robots = true;
+  c.queue_memory = 10;
+  c.spill_path = path;
+  c.spill_block = 8;
+  frontier f(c);
+  for (int i = 0; i < 100; ++i) {
+    f.add("http://a.test/" + std::to_string(i), 0, 0);
+  }
+  ASSERT_GT(f.counts().spilled, 0u);
+  ASSERT_EQ(::truncate(path.c_str(), 0), 0);  // the disk lost it
+  try {
+    for (int round = 0; round < 100; ++round) {
+      for (auto& w : next(f, t0)) {
+        f.page_done(w.key);
+      }
+    }
+    FAIL() << "a cut spill file was read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ":"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ends early"), std::string::npos) << e.what();
+  }
+  std::remove(path.c_str());
 }
 
 TEST(Frontier, RobotsFirstThenPagesWithinTheWindow) {

@@ -34,5 +34,15 @@ TEST(SharedFrontier, AdmitKeysAndDedupMembers) {
   EXPECT_NE(admit_of("http://a.test:8080/p?r", 0, 0).member, a.member);
 }
 
+TEST(SharedFrontier, OpenWorkUnderMaxPages) {
+  EXPECT_EQ(open_work(10, 0, 5, 0), 10);    // no limit: everything queued
+  EXPECT_EQ(open_work(10, 2, 49, 50), 10);  // budget left
+  EXPECT_EQ(open_work(10, 0, 50, 50), 0);   // spent: nothing more goes out, the crawl may end
+  EXPECT_EQ(open_work(10, 3, 50, 50), 3);   // spent, but expired leases still go out again
+  EXPECT_EQ(open_work(0, 0, 0, 50), 0);
+  EXPECT_EQ(open_work(2, 5, 60, 50), 2);  // never more than what is queued
+  EXPECT_EQ(open_work(-1, -1, 60, 50), 0);
+}
+
 }  // namespace
 }  // namespace exitpool::crawl
