@@ -44,6 +44,19 @@ class Scrape:
                    if n == name and all(dict(ls).get(k) == w for k, w in labels.items()))
 
 
+def scrape_when(port: int, name: str, want: float, timeout: float = 3.0, **labels) -> "Scrape":
+    """A request is counted when its record ends, just after its last byte reached the client, on the shard's
+    thread, and /metrics is served by the admin thread: poll (bounded) until `name` shows `want`, then return
+    that scrape, so the test reads settled counters."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = Scrape(port)
+        key = (name, frozenset(labels.items()))
+        if m.samples.get(key) == want or time.monotonic() > deadline:
+            return m
+        time.sleep(0.02)
+
+
 def not_found_on_nf(hit):
     if hit.path.startswith("/nf"):
         return Answer(404, b"not here\n")
@@ -70,7 +83,7 @@ def test_metrics_parse_and_match_the_origin(admin_gw):
             assert request(gw.port, "GET", origin.url(f"/ok{i}")).status == 200
         for i in range(2):
             assert request(gw.port, "GET", origin.url(f"/nf{i}")).status == 404
-        m = Scrape(gw.admin_port)
+        m = scrape_when(gw.admin_port, "exitpool_requests_total", 7, protocol="http", outcome="ok")
         assert m.get("exitpool_requests_total", protocol="http", outcome="ok") == 7
         assert m.get("exitpool_http_responses_total", code="2xx") == 5
         assert m.get("exitpool_http_responses_total", code="4xx") == 2
@@ -171,7 +184,7 @@ def test_metrics_with_reused_upstream_connections(admin_gw):
             assert request(gw.port, "GET", origin.url(f"/ok{i}")).status == 200
         for i in range(3):
             assert request(gw.port, "GET", origin.url(f"/nf{i}")).status == 404
-        m = Scrape(gw.admin_port)
+        m = scrape_when(gw.admin_port, "exitpool_requests_total", 13, protocol="http", outcome="ok")
         assert origin.count() == 13
         assert m.get("exitpool_requests_total", protocol="http", outcome="ok") == 13
         assert m.get("exitpool_http_responses_total", code="2xx") == 10
