@@ -69,6 +69,18 @@ awaitable<error_code> copy_pump(stream& from, stream& to, activity& act, std::ui
   }
 }
 
+// The end of a handler-driven relay (both directions finished): runs `done` once.
+void report(std::uint64_t up, std::uint64_t down, error_code error, std::function<void(const relay_result&)>& done,
+            const std::shared_ptr<void>& keep) {
+  relay_result r;
+  r.bytes_up = up;
+  r.bytes_down = down;
+  r.error = error;
+  auto run = std::move(done);
+  const std::shared_ptr<void> hold = keep;  // the owner may free the relay in `done`
+  run(r);
+}
+
 awaitable<error_code> pump(stream& from, stream& to, activity& act, std::uint64_t& bytes) {
   error_code ec = co_await copy_pump(from, to, act, bytes);
   if (ec) {
@@ -299,16 +311,9 @@ void plain_relay::finish(direction& d, error_code ec, const owner_ptr& keep) {
     up_.from->shutdown(tcp::socket::shutdown_both, sec);
     up_.to->shutdown(tcp::socket::shutdown_both, sec);
   }
-  if (!up_.finished || !down_.finished) {
-    return;
+  if (up_.finished && down_.finished) {
+    report(up_.bytes, down_.bytes, error_, done_, keep);
   }
-  relay_result r;
-  r.bytes_up = up_.bytes;
-  r.bytes_down = down_.bytes;
-  r.error = error_;
-  auto done = std::move(done_);
-  const owner_ptr hold = keep;  // the owner may free this object in `done`
-  done(r);
 }
 
 // ---- tls_relay ----
@@ -539,16 +544,9 @@ void tls_relay::finish(direction& d, error_code ec, const owner_ptr& keep) {
     client_.shutdown(tcp::socket::shutdown_both, sec);
     tls_.socket().shutdown(tcp::socket::shutdown_both, sec);
   }
-  if (!up_.finished || !down_.finished) {
-    return;
+  if (up_.finished && down_.finished) {
+    report(up_.bytes, down_.bytes, error_, done_, keep);
   }
-  relay_result r;
-  r.bytes_up = up_.bytes;
-  r.bytes_down = down_.bytes;
-  r.error = error_;
-  auto done = std::move(done_);
-  const owner_ptr hold = keep;  // the owner may free this object in `done`
-  done(r);
 }
 
 }  // namespace exitpool::net

@@ -343,7 +343,7 @@ class TlsRelay : public TlsStream {
     EXPECT_FALSE(run(t->handshake()));
     upstream = stream(std::move(t));
     tcp::acceptor acceptor(ctx, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    tcp::socket far(test_ctx);
+    tcp::socket far(ctx);  // used with blocking calls only, from the test's thread
     far.connect(acceptor.local_endpoint());
     tcp::socket near(ctx);
     acceptor.accept(near);
@@ -361,13 +361,12 @@ class TlsRelay : public TlsStream {
     TlsStream::TearDown();
   }
 
-  asio::io_context test_ctx;
   stream client;
-  stream upstream;
+  stream upstream;  // over TLS
   activity act;
   std::unique_ptr<tls_relay> relay;
-  std::promise<relay_result> result;
-  std::thread runner;
+  std::promise<relay_result> result;  // set by the relay's `done`
+  std::thread runner;                 // runs ctx while the test drives the far ends
 };
 
 TEST_F(TlsRelay, EchoesBothWaysAndPassesCloseNotifyAsFin) {
