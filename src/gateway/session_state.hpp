@@ -51,9 +51,11 @@ struct session : std::enable_shared_from_this<session> {
   bool done = false;
   bool timed_out = false;
   net::asio::steady_timer timer;
-  // A plain tunnel runs on after the session's coroutine has returned, driven by the
-  // relay's handlers; these keep its exit (and the exit's in-flight count) until it ends.
+  // A tunnel runs on after the session's coroutine has returned, driven by the relay's
+  // handlers (plain_relay, or tls_relay for a TLS exit); these keep its exit (and the exit's
+  // in-flight count) until it ends.
   std::unique_ptr<net::plain_relay> relay;
+  std::unique_ptr<net::tls_relay> tls_relay;
   pool::attempt tunnel_attempt;
   admin::client_protocol protocol = admin::client_protocol::http;
 

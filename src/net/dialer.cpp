@@ -340,7 +340,10 @@ awaitable<dial_result> tls_handshake(tcp::socket sock, const proto::exit_spec& s
   if (ctx == nullptr) {
     co_return failed(pool::failure::tls_protocol_error, true, "no TLS context configured");
   }
-  auto tls = std::make_unique<tls_stream>(std::move(sock), *ctx);
+  auto tls = std::make_unique<tls_stream>(std::move(sock), ctx->native_handle());
+  if (!tls->valid()) {
+    co_return failed(pool::failure::tls_protocol_error, true, "cannot set up a TLS connection (out of memory?)");
+  }
   SSL* ssl = tls->native_handle();
   error_code aec;
   asio::ip::make_address(spec.host, aec);
@@ -349,16 +352,16 @@ awaitable<dial_result> tls_handshake(tcp::socket sock, const proto::exit_spec& s
     SSL_set_tlsext_host_name(ssl, spec.host.c_str());
   }
   if (spec.tls_verify) {
-    tls->set_verify_mode(asio::ssl::verify_peer);
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
     if (is_ip) {
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), spec.host.c_str());
     } else {
       SSL_set1_host(ssl, spec.host.c_str());
     }
   } else {
-    tls->set_verify_mode(asio::ssl::verify_none);
+    SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
   }
-  auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::client, nothrow_awaitable);
+  auto ec = co_await tls->handshake();
   if (ec) {
     long vr = SSL_get_verify_result(ssl);
     if (spec.tls_verify && vr != X509_V_OK) {

@@ -4,10 +4,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "net/socket.hpp"
 
@@ -64,6 +67,18 @@ awaitable<error_code> copy_pump(stream& from, stream& to, activity& act, std::ui
       co_return ec;
     }
   }
+}
+
+// The end of a handler-driven relay (both directions finished): runs `done` once.
+void report(std::uint64_t up, std::uint64_t down, error_code error, std::function<void(const relay_result&)>& done,
+            const std::shared_ptr<void>& keep) {
+  relay_result r;
+  r.bytes_up = up;
+  r.bytes_down = down;
+  r.error = error;
+  auto run = std::move(done);
+  const std::shared_ptr<void> hold = keep;  // the owner may free the relay in `done`
+  run(r);
 }
 
 awaitable<error_code> pump(stream& from, stream& to, activity& act, std::uint64_t& bytes) {
@@ -305,16 +320,242 @@ void plain_relay::finish(direction& d, error_code ec, const owner_ptr& keep) {
     up_.from->shutdown(tcp::socket::shutdown_both, sec);
     up_.to->shutdown(tcp::socket::shutdown_both, sec);
   }
-  if (!up_.finished || !down_.finished) {
+  if (up_.finished && down_.finished) {
+    report(up_.bytes, down_.bytes, error_, done_, keep);
+  }
+}
+
+// ---- tls_relay ----
+
+namespace {
+
+// One TLS record's worth of plaintext: what a read moves while a flow runs.
+constexpr std::size_t record_size = 16 * 1024;
+
+bool ended(error_code ec) {
+  return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+}
+
+}  // namespace
+
+tls_relay::tls_relay(stream& client, stream& upstream, activity& act)
+    : client_(client.socket()), tls_(*upstream.tls()), act_(act) {}
+
+tls_relay::~tls_relay() = default;
+
+void tls_relay::start(std::string to_upstream, std::string to_client, std::shared_ptr<void> owner,
+                      std::function<void(const relay_result&)> done) {
+  const auto& keep = owner;  // held by the pending operations alone, as in plain_relay
+  done_ = std::move(done);
+  if (!to_upstream.empty()) {
+    up_.bytes += to_upstream.size();
+    up_.spill = std::move(to_upstream);
+    write_upstream(up_.spill.data(), up_.spill.size(), keep);
+  } else {
+    read_client(keep);
+  }
+  if (!to_client.empty()) {
+    down_.bytes += to_client.size();
+    down_.spill = std::move(to_client);
+    write_client_spill(keep);
+  } else {
+    read_upstream(keep);
+  }
+}
+
+// An idle client direction: a readiness wait, no buffer.
+void tls_relay::read_client(const owner_ptr& keep) {
+  client_.async_wait(tcp::socket::wait_read, [this, keep](error_code ec) {
+    if (ec) {
+      finish(up_, ec, keep);
+      return;
+    }
+    on_client_readable(keep);
+  });
+}
+
+void tls_relay::on_client_readable(const owner_ptr& keep) {
+  char* buf = thread_scratch();
+  const ssize_t n = ::recv(client_.native_handle(), buf, record_size, MSG_DONTWAIT);
+  if (n > 0) {
+    up_.bytes += static_cast<std::uint64_t>(n);
+    act_.touch();
+    write_upstream(buf, static_cast<std::size_t>(n), keep);
     return;
   }
-  relay_result r;
-  r.bytes_up = up_.bytes;
-  r.bytes_down = down_.bytes;
-  r.error = error_;
-  auto done = std::move(done_);
-  const owner_ptr hold = keep;  // the owner may free this object in `done`
-  done(r);
+  if (n == 0) {
+    close_upstream(keep);  // the client finished sending
+    return;
+  }
+  if (errno == EAGAIN || errno == EINTR) {
+    read_client(keep);
+    return;
+  }
+  finish(up_, errno_code(), keep);
+}
+
+// Writes data (the thread's scratch, or up_.spill when resuming) to the exit. What OpenSSL
+// cannot take yet moves to up_.spill, which the retry offers again.
+void tls_relay::write_upstream(const char* data, std::size_t len, const owner_ptr& keep) {
+  std::size_t off = 0;
+  while (off < len) {
+    if (!tls_.socket().is_open()) {
+      finish(up_, asio::error::operation_aborted, keep);
+      return;
+    }
+    const auto s = tls_.try_write(data + off, len - off);
+    if (s.ec) {
+      finish(up_, s.ec, keep);
+      return;
+    }
+    off += s.n;
+    if (s.wait != tls_stream::want::nothing) {
+      if (data == up_.spill.data()) {
+        up_.spill.erase(0, off);
+      } else {
+        up_.spill.assign(data + off, len - off);
+      }
+      tls_.async_ready(s.wait, [this, keep](error_code ec) {
+        if (ec) {
+          finish(up_, ec, keep);
+          return;
+        }
+        write_upstream(up_.spill.data(), up_.spill.size(), keep);
+      });
+      return;
+    }
+  }
+  std::string().swap(up_.spill);
+  read_client(keep);
+}
+
+// close_notify for the client's FIN. Its failure changes nothing: the client is done anyway.
+void tls_relay::close_upstream(const owner_ptr& keep) {
+  if (!tls_.socket().is_open()) {
+    finish(up_, error_code{}, keep);
+    return;
+  }
+  const auto s = tls_.try_shutdown();
+  if (s.wait == tls_stream::want::nothing) {
+    finish(up_, error_code{}, keep);
+    return;
+  }
+  tls_.async_ready(s.wait, [this, keep](error_code ec) {
+    if (ec) {
+      finish(up_, error_code{}, keep);
+      return;
+    }
+    close_upstream(keep);
+  });
+}
+
+// Reads the exit until OpenSSL needs the socket: decrypted bytes OpenSSL already holds come
+// out before any wait, so a tunnel never stalls with data inside the SSL object. Records are
+// gathered in the thread's scratch (up to 64 KiB) and sent to the client together.
+void tls_relay::read_upstream(const owner_ptr& keep) {
+  char* buf = thread_scratch();
+  std::size_t filled = 0;
+  // A bounded run of records per turn, then the rest after other connections had theirs.
+  for (int turn = 0; turn < 64; ++turn) {
+    if (!tls_.socket().is_open()) {
+      finish(down_, asio::error::operation_aborted, keep);
+      return;
+    }
+    const auto s = tls_.try_read(buf + filled, std::min(record_size, scratch_size - filled));
+    if (s.wait == tls_stream::want::nothing && !s.ec) {
+      filled += s.n;
+      down_.bytes += s.n;
+      act_.touch();
+      if (scratch_size - filled < record_size) {
+        if (!send_client(buf, filled, error_code{}, keep)) {
+          return;
+        }
+        filled = 0;
+      }
+      continue;
+    }
+    // Nothing more for now: what was read goes out first.
+    if (filled > 0 && !send_client(buf, filled, s.ec, keep)) {
+      return;
+    }
+    upstream_stopped(s, keep);
+    return;
+  }
+  if (filled > 0 && !send_client(buf, filled, error_code{}, keep)) {
+    return;
+  }
+  asio::post(client_.get_executor(), [this, keep] { read_upstream(keep); });
+}
+
+// The exit has nothing more now (wait for it), or has ended (pass it on), or failed.
+void tls_relay::upstream_stopped(const tls_stream::step& s, const owner_ptr& keep) {
+  if (s.wait != tls_stream::want::nothing) {
+    tls_.async_ready(s.wait, [this, keep](error_code ec) {
+      if (ec) {
+        finish(down_, ec, keep);
+        return;
+      }
+      read_upstream(keep);
+    });
+    return;
+  }
+  if (ended(s.ec)) {
+    error_code sec;
+    client_.shutdown(tcp::socket::shutdown_send, sec);
+    finish(down_, error_code{}, keep);
+    return;
+  }
+  finish(down_, s.ec, keep);
+}
+
+// Sends what was read to the client. False when the client could not take it all at once:
+// the rest went to down_.spill, and the exit is read again (or `end` passed on) once it drained.
+bool tls_relay::send_client(const char* data, std::size_t len, error_code end, const owner_ptr& keep) {
+  const ssize_t w = ::send(client_.native_handle(), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (w < 0 && errno != EAGAIN && errno != EINTR) {
+    finish(down_, errno_code(), keep);
+    return false;
+  }
+  const std::size_t sent = w > 0 ? static_cast<std::size_t>(w) : 0;
+  if (sent == len) {
+    return true;
+  }
+  down_.spill.assign(data + sent, len - sent);  // the client is slower: keep the rest
+  down_end_ = end;
+  write_client_spill(keep);
+  return false;
+}
+
+void tls_relay::write_client_spill(const owner_ptr& keep) {
+  asio::async_write(client_, asio::buffer(down_.spill), [this, keep](error_code ec, std::size_t) {
+    std::string().swap(down_.spill);
+    if (ec) {
+      finish(down_, ec, keep);
+      return;
+    }
+    if (down_end_) {
+      upstream_stopped(tls_stream::step{std::exchange(down_end_, error_code{})}, keep);
+      return;
+    }
+    read_upstream(keep);
+  });
+}
+
+void tls_relay::finish(direction& d, error_code ec, const owner_ptr& keep) {
+  if (d.finished) {
+    return;
+  }
+  d.finished = true;
+  if (ec && !error_) {
+    error_ = ec;
+    // Stop the other direction at once: shutdown makes its pending waits see EOF.
+    error_code sec;
+    client_.shutdown(tcp::socket::shutdown_both, sec);
+    tls_.socket().shutdown(tcp::socket::shutdown_both, sec);
+  }
+  if (up_.finished && down_.finished) {
+    report(up_.bytes, down_.bytes, error_, done_, keep);
+  }
 }
 
 }  // namespace exitpool::net

@@ -2,7 +2,8 @@
 // Tunnel relay between a client and an upstream stream, both directions at once,
 // until both sides have closed (half-close is forwarded) or either fails. Runs on the
 // session's shard. plain_relay for plain TCP on both sides (splice for bulk flows);
-// relay() for the rest (TLS exits), a buffered copy.
+// tls_relay for a plain client and a TLS exit; relay(), a buffered copy between any two
+// streams, for the rest.
 
 #include <array>
 #include <cstdint>
@@ -72,6 +73,54 @@ class plain_relay {
   activity& act_;
   direction up_;
   direction down_;
+  error_code error_;
+  std::function<void(const relay_result&)> done_;
+};
+
+// The relay for a plain client and an upstream over TLS (https:// exits), driven by
+// completion handlers like plain_relay, so that an idle tunnel costs this object, the SSL
+// connection and two readiness waits: no buffers and no coroutine frames. Bytes pass through
+// the thread's scratch buffer within one handler (client reads of one TLS record, 16 KiB; up
+// to four records from the exit per send); what a slow side has not taken yet waits in
+// `spill` until it drains. The client's EOF is passed on
+// as close_notify (TLS has no half-close), the exit's close_notify or TCP EOF as a FIN.
+//
+// Same contract as plain_relay: the owner keeps this object and both streams alive while it
+// runs; `done` runs once, when both directions have finished.
+class tls_relay {
+ public:
+  tls_relay(stream& client, stream& upstream, activity& act);
+  ~tls_relay();
+  tls_relay(const tls_relay&) = delete;
+  tls_relay& operator=(const tls_relay&) = delete;
+
+  void start(std::string to_upstream, std::string to_client, std::shared_ptr<void> owner,
+             std::function<void(const relay_result&)> done);
+
+ private:
+  struct direction {
+    std::uint64_t bytes = 0;
+    std::string spill;  // bytes read but not yet accepted by the other side
+    bool finished = false;
+  };
+
+  using owner_ptr = std::shared_ptr<void>;
+  void read_client(const owner_ptr& keep);
+  void on_client_readable(const owner_ptr& keep);
+  void write_upstream(const char* data, std::size_t len, const owner_ptr& keep);
+  void close_upstream(const owner_ptr& keep);
+  void read_upstream(const owner_ptr& keep);
+  void upstream_stopped(const tls_stream::step& s, const owner_ptr& keep);
+  bool send_client(const char* data, std::size_t len, error_code end, const owner_ptr& keep);
+  void write_client_spill(const owner_ptr& keep);
+  void finish(direction& d, error_code ec, const owner_ptr& keep);
+
+  tcp::socket& client_;
+  tls_stream& tls_;
+  activity& act_;
+  direction up_;         // client → exit
+  direction down_;       // exit → client
+  error_code down_end_;  // how the exit ended, passed on once down_.spill has drained
   error_code error_;
   std::function<void(const relay_result&)> done_;
 };

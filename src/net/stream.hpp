@@ -3,9 +3,10 @@
 // Lives on one shard; not thread-safe.
 
 #include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
 #include <memory>
 #include <tuple>
+
+#include "net/tls_stream.hpp"
 
 namespace exitpool::net {
 
@@ -18,8 +19,6 @@ using clock = std::chrono::steady_clock;
 
 // Completion token for the data plane: no exceptions, (error_code, ...) tuples.
 inline constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
-
-using tls_stream = asio::ssl::stream<tcp::socket>;
 
 // Last time bytes moved; the session's watchdog reads it for the idle timeout.
 struct activity {
@@ -35,7 +34,8 @@ class stream {
 
   bool valid() const { return plain_ || tls_; }
   bool is_plain() const { return plain_ != nullptr; }
-  tcp::socket& socket() { return plain_ ? *plain_ : tls_->next_layer(); }
+  tcp::socket& socket() { return plain_ ? *plain_ : tls_->socket(); }
+  tls_stream* tls() { return tls_.get(); }  // null for plain TCP
 
   // Not coroutines themselves: they hand back the operation's own awaitable, so a read
   // or write costs one coroutine frame, not two.
@@ -43,24 +43,25 @@ class stream {
     if (plain_) {
       return plain_->async_read_some(b, nothrow_awaitable);
     }
-    return tls_->async_read_some(b, nothrow_awaitable);
+    return tls_->read_some(b);
   }
 
   awaitable<std::tuple<error_code, std::size_t>> write_all(asio::const_buffer b) {
     if (plain_) {
       return asio::async_write(*plain_, b, nothrow_awaitable);
     }
-    return asio::async_write(*tls_, b, nothrow_awaitable);
+    return tls_->write_all(b);
   }
 
-  // Half-close: FIN on plain TCP. TLS cannot half-close; it sends close_notify.
+  // Half-close: FIN on plain TCP. TLS cannot half-close; it sends close_notify (and does not
+  // wait for the peer's: the other direction may still be reading).
   awaitable<void> shutdown_send() {
     error_code ec;
     if (plain_) {
       plain_->shutdown(tcp::socket::shutdown_send, ec);
       co_return;
     }
-    co_await tls_->async_shutdown(nothrow_awaitable);
+    co_await tls_->shutdown();
   }
 
   void close() {

@@ -15,6 +15,8 @@ asio::ssl::context make_tls_context(bool verify, const std::string& ca_file) {
   // OpenSSL frees a connection's record buffers (~33 KiB) while they are empty: an idle
   // tunnel through a TLS exit keeps none. Costs an allocation per burst of records.
   SSL_CTX_set_mode(ctx.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  // No session cache: a tunnel never resumes a session, so nothing outlives its connection.
+  SSL_CTX_set_session_cache_mode(ctx.native_handle(), SSL_SESS_CACHE_OFF);
   if (verify) {
     ctx.set_default_verify_paths();
     if (!ca_file.empty()) {
