@@ -21,15 +21,20 @@ std::vector<work_item> next(frontier& f, time_point now) {
   return out;
 }
 
+// A frontier that spills to `path` past `queue_memory` URLs (robots.txt off).
+frontier_config spilling(const std::string& path, int window, std::size_t queue_memory, std::size_t block) {
+  frontier_config c;
+  c.window = window;
+  c.ignore_robots = true;
+  c.queue_memory = queue_memory;
+  c.spill_path = path;
+  c.spill_block = block;
+  return c;
+}
+
 TEST(Frontier, SpillsPastQueueMemoryAndKeepsBreadthFirstOrder) {
   const std::string path = ::testing::TempDir() + "frontier_test.spill";
-  frontier_config c;
-  c.window = 4;
-  c.ignore_robots = true;
-  c.queue_memory = 100;
-  c.spill_path = path;
-  c.spill_block = 16;
-  frontier f(c);
+  frontier f(spilling(path, 4, 100, 16));
   for (int i = 0; i < 3000; ++i) {
     f.add("http://a.test/" + std::to_string(i), static_cast<std::uint32_t>(i % 5), 0);
     f.add("http://b.test/" + std::to_string(i), 0, 0);
@@ -59,13 +64,7 @@ TEST(Frontier, SpillsPastQueueMemoryAndKeepsBreadthFirstOrder) {
 
 TEST(Frontier, CutSpillFileStopsTheCrawlWithFileAndLine) {
   const std::string path = ::testing::TempDir() + "frontier_cut_test.spill";
-  frontier_config c;
-  c.window = 2;
-  c.ignore_robots = true;
-  c.queue_memory = 10;
-  c.spill_path = path;
-  c.spill_block = 8;
-  frontier f(c);
+  frontier f(spilling(path, 2, 10, 8));
   for (int i = 0; i < 100; ++i) {
     f.add("http://a.test/" + std::to_string(i), 0, 0);
   }
