@@ -197,6 +197,27 @@ EOF
   wait_port "${PORT[squid]}" 30 || die "squid did not start: $(tail -5 "$d/cache.log")"
 }
 
+# stunnel on its own port in front of squid: an https:// exit (self-signed, so tls_verify=false).
+start_stunnel_squid() {
+  local d=$WORK/stunnel
+  mkdir -p "$d"
+  PORT[stunnel]=$(free_port)
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/key.pem" -out "$d/crt.pem" -days 2 -subj /CN=127.0.0.1 \
+    >/dev/null 2>&1 || die "openssl could not make the stunnel certificate"
+  cat >"$d/stunnel.conf" <<EOF
+foreground = yes
+pid =
+debug = 0
+[exit]
+accept = 127.0.0.1:${PORT[stunnel]}
+connect = 127.0.0.1:${PORT[squid]}
+cert = $d/crt.pem
+key = $d/key.pem
+EOF
+  start_bg stunnel "$d/stdout.log" stunnel4 "$d/stunnel.conf"
+  wait_port "${PORT[stunnel]}" 30 || die "stunnel did not start: $(tail -5 "$d/stdout.log")"
+}
+
 start_tinyproxy() {
   local d=$WORK/tinyproxy
   mkdir -p "$d" && chmod 777 "$d"
@@ -281,7 +302,7 @@ start_microsocks() {
 
 start_peer() {  # start_peer NAME (exitpool, exitpool1 = --threads 1, or a peer)
   case $1 in
-    exitpool) start_exitpool exitpool "${THREADS:-2}" ;;
+    exitpool) start_exitpool exitpool "${THREADS:-2}" "${TLS_POOL:-}" ;;
     exitpool1) start_exitpool exitpool1 1 ;;
     squid) start_squid ;;
     tinyproxy) start_tinyproxy ;;

@@ -215,9 +215,9 @@ def main():
         w(f"Best peer: **{bp}**.")
         w("")
         if any(t.startswith("exitpool@") for t in m_targets if ("mem", t) in rec):
-            w("exitpool keeps 6 file descriptors per tunnel (client socket, upstream socket and two splice pipes of "
-              "2 fds each), the peers 2: under this machine's fd limit it is measured at the number of tunnels it "
-              "can hold (row `exitpool`), and the row `exitpool@N` shows the attempt at the peers' count.")
+            w("`exitpool@tls-exit`: the same gateway through an https:// exit (stunnel in front of squid), "
+              "fewer tunnels (each costs the exit a TLS handshake); its ratio compares it with the peers' plain "
+              "tunnels.")
             w("")
         w("KiB per tunnel = (PSS after − PSS before) / tunnels held, PSS summed over the proxy's processes "
           "(for a single process this is its RSS growth; for dante's several processes an RSS sum would count "

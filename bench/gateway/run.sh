@@ -278,6 +278,18 @@ if want mem; then
   # bulk flow moves), like the peers.
   run_mem exitpool connect "$HOLD_N"
   for t in "microsocks socks5" "tinyproxy connect" "squid connect" "dante socks5"; do run_mem $t; done
+  # The same through an https:// exit (issue 16's TLS idle memory): stunnel in front of squid; fewer
+  # tunnels, as every one costs the exit a TLS handshake and stunnel a thread.
+  if command -v stunnel4 >/dev/null; then
+    start_squid
+    start_stunnel_squid
+    echo "https://127.0.0.1:${PORT[stunnel]} id=tls-exit tls_verify=false" >"$WORK/pool-tls.txt"
+    TLS_POOL=$WORK/pool-tls.txt run_mem exitpool connect "${TLS_HOLD_N:-1000}" exitpool@tls-exit
+    stop_one stunnel
+    stop_one squid
+  else
+    log "stunnel4 missing: no TLS-exit memory row (apt-get install stunnel4)"
+  fi
 fi
 
 if want pool; then
