@@ -574,7 +574,9 @@ int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_pt
     }
   } stop_sources{shared.sources.get()};
 
-  // Expired sessions, bans, per-host buckets and tier memories are dropped once a minute.
+  // Expired sessions, bans, per-host buckets and tier memories are dropped once a minute, and
+  // the heap's free pages go back to the system: after a burst (a thousand TLS handshakes at
+  // once, a flood of sessions) glibc would otherwise keep its high-water mark for good.
   asio::steady_timer sweep_timer(main_ctx);
   std::function<void()> sweep;
   sweep = [&] {
@@ -585,6 +587,10 @@ int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_pt
       }
       auto now = net::clock::now();
       shared.state->sweep(now);
+      const auto trim_start = std::chrono::steady_clock::now();
+      ::malloc_trim(0);
+      spdlog::debug("sweep: malloc_trim {:.3f} s",
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - trim_start).count());
       sweep();
     });
   };
