@@ -61,33 +61,26 @@ awaitable<void> relay_tunnel(std::shared_ptr<session> s, connect_outcome c) {
   s->arm(s->cfg().idle_timeout);
   std::string pending = std::move(s->buf);
   s->metrics().on_tunnel_open();
-  if (s->client.is_plain()) {
-    // Handed off: the relay's handlers keep the session; its coroutine frames (this one
-    // and its callers') are freed while the tunnel stays open.
-    s->tunnel_attempt = std::move(c.attempt);
-    session* raw = s.get();
-    auto done = [raw](const net::relay_result& r) {
-      raw->metrics().on_tunnel_close();
-      raw->metrics().on_bytes(r.bytes_up, r.bytes_down);
-      spdlog::debug("tunnel closed: {} bytes up, {} down{}", r.bytes_up, r.bytes_down,
-                    r.error ? ", " + r.error.message() : std::string());
-      raw->finish();
-      raw->tunnel_attempt.release();
-    };
-    if (s->upstream.is_plain()) {
-      s->relay = std::make_unique<net::plain_relay>(s->client, s->upstream, s->act);
-      s->relay->start(std::move(pending), std::move(c.dial.leftover), s, std::move(done));
-    } else {
-      s->tls_relay = std::make_unique<net::tls_relay>(s->client, s->upstream, s->act);
-      s->tls_relay->start(std::move(pending), std::move(c.dial.leftover), s, std::move(done));
-    }
-    co_return;
+  // Handed off: the relay's handlers keep the session; its coroutine frames (this one and
+  // its callers') are freed while the tunnel stays open. The client is always plain TCP.
+  s->tunnel_attempt = std::move(c.attempt);
+  session* raw = s.get();
+  auto done = [raw](const net::relay_result& r) {
+    raw->metrics().on_tunnel_close();
+    raw->metrics().on_bytes(r.bytes_up, r.bytes_down);
+    spdlog::debug("tunnel closed: {} bytes up, {} down{}", r.bytes_up, r.bytes_down,
+                  r.error ? ", " + r.error.message() : std::string());
+    raw->finish();
+    raw->tunnel_attempt.release();
+  };
+  if (s->upstream.is_plain()) {
+    s->relay = std::make_unique<net::plain_relay>(s->client, s->upstream, s->act);
+    s->relay->start(std::move(pending), std::move(c.dial.leftover), s, std::move(done));
+  } else {
+    s->tls_relay = std::make_unique<net::tls_relay>(s->client, s->upstream, s->act);
+    s->tls_relay->start(std::move(pending), std::move(c.dial.leftover), s, std::move(done));
   }
-  auto r = co_await net::relay(s->client, s->upstream, std::move(pending), std::move(c.dial.leftover), s->act);
-  s->metrics().on_tunnel_close();
-  s->metrics().on_bytes(r.bytes_up, r.bytes_down);
-  spdlog::debug("tunnel via {} closed: {} bytes up, {} down{}", c.attempt.chosen().id(), r.bytes_up, r.bytes_down,
-                r.error ? ", " + r.error.message() : std::string());
+  co_return;
 }
 
 awaitable<void> handle_connect(std::shared_ptr<session> s, proto::request_head head) {

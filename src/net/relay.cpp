@@ -5,8 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <cstring>
 #include <memory>
@@ -18,55 +16,12 @@ namespace exitpool::net {
 
 namespace {
 
-// Stops both sides at once after an error, so the other direction does not wait
-// for the idle timeout: shutdown makes its pending and future reads see EOF.
-void abort_both(stream& a, stream& b) {
-  error_code ec;
-  a.socket().shutdown(tcp::socket::shutdown_both, ec);
-  b.socket().shutdown(tcp::socket::shutdown_both, ec);
-}
-
 // This thread's scratch space for bytes that are sent on before the handler that read
 // them returns (so it is never held across a wait).
 constexpr std::size_t scratch_size = 64 * 1024;
 char* thread_scratch() {
   thread_local std::unique_ptr<char[]> scratch = std::make_unique_for_overwrite<char[]>(scratch_size);
   return scratch.get();
-}
-
-// The buffered copy (TLS on either side). An idle direction waits in a small buffer that
-// lives in the coroutine frame; a read that fills it means a flow, which gets 16 KiB
-// until a read comes back small again: idle tunnels hold 2 x 512 bytes here, not 2 x 16 KiB.
-awaitable<error_code> copy_pump(stream& from, stream& to, activity& act, std::uint64_t& bytes) {
-  constexpr std::size_t small_size = 512;
-  constexpr std::size_t big_size = 16 * 1024;
-  std::array<char, small_size> small;
-  std::unique_ptr<char[]> big;
-  for (;;) {
-    char* const buf = big ? big.get() : small.data();
-    const std::size_t cap = big ? big_size : small_size;
-    auto [ec, n] = co_await from.read_some(asio::buffer(buf, cap));
-    if (n > 0) {
-      bytes += n;
-      act.touch();
-      auto [wec, wn] = co_await to.write_all(asio::buffer(buf, n));
-      if (wec) {
-        co_return wec;
-      }
-      if (!big && n == small_size) {
-        big = std::make_unique_for_overwrite<char[]>(big_size);
-      } else if (big && n < small_size) {
-        big.reset();
-      }
-    }
-    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
-      co_await to.shutdown_send();
-      co_return error_code{};
-    }
-    if (ec) {
-      co_return ec;
-    }
-  }
 }
 
 // The end of a handler-driven relay (both directions finished): runs `done` once.
@@ -81,42 +36,7 @@ void report(std::uint64_t up, std::uint64_t down, error_code error, std::functio
   run(r);
 }
 
-awaitable<error_code> pump(stream& from, stream& to, activity& act, std::uint64_t& bytes) {
-  error_code ec = co_await copy_pump(from, to, act, bytes);
-  if (ec) {
-    abort_both(from, to);
-  }
-  co_return ec;
-}
-
 }  // namespace
-
-awaitable<relay_result> relay(stream& client, stream& upstream, std::string to_upstream, std::string to_client,
-                              activity& act) {
-  using namespace asio::experimental::awaitable_operators;
-  relay_result r;
-  if (!to_upstream.empty()) {
-    if (auto [ec, n] = co_await upstream.write_all(asio::buffer(to_upstream)); ec) {
-      r.error = ec;
-      co_return r;
-    }
-    r.bytes_up += to_upstream.size();
-  }
-  if (!to_client.empty()) {
-    if (auto [ec, n] = co_await client.write_all(asio::buffer(to_client)); ec) {
-      r.error = ec;
-      co_return r;
-    }
-    r.bytes_down += to_client.size();
-  }
-  // A tunnel may stay open for hours: give back the handshake buffers first.
-  std::string().swap(to_upstream);
-  std::string().swap(to_client);
-  auto [up_ec, down_ec] =
-      co_await (pump(client, upstream, act, r.bytes_up) && pump(upstream, client, act, r.bytes_down));
-  r.error = up_ec ? up_ec : down_ec;
-  co_return r;
-}
 
 // ---- plain_relay ----
 

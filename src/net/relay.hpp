@@ -1,9 +1,9 @@
 #pragma once
 // Tunnel relay between a client and an upstream stream, both directions at once,
 // until both sides have closed (half-close is forwarded) or either fails. Runs on the
-// session's shard. plain_relay for plain TCP on both sides (splice for bulk flows);
-// tls_relay for a plain client and a TLS exit; relay(), a buffered copy between any two
-// streams, for the rest.
+// session's shard. The client is always plain TCP: plain_relay for a plain exit
+// (splice for bulk flows), tls_relay for a TLS exit. Both are driven by completion
+// handlers, so an open tunnel holds no coroutine frame.
 
 #include <array>
 #include <cstdint>
@@ -21,11 +21,6 @@ struct relay_result {
   std::uint64_t bytes_down = 0;  // upstream → client
   error_code error;              // first error (not EOF) in either direction
 };
-
-// `to_upstream` / `to_client`: bytes already read from one side (pipelined after a
-// handshake) that must reach the other before anything else.
-awaitable<relay_result> relay(stream& client, stream& upstream, std::string to_upstream, std::string to_client,
-                              activity& act);
 
 // The relay for plain TCP on both sides, driven by completion handlers rather than
 // coroutines, so that an idle tunnel costs this object and two pending reads: no

@@ -53,17 +53,6 @@ class stream {
     return tls_->write_all(b);
   }
 
-  // Half-close: FIN on plain TCP. TLS cannot half-close; it sends close_notify (and does not
-  // wait for the peer's: the other direction may still be reading).
-  awaitable<void> shutdown_send() {
-    error_code ec;
-    if (plain_) {
-      plain_->shutdown(tcp::socket::shutdown_send, ec);
-      co_return;
-    }
-    co_await tls_->shutdown();
-  }
-
   void close() {
     error_code ec;
     if (valid()) {
