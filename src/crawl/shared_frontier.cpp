@@ -22,29 +22,96 @@ using fleet::reply;
 namespace {
 
 // Every script starts with ARGV[1] = key prefix, ARGV[2] = now (ms), ARGV[3] = --per-host.
+// Redis's CPU is the fleet's, and most of it goes to each redis.call a script makes, so a
+// script batches: queue and in-flight counters move once per call (flush), a host touched by
+// many URLs is woken once, and one HMGET/HSET/HDEL/ZADD/RPUSH covers every lease or URL of a
+// call. Redis replicates a script by its effects, so the order of a flush does not matter.
 constexpr std::string_view prelude = R"lua(
 local P = ARGV[1]
 local now = tonumber(ARGV[2])
 local per_host = tonumber(ARGV[3])
+-- unpack() is bounded by Lua's C stack: long argument lists go in slices of 4,000 (even,
+-- so field/value pairs stay together).
+local function each_slice(args, fn)
+  for i = 1, #args, 4000 do fn(unpack(args, i, math.min(i + 3999, #args))) end
+end
+local function hmget(hash, fields)
+  local out = {}
+  each_slice(fields, function(...)
+    for _, v in ipairs(redis.call('HMGET', hash, ...)) do out[#out + 1] = v end
+  end)
+  return out
+end
+local woken, wake_order = {}, {}
+local inflight, inflight_order = {}, {}
+local pushes, push_order = {}, {}
+local queued = 0
+-- Deferred to flush(): a host is woken (put in ready if it has work and a free slot) once
+-- per call, after every counter has moved.
 local function wake(key)
-  if redis.call('LLEN', P..':q:'..key) > 0 and tonumber(redis.call('HGET', P..':inflight', key) or '0') < per_host then
-    local nxt = tonumber(redis.call('HGET', P..':next', key) or '0')
-    redis.call('ZADD', P..':ready', 'NX', math.max(now, nxt), key)
+  if not woken[key] then
+    woken[key] = true
+    wake_order[#wake_order + 1] = key
   end
+end
+local function move_inflight(key, d)
+  if not inflight[key] then
+    inflight[key] = 0
+    inflight_order[#inflight_order + 1] = key
+  end
+  inflight[key] = inflight[key] + d
 end
 local function add(key, item, bucket, member)
   if redis.call('SADD', P..':seen:'..bucket, member) == 1 then
-    redis.call('RPUSH', P..':q:'..key, item)
-    redis.call('INCR', P..':queued')
+    if not pushes[key] then
+      pushes[key] = {}
+      push_order[#push_order + 1] = key
+    end
+    local q = pushes[key]
+    q[#q + 1] = item
+    queued = queued + 1
     wake(key)
     return 1
   end
   return 0
 end
+local function flush()
+  for _, key in ipairs(push_order) do
+    each_slice(pushes[key], function(...) redis.call('RPUSH', P..':q:'..key, ...) end)
+  end
+  if queued ~= 0 then redis.call('INCRBY', P..':queued', queued) end
+  for _, key in ipairs(inflight_order) do
+    if inflight[key] ~= 0 then redis.call('HINCRBY', P..':inflight', key, inflight[key]) end
+  end
+  if #wake_order == 0 then return end
+  local ins = hmget(P..':inflight', wake_order)
+  local nxt = hmget(P..':next', wake_order)
+  local ready = {}
+  for i, key in ipairs(wake_order) do
+    if tonumber(ins[i] or '0') < per_host and redis.call('LLEN', P..':q:'..key) > 0 then
+      ready[#ready + 1] = math.max(now, tonumber(nxt[i] or '0'))
+      ready[#ready + 1] = key
+    end
+  end
+  each_slice(ready, function(...) redis.call('ZADD', P..':ready', 'NX', ...) end)
+end
 local function split(v)
   local rest = string.sub(v, 2)
   local nl = string.find(rest, '\n', 1, true)
   return string.sub(v, 1, 1), string.sub(rest, 1, nl - 1), string.sub(rest, nl + 1)
+end
+-- The leases of ids (a list), by id: their stored values (flag, key, item), each id once.
+local function leases(ids)
+  local uniq, seen = {}, {}
+  for _, id in ipairs(ids) do
+    if not seen[id] then
+      seen[id] = true
+      uniq[#uniq + 1] = id
+    end
+  end
+  local vals = {}
+  if #uniq > 0 then vals = hmget(P..':lease', uniq) end
+  return uniq, vals
 end
 )lua";
 
@@ -52,6 +119,7 @@ end
 constexpr std::string_view script_add = R"lua(
 local n = 0
 for i = 4, #ARGV, 4 do n = n + add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
+flush()
 return n
 )lua";
 
@@ -59,60 +127,83 @@ return n
 // = N, then the page's N links (4 per URL). The host's politeness slot is free; the links are
 // discovered now (the page is done only when acknowledged).
 constexpr std::string_view script_release = R"lua(
+local ids = {}
 local i = 4
 while i <= #ARGV do
-  local id, n = ARGV[i], tonumber(ARGV[i + 1])
-  local v = redis.call('HGET', P..':lease', id)
-  if v and string.sub(v, 1, 1) == '0' then
-    local _, key = split(v)
-    redis.call('HSET', P..':lease', id, '1'..string.sub(v, 2))
-    redis.call('HINCRBY', P..':inflight', key, -1)
-    wake(key)
-  end
+  local n = tonumber(ARGV[i + 1])
+  ids[#ids + 1] = ARGV[i]
   for j = i + 2, i + 1 + 4 * n, 4 do add(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]) end
   i = i + 2 + 4 * n
 end
+local uniq, vals = leases(ids)
+local flags = {}
+for k, v in ipairs(vals) do
+  if v and string.sub(v, 1, 1) == '0' then
+    local _, key = split(v)
+    flags[#flags + 1] = uniq[k]
+    flags[#flags + 1] = '1'..string.sub(v, 2)
+    move_inflight(key, -1)
+    wake(key)
+  end
+end
+each_slice(flags, function(...) redis.call('HSET', P..':lease', ...) end)
+flush()
 return 1
 )lua";
 
 // Every acknowledgement of this round, one after another: ARGV[i] = lease id, ARGV[i+1] =
 // 'page' | 'drop', ARGV[i+2] = N, then N links (4 per URL).
 constexpr std::string_view script_ack = R"lua(
-local function ack(id, kind)
-  local v = redis.call('HGET', P..':lease', id)
-  if v then
-    local flag, key = split(v)
-    redis.call('HDEL', P..':lease', id)
-    redis.call('ZREM', P..':leases', id)
-    if flag == '0' then redis.call('HINCRBY', P..':inflight', key, -1) end
-    redis.call('INCR', P..(kind == 'page' and ':done' or ':dropped'))
-    if kind ~= 'page' and redis.call('EXISTS', P..':max_pages') == 1 then
-      -- A page dropped without a line (robots.txt) gives its place in --max-pages back; the
-      -- hosts parked on the spent budget may go again.
-      redis.call('DECR', P..':handed')
-      for _, h in ipairs(redis.call('SMEMBERS', P..':parked')) do
-        redis.call('SREM', P..':parked', h)
-        wake(h)
-      end
-    end
-    wake(key)
-  else
-    redis.call('INCR', P..':stale')
-  end
-end
+local ids, kind = {}, {}
 local i = 4
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 2])
-  ack(ARGV[i], ARGV[i + 1])
+  ids[#ids + 1] = ARGV[i]
+  if kind[ARGV[i]] == nil then kind[ARGV[i]] = ARGV[i + 1] end
   for j = i + 3, i + 2 + 4 * n, 4 do add(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]) end
   i = i + 3 + 4 * n
 end
+local uniq, vals = leases(ids)
+local gone = {}
+local done, dropped = 0, 0
+for k, v in ipairs(vals) do
+  if v then
+    local flag, key = split(v)
+    gone[#gone + 1] = uniq[k]
+    if flag == '0' then move_inflight(key, -1) end
+    if kind[uniq[k]] == 'page' then done = done + 1 else dropped = dropped + 1 end
+    wake(key)
+  end
+end
+each_slice(gone, function(...)
+  redis.call('HDEL', P..':lease', ...)
+  redis.call('ZREM', P..':leases', ...)
+end)
+if done > 0 then redis.call('INCRBY', P..':done', done) end
+if dropped > 0 then redis.call('INCRBY', P..':dropped', dropped) end
+if #ids > #gone then redis.call('INCRBY', P..':stale', #ids - #gone) end
+if dropped > 0 and redis.call('EXISTS', P..':max_pages') == 1 then
+  -- A page dropped without a line (robots.txt) gives its place in --max-pages back; the
+  -- hosts parked on the spent budget may go again.
+  redis.call('DECRBY', P..':handed', dropped)
+  for _, h in ipairs(redis.call('SMEMBERS', P..':parked')) do
+    redis.call('SREM', P..':parked', h)
+    wake(h)
+  end
+end
+flush()
 return 1
 )lua";
 
 // ARGV[4] = lease ms, ARGV[5..]: lease ids still held.
 constexpr std::string_view script_renew = R"lua(
-for i = 5, #ARGV do redis.call('ZADD', P..':leases', 'XX', now + tonumber(ARGV[4]), ARGV[i]) end
+local until_ms = now + tonumber(ARGV[4])
+local pairs_ = {}
+for i = 5, #ARGV do
+  pairs_[#pairs_ + 1] = until_ms
+  pairs_[#pairs_ + 1] = ARGV[i]
+end
+each_slice(pairs_, function(...) redis.call('ZADD', P..':leases', 'XX', ...) end)
 return 1
 )lua";
 
@@ -125,19 +216,20 @@ for _, id in ipairs(ids) do
   redis.call('HDEL', P..':lease', id)
   if v then
     local flag, key, item = split(v)
-    if flag == '0' then redis.call('HINCRBY', P..':inflight', key, -1) end
+    if flag == '0' then move_inflight(key, -1) end
     local d, rest = string.match(item, '^(%d+)|(.*)$')
     d = tonumber(d) + 1
     if d >= tonumber(ARGV[4]) then
       redis.call('RPUSH', P..':dead', key..'\n'..d..'|'..rest)
     else
       redis.call('LPUSH', P..':q:'..key, d..'|'..rest)
-      redis.call('INCR', P..':queued')
+      queued = queued + 1
       redis.call('INCR', P..':requeued')
     end
     wake(key)
   end
 end
+flush()
 return #ids
 )lua";
 
@@ -149,6 +241,7 @@ redis.call('HSET', P..':delay', ARGV[4], ARGV[5])
 redis.call('HSET', P..':next', ARGV[4], now + 2 * tonumber(ARGV[5]))
 redis.call('ZREM', P..':ready', ARGV[4])
 wake(ARGV[4])
+flush()
 return 1
 )lua";
 
@@ -157,58 +250,84 @@ return 1
 // are taken, so it holds across workers; a re-delivery (an expired lease) was counted once
 // already and goes out even when the budget is spent. A host whose next URL is a first
 // delivery once the budget is spent is parked (out of ready) until a drop gives budget back.
+// A host's URLs come off its queue with one LRANGE and one LTRIM; the leases are numbered
+// with one INCRBY and stored with one HSET and one ZADD.
 constexpr std::string_view script_take = R"lua(
 local want = tonumber(ARGV[4])
+local lease_ms = tonumber(ARGV[5])
 local max_pages = tonumber(ARGV[7])
 local handed = tonumber(redis.call('GET', P..':handed') or '0')
 local handed0 = handed
-local out = {}
 local hosts = redis.call('ZRANGEBYSCORE', P..':ready', '-inf', now, 'LIMIT', 0, want)
-for _, key in ipairs(hosts) do
-  if #out >= 3 * want then break end
-  local inflight = tonumber(redis.call('HGET', P..':inflight', key) or '0')
-  local known = redis.call('HGET', P..':delay', key)
-  local delay = tonumber(known or ARGV[6])
-  local k = per_host - inflight
-  if delay > 0 and k > 1 then k = 1 end
-  if not known then
-    -- Nobody has read this host's robots.txt yet: one URL goes out, and the host is held
-    -- until its taker publishes the delay (or its lease expires).
-    k = math.min(k, 1)
-    delay = tonumber(ARGV[5])
-  end
-  local taken = 0
-  local parked = false
-  while taken < k and #out < 3 * want do
-    local item = redis.call('LINDEX', P..':q:'..key, 0)
-    if not item then break end
-    local first = string.sub(item, 1, 2) == '0|'
-    if first and max_pages > 0 and handed >= max_pages then
-      parked = true
-      break
+local got = {}  -- key, item, key, item, ...
+local requeued = 0
+local served, nexts, parked = {}, {}, {}
+if #hosts > 0 then
+  local ins = hmget(P..':inflight', hosts)
+  local delays = hmget(P..':delay', hosts)
+  for h, key in ipairs(hosts) do
+    local left = want - #got / 2
+    if left <= 0 then break end
+    local known = delays[h]
+    local delay = tonumber(known or ARGV[6])
+    local k = per_host - tonumber(ins[h] or '0')
+    if delay > 0 and k > 1 then k = 1 end
+    if not known then
+      -- Nobody has read this host's robots.txt yet: one URL goes out, and the host is held
+      -- until its taker publishes the delay (or its lease expires).
+      k = math.min(k, 1)
+      delay = lease_ms
     end
-    redis.call('LPOP', P..':q:'..key)
-    if first then handed = handed + 1 else redis.call('DECR', P..':requeued') end
-    local id = redis.call('INCR', P..':seq')
-    redis.call('HSET', P..':lease', id, '0'..key..'\n'..item)
-    redis.call('ZADD', P..':leases', now + tonumber(ARGV[5]), id)
-    redis.call('DECR', P..':queued')
+    k = math.min(k, left)
+    local taken = 0
+    local held = false
+    if k > 0 then
+      for _, item in ipairs(redis.call('LRANGE', P..':q:'..key, 0, k - 1)) do
+        local first = string.sub(item, 1, 2) == '0|'
+        if first and max_pages > 0 and handed >= max_pages then
+          held = true
+          break
+        end
+        if first then handed = handed + 1 else requeued = requeued + 1 end
+        got[#got + 1] = key
+        got[#got + 1] = item
+        taken = taken + 1
+      end
+    end
+    if taken > 0 then
+      redis.call('LTRIM', P..':q:'..key, taken, -1)
+      move_inflight(key, taken)
+      nexts[#nexts + 1] = key
+      nexts[#nexts + 1] = now + delay
+    end
+    served[#served + 1] = key
+    if held then parked[#parked + 1] = key else wake(key) end
+  end
+end
+local out = {}
+local n = #got / 2
+if n > 0 then
+  local first_id = redis.call('INCRBY', P..':seq', n) - n + 1
+  local lease, expiry = {}, {}
+  for j = 1, n do
+    local id, key, item = first_id + j - 1, got[2 * j - 1], got[2 * j]
+    lease[#lease + 1] = id
+    lease[#lease + 1] = '0'..key..'\n'..item
+    expiry[#expiry + 1] = now + lease_ms
+    expiry[#expiry + 1] = id
     out[#out + 1] = id
     out[#out + 1] = key
     out[#out + 1] = item
-    taken = taken + 1
   end
-  if taken > 0 then
-    redis.call('HINCRBY', P..':inflight', key, taken)
-    redis.call('HSET', P..':next', key, now + delay)
-  end
-  redis.call('ZREM', P..':ready', key)
-  if parked then
-    redis.call('SADD', P..':parked', key)
-  else
-    wake(key)
-  end
+  each_slice(lease, function(...) redis.call('HSET', P..':lease', ...) end)
+  each_slice(expiry, function(...) redis.call('ZADD', P..':leases', ...) end)
+  queued = queued - n
+  if requeued > 0 then redis.call('DECRBY', P..':requeued', requeued) end
 end
+each_slice(nexts, function(...) redis.call('HSET', P..':next', ...) end)
+each_slice(served, function(...) redis.call('ZREM', P..':ready', ...) end)
+each_slice(parked, function(...) redis.call('SADD', P..':parked', ...) end)
+flush()
 if handed ~= handed0 then redis.call('SET', P..':handed', handed) end
 if max_pages > 0 then redis.call('SET', P..':max_pages', max_pages) end
 return out
