@@ -475,8 +475,9 @@ class shared_coordinator {
       r.seeds = seeds_;
     }
     r.seeds.insert(r.seeds.end(), extra_.begin(), extra_.end());
-    r.release = release_;
-    r.acks = acks_;
+    // What this worker owes Redis moves into the round and back if the round fails.
+    r.release.swap(release_);
+    r.acks.swap(acks_);
     r.delays = delays_;
     const auto lease_ms = static_cast<std::int64_t>(cfg_.lease_s * 1000);
     if (ms >= next_renew_) {
@@ -498,6 +499,8 @@ class shared_coordinator {
       return;
     }
     if (const auto err = sf_.run(r, ms)) {
+      release_.swap(r.release);
+      acks_.swap(r.acks);
       if (!paused_) {
         std::fprintf(stderr, "crawl: Redis %s: %s (%s): pausing, trying again every second\n", where_.c_str(),
                      err.message.c_str(), fleet::redis_errc_name(err.code));
@@ -513,14 +516,12 @@ class shared_coordinator {
     paused_ = false;
     seeded_ = true;
     extra_.clear();
-    release_.clear();
     delays_.clear();
-    for (const auto& a : acks_) {
+    for (const auto& a : r.acks) {
       if (held_.erase(a.id) > 0) {
         --finished_;
       }
     }
-    acks_.clear();
     for (auto& t : r.taken) {
       held_.insert(t.id);
       work_item w;

@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <charconv>
+#include <deque>
 
 #include "crawl/url_norm.hpp"
 #include "fetch/url_set.hpp"
@@ -351,7 +352,7 @@ const std::array<std::string, s_count>& scripts() {
 }
 
 asio::awaitable<void> run_exec(fleet::connection& c, fleet::redis_url url, std::chrono::milliseconds timeout,
-                               std::vector<std::vector<std::string>> cmds, std::vector<reply>& out, redis_error& err,
+                               std::vector<std::vector<std::string_view>> cmds, std::vector<reply>& out, redis_error& err,
                                std::vector<std::string>& shas) {
   if (!c.is_open()) {
     shas.clear();
@@ -384,12 +385,21 @@ asio::awaitable<void> run_exec(fleet::connection& c, fleet::redis_url url, std::
       cmd[1] = shas[static_cast<std::size_t>(cmd[1][0] - '0')];
     }
   }
-  err = co_await c.exec(std::move(cmds), out, timeout);
+  err = co_await c.exec(cmds, out, timeout);
   for (const auto& r : out) {
     if (r.is_error() && r.str.starts_with("NOSCRIPT")) {
       c.close();  // flushed under us: load them again on the next round
     }
   }
+}
+
+std::vector<std::vector<std::string_view>> views_of(const std::vector<std::vector<std::string>>& cmds) {
+  std::vector<std::vector<std::string_view>> v;
+  v.reserve(cmds.size());
+  for (const auto& c : cmds) {
+    v.emplace_back(c.begin(), c.end());
+  }
+  return v;
 }
 
 }  // namespace
@@ -454,7 +464,7 @@ std::int64_t shared_frontier::now_ms() {
       .count();
 }
 
-redis_error shared_frontier::exec(std::vector<std::vector<std::string>> cmds, std::vector<reply>& out) {
+redis_error shared_frontier::exec(std::vector<std::vector<std::string_view>> cmds, std::vector<reply>& out) {
   redis_error err{redis_errc::timeout, "no answer"};
   io_->ctx.restart();
   asio::co_spawn(io_->ctx, run_exec(io_->conn, cfg_.url, cfg_.timeout, std::move(cmds), out, err, io_->shas),
@@ -469,16 +479,25 @@ redis_error shared_frontier::exec(std::vector<std::vector<std::string>> cmds, st
 }
 
 redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
-  std::vector<std::vector<std::string>> cmds;
-  auto eval = [&](script_id id) -> std::vector<std::string>& {
-    cmds.push_back({"EVALSHA", std::string(1, static_cast<char>('0' + id)), "0", prefix_, std::to_string(now),
-                    std::to_string(cfg_.per_host)});
+  // Views of r's strings and of `text` (numbers, key names): a round's URLs are not copied
+  // on their way to the wire. `text` is a deque, so its strings stay where they are.
+  std::deque<std::string> text;
+  auto keep = [&](std::string s) -> std::string_view { return text.emplace_back(std::move(s)); };
+  std::vector<std::vector<std::string_view>> cmds;
+  const std::string_view now_s = keep(std::to_string(now)), per_host_s = keep(std::to_string(cfg_.per_host));
+  static constexpr std::array<std::string_view, s_count> ids{"0", "1", "2", "3", "4", "5", "6"};
+  auto eval = [&](script_id id) -> std::vector<std::string_view>& {
+    cmds.push_back({"EVALSHA", ids[id], "0", prefix_, now_s, per_host_s});
     return cmds.back();
   };
-  auto push_admits = [](std::vector<std::string>& cmd, const std::vector<admit>& as) {
+  auto push_admits = [](std::vector<std::string_view>& cmd, const std::vector<admit>& as) {
     for (const auto& a : as) {
       cmd.insert(cmd.end(), {a.key, a.item, a.bucket, a.member});
     }
+  };
+  auto count = [&](std::size_t n) -> std::string_view {
+    static constexpr std::array<std::string_view, 10> small{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    return n < small.size() ? small[n] : keep(std::to_string(n));
   };
   if (!r.seeds.empty()) {
     push_admits(eval(s_add), r.seeds);
@@ -486,30 +505,30 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
   for (const auto& [key, ms] : r.delays) {
     auto& c = eval(s_delay);
     c.push_back(key);
-    c.push_back(std::to_string(ms));
+    c.push_back(keep(std::to_string(ms)));
   }
   if (!r.renew.empty()) {
     auto& c = eval(s_renew);
-    c.push_back(std::to_string(cfg_.lease.count()));
+    c.push_back(keep(std::to_string(cfg_.lease.count())));
     for (auto id : r.renew) {
-      c.push_back(std::to_string(id));
+      c.push_back(keep(std::to_string(id)));
     }
   }
   if (r.reap) {
     auto& c = eval(s_reap);
-    c.push_back(std::to_string(cfg_.max_deliveries));
+    c.push_back(count(static_cast<std::size_t>(cfg_.max_deliveries)));
     c.push_back("1000");
   }
   if (r.heartbeat) {
-    cmds.push_back({"ZADD", prefix_ + ":workers", std::to_string(now), cfg_.worker});
+    cmds.push_back({"ZADD", keep(prefix_ + ":workers"), now_s, cfg_.worker});
   }
   const std::size_t take_at = cmds.size();
   if (r.take > 0) {
     auto& c = eval(s_take);
-    c.push_back(std::to_string(r.take));
-    c.push_back(std::to_string(cfg_.lease.count()));
-    c.push_back(std::to_string(cfg_.delay.count()));
-    c.push_back(std::to_string(cfg_.max_pages));
+    c.push_back(count(static_cast<std::size_t>(r.take)));
+    c.push_back(keep(std::to_string(cfg_.lease.count())));
+    c.push_back(keep(std::to_string(cfg_.delay.count())));
+    c.push_back(keep(std::to_string(cfg_.max_pages)));
   }
   // Releases and acknowledgements: one script call each per round, however many, after
   // the take: a host's slot this worker frees goes to whichever worker asks next, not back
@@ -518,25 +537,25 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
   if (!r.release.empty()) {
     auto& c = eval(s_release);
     for (const auto& rel : r.release) {
-      c.push_back(std::to_string(rel.id));
-      c.push_back(std::to_string(rel.links.size()));
+      c.push_back(keep(std::to_string(rel.id)));
+      c.push_back(count(rel.links.size()));
       push_admits(c, rel.links);
     }
   }
   if (!r.acks.empty()) {
     auto& c = eval(s_ack);
     for (const auto& a : r.acks) {
-      c.push_back(std::to_string(a.id));
+      c.push_back(keep(std::to_string(a.id)));
       c.push_back(a.page ? "page" : "drop");
-      c.push_back(std::to_string(a.links.size()));
+      c.push_back(count(a.links.size()));
       push_admits(c, a.links);
     }
   }
   const std::size_t counts_at = cmds.size();
-  cmds.push_back({"GET", prefix_ + ":queued"});
-  cmds.push_back({"ZCARD", prefix_ + ":leases"});
-  cmds.push_back({"GET", prefix_ + ":handed"});
-  cmds.push_back({"GET", prefix_ + ":requeued"});
+  cmds.push_back({"GET", keep(prefix_ + ":queued")});
+  cmds.push_back({"ZCARD", keep(prefix_ + ":leases")});
+  cmds.push_back({"GET", keep(prefix_ + ":handed")});
+  cmds.push_back({"GET", keep(prefix_ + ":requeued")});
   std::vector<reply> out;
   if (auto err = exec(std::move(cmds), out)) {
     return err;
@@ -577,7 +596,7 @@ redis_error shared_frontier::counts(shared_counts& c, std::int64_t now) {
       {"GET", prefix_ + ":max_pages"},
   };
   std::vector<reply> out;
-  if (auto err = exec(cmds, out)) {
+  if (auto err = exec(views_of(cmds), out)) {
     return err;
   }
   c.queued = out[0].as_int(0);
@@ -598,7 +617,7 @@ redis_error shared_frontier::counts(shared_counts& c, std::int64_t now) {
   }
   if (!lens.empty()) {
     std::vector<reply> l;
-    if (auto err = exec(lens, l)) {
+    if (auto err = exec(views_of(lens), l)) {
       return err;
     }
     for (std::size_t i = 0; i < l.size(); ++i) {

@@ -140,7 +140,8 @@ class shared_frontier {
   static std::int64_t now_ms();
 
  private:
-  fleet::redis_error exec(std::vector<std::vector<std::string>> cmds, std::vector<fleet::reply>& out);
+  // The commands are views: what they point at stays alive until the call returns.
+  fleet::redis_error exec(std::vector<std::vector<std::string_view>> cmds, std::vector<fleet::reply>& out);
 
   shared_config cfg_;
   std::string prefix_;

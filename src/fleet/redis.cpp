@@ -146,7 +146,7 @@ long long reply::as_int(long long fallback) const {
   return fallback;
 }
 
-std::string format_command(std::span<const std::string> args) {
+std::string format_command(std::span<const std::string_view> args) {
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;
   argv.reserve(args.size());
@@ -163,6 +163,11 @@ std::string format_command(std::span<const std::string> args) {
   std::string out(cmd, static_cast<std::size_t>(n));
   redisFreeCommand(cmd);
   return out;
+}
+
+std::string format_command(std::span<const std::string> args) {
+  const std::vector<std::string_view> views(args.begin(), args.end());
+  return format_command(std::span<const std::string_view>(views));
 }
 
 reply_reader::reply_reader() : r_(redisReaderCreate()) {
@@ -351,13 +356,23 @@ asio::awaitable<redis_error> connection::read_one(reply& out) {
 
 asio::awaitable<redis_error> connection::exec(std::vector<std::vector<std::string>> cmds, std::vector<reply>& out,
                                               std::chrono::milliseconds timeout) {
+  std::vector<std::vector<std::string_view>> views;
+  views.reserve(cmds.size());
+  for (const auto& c : cmds) {
+    views.emplace_back(c.begin(), c.end());
+  }
+  co_return co_await exec(views, out, timeout);  // `cmds` lives in this frame until then
+}
+
+asio::awaitable<redis_error> connection::exec(const std::vector<std::vector<std::string_view>>& cmds,
+                                              std::vector<reply>& out, std::chrono::milliseconds timeout) {
   out.clear();
   if (!sock_.is_open()) {
     co_return redis_error{redis_errc::io, "not connected"};
   }
   std::string wire;
   for (const auto& c : cmds) {
-    wire += format_command(c);
+    wire += format_command(std::span<const std::string_view>(c));
   }
   commands_sent_ += cmds.size();
   arm(timeout);

@@ -61,6 +61,7 @@ struct reply {
 
 // One command in RESP (hiredis' redisFormatCommandArgv): binary-safe arguments.
 std::string format_command(std::span<const std::string> args);
+std::string format_command(std::span<const std::string_view> args);
 
 // Incremental RESP parser (hiredis' reader). Feed bytes as they arrive; next() returns
 // each complete reply in order. A protocol error is sticky: failed() stays true.
@@ -111,6 +112,10 @@ class connection {
   // `out` (Redis errors are replies, not failures). On failure the connection is closed.
   boost::asio::awaitable<redis_error> exec(std::vector<std::vector<std::string>> cmds, std::vector<reply>& out,
                                            std::chrono::milliseconds timeout);
+  // The same over views: the caller keeps the bytes alive until the exchange ends (a batch
+  // built from data it holds anyway, with no copy of each argument: the crawl frontier's rounds).
+  boost::asio::awaitable<redis_error> exec(const std::vector<std::vector<std::string_view>>& cmds,
+                                           std::vector<reply>& out, std::chrono::milliseconds timeout);
   // Reads the next reply (pub/sub messages). `timeout` 0: wait for ever.
   boost::asio::awaitable<redis_error> read(reply& out, std::chrono::milliseconds timeout);
   bool is_open() const { return sock_.is_open(); }
