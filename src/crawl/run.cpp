@@ -673,6 +673,21 @@ int run_crawl(const crawl_config& cfg) {
                            : fmt::format("  queued {}  discovered {}", c.queued, c.discovered);
     };
   }
+  // An error while the crawl runs (the spill file cannot be written or read back) is
+  // fatal, as a fetch's unwritable output is: the shards stop, the summary is printed, exit 1.
+  w.tick = [tick = std::move(w.tick), &g, &shards](time_point now) {
+    if (g.fatal.load()) {
+      return;
+    }
+    try {
+      tick(now);
+    } catch (const std::exception& e) {
+      g.set_fatal(e.what());
+      for (auto& s : shards) {
+        s->wake();
+      }
+    }
+  };
   run.start();
   const int rc = run.wait(w);
   const auto c = front.counts();

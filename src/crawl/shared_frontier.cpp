@@ -352,8 +352,8 @@ const std::array<std::string, s_count>& scripts() {
 }
 
 asio::awaitable<void> run_exec(fleet::connection& c, fleet::redis_url url, std::chrono::milliseconds timeout,
-                               std::vector<std::vector<std::string_view>> cmds, std::vector<reply>& out, redis_error& err,
-                               std::vector<std::string>& shas) {
+                               std::vector<std::vector<std::string_view>> cmds, std::vector<reply>& out,
+                               redis_error& err, std::vector<std::string>& shas) {
   if (!c.is_open()) {
     shas.clear();
     err = co_await c.connect(url, timeout);

@@ -2,8 +2,11 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -44,6 +47,11 @@ spill_file::spill_file(std::string path, bool truncate) : path_(std::move(path))
     fail(path_, "cannot seek");
   }
   end_ = static_cast<std::uint64_t>(end);
+  live_ = end_;
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && st.st_blksize > 0) {
+    page_ = static_cast<std::uint64_t>(st.st_blksize);
+  }
   // Count what is there, for the line numbers of what comes next.
   char buf[1 << 16];
   for (std::uint64_t at = 0; at < end_;) {
@@ -104,8 +112,36 @@ spill_file::block spill_file::append(const std::vector<queued_url>& urls) {
     done += static_cast<std::size_t>(n);
   }
   end_ += text.size();
+  live_ += text.size();
   lines_ += urls.size();
   return b;
+}
+
+void spill_file::release(const block& b) {
+  live_ -= std::min<std::uint64_t>(live_, b.bytes);
+  // Blocks are smaller than a page and the hosts' blocks interleave, so the released ranges
+  // are merged, and what a merged run covers in whole pages is punched.
+  std::uint64_t lo = b.offset;
+  std::uint64_t hi = b.offset + b.bytes;
+  auto it = released_.upper_bound(lo);
+  if (it != released_.begin() && std::prev(it)->second >= lo) {
+    --it;
+    lo = it->first;
+    hi = std::max(hi, it->second);
+    it = released_.erase(it);
+  }
+  while (it != released_.end() && it->first <= hi) {
+    hi = std::max(hi, it->second);
+    it = released_.erase(it);
+  }
+  released_.emplace(lo, hi);
+  const std::uint64_t first = (lo + page_ - 1) / page_ * page_;
+  const std::uint64_t last = hi / page_ * page_;
+  if (last > first) {
+    // Best effort: EOPNOTSUPP (a file system without holes) only keeps the bytes on disk.
+    (void)::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(first),
+                      static_cast<off_t>(last - first));
+  }
 }
 
 void spill_file::read(const block& b, std::deque<queued_url>& out) const {
@@ -156,6 +192,7 @@ queued_url spill_queue::pop(spill_file* file) {
   if (memory_.empty()) {
     if (!blocks_.empty()) {
       file->read(blocks_.front(), memory_);
+      file->release(blocks_.front());
       spilled_ -= blocks_.front().count;
       blocks_.pop_front();
     } else {

@@ -10,7 +10,9 @@
 // The spill file is a cache, not a checkpoint: a resume rebuilds the frontier from the
 // output (crawl/run.cpp), so a new run starts the file afresh. Its format is text, one URL
 // a line ("DEPTH HOPS LEASE URL"; normalised URLs hold no spaces or controls), so a bad or
-// cut file is reported as FILE:LINE.
+// cut file is reported as FILE:LINE. Blocks read back are punched out of the file
+// (release), so its disk use follows what is still queued; a file reopened without
+// truncation counts its lines again, and holes hold none.
 //
 // Threads: one (the crawl's coordinator), like the frontier. Errors reading or writing the
 // file throw std::runtime_error naming FILE (and LINE): the disk under the output failed,
@@ -19,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,9 +58,15 @@ class spill_file {
   // Reads a block back, appending its URLs to `out` in the order written. Throws
   // "FILE:LINE: why" for a short file or a line that is not "DEPTH HOPS LEASE URL".
   void read(const block& b, std::deque<queued_url>& out) const;
+  // A block read back for good: its bytes are given back to the file system (a hole is
+  // punched: fallocate PUNCH_HOLE), so the disk a long crawl's spill file holds stays about
+  // what is still queued in it, not everything ever spilled. Offsets of the other blocks
+  // do not move. Where the file system cannot punch holes, the bytes stay until the end.
+  void release(const block& b);
 
   const std::string& path() const { return path_; }
-  std::uint64_t size() const { return end_; }
+  std::uint64_t size() const { return end_; }         // apparent size: every byte ever appended
+  std::uint64_t live_bytes() const { return live_; }  // of blocks not released
 
   static std::string encode(const queued_url& u);
   // nullopt-like: false when `line` is not a spill line.
@@ -66,7 +75,9 @@ class spill_file {
  private:
   std::string path_;
   int fd_ = -1;
-  std::uint64_t end_ = 0, lines_ = 0;
+  std::uint64_t end_ = 0, lines_ = 0, live_ = 0;
+  std::uint64_t page_ = 4096;                        // the file system's block size
+  std::map<std::uint64_t, std::uint64_t> released_;  // byte ranges given back, merged: first -> end
 };
 
 // One host's FIFO queue: memory first, then spilled blocks, then the block being filled.

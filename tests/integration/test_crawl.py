@@ -681,3 +681,28 @@ def test_queue_spills_to_disk_past_queue_memory(site, tmp_path):
     assert re.search(r" 0 URLs spilled to disk", err), err
     print(f"\npeak RSS with the queue spilled: {spill_rss / 1024:.0f} MiB, in memory: {memory_rss / 1024:.0f} MiB")
     assert spill_rss < memory_rss * 0.7, (spill_rss, memory_rss)
+
+
+def test_a_full_disk_under_the_spill_file_is_fatal_and_resumable(site, tmp_path):
+    """The spill file cannot be written (it is /dev/full: ENOSPC on the first block): the crawl stops
+    with exit 1 (fatal, as a fetch whose output fails), names the file and the reason, prints its
+    summary, and loses nothing: run again on a good disk, it ends with every reachable page once."""
+    seeds = seeds_for(site)
+    want = site.reachable(seeds)
+    argv = crawl_argv(tmp_path, "--seeds", *seeds, "--concurrency", "8", "--per-host", "2",
+                      "--queue-memory", "100")
+    spill = tmp_path / "out.jsonl.spill"
+    spill.symlink_to("/dev/full")
+    cp = subprocess.run(argv, capture_output=True, timeout=120, env=no_proxy_env())
+    err = cp.stderr.decode(errors="replace")
+    assert cp.returncode == 1, err
+    assert re.search(r"crawl: fatal: spill file \S*out\.jsonl\.spill: cannot write it: No space left on device",
+                     err), err
+    assert "results in" in err  # the summary
+    first = len(results(tmp_path))
+    assert 0 < first < len(want)
+    spill.unlink(missing_ok=True)
+    cp = subprocess.run(argv, capture_output=True, timeout=180, env=no_proxy_env())
+    err = cp.stderr.decode(errors="replace")
+    assert cp.returncode == 0, err
+    check_exactly(site, results(tmp_path), want)

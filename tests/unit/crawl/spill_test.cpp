@@ -1,6 +1,9 @@
 #include "crawl/spill.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -156,6 +159,65 @@ TEST_F(Spill, CutOrChangedFileIsAClearError) {
   }
   // A spill file where one cannot be written: a clear error naming it.
   EXPECT_THROW(spill_file((dir_ / "missing" / "x.spill").string()), std::runtime_error);
+}
+
+TEST_F(Spill, BlocksReadBackGiveTheirDiskBack) {
+  // Does this file system punch holes? (ext4, xfs, tmpfs do.) Where it does not, the bytes stay.
+  const std::string probe = (dir_ / "probe").string();
+  const int pfd = ::open(probe.c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(pfd, 0);
+  ASSERT_EQ(::ftruncate(pfd, 1 << 20), 0);
+  const bool holes = ::fallocate(pfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 1 << 20) == 0;
+  ::close(pfd);
+
+  spill_file f(path_);
+  const spill_queue::limits l{100, 64};
+  spill_queue q;
+  for (int i = 0; i < 20000; ++i) {
+    q.push(url(i), &f, l);
+  }
+  const std::uint64_t written = f.size();
+  EXPECT_GT(written, 500'000u);
+  EXPECT_EQ(f.live_bytes(), written);
+  for (int i = 0; i < 19000; ++i) {
+    expect_same(q.pop(&f), url(i));
+  }
+  // About 1,000 URLs are still queued; the file's apparent size is unchanged, its disk use is not.
+  EXPECT_EQ(f.size(), written);
+  EXPECT_LT(f.live_bytes(), written / 15);
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  const auto on_disk = static_cast<std::uint64_t>(st.st_blocks) * 512;
+  if (holes) {
+    EXPECT_LT(on_disk, written / 10) << "holes were not punched";
+  } else {
+    EXPECT_GE(on_disk + 4096, written) << "no holes on this file system: every byte stays";
+  }
+  for (int i = 19000; i < 20000; ++i) {
+    expect_same(q.pop(&f), url(i));
+  }
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(f.live_bytes(), 0u);
+
+  // Two hosts whose blocks interleave in the file (each smaller than a page): drained one
+  // after the other, the merged ranges are given back too.
+  spill_queue a;
+  spill_queue b;
+  for (int i = 0; i < 20000; ++i) {
+    a.push(url(i), &f, l);
+    b.push(url(i + 1), &f, l);
+  }
+  for (int i = 0; i < 20000; ++i) {
+    expect_same(a.pop(&f), url(i));
+  }
+  for (int i = 0; i < 20000; ++i) {
+    expect_same(b.pop(&f), url(i + 1));
+  }
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  if (holes) {
+    EXPECT_LT(static_cast<std::uint64_t>(st.st_blocks) * 512, f.size() / 20) << "merged ranges were not punched";
+  }
+  EXPECT_EQ(f.live_bytes(), 0u);
 }
 
 }  // namespace
