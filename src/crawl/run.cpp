@@ -420,9 +420,10 @@ class shared_coordinator {
   }
 
   std::string progress() const {
-    return fmt::format("  shared: queued {}  leased {}  held {}{}{}", remote_queued_, remote_leased_, held_.size(),
-                       cfg_.max_pages > 0 ? fmt::format("  handed out {} of {}", remote_handed_, cfg_.max_pages) : "",
-                       paused_ ? "  (Redis unreachable: paused)" : "");
+    return fmt::format(
+        "  shared: queued {}  leased {}  held {}{}{}", remote_queued_, remote_leased_, held_.size(),
+        remote_max_pages_ > 0 ? fmt::format("  handed out {} of {}", remote_handed_, remote_max_pages_) : "",
+        paused_ ? "  (Redis unreachable: paused)" : "");
   }
 
  private:
@@ -535,6 +536,14 @@ class shared_coordinator {
     remote_leased_ = r.leased;
     remote_handed_ = r.handed;
     remote_open_ = r.open;
+    if (r.max_pages >= 0 && r.max_pages != remote_max_pages_) {
+      remote_max_pages_ = r.max_pages;
+      if (static_cast<long long>(cfg_.max_pages) != r.max_pages) {
+        std::fprintf(stderr,
+                     "crawl: --max-pages %llu differs from this crawl's %lld (the first worker's): using %lld\n",
+                     static_cast<unsigned long long>(cfg_.max_pages), r.max_pages, r.max_pages);
+      }
+    }
     // A host's slots come back one round after its fetches end: keep rounds short (5 ms)
     // while work flows; when a round neither sends nor gets anything, wait longer (up to
     // 20 ms), so idle workers do not poll Redis 200 times a second each.
@@ -573,6 +582,7 @@ class shared_coordinator {
   std::int64_t next_round_ = 0, next_renew_ = 0, next_reap_ = 0;
   long long remote_queued_ = -1, remote_leased_ = -1, remote_handed_ = -1;
   long long remote_open_ = -1;
+  long long remote_max_pages_ = -1;  // the crawl's --max-pages as Redis has it
   int idle_rounds_ = 0;  // rounds in a row that sent and took nothing (0-2: the next round in 5, 10, 20 ms)  // queued
                          // work that may still go out (--max-pages: re-deliveries only once spent)
 };

@@ -183,7 +183,7 @@ end)
 if done > 0 then redis.call('INCRBY', P..':done', done) end
 if dropped > 0 then redis.call('INCRBY', P..':dropped', dropped) end
 if #ids > #gone then redis.call('INCRBY', P..':stale', #ids - #gone) end
-if dropped > 0 and redis.call('EXISTS', P..':max_pages') == 1 then
+if dropped > 0 and tonumber(redis.call('GET', P..':max_pages') or '0') > 0 then
   -- A page dropped without a line (robots.txt) gives its place in --max-pages back; the
   -- hosts parked on the spent budget may go again.
   redis.call('DECRBY', P..':handed', dropped)
@@ -256,7 +256,10 @@ return 1
 constexpr std::string_view script_take = R"lua(
 local want = tonumber(ARGV[4])
 local lease_ms = tonumber(ARGV[5])
-local max_pages = tonumber(ARGV[7])
+-- The crawl's budget is the --max-pages of the first worker to take (0: none); a worker
+-- started later with another value follows it (and says so).
+redis.call('SETNX', P..':max_pages', ARGV[7])
+local max_pages = tonumber(redis.call('GET', P..':max_pages'))
 local handed = tonumber(redis.call('GET', P..':handed') or '0')
 local handed0 = handed
 local hosts = redis.call('ZRANGEBYSCORE', P..':ready', '-inf', now, 'LIMIT', 0, want)
@@ -330,7 +333,6 @@ each_slice(served, function(...) redis.call('ZREM', P..':ready', ...) end)
 each_slice(parked, function(...) redis.call('SADD', P..':parked', ...) end)
 flush()
 if handed ~= handed0 then redis.call('SET', P..':handed', handed) end
-if max_pages > 0 then redis.call('SET', P..':max_pages', max_pages) end
 return out
 )lua";
 
@@ -556,6 +558,7 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
   cmds.push_back({"ZCARD", keep(prefix_ + ":leases")});
   cmds.push_back({"GET", keep(prefix_ + ":handed")});
   cmds.push_back({"GET", keep(prefix_ + ":requeued")});
+  cmds.push_back({"GET", keep(prefix_ + ":max_pages")});
   std::vector<reply> out;
   if (auto err = exec(std::move(cmds), out)) {
     return err;
@@ -577,7 +580,8 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
   r.queued = out[counts_at].as_int(0);
   r.leased = out[counts_at + 1].as_int(0);
   r.handed = out[counts_at + 2].as_int(0);
-  r.open = open_work(r.queued, out[counts_at + 3].as_int(0), r.handed, static_cast<long long>(cfg_.max_pages));
+  r.max_pages = out[counts_at + 4].is_nil() ? -1 : out[counts_at + 4].as_int(0);
+  r.open = open_work(r.queued, out[counts_at + 3].as_int(0), r.handed, std::max(r.max_pages, 0LL));
   return {};
 }
 

@@ -22,7 +22,8 @@
 //   handed, max_pages, requeued, parked   --max-pages, shared: first deliveries taken so far
 //               (counted by take, so a re-delivered lease is not counted twice; a page
 //               dropped by robots.txt gives its place back, a dead-lettered one keeps it),
-//               the limit, re-deliveries waiting in the queues (they go out even once the
+//               the limit (the --max-pages of the first worker to take, 0 for none: every
+//               worker follows it), re-deliveries waiting in the queues (they go out even once the
 //               budget is spent), and the hosts held out of ready by the spent budget
 //
 // Work goes out with a lease (take): it expires unless renewed (renew, while the worker
@@ -76,7 +77,7 @@ struct shared_config {
   int max_deliveries = 3;
   int per_host = 8;
   std::chrono::milliseconds delay{0};  // --delay: the hosts' delay until robots.txt says otherwise
-  std::uint64_t max_pages = 0;         // --max-pages for the whole crawl (0: none)
+  std::uint64_t max_pages = 0;         // --max-pages for the whole crawl (0: none); the first taker's wins
   std::chrono::milliseconds timeout{2000};
 };
 
@@ -120,7 +121,8 @@ struct shared_round {
   std::vector<leased_item> taken;
   long long queued = -1, leased = -1;
   long long handed = -1;
-  long long open = -1;  // open_work(): what may still go out
+  long long open = -1;       // open_work(): what may still go out
+  long long max_pages = -1;  // the crawl's --max-pages (the first taker's; 0: none, -1: not set yet)
 };
 
 class shared_frontier {

@@ -618,13 +618,18 @@ def test_three_workers_share_one_frontier_one_killed(site, tmp_path, start_redis
 
 def test_max_pages_is_one_budget_for_all_workers(site, tmp_path, start_redis):
     """--max-pages with --frontier: one budget in Redis, counted where work is taken (one Lua script):
-    two workers with --max-pages 50 fetch exactly 50 pages between them, each once, then both exit 0
-    although pages are still queued; `crawl status` shows the budget spent."""
+    two workers fetch exactly 50 pages between them, each once, then both exit 0 although pages are
+    still queued; `crawl status` shows the budget spent. The budget is the first worker's: the second,
+    started with --max-pages 500 once the first has set 50, says so and follows it."""
     redis = start_redis()
     seeds = seeds_for(site)
     want = site.reachable(seeds)
     dirs = [tmp_path / f"w{i}" for i in range(2)]
-    procs = [start_worker(d, seeds, redis.url, "budget", "--max-pages", "50") for d in dirs]
+    procs = [start_worker(dirs[0], seeds, redis.url, "budget", "--max-pages", "50")]
+    deadline = time.monotonic() + 20
+    while "of --max-pages 50" not in crawl_status(redis.url, "budget") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    procs.append(start_worker(dirs[1], seeds, redis.url, "budget", "--max-pages", "500"))
     for p, d in zip(procs, dirs):
         assert p.wait(timeout=60) == 0, (d / "stderr.log").read_text()[-2000:]
     lines = merged_results(dirs)
@@ -636,6 +641,8 @@ def test_max_pages_is_one_budget_for_all_workers(site, tmp_path, start_redis):
     status = crawl_status(redis.url, "budget")
     assert "pages handed out 50 of --max-pages 50 (spent" in status, status
     assert "leased 0" in status and "queued 0 " not in status, status
+    assert "--max-pages 500 differs from this crawl's 50 (the first worker's): using 50" in \
+        (dirs[1] / "stderr.log").read_text()
 
 
 def test_queue_spills_to_disk_past_queue_memory(site, tmp_path):
