@@ -4,6 +4,7 @@
 #   bench/gateway/syscalls.sh [BIN]            CONNECT tunnels through one shard
 #   MODE=socks5 N=3 bench/gateway/syscalls.sh  SOCKS5, strace for 3 s
 #   MODE=http bench/gateway/syscalls.sh        keep-alive absolute-form GETs (wrk -c 4), per request
+#   MODE=http1m bench/gateway/syscalls.sh      the same for 1 MiB responses (spliced bodies)
 #
 # Runs tunnel_load (4 at a time) through `exitpool serve --threads 1` to nginx while
 # `strace -c -f` counts the proxy's calls, and prints each call per tunnel (and its errors,
@@ -27,8 +28,10 @@ start_nginx
 start_exitpool ex 1
 write_wrk_lua
 load() {
-  if [[ $MODE == http ]]; then
-    wrk -c 4 -t 1 -d "${1}s" -s "$WORK/abs.lua" "http://127.0.0.1:${PORT[ex]}/" | awk '/requests in/ {print "tunnels=" $1}'
+  if [[ $MODE == http || $MODE == http1m ]]; then
+    local lua=$WORK/abs.lua
+    [[ $MODE == http1m ]] && lua=$WORK/abs1m.lua
+    wrk -c 4 -t 1 -d "${1}s" -s "$lua" "http://127.0.0.1:${PORT[ex]}/" | awk '/requests in/ {print "tunnels=" $1}'
   else
     "$TOOLS/tunnel_load" --mode "$MODE" --proxy "127.0.0.1:${PORT[ex]}" --target "127.0.0.1:${PORT[nginx]}" --conc 4 --duration "$1"
   fi

@@ -5,6 +5,7 @@
 #   bench/gateway/tunnel_cpu_ab.sh old/exitpool build-bench/exitpool 3
 #   MODE=socks5 DUR=6 CONC=32 bench/gateway/tunnel_cpu_ab.sh A B
 #   MODE=http CONC=64 bench/gateway/tunnel_cpu_ab.sh A B     # wrk, absolute-form GETs
+#   MODE=http1m CONC=16 bench/gateway/tunnel_cpu_ab.sh A B   # the same, 1 MiB responses (spliced)
 #
 # Each round starts A, then B (`serve --threads 1`, the bench's feature flags), runs tunnel_load
 # (MODE connect or socks5) or wrk (MODE http) for DUR seconds and reads the proxy's utime+stime
@@ -33,8 +34,10 @@ run_one() {  # run_one LABEL BIN
   local pid=${PID[ex]} t0 t1 out n rate
   sleep 0.3
   t0=$(cpu_ticks "$pid")
-  if [[ $MODE == http ]]; then
-    out=$(wrk -c "$CONC" -t 2 -d "${DUR}s" -s "$WORK/abs.lua" "http://127.0.0.1:${PORT[ex]}/")
+  if [[ $MODE == http || $MODE == http1m ]]; then
+    local lua=$WORK/abs.lua
+    [[ $MODE == http1m ]] && lua=$WORK/abs1m.lua
+    out=$(wrk -c "$CONC" -t 2 -d "${DUR}s" -s "$lua" "http://127.0.0.1:${PORT[ex]}/")
     t1=$(cpu_ticks "$pid")
     n=$(awk '/requests in/ {print $1}' <<<"$out")
     rate=$(awk '/Requests\/sec/ {print $2}' <<<"$out")

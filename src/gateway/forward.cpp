@@ -31,7 +31,8 @@ using net::clock;
 constexpr std::uint64_t splice_min = 32 * 1024;
 
 awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& to, proto::body_framing framing,
-                          const std::vector<proto::header>& head_headers, net::activity& act, std::uint64_t& copied) {
+                          const std::vector<proto::header>& head_headers, net::activity& act, std::uint64_t& copied,
+                          net::pipe_pool& pipes) {
   using proto::body_kind;
   if (framing.kind == body_kind::none) {
     co_return true;
@@ -40,7 +41,19 @@ awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& 
   proto::chunked_scanner scanner;
   std::string trailers;            // the trailer section so far (bounded by the scanner)
   std::unique_ptr<char[]> buffer;  // only when the socket has to be read (most bodies arrive with the head)
-  net::splice_pipe pipe;           // opened by the first splice
+  // Borrowed from the shard's pool by the first splice and given back at the end, unless a
+  // splice was cut short (by an error, or by this frame's destruction mid-wait): such a
+  // pipe may hold bytes of this body, and is closed instead.
+  struct borrowed {
+    net::pipe_pool& pool;
+    net::splice_pipe pipe;
+    bool clean = true;
+    ~borrowed() {
+      if (clean) {
+        pool.give(std::move(pipe));
+      }
+    }
+  } pipe{pipes, {}};
   const bool plain = from.is_plain() && to.is_plain();
   for (;;) {
     if (!pending.empty()) {
@@ -105,7 +118,12 @@ awaitable<bool> copy_body(net::stream& from, std::string& pending, net::stream& 
         splice = true;
       }
       if (splice) {
-        const auto r = co_await net::splice_copy(from.socket(), to.socket(), run, pipe, act);
+        if (!pipe.pipe.is_open()) {
+          pipe.pipe = pipes.take();
+        }
+        pipe.clean = false;
+        const auto r = co_await net::splice_copy(from.socket(), to.socket(), run, pipe.pipe, act);
+        pipe.clean = !r.error;
         copied += r.bytes;
         if (r.error || (run && r.bytes < *run)) {
           co_return false;
@@ -250,7 +268,7 @@ awaitable<round_result> forward_round(std::shared_ptr<session> s, const proto::r
     co_return r;
   }
   std::uint64_t bytes_up = 0;
-  if (!co_await copy_body(s->client, s->buf, s->upstream, body, head.headers, s->act, bytes_up)) {
+  if (!co_await copy_body(s->client, s->buf, s->upstream, body, head.headers, s->act, bytes_up, s->shard.body_pipes)) {
     complete(pool::fault::client, pool::failure::bad_request);
     r.error = make_error(pool::failure::bad_request, "request body incomplete or malformed");
     co_return r;
@@ -328,7 +346,8 @@ awaitable<bool> forward_answer(std::shared_ptr<session> s, exit_answer a, bool k
     co_return false;
   }
   std::uint64_t bytes_down = 0;
-  bool complete = co_await copy_body(s->upstream, a.rbuf, s->client, a.framing, a.resp.headers, s->act, bytes_down);
+  bool complete = co_await copy_body(s->upstream, a.rbuf, s->client, a.framing, a.resp.headers, s->act, bytes_down,
+                                     s->shard.body_pipes);
   s->metrics().on_bytes(a.bytes_up, bytes_down + rhead.size());
   if (complete && !a.reuse_key.empty() && a.rbuf.empty() && upstream_keeps_alive(a.resp, a.framing.kind)) {
     s->shard.idle_upstreams.put(a.reuse_key, std::move(s->upstream), clock::now());

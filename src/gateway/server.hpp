@@ -20,6 +20,7 @@
 #include "gateway/port_map.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "net/resolver.hpp"
+#include "net/splice.hpp"
 #include "pool/attempt.hpp"
 #include "pool/ban_policy.hpp"
 #include "pool/pool.hpp"
@@ -66,6 +67,7 @@ struct shard_state final : pool::attempt_observer {
   int index;
   admin::shard_metrics* metrics = nullptr;  // this shard's block: written only by this shard
   upstream_pool idle_upstreams;             // kept-alive upstream connections of this shard
+  net::pipe_pool body_pipes;                // empty pipes for the next spliced plain-HTTP body
   std::atomic<int> active_sessions{0};      // written by the shard, read by the main thread when draining
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;  // closed on the shard's thread to stop accepting
   std::unique_ptr<net::resolver> resolver;  // this shard's names (targets of direct and socks5:// exits)

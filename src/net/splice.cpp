@@ -45,6 +45,21 @@ void splice_pipe::close() {
   }
 }
 
+splice_pipe pipe_pool::take() {
+  if (idle_.empty()) {
+    return {};
+  }
+  splice_pipe p = std::move(idle_.back());
+  idle_.pop_back();
+  return p;
+}
+
+void pipe_pool::give(splice_pipe p) {
+  if (p.is_open() && idle_.size() < max_idle_) {
+    idle_.push_back(std::move(p));
+  }
+}
+
 awaitable<splice_result> splice_copy(tcp::socket& from, tcp::socket& to, std::optional<std::uint64_t> limit,
                                      splice_pipe& pipe, activity& act) {
   splice_result r;
