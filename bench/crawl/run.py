@@ -5,6 +5,8 @@
     PAGES=2000 CONC=64 bench/crawl/run.py
     PEERS= bench/crawl/run.py               exitpool alone
     WORKERS=0 bench/crawl/run.py            without the shared-frontier run (default: 3 workers, one Redis)
+    REPS=5 ONE_WORKER=1 PEERS= bench/crawl/run.py   exitpool only: 5 alternating rounds (medians), and a
+                                            1-worker shared run (coordination cost without more processes)
     CRAWLEE_DIR=/tmp/c bench/crawl/run.py   also crawlee, installed there (cd /tmp/c && npm install crawlee@3)
 
 The site is tests/integration/test_crawl.py's (cycles, relative/absolute links, <base>, redirects, 404s,
@@ -88,24 +90,27 @@ def main() -> None:
 
         pool = work / "pool.txt"
         pool.write_text("".join(f"direct://127.0.0.{40 + i} id=d{i}\n" for i in range(1, 9)))
-        wall, rss, err = timed([BIN, "crawl", "--pool", str(pool), "--seeds", *seeds, "--output",
-                                str(work / "exitpool.jsonl"), "--concurrency", str(CONC), "--per-host", str(CONC // 4),
-                                "--quiet"], work)
-        got = (work / "exitpool.jsonl").read_text().count("\n")
-        rows = [("exitpool crawl", got, wall, rss)]
-        cpu = {"exitpool crawl": cpu_of(err)}  # CPU seconds (nginx's not counted, the same for all)
 
-        cpu_note = ""
-        workers = int(os.environ.get("WORKERS", "3"))
-        redis_bin = shutil.which("redis-server")
-        if workers > 0 and redis_bin:
-            # The same crawl by WORKERS processes on one Redis frontier (each --threads 1).
+        def single() -> tuple[int, float, int, float]:
+            out = work / "exitpool.jsonl"
+            shutil.rmtree(work / "exitpool.jsonl.state", ignore_errors=True)
+            out.unlink(missing_ok=True)
+            wall, rss, err = timed([BIN, "crawl", "--pool", str(pool), "--seeds", *seeds, "--output", str(out),
+                                    "--concurrency", str(CONC), "--per-host", str(CONC // 4), "--quiet"], work)
+            return out.read_text().count("\n"), wall, rss, cpu_of(err)  # nginx's CPU not counted: the same for all
+
+        def shared(workers: int) -> tuple[int, float, float, float]:
+            """The same crawl by `workers` processes (each --threads 1) on one fresh Redis frontier:
+            pages (merged), wall s, the workers' CPU s (wait4), redis-server's CPU s (/proc)."""
             rport = free_port()
             redis = subprocess.Popen([redis_bin, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no", "--dir", str(work)], stdout=subprocess.DEVNULL,
                                      start_new_session=True)
             try:
                 time.sleep(0.5)
+                for i in range(workers):
+                    shutil.rmtree(work / f"w{i}.jsonl.state", ignore_errors=True)
+                    (work / f"w{i}.jsonl").unlink(missing_ok=True)
                 t0 = time.monotonic()
                 procs = [subprocess.Popen([BIN, "crawl", "--pool", str(pool), "--seeds", *seeds, "--output",
                                            str(work / f"w{i}.jsonl"), "--concurrency", str(CONC // workers + 1),
@@ -121,17 +126,45 @@ def main() -> None:
                     wcpu += usage.ru_utime + usage.ru_stime
                 wwall = time.monotonic() - t0
                 rcpu = proc_cpu(redis.pid)
-                merged = subprocess.run([BIN, "crawl", "merge", *(str(work / f"w{i}.jsonl") for i in range(workers))],
-                                        capture_output=True, timeout=600).stdout.count(b"\n")
-                rows.append((f"exitpool crawl, {workers} workers on one Redis", merged, wwall, 0))
-                cpu[rows[-1][0]] = wcpu + rcpu
-                cpu_note = (f"{workers} workers: {wcpu:.2f} CPU s + redis-server {rcpu:.2f} CPU s; "
-                            f"pages per CPU second {merged / (wcpu + rcpu):.0f} against one process's "
-                            f"{got / cpu['exitpool crawl']:.0f}: "
-                            f"{(merged / (wcpu + rcpu)) / (got / cpu['exitpool crawl']):.2f}x")
             finally:
                 redis.terminate()
                 redis.wait()
+            merged = subprocess.run([BIN, "crawl", "merge", *(str(work / f"w{i}.jsonl") for i in range(workers))],
+                                    capture_output=True, timeout=600).stdout.count(b"\n")
+            return merged, wwall, wcpu, rcpu
+
+        def median(xs: list[float]) -> float:
+            return sorted(xs)[len(xs) // 2]
+
+        # REPS rounds, alternating (single, shared...): the machine's other load hits each alike;
+        # medians of each figure.
+        workers = int(os.environ.get("WORKERS", "3"))
+        redis_bin = shutil.which("redis-server")
+        counts = [workers, 1] if workers > 1 and os.environ.get("ONE_WORKER") else [workers]
+        counts = [w for w in counts if w > 0 and redis_bin]
+        runs: dict[str, list] = {"single": []}
+        for _ in range(int(os.environ.get("REPS", "1"))):
+            runs["single"].append(single())
+            for w in counts:
+                runs.setdefault(f"shared{w}", []).append(shared(w))
+        got = runs["single"][0][0]
+        wall = median([r[1] for r in runs["single"]])
+        rss = int(median([r[2] for r in runs["single"]]))
+        rows = [("exitpool crawl", got, wall, rss)]
+        cpu = {"exitpool crawl": median([r[3] for r in runs["single"]])}
+        cpu_note = ""
+        for w in counts:
+            rs = runs[f"shared{w}"]
+            name = f"exitpool crawl, {w} worker{'s' if w > 1 else ''} on one Redis"
+            rows.append((name, rs[0][0], median([r[1] for r in rs]), 0))
+            wc, rc = median([r[2] for r in rs]), median([r[3] for r in rs])
+            cpu[name] = median([r[2] + r[3] for r in rs])
+            per = rs[0][0] / cpu[name]
+            cpu_note += (f"{'' if not cpu_note else '; '}{w} worker{'s' if w > 1 else ''}: {wc:.2f} CPU s + "
+                         f"redis-server {rc:.2f} CPU s; pages per CPU second {per:.0f} against one process's "
+                         f"{got / cpu['exitpool crawl']:.0f}: {per / (got / cpu['exitpool crawl']):.2f}x")
+        if len(runs["single"]) > 1:
+            cpu_note += f" (medians of {len(runs['single'])} alternating rounds)"
 
         spider = work / "spider.py"
         spider.write_text(f'''
