@@ -419,6 +419,12 @@ class shared_coordinator {
     }
   }
 
+  // The crawl has nothing left for this worker but to make its last lines durable and
+  // acknowledge them: nothing may still go out fleet-wide and every lease it holds has been
+  // fetched. The fsync then comes at once, not at the next --fsync-interval, which every
+  // worker (and so the crawl's end) would otherwise wait for.
+  bool sync_now() const { return !waiting_.empty() && remote_open_ == 0 && held_.size() == finished_ && !paused_; }
+
   std::string progress() const {
     return fmt::format(
         "  shared: queued {}  leased {}  held {}{}{}", remote_queued_, remote_leased_, held_.size(),
@@ -628,6 +634,7 @@ int run_crawl(const crawl_config& cfg) {
     w.period = std::chrono::milliseconds(5);
     w.tick = [&](time_point now) { co->tick(now); };
     w.on_synced = [&](const std::vector<std::uint64_t>& written) { co->synced(written); };
+    w.sync_now = [&] { return co->sync_now(); };
     w.progress_suffix = [&] { return co->progress(); };
   } else {
     front.count_done(run.scanned().lines);

@@ -234,7 +234,7 @@ int runner::wait(const watch& w) {
     if (w.tick && !g.stopping.load()) {
       w.tick(now);
     }
-    if (now >= next_sync) {
+    if (now >= next_sync || (w.sync_now && !g.stopping.load() && w.sync_now())) {
       for (std::size_t i = 0; i < shards.size(); ++i) {
         written[i] = shards[i]->counters.lines_written.load(std::memory_order_acquire);
       }

@@ -52,6 +52,10 @@ class runner {
     // After each periodic fsync of the output: every shard's lines_written as it was just
     // before the fsync (those lines are durable now). May be empty.
     std::function<void(const std::vector<std::uint64_t>&)> on_synced;
+    // Asked each round: true to fsync now rather than at the next --fsync-interval (a shared
+    // crawl's worker whose last lines wait to be durable before it can acknowledge them,
+    // with nothing else left to do). May be empty.
+    std::function<bool()> sync_now;
   };
   // Watches until every shard has finished, then prints the summary. Returns the exit
   // code: 0 done, 1 fatal error, 3 stopped by a signal.

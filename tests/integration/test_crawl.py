@@ -713,3 +713,19 @@ def test_a_full_disk_under_the_spill_file_is_fatal_and_resumable(site, tmp_path)
     err = cp.stderr.decode(errors="replace")
     assert cp.returncode == 0, err
     check_exactly(site, results(tmp_path), want)
+
+
+def test_a_worker_with_nothing_left_syncs_at_once(site, tmp_path, start_redis):
+    """A shared worker acknowledges a page only once its line is durable, at the next --fsync-interval.
+    When nothing may still go out and every lease it holds is fetched, it fsyncs at once: with
+    --fsync-interval 60, a 30-page crawl still ends in seconds, every page acknowledged."""
+    redis = start_redis()
+    d = tmp_path / "w"
+    t0 = time.monotonic()
+    p = start_worker(d, seeds_for(site), redis.url, "prompt", "--max-pages", "30", "--fsync-interval", "60")
+    assert p.wait(timeout=40) == 0, (d / "stderr.log").read_text()[-2000:]
+    took = time.monotonic() - t0
+    assert took < 20, f"the crawl waited {took:.1f} s for its fsync interval"
+    assert (d / "out.jsonl").read_bytes().count(b"\n") == 30
+    status = crawl_status(redis.url, "prompt")
+    assert "leased 0" in status and "done 30" in status, status
