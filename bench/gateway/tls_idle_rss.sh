@@ -15,6 +15,10 @@ NOFILE=$(ulimit -Hn)
 WORK=$(mktemp -d /tmp/exitpool-trim.XXXXXX); chmod 755 "$WORK"
 source "$REPO/bench/gateway/lib.sh"
 trap 'stop_all; rm -rf "$WORK"' EXIT
+build_tunnel_load
+# Tunnels the gateway holds now: its established TCP connections to the exit (stunnel).
+held() { ss -tnpH state established "( dport = :${PORT[stunnel]} )" 2>/dev/null | grep -c "pid=$1,"; }
+per() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", (b - a) / 1000}'; }
 FEATURES=0
 start_nginx
 start_squid
@@ -33,9 +37,11 @@ for b in "$@"; do
   read -r -t 60 line <"$WORK/f" || true
   sleep 1
   r1=$(rss_kib "$pid")
+  n1=$(held "$pid")
   sleep 62
   r2=$(rss_kib "$pid")
-  echo "$b: $line | RSS before $r0 KiB, held +1 s $r1 ($(((r1 - r0) / 1000)) KiB per tunnel), after the sweep $r2 ($(((r2 - r0) / 1000)) KiB per tunnel)"
+  n2=$(held "$pid")
+  echo "$b: $line | RSS before $r0 KiB, held +1 s $r1 ($(per "$r0" "$r1") KiB per tunnel, $n1 held), after the sweep $r2 ($(per "$r0" "$r2") KiB per tunnel, $n2 held)"
   kill $h 2>/dev/null; wait $h 2>/dev/null
   rm -f "$WORK/f"
   stop_one ex; unset 'PID[ex]'
