@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/gateway/tls_idle_rss.sh BIN... — RSS of 1,000 idle tunnels through an https:// exit (stunnel in
-# front of squid), opened 200 at a time: right after they are open, and after the main thread's minute
-# sweep (which gives the heap's free pages back with malloc_trim). Loopback only; each binary in turn.
+# front of squid), opened 200 at a time: right after they are open, 6 s later (the gateway trims the heap
+# a few seconds after a burst of handshakes), and after the main thread's minute sweep (which trims it
+# too). Loopback only; each binary in turn.
 #
 #   bench/gateway/tls_idle_rss.sh old/exitpool build/exitpool
 #   SETTLE=62 bench/gateway/tls_idle_rss.sh build/exitpool   # baseline taken after a first sweep
@@ -38,10 +39,12 @@ for b in "$@"; do
   sleep 1
   r1=$(rss_kib "$pid")
   n1=$(held "$pid")
-  sleep 62
+  sleep 5
+  r5=$(rss_kib "$pid")
+  sleep 56
   r2=$(rss_kib "$pid")
   n2=$(held "$pid")
-  echo "$b: $line | RSS before $r0 KiB, held +1 s $r1 ($(per "$r0" "$r1") KiB per tunnel, $n1 held), after the sweep $r2 ($(per "$r0" "$r2") KiB per tunnel, $n2 held)"
+  echo "$b: $line | RSS before $r0 KiB, held +1 s $r1 ($(per "$r0" "$r1") KiB per tunnel, $n1 held), +6 s $r5 ($(per "$r0" "$r5")), after the sweep $r2 ($(per "$r0" "$r2") KiB per tunnel, $n2 held)"
   kill $h 2>/dev/null; wait $h 2>/dev/null
   rm -f "$WORK/f"
   stop_one ex; unset 'PID[ex]'
