@@ -246,7 +246,8 @@ def main():
         if any(t.startswith("exitpool@") for t in m_targets if ("mem", t) in rec):
             w("`exitpool@tls-exit`: the same gateway through an https:// exit (stunnel in front of squid), "
               "fewer tunnels (each costs the exit a TLS handshake); its ratio compares it with the peers' plain "
-              "tunnels.")
+              "tunnels. `+6s`: the same tunnels, still held, 6 s later (once a burst of TLS handshakes is over, "
+              "the gateway gives the pages they used back).")
             w("")
         w("KiB per tunnel = (PSS after − PSS before) / tunnels held, PSS summed over the proxy's processes "
           "(for a single process this is its RSS growth; for dante's several processes an RSS sum would count "
