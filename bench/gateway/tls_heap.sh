@@ -41,7 +41,7 @@ wait "${PID[heaptrack]}" 2>/dev/null
 PID[heaptrack]=""
 kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
 heaptrack_print -f "$WORK"/ht*.zst --print-leaks 0 --print-peaks 0 --print-allocators 0 --print-temporary 0 \
-  --print-histogram 0 -F "$WORK/leaked.txt" --flamegraph-cost-type leaked >/dev/null 2>&1
+  -F "$WORK/leaked.txt" --flamegraph-cost-type leaked >/dev/null 2>&1
 opened=$(sed -n 's/.*open=\([0-9]*\).*/\1/p' <<<"$line")
 $PY - "$WORK/leaked.txt" "${opened:-$N}" <<'PY'
 import sys
