@@ -218,6 +218,24 @@ EOF
   wait_port "${PORT[stunnel]}" 30 || die "stunnel did not start: $(tail -5 "$d/stdout.log")"
 }
 
+# A second squid whose only way out is a TLS parent: the stunnel port (start_stunnel_squid) as
+# `cache_peer ... tls`, never direct: the peer gateway for bulk through an https:// exit. Debian's squid
+# is built with GnuTLS, whose TLS 1.3 reads from stunnel fail (squid answers ERR_READ_ERROR), so TLS 1.2.
+start_squid_tls_parent() {
+  local d=$WORK/squid-tls-parent
+  mkdir -p "$d" && chmod 777 "$d"
+  PORT[squid-tls-parent]=$(free_port)
+  sed -e "s|^http_port .*|http_port 127.0.0.1:${PORT[squid-tls-parent]}|" -e "s|$WORK/squid|$d|g" \
+    "$WORK/squid/squid.conf" >"$d/squid.conf"
+  cat >>"$d/squid.conf" <<EOF
+cache_peer 127.0.0.1 parent ${PORT[stunnel]} 0 no-query no-digest default tls tls-flags=DONT_VERIFY_PEER tls-options=NORMAL:-VERS-TLS1.3
+never_direct allow all
+EOF
+  chmod 644 "$d/squid.conf"
+  start_bg squid-tls-parent "$d/stdout.log" squid -N -f "$d/squid.conf"
+  wait_port "${PORT[squid-tls-parent]}" 30 || die "squid (TLS parent) did not start: $(tail -5 "$d/cache.log")"
+}
+
 start_tinyproxy() {
   local d=$WORK/tinyproxy
   mkdir -p "$d" && chmod 777 "$d"

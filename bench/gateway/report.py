@@ -23,7 +23,7 @@ def load(path):
         if not line or line.startswith("#"):
             continue
         parts = line.split(" ")
-        if len(parts) >= 3 and parts[0] in ("http", "tunnel", "bulk", "body1m", "fwdbulk", "mem", "pool"):
+        if len(parts) >= 3 and parts[0] in ("http", "tunnel", "bulk", "tlsbulk", "body1m", "fwdbulk", "mem", "pool"):
             sec, tgt = parts[0], parts[1]
             for kv in parts[3:]:
                 if "=" in kv:
@@ -79,6 +79,12 @@ def best(rec, sec, peers, key, lowest=False):
     if not vals:
         return math.nan, None
     return (min(vals) if lowest else max(vals))
+
+
+def table_head(w, columns):
+    """A Markdown table's header: the first column left-aligned, the figures right-aligned."""
+    w("| " + " | ".join(columns) + " |")
+    w("|---|" + "--:|" * (len(columns) - 1))
 
 
 def main():
@@ -175,6 +181,29 @@ def main():
             w(f"| {label} | {f(r)} | {ratio(r, direct)} | {ratio(r, bp_rate)} | {cpu_txt} |")
         w("")
 
+    # ---------------------------------------------------------------- 3c. bulk through a TLS exit
+    tb_targets = [("exitpool@plain-exit", "exitpool, plain exit (squid)"),
+                  ("exitpool@tls-exit", "exitpool, https:// exit (stunnel → squid, TLS 1.3)"),
+                  ("squid-tls-parent", "squid, TLS parent (the same stunnel, TLS 1.2)")]
+    if any(("tlsbulk", t) in rec for t, _ in tb_targets):
+        plain = med(rec, "tlsbulk", "exitpool@plain-exit", "mb_s")
+        peer = med(rec, "tlsbulk", "squid-tls-parent", "mb_s")
+        size_gb = num(meta.get("settings", "BULK_MB=1024").split("BULK_MB=")[1].split()[0]) * 1.048576 / 1000
+        for line in ("## 3c. Bulk through an https:// exit: one body through one CONNECT tunnel (curl -p -x)", "",
+                     "The exit is squid, reached plainly or through stunnel in front of it; the peer is a second "
+                     "squid whose only route is that stunnel port as a `cache_peer ... tls` parent (Debian's GnuTLS "
+                     "squid relays CONNECT that way only with TLS 1.3 switched off). Exit chain CPU = stunnel + the "
+                     "exit squid.", ""):
+            w(line)
+        table_head(w, ["target", "MB/s", "vs exitpool through the plain exit", "vs squid (TLS parent)",
+                       "proxy CPU s per GB", "exit chain CPU s per GB"])
+        rows = [(label, med(rec, "tlsbulk", t, "mb_s"), med(rec, "tlsbulk", t, "cpu_s"),
+                 med(rec, "tlsbulk", t, "exit_cpu_s")) for t, label in tb_targets if ("tlsbulk", t) in rec]
+        for label, r, cpu, exit_cpu in rows:
+            w(f"| {label} | {f(r)} | {ratio(r, plain)} | {ratio(r, peer)} | {f(cpu / size_gb, 2)} | "
+              f"{f(exit_cpu / size_gb, 2)} |")
+        w("")
+
     # ---------------------------------------------------------------- 3b. plain-HTTP bodies
     f_targets = [("direct", "direct loopback (ceiling)"), ("exitpool", "exitpool"), ("squid", "squid"),
                  ("tinyproxy", "tinyproxy"), ("privoxy", "privoxy")]
@@ -217,7 +246,8 @@ def main():
         if any(t.startswith("exitpool@") for t in m_targets if ("mem", t) in rec):
             w("`exitpool@tls-exit`: the same gateway through an https:// exit (stunnel in front of squid), "
               "fewer tunnels (each costs the exit a TLS handshake); its ratio compares it with the peers' plain "
-              "tunnels.")
+              "tunnels. `+6s`: the same tunnels, still held, 6 s later (once a burst of TLS handshakes is over, "
+              "the gateway gives the pages they used back).")
             w("")
         w("KiB per tunnel = (PSS after − PSS before) / tunnels held, PSS summed over the proxy's processes "
           "(for a single process this is its RSS growth; for dante's several processes an RSS sum would count "
@@ -326,6 +356,10 @@ def main():
     if not math.isnan(direct):
         r = med(rec, "bulk", "exitpool", "mb_s")
         target("bulk ≥ 0.9× direct loopback", f"{ratio(r, direct)}", r >= 0.9 * direct)
+    tp = med(rec, "tlsbulk", "exitpool@plain-exit", "mb_s")
+    if not math.isnan(tp):
+        r = med(rec, "tlsbulk", "exitpool@tls-exit", "mb_s")
+        target("bulk through a TLS exit ≥ 0.8× the same through a plain exit", ratio(r, tp), r >= 0.8 * tp)
     d1 = med(rec, "body1m", "direct", "rate")
     if not math.isnan(d1):
         r = med(rec, "body1m", "exitpool", "rate")

@@ -5,7 +5,7 @@
 #
 #   bench/gateway/run.sh              full run: 10 s per measurement, 3 repetitions, medians (~13 min)
 #   QUICK=1 bench/gateway/run.sh      3 s per measurement, 1 repetition (~3 min)
-#   ONLY=http,tunnel,bulk,bodies,mem,pool    a subset of the sections (default: all)
+#   ONLY=http,tunnel,bulk,tlsbulk,bodies,mem,pool    a subset of the sections (default: all)
 #
 # Sections (one nginx origin: small static page, keep-alive, access_log off, a sparse BULK_MB file):
 #   http    wrk -c 64 -t 2 --latency, absolute-form `GET http://origin/` sent to each HTTP proxy (a Lua
@@ -14,6 +14,9 @@
 #           close), 64 workers; direct = ceiling
 #   bulk    one BULK_MB body through one CONNECT/SOCKS5 tunnel with curl, BULK_RUNS times per repetition;
 #           direct = ceiling
+#   tlsbulk one BULK_MB body through one CONNECT tunnel whose exit is squid behind stunnel (https://), next to
+#           the same through squid as a plain exit; peer: squid with that stunnel as `cache_peer ... tls`
+#           parent; proxy CPU and the exit chain's (stunnel + squid) CPU per transfer
 #   bodies  plain-HTTP bodies forwarded (absolute-form, not tunnelled) by the HTTP proxies: 1 MiB responses
 #           (wrk -c 16, keep-alive) and one BULK_MB body (curl -x, BULK_RUNS times); direct = ceiling
 #   mem     RSS per idle tunnel: HOLD_N tunnels opened (one GET each) and held; (RSS after - before) / N
@@ -41,7 +44,7 @@ BULK_MB=${BULK_MB:-1024}
 BULK_RUNS=${BULK_RUNS:-5}  # transfers per target and repetition (medians over all of them)
 EXITS=${EXITS:-1000000}
 MEM_DEADLINE=${MEM_DEADLINE:-30}  # seconds to open the held tunnels
-ONLY=${ONLY:-http,tunnel,bulk,bodies,mem,pool}
+ONLY=${ONLY:-http,tunnel,bulk,tlsbulk,bodies,mem,pool}
 OUT_MD=${OUT_MD:-$REPO/bench/results/latest.md}
 OUT_TSV=${OUT_MD%.md}.tsv
 CLK_TCK=$(getconf CLK_TCK)
@@ -179,6 +182,24 @@ run_bulk() {  # run_bulk TARGET REP: through one tunnel (CONNECT or SOCKS5)
   fetch_big bulk "$name" "$rep" "$pid" "${args[@]}"
 }
 
+run_tlsbulk() {  # run_tlsbulk TARGET REP: one BULK_MB body through a CONNECT tunnel whose exit is squid, plain or TLS
+  local name=$1 rep=$2 pid=${PID[$1]} c0 e0 c1 e1 speed size exits=${PID[squid]}
+  [[ $name == *tls* ]] && exits="$exits ${PID[stunnel]}"
+  c0=$(cpu_ticks "$pid")
+  e0=$(for p in $exits; do cpu_ticks "$p"; done | awk '{s += $1} END {print s}')
+  speed=$(curl -s --max-time 120 -p -x "http://127.0.0.1:${PORT[$name]}" "http://$ORIGIN/big" -o /dev/null \
+    -w '%{speed_download} %{size_download}') || true
+  c1=$(cpu_ticks "$pid")
+  e1=$(for p in $exits; do cpu_ticks "$p"; done | awk '{s += $1} END {print s}')
+  size=${speed#* }
+  speed=${speed% *}
+  if [[ "$size" != $((BULK_MB * 1048576)) ]]; then log "tlsbulk $name: got $size bytes"; return 0; fi
+  record tlsbulk "$name" "$rep" mb_s=$(awk -v s="$speed" 'BEGIN{printf "%.0f", s/1e6}') \
+    cpu_s=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}') \
+    exit_cpu_s=$(awk -v a="$e0" -v b="$e1" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
+  log "tlsbulk $name #$rep: $(awk -v s="$speed" 'BEGIN{printf "%.0f", s/1e6}') MB/s"
+}
+
 run_body1m() {  # run_body1m TARGET REP   (TARGET direct: no proxy)
   local name=$1 rep=$2 pid out c0 c1 rps
   if [[ $name == direct ]]; then pid=${PID[nginx]}; else pid=${PID[$name]}; fi
@@ -205,8 +226,8 @@ run_fwdbulk() {  # run_fwdbulk TARGET REP: forwarded (curl -x, absolute-form, no
   fi
 }
 
-run_mem() {  # run_mem TARGET MODE [N [LABEL]]
-  local name=$1 mode=$2 n=${3:-$HOLD_N} label=${4:-$1}
+run_mem() {  # run_mem TARGET MODE [N [LABEL [LATER]]]: LATER s after the first look, a second record LABEL+LATERs
+  local name=$1 mode=$2 n=${3:-$HOLD_N} label=${4:-$1} later=${5:-}
   start_peer "$name"
   # One tunnel first, so that lazily built state (buffers pools, thread pools) is in the baseline.
   "$TOOLS/tunnel_load" --mode "$mode" --proxy "127.0.0.1:${PORT[$name]}" --target "$ORIGIN" --conc 1 --duration 0.3 >/dev/null 2>&1 || true
@@ -228,15 +249,25 @@ run_mem() {  # run_mem TARGET MODE [N [LABEL]]
   nproc_tree=$(tree_pids "$pid" | wc -l)
   local alive=1
   kill -0 "$pid" 2>/dev/null || alive=0
-  kill "$holder" 2>/dev/null || true
-  wait "$holder" 2>/dev/null || true
   opened=$(sed -n 's/.*open=\([0-9]*\).*/\1/p' <<<"$line")
   failed=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' <<<"$line")
-  record mem "$label" 1 tunnels="${opened:-0}" failed="${failed:-$n}" rss_before_kib="$before" \
-    rss_after_kib="$after" pss_before_kib="$pss0" pss_after_kib="$pss1" procs="$nproc_tree" alive="$alive" \
-    rss_kib_per_tunnel=$(awk -v a="$before" -v b="$after" -v n="${opened:-0}" 'BEGIN{if (n > 0) printf "%.2f", (b-a)/n; else print "nan"}') \
-    kib_per_tunnel=$(awk -v a="$pss0" -v b="$pss1" -v n="${opened:-0}" 'BEGIN{if (n > 0) printf "%.2f", (b-a)/n; else print "nan"}')
+  record_mem() {  # record_mem LABEL RSS_AFTER PSS_AFTER
+    record mem "$1" 1 tunnels="${opened:-0}" failed="${failed:-$n}" rss_before_kib="$before" \
+      rss_after_kib="$2" pss_before_kib="$pss0" pss_after_kib="$3" procs="$nproc_tree" alive="$alive" \
+      rss_kib_per_tunnel=$(awk -v a="$before" -v b="$2" -v n="${opened:-0}" 'BEGIN{if (n > 0) printf "%.2f", (b-a)/n; else print "nan"}') \
+      kib_per_tunnel=$(awk -v a="$pss0" -v b="$3" -v n="${opened:-0}" 'BEGIN{if (n > 0) printf "%.2f", (b-a)/n; else print "nan"}')
+  }
+  record_mem "$label" "$after" "$pss1"
   log "mem $label: ${opened:-0} open, ${failed:-?} failed, RSS $before -> $after KiB, PSS $pss0 -> $pss1 KiB ($nproc_tree processes)"
+  if [[ -n "$later" ]]; then
+    sleep "$later"
+    after=$(rss_kib "$pid")
+    pss1=$(pss_kib "$pid")
+    record_mem "$label+${later}s" "$after" "$pss1"
+    log "mem $label, ${later} s later: RSS $after KiB, PSS $pss1 KiB"
+  fi
+  kill "$holder" 2>/dev/null || true
+  wait "$holder" 2>/dev/null || true
   stop_one "$name"
   sleep 1
 }
@@ -273,18 +304,44 @@ if want http || want tunnel || want bulk || want bodies; then
   for p in exitpool exitpool1 squid tinyproxy privoxy dante microsocks; do stop_one "$p"; done
 fi
 
+if want tlsbulk; then
+  # Bulk through an https:// exit (issue 16): the same squid as exit, plain and behind stunnel (TLS 1.3
+  # from exitpool), and as peer a second squid with that stunnel port as its TLS parent (TLS 1.2).
+  if command -v stunnel4 >/dev/null; then
+    start_squid
+    start_stunnel_squid
+    echo "http://127.0.0.1:${PORT[squid]} id=plain-exit" >"$WORK/pool-plain-exit.txt"
+    echo "https://127.0.0.1:${PORT[stunnel]} id=tls-exit tls_verify=false" >"$WORK/pool-tls-exit.txt"
+    start_exitpool exitpool@plain-exit "${THREADS:-2}" "$WORK/pool-plain-exit.txt"
+    start_exitpool exitpool@tls-exit "${THREADS:-2}" "$WORK/pool-tls-exit.txt"
+    start_squid_tls_parent
+    remember_kids squid-tls-parent
+    TLSBULK_TARGETS=(exitpool@plain-exit exitpool@tls-exit squid-tls-parent)
+    for t in "${TLSBULK_TARGETS[@]}"; do
+      curl -sf -o /dev/null --max-time 10 -p -x "http://127.0.0.1:${PORT[$t]}" "http://$ORIGIN/" || die "$t: CONNECT failed"
+    done
+    for ((rep = 1; rep <= REPS; rep++)); do
+      for ((k = 1; k <= BULK_RUNS; k++)); do for t in "${TLSBULK_TARGETS[@]}"; do run_tlsbulk "$t" "$rep"; done; done
+    done
+    for p in "${TLSBULK_TARGETS[@]}" stunnel squid; do stop_one "$p"; done
+  else
+    log "stunnel4 missing: no TLS-exit bulk rows (apt-get install stunnel4)"
+  fi
+fi
+
 if want mem; then
   # exitpool holds 2 fds per idle tunnel (client and upstream sockets; splice pipes exist only while a
   # bulk flow moves), like the peers.
   run_mem exitpool connect "$HOLD_N"
   for t in "microsocks socks5" "tinyproxy connect" "squid connect" "dante socks5"; do run_mem $t; done
   # The same through an https:// exit (issue 16's TLS idle memory): stunnel in front of squid; fewer
-  # tunnels, as every one costs the exit a TLS handshake and stunnel a thread.
+  # tunnels, as every one costs the exit a TLS handshake and stunnel a thread. Measured again 6 s later:
+  # the gateway gives the handshakes' pages back once the burst is over (gateway/heap_trim.hpp).
   if command -v stunnel4 >/dev/null; then
     start_squid
     start_stunnel_squid
     echo "https://127.0.0.1:${PORT[stunnel]} id=tls-exit tls_verify=false" >"$WORK/pool-tls.txt"
-    TLS_POOL=$WORK/pool-tls.txt run_mem exitpool connect "${TLS_HOLD_N:-1000}" exitpool@tls-exit
+    TLS_POOL=$WORK/pool-tls.txt run_mem exitpool connect "${TLS_HOLD_N:-1000}" exitpool@tls-exit 6
     stop_one stunnel
     stop_one squid
   else

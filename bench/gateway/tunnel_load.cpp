@@ -15,7 +15,9 @@
 //       Opens N tunnels (at most --conc handshakes in flight), sends one keep-alive GET through each,
 //       reads the response, then keeps them open and idle. Prints "READY open=N failed=F" when done
 //       (or when --hold-deadline seconds, default 120, have passed: the rest count as failed), then
-//       holds until stdin closes, SIGTERM, or --hold-secs pass.
+//       holds until stdin closes, SIGTERM, or --hold-secs pass. Only a pipe, socket or terminal on
+//       stdin is watched: a script's background job has /dev/null there, which would "close" at once
+//       and end the hold before anyone measured it.
 //
 // The target's port is connected from 127.0.0.1; latency is measured from connect() to EOF.
 #include <arpa/inet.h>
@@ -28,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -471,9 +474,11 @@ int main(int argc, char** argv) {
     std::printf("READY open=%ld failed=%ld\n", w.res.opened, o.hold - w.res.opened);
     std::fflush(stdout);
     auto until = clk::now() + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(o.hold_secs));
+    struct stat in {};
+    const bool watch_stdin = isatty(0) || (fstat(0, &in) == 0 && (S_ISFIFO(in.st_mode) || S_ISSOCK(in.st_mode)));
     pollfd p{0, POLLIN, 0};
     while (!g_stop.load() && clk::now() < until) {
-      int r = poll(&p, 1, 100);
+      int r = poll(&p, watch_stdin ? 1 : 0, 100);
       if (r > 0) {
         char b[64];
         if (read(0, b, sizeof b) <= 0)

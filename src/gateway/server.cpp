@@ -20,11 +20,13 @@
 #include "admin/server.hpp"
 #include "fleet/redis_state.hpp"
 #include "gateway/health.hpp"
+#include "gateway/heap_trim.hpp"
 #include "gateway/session.hpp"
 #include "net/shards.hpp"
 #include "net/socket.hpp"
 #include "net/stream.hpp"
 #include "net/tls.hpp"
+#include "net/tls_stream.hpp"
 #include "ops/sd_notify.hpp"
 #include "pool/pool_file.hpp"
 #include "proto/pool_line.hpp"
@@ -119,6 +121,32 @@ tcp::acceptor make_listener(asio::io_context& ctx, const tcp::endpoint& ep) {
   a.non_blocking(true);  // accept_socket calls accept4 until it would block
   return a;
 }
+
+// Runs `tick` on the main loop every `period` from now until the loop stops (the sweep and the
+// burst trim). Main thread only.
+class main_timer {
+ public:
+  main_timer(asio::io_context& ctx, std::chrono::steady_clock::duration period, std::function<void()> tick)
+      : timer_(ctx), period_(period), tick_(std::move(tick)) {
+    arm();
+  }
+
+ private:
+  void arm() {
+    timer_.expires_after(period_);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) {
+        return;
+      }
+      tick_();
+      arm();
+    });
+  }
+
+  asio::steady_timer timer_;
+  std::chrono::steady_clock::duration period_;
+  std::function<void()> tick_;
+};
 
 }  // namespace
 
@@ -577,24 +605,24 @@ int run_server(config cfg, std::shared_ptr<pool_sources> sources, std::shared_pt
   // Expired sessions, bans, per-host buckets and tier memories are dropped once a minute, and
   // the heap's free pages go back to the system: after a burst (a thousand TLS handshakes at
   // once, a flood of sessions) glibc would otherwise keep its high-water mark for good.
-  asio::steady_timer sweep_timer(main_ctx);
-  std::function<void()> sweep;
-  sweep = [&] {
-    sweep_timer.expires_after(std::chrono::minutes(1));
-    sweep_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) {
-        return;
-      }
-      auto now = net::clock::now();
-      shared.state->sweep(now);
-      const auto trim_start = std::chrono::steady_clock::now();
-      ::malloc_trim(0);
-      spdlog::debug("sweep: malloc_trim {:.3f} s",
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - trim_start).count());
-      sweep();
-    });
+  burst_trim trim_after_burst(100, std::chrono::seconds(10));
+  const auto trim_heap = [&](const char* why) {
+    const auto start = std::chrono::steady_clock::now();
+    ::malloc_trim(0);
+    trim_after_burst.trimmed(net::tls_stream::handshakes(), start);
+    spdlog::debug("{}: malloc_trim {:.3f} s", why,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   };
-  sweep();
+  main_timer sweep(main_ctx, std::chrono::minutes(1), [&] {
+    shared.state->sweep(net::clock::now());
+    trim_heap("sweep");
+  });
+  // Between sweeps, the pages a burst of TLS handshakes used go back once it is over (heap_trim.hpp).
+  main_timer burst_watch(main_ctx, std::chrono::seconds(2), [&] {
+    if (trim_after_burst.tick(net::tls_stream::handshakes(), std::chrono::steady_clock::now())) {
+      trim_heap("after a burst of TLS handshakes");
+    }
+  });
 
   // systemd's watchdog (WatchdogSec=): a ping every half interval while the main loop and
   // every shard answer; a shard stuck in a handler stops the pings and systemd restarts us.

@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -18,7 +19,13 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_buffer_size = 64 * 1024;
 
+std::atomic<std::uint64_t> handshakes_ended{0};
+
 }  // namespace
+
+std::uint64_t tls_stream::handshakes() {
+  return handshakes_ended.load(std::memory_order_relaxed);
+}
 
 tls_stream::tls_stream(asio::ip::tcp::socket sock, ssl_ctx_st* ctx) : sock_(std::move(sock)) {
   // OpenSSL must never block the shard: sockets from net/socket.hpp are non-blocking already
@@ -131,6 +138,13 @@ tls_stream::step tls_stream::try_shutdown() {
 }
 
 asio::awaitable<error_code> tls_stream::handshake() {
+  // Counted when it ends in any way: done, failed, or its frame destroyed by a cancelled dial.
+  struct count_end {
+    count_end() = default;
+    count_end(const count_end&) = delete;
+    count_end& operator=(const count_end&) = delete;
+    ~count_end() { handshakes_ended.fetch_add(1, std::memory_order_relaxed); }
+  } const counted;
   for (;;) {
     // A closed socket's descriptor number may already belong to another connection.
     if (!sock_.is_open()) {

@@ -29,6 +29,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <tuple>
 #include <utility>
 
@@ -59,6 +60,10 @@ class tls_stream {
   tls_stream& operator=(const tls_stream&) = delete;
 
   bool valid() const { return ssl_ != nullptr; }
+
+  // How many handshakes (handshake(), successful or not) this process has ended so far, on any
+  // thread: the gateway trims the heap once a burst of them is over (gateway/heap_trim.hpp).
+  static std::uint64_t handshakes();
   ssl_st* native_handle() const { return ssl_; }
   boost::asio::ip::tcp::socket& socket() { return sock_; }
 
