@@ -55,12 +55,13 @@ work_item frontier::work_of(const host& h, queued_url u) const {
 }
 
 frontier::host& frontier::host_of(std::string_view key, std::string_view hostname) {
-  auto it = hosts_.find(std::string(key));
+  auto it = hosts_.find(key);
   if (it == hosts_.end()) {
     auto h = std::make_unique<host>();
     h->key = std::string(key);
     h->host = std::string(hostname);
-    it = hosts_.emplace(h->key, std::move(h)).first;
+    const std::string_view k = h->key;  // the map's key is a view of the record's own (heap-stable)
+    it = hosts_.emplace(k, std::move(h)).first;
   }
   return *it->second;
 }
@@ -91,7 +92,7 @@ double frontier::delay_of(const host& h) const {
 }
 
 double frontier::crawl_delay(std::string_view key) const {
-  auto it = hosts_.find(std::string(key));
+  auto it = hosts_.find(key);
   return it == hosts_.end() ? 0.0 : delay_of(*it->second);
 }
 
@@ -173,7 +174,7 @@ void frontier::next(time_point now, std::vector<work_item>& out) {
 }
 
 void frontier::page_done(std::string_view key) {
-  auto it = hosts_.find(std::string(key));
+  auto it = hosts_.find(key);
   if (it == hosts_.end() || it->second->outstanding == 0) {
     return;
   }
@@ -183,7 +184,7 @@ void frontier::page_done(std::string_view key) {
 }
 
 void frontier::robots_fetched(std::string_view key, long status, std::string_view body, time_point now) {
-  auto it = hosts_.find(std::string(key));
+  auto it = hosts_.find(key);
   if (it == hosts_.end() || it->second->state != robots_state::fetching) {
     return;
   }

@@ -154,7 +154,7 @@ class frontier {
   frontier_config cfg_;
   fetch::url_set seen_;
   std::unique_ptr<spill_file> spill_;
-  std::unordered_map<std::string, std::unique_ptr<host>> hosts_;
+  std::unordered_map<std::string_view, std::unique_ptr<host>> hosts_;  // keys: views of host::key
   std::vector<work_item> dropped_;
   std::vector<work_item> sitemap_queue_;                 // sitemaps to hand out
   std::unordered_map<std::string, bool> sitemaps_seen_;  // bounded: 1,000

@@ -144,7 +144,7 @@ void spill_file::release(const block& b) {
   }
 }
 
-void spill_file::read(const block& b, std::deque<queued_url>& out) const {
+void spill_file::read(const block& b, std::vector<queued_url>& out) const {
   std::string text(b.bytes, '\0');
   std::size_t got = 0;
   while (got < text.size()) {
@@ -191,8 +191,12 @@ void spill_queue::push(queued_url u, spill_file* file, const limits& l) {
 queued_url spill_queue::pop(spill_file* file) {
   if (memory_.empty()) {
     if (!blocks_.empty()) {
-      file->read(blocks_.front(), memory_);
+      std::vector<queued_url> back;
+      file->read(blocks_.front(), back);
       file->release(blocks_.front());
+      for (auto& u : back) {
+        memory_.push_back(std::move(u));
+      }
       spilled_ -= blocks_.front().count;
       blocks_.pop_front();
     } else {

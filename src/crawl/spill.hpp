@@ -20,10 +20,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace exitpool::crawl {
@@ -34,6 +34,33 @@ struct queued_url {
   std::uint64_t lease = 0;  // a shared frontier's lease (0: none)
   std::uint32_t depth = 0;
   std::uint8_t hops = 0;
+};
+
+// A FIFO that holds no heap while empty: a std::deque keeps a ~500-byte block and its map
+// even then, which a crawl reaching a million hosts would pay a million times over (twice
+// per host queue). Pops move a head index; the consumed front is dropped once it is half
+// the storage, and all of it when the queue drains.
+template <typename T>
+class lean_fifo {
+ public:
+  bool empty() const { return head_ == items_.size(); }
+  std::size_t size() const { return items_.size() - head_; }
+  T& front() { return items_[head_]; }
+  void push_back(T v) { items_.push_back(std::move(v)); }
+  void pop_front() {
+    ++head_;
+    if (head_ == items_.size()) {
+      std::vector<T>().swap(items_);
+      head_ = 0;
+    } else if (head_ >= 32 && head_ * 2 >= items_.size()) {
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+
+ private:
+  std::vector<T> items_;
+  std::size_t head_ = 0;
 };
 
 class spill_file {
@@ -57,7 +84,7 @@ class spill_file {
   block append(const std::vector<queued_url>& urls);
   // Reads a block back, appending its URLs to `out` in the order written. Throws
   // "FILE:LINE: why" for a short file or a line that is not "DEPTH HOPS LEASE URL".
-  void read(const block& b, std::deque<queued_url>& out) const;
+  void read(const block& b, std::vector<queued_url>& out) const;
   // A block read back for good: its bytes are given back to the file system (a hole is
   // punched: fallocate PUNCH_HOLE), so the disk a long crawl's spill file holds stays about
   // what is still queued in it, not everything ever spilled. Offsets of the other blocks
@@ -98,8 +125,8 @@ class spill_queue {
   queued_url pop(spill_file* file);
 
  private:
-  std::deque<queued_url> memory_;
-  std::deque<spill_file::block> blocks_;
+  lean_fifo<queued_url> memory_;
+  lean_fifo<spill_file::block> blocks_;
   std::vector<queued_url> tail_;  // newer than every block: written when block_items long
   std::size_t size_ = 0, spilled_ = 0;
 };

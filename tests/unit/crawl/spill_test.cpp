@@ -109,7 +109,7 @@ TEST_F(Spill, BlocksSurviveReopen) {
     EXPECT_EQ(blocks[2].line, 11u);
   }
   spill_file again(path_, false);  // kept: read what the first one wrote, append after it
-  std::deque<queued_url> out;
+  std::vector<queued_url> out;
   for (const auto& b : blocks) {
     again.read(b, out);
   }
@@ -132,7 +132,7 @@ TEST_F(Spill, CutOrChangedFileIsAClearError) {
   spill_file f(path_);
   f.append({url(0), url(1)});
   const auto b = f.append({url(2), url(3), url(4)});
-  std::deque<queued_url> out;
+  std::vector<queued_url> out;
   // Cut inside the second block.
   fs::resize_file(path_, b.offset + 10);
   try {
@@ -149,7 +149,7 @@ TEST_F(Spill, CutOrChangedFileIsAClearError) {
       << spill_file::encode(url(4));
   }
   spill_file g(path_, false);
-  std::deque<queued_url> out2;
+  std::vector<queued_url> out2;
   spill_file::block whole{0, 1, static_cast<std::uint32_t>(g.size()), 5};
   try {
     g.read(whole, out2);
