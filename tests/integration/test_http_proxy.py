@@ -264,7 +264,10 @@ class _FixedOrigin:
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 path = head.split(b" ")[1].decode()
                 path = "/" + path.split("/", 3)[3] if "://" in path else path
-                conn.sendall(self.answers[path])
+                try:
+                    conn.sendall(self.answers[path])
+                except OSError:
+                    return  # the gateway closed its side (a client that left mid-body)
                 if path.startswith("/close"):
                     return
 
