@@ -8,12 +8,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -357,6 +360,9 @@ class shared_coordinator {
       if (rep.robots) {
         front_.robots_fetched(rep.key, rep.status, rep.robots_body, now);
         publish_delay(rep.key);
+        if (rep.status >= 200 && rep.status < 500) {  // an answer that holds for a day: the fleet's too
+          robots_publish_.emplace_back(rep.key, fmt::format("{}\n{}", rep.status, rep.robots_body));
+        }
         continue;
       }
       if (rep.sitemap) {
@@ -391,10 +397,16 @@ class shared_coordinator {
 
     const std::int64_t ms = shared_frontier::now_ms();
     if (ms >= next_round_) {
-      round(ms);
+      round(ms, now);
     }
     front_.next(now, work_);
     for (auto& w : work_) {
+      if (w.robots && !robots_held_.contains(w.key)) {
+        // Another worker may have read it already: ask Redis in the next round first.
+        robots_ask_.push_back(w.key);
+        robots_held_.emplace(w.key, std::move(w));
+        continue;
+      }
       feed_.push(w);
     }
     work_.clear();
@@ -426,6 +438,8 @@ class shared_coordinator {
   // fetched. The fsync then comes at once, not at the next --fsync-interval, which every
   // worker (and so the crawl's end) would otherwise wait for.
   bool sync_now() const { return !waiting_.empty() && remote_open_ == 0 && held_.size() == finished_ && !paused_; }
+
+  std::uint64_t robots_shared() const { return robots_shared_; }
 
   std::string progress() const {
     return fmt::format(
@@ -478,7 +492,31 @@ class shared_coordinator {
     }
   }
 
-  void round(std::int64_t ms) {
+  // The fleet's answers to the robots.txt this worker asked for: a host someone has read is
+  // known here at once; the others are fetched (also when Redis did not answer).
+  void robots_answered(const std::vector<std::string>& asked, const std::vector<std::optional<std::string>>& got,
+                       time_point now) {
+    for (std::size_t i = 0; i < asked.size(); ++i) {
+      auto it = robots_held_.find(asked[i]);
+      if (it == robots_held_.end()) {
+        continue;
+      }
+      long status = 0;
+      const std::string* v = i < got.size() && got[i] ? &*got[i] : nullptr;
+      const auto nl = v ? v->find('\n') : std::string::npos;
+      if (v && nl != std::string::npos && std::from_chars(v->data(), v->data() + nl, status).ec == std::errc() &&
+          status >= 200 && status < 500) {
+        front_.robots_fetched(asked[i], status, std::string_view(*v).substr(nl + 1), now);
+        publish_delay(asked[i]);
+        ++robots_shared_;
+      } else {
+        feed_.push(it->second);
+      }
+      robots_held_.erase(it);
+    }
+  }
+
+  void round(std::int64_t ms, time_point now) {
     shared_round r;
     if (!seeded_) {
       r.seeds = seeds_;
@@ -488,6 +526,8 @@ class shared_coordinator {
     r.release.swap(release_);
     r.acks.swap(acks_);
     r.delays = delays_;
+    r.robots_get.swap(robots_ask_);
+    r.robots_set.swap(robots_publish_);
     const auto lease_ms = static_cast<std::int64_t>(cfg_.lease_s * 1000);
     if (ms >= next_renew_) {
       r.renew.assign(held_.begin(), held_.end());
@@ -501,8 +541,8 @@ class shared_coordinator {
     // fsynced, which must not throttle the crawl to capacity per --fsync-interval.
     const auto room = static_cast<long long>(capacity_) - static_cast<long long>(held_.size() - finished_);
     r.take = room > 0 && !run_.state().stopping.load() ? static_cast<int>(room) : 0;
-    const bool sends =
-        !r.seeds.empty() || !r.release.empty() || !r.acks.empty() || !r.delays.empty() || !r.renew.empty() || r.reap;
+    const bool sends = !r.seeds.empty() || !r.release.empty() || !r.acks.empty() || !r.delays.empty() ||
+                       !r.renew.empty() || r.reap || !r.robots_get.empty() || !r.robots_set.empty();
     if (!sends && r.take == 0 && seeded_ && !paused_) {
       next_round_ = ms + round_ms;  // full and nothing owed: no round trip (Redis's CPU is the fleet's)
       return;
@@ -510,6 +550,8 @@ class shared_coordinator {
     if (const auto err = sf_.run(r, ms)) {
       release_.swap(r.release);
       acks_.swap(r.acks);
+      robots_publish_.swap(r.robots_set);
+      robots_answered(r.robots_get, {}, now);  // no answer: fetch them
       if (!paused_) {
         std::fprintf(stderr, "crawl: Redis %s: %s (%s): pausing, trying again every second\n", where_.c_str(),
                      err.message.c_str(), fleet::redis_errc_name(err.code));
@@ -526,6 +568,7 @@ class shared_coordinator {
     seeded_ = true;
     extra_.clear();
     delays_.clear();
+    robots_answered(r.robots_get, r.robots_got, now);
     for (const auto& a : r.acks) {
       if (held_.erase(a.id) > 0) {
         --finished_;
@@ -586,7 +629,11 @@ class shared_coordinator {
   std::unordered_set<std::uint64_t> held_;     // leases this worker holds
   std::size_t finished_ = 0;                   // of those, fetched (or dropped): waiting to be acknowledged
   std::unordered_set<std::string> published_;  // hosts whose delay this worker told Redis
-  fetch::url_set sent_{1 << 16};               // links this worker has admitted (fingerprints)
+  std::vector<std::string> robots_ask_;        // hosts whose robots.txt to ask the fleet for
+  std::unordered_map<std::string, work_item> robots_held_;           // their fetches, held until it answers
+  std::vector<std::pair<std::string, std::string>> robots_publish_;  // answers to tell the fleet
+  std::uint64_t robots_shared_ = 0;                                  // robots.txt the fleet answered
+  fetch::url_set sent_{1 << 16};                                     // links this worker has admitted (fingerprints)
   std::int64_t next_round_ = 0, next_renew_ = 0, next_reap_ = 0;
   long long remote_queued_ = -1, remote_leased_ = -1, remote_handed_ = -1;
   long long remote_open_ = -1;       // queued work that may still go out (--max-pages: re-deliveries only once spent)
@@ -716,8 +763,11 @@ int run_crawl(const crawl_config& cfg) {
     ::unlink(spill_path.c_str());  // a cache of this run's queue: a resume rebuilds it from the output
   }
   if (shared) {
-    std::fprintf(stderr, "crawl: %llu disallowed by robots.txt, %llu dropped (robots.txt unreachable)\n",
-                 static_cast<unsigned long long>(c.disallowed), static_cast<unsigned long long>(c.robots_unreachable));
+    std::fprintf(stderr,
+                 "crawl: %llu disallowed by robots.txt, %llu dropped (robots.txt unreachable), %llu robots.txt read "
+                 "from the fleet\n",
+                 static_cast<unsigned long long>(c.disallowed), static_cast<unsigned long long>(c.robots_unreachable),
+                 static_cast<unsigned long long>(co->robots_shared()));
     return rc;
   }
   std::fprintf(stderr,

@@ -553,6 +553,14 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
       push_admits(c, a.links);
     }
   }
+  const std::size_t robots_at = cmds.size();
+  for (const auto& key : r.robots_get) {
+    cmds.push_back({"GET", keep(prefix_ + ":robots:" + key)});
+  }
+  for (const auto& [key, value] : r.robots_set) {
+    cmds.push_back(
+        {"SET", keep(prefix_ + ":robots:" + key), value, "PX", keep(std::to_string(r.robots_ttl.count())), "NX"});
+  }
   const std::size_t counts_at = cmds.size();
   cmds.push_back({"GET", keep(prefix_ + ":queued")});
   cmds.push_back({"ZCARD", keep(prefix_ + ":leases")});
@@ -576,6 +584,10 @@ redis_error shared_frontier::run(shared_round& r, std::int64_t now) {
         r.taken.push_back({static_cast<std::uint64_t>(t[i].as_int()), t[i + 1].str, std::move(*item)});
       }
     }
+  }
+  for (std::size_t i = 0; i < r.robots_get.size(); ++i) {
+    const auto& rep = out[robots_at + i];
+    r.robots_got.push_back(rep.is_nil() ? std::nullopt : std::optional<std::string>(rep.str));
   }
   r.queued = out[counts_at].as_int(0);
   r.leased = out[counts_at + 1].as_int(0);

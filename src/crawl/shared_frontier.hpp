@@ -19,6 +19,9 @@
 //   lease, leases   lease id -> "FLAGKEY\nitem" (FLAG 1 once released), and by expiry time
 //   queued, done, dropped, stale, seq   counters (stale: acks of leases no longer held); dead: the dead-letter list;
 //   workers: heartbeats
+//   robots:KEY  a host's robots.txt as the first worker to fetch it got it ("STATUS\nBODY",
+//               2xx and 4xx answers only, kept for the robots.txt cache's TTL): the other
+//               workers read it instead of asking the host again
 //   handed, max_pages, requeued, parked   --max-pages, shared: first deliveries taken so far
 //               (counted by take, so a re-delivered lease is not counted twice; a page
 //               dropped by robots.txt gives its place back, a dead-lettered one keeps it),
@@ -114,6 +117,11 @@ struct shared_round {
   std::vector<ack> acks;
   std::vector<std::pair<std::string, long long>> delays;  // host key -> its delay (ms), once known
   std::vector<std::uint64_t> renew;
+  // robots.txt shared by the fleet: hosts whose answer this worker is about to fetch (asked
+  // first), and answers it fetched (host key, "STATUS\nBODY"), kept for robots_ttl.
+  std::vector<std::string> robots_get;
+  std::vector<std::pair<std::string, std::string>> robots_set;
+  std::chrono::milliseconds robots_ttl{std::chrono::hours(24)};
   bool reap = false;
   bool heartbeat = false;
   int take = 0;
@@ -123,6 +131,7 @@ struct shared_round {
   long long handed = -1;
   long long open = -1;       // open_work(): what may still go out
   long long max_pages = -1;  // the crawl's --max-pages (the first taker's; 0: none, -1: not set yet)
+  std::vector<std::optional<std::string>> robots_got;  // per robots_get: the fleet's answer, if any
 };
 
 class shared_frontier {

@@ -17,7 +17,7 @@ import random
 import signal
 import subprocess
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 
 import pytest
@@ -729,3 +729,25 @@ def test_a_worker_with_nothing_left_syncs_at_once(site, tmp_path, start_redis):
     assert (d / "out.jsonl").read_bytes().count(b"\n") == 30
     status = crawl_status(redis.url, "prompt")
     assert "leased 0" in status and "done 30" in status, status
+
+
+def test_workers_share_each_hosts_robots_txt(site, tmp_path, start_redis):
+    """A host's robots.txt is read once for the whole fleet: the worker that fetches it publishes the
+    answer (kept for the robots.txt cache's TTL), the others ask Redis before asking the host. Three
+    workers, four hosts: nginx sees each robots.txt once, and the workers say how many they read from
+    the fleet."""
+    redis = start_redis()
+    seeds = seeds_for(site)
+    log_before = len(access_log(site))
+    dirs = [tmp_path / f"w{i}" for i in range(3)]
+    procs = [start_worker(d, seeds, redis.url, "robots", "--max-pages", "400") for d in dirs]
+    for p, d in zip(procs, dirs):
+        assert p.wait(timeout=60) == 0, (d / "stderr.log").read_text()[-2000:]
+    fetched = Counter(addr for _, addr, uri, _ in access_log(site)[log_before:] if uri == "/robots.txt")
+    assert fetched and set(fetched.values()) == {1}, fetched
+    shared = [int(re.search(r"(\d+) robots.txt read from the fleet", (d / "stderr.log").read_text()).group(1))
+              for d in dirs]
+    per_worker = [(d / "out.jsonl").read_bytes().count(b"\n") for d in dirs]
+    # Every worker that crawled a host it did not read the robots.txt of got it from the fleet.
+    assert sum(shared) >= 1, (shared, per_worker)
+    assert sum(per_worker) == 400
