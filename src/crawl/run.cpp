@@ -360,7 +360,8 @@ class shared_coordinator {
       if (rep.robots) {
         front_.robots_fetched(rep.key, rep.status, rep.robots_body, now);
         publish_delay(rep.key);
-        if (rep.status >= 200 && rep.status < 500) {  // an answer that holds for a day: the fleet's too
+        if (rep.status >= 200 && rep.status < 500 && rep.robots_body.size() <= robots_share_max_bytes) {
+          // An answer that holds for a day: the fleet's too (shared_frontier.hpp, robots:KEY)
           robots_publish_.emplace_back(rep.key, fmt::format("{}\n{}", rep.status, rep.robots_body));
         }
         continue;
@@ -473,13 +474,13 @@ class shared_coordinator {
     a.id = lease;
     if (follow_links(cfg_, depth)) {
       for (const auto& l : links) {
-        if (sent_.insert(fetch::fingerprint(l))) {
-          a.links.push_back(admit_of(l, depth + 1, 0));
+        if (const auto fp = fetch::fingerprint(l); sent_.insert(fp)) {
+          a.links.push_back(admit_of(l, depth + 1, 0, fp));
         }
       }
     }
-    if (!redirect.empty() && hops < max_hops_ && sent_.insert(fetch::fingerprint(redirect))) {
-      a.links.push_back(admit_of(redirect, depth, hops + 1u));
+    if (const auto fp = fetch::fingerprint(redirect); !redirect.empty() && hops < max_hops_ && sent_.insert(fp)) {
+      a.links.push_back(admit_of(redirect, depth, hops + 1u, fp));
     }
     return a;
   }

@@ -395,15 +395,6 @@ asio::awaitable<void> run_exec(fleet::connection& c, fleet::redis_url url, std::
   }
 }
 
-std::vector<std::vector<std::string_view>> views_of(const std::vector<std::vector<std::string>>& cmds) {
-  std::vector<std::vector<std::string_view>> v;
-  v.reserve(cmds.size());
-  for (const auto& c : cmds) {
-    v.emplace_back(c.begin(), c.end());
-  }
-  return v;
-}
-
 }  // namespace
 
 std::string encode_item(const queue_item& i) {
@@ -439,8 +430,11 @@ long long open_work(long long queued, long long requeued, long long handed, long
 }
 
 admit admit_of(std::string_view url, std::uint32_t depth, std::uint32_t hops) {
+  return admit_of(url, depth, hops, fetch::fingerprint(url));
+}
+
+admit admit_of(std::string_view url, std::uint32_t depth, std::uint32_t hops, std::uint64_t fp) {
   const url_key k = split_url(url);
-  const std::uint64_t fp = fetch::fingerprint(url);
   admit a;
   a.key = std::string(k.scheme) + "://" + std::string(k.authority);
   a.item = encode_item({0, depth, hops, std::string(url)});
@@ -612,7 +606,7 @@ redis_error shared_frontier::counts(shared_counts& c, std::int64_t now) {
       {"GET", prefix_ + ":max_pages"},
   };
   std::vector<reply> out;
-  if (auto err = exec(views_of(cmds), out)) {
+  if (auto err = exec(fleet::command_views(cmds), out)) {
     return err;
   }
   c.queued = out[0].as_int(0);
@@ -633,7 +627,7 @@ redis_error shared_frontier::counts(shared_counts& c, std::int64_t now) {
   }
   if (!lens.empty()) {
     std::vector<reply> l;
-    if (auto err = exec(views_of(lens), l)) {
+    if (auto err = exec(fleet::command_views(lens), l)) {
       return err;
     }
     for (std::size_t i = 0; i < l.size(); ++i) {

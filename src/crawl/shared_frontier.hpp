@@ -20,8 +20,10 @@
 //   queued, done, dropped, stale, seq   counters (stale: acks of leases no longer held); dead: the dead-letter list;
 //   workers: heartbeats
 //   robots:KEY  a host's robots.txt as the first worker to fetch it got it ("STATUS\nBODY",
-//               2xx and 4xx answers only, kept for the robots.txt cache's TTL): the other
-//               workers read it instead of asking the host again
+//               2xx and 4xx answers of at most robots_share_max_bytes, kept an hour): the
+//               other workers read it instead of asking the host again. Bounded so that a
+//               crawl of a million hosts does not keep a million files in Redis for a day:
+//               each worker still caches the rules it read for 24 h.
 //   handed, max_pages, requeued, parked   --max-pages, shared: first deliveries taken so far
 //               (counted by take, so a re-delivered lease is not counted twice; a page
 //               dropped by robots.txt gives its place back, a dead-lettered one keeps it),
@@ -66,6 +68,11 @@ struct admit {
   std::string key, item, bucket, member;
 };
 admit admit_of(std::string_view url, std::uint32_t depth, std::uint32_t hops);
+// The same with the URL's fingerprint (fetch::fingerprint) already computed.
+admit admit_of(std::string_view url, std::uint32_t depth, std::uint32_t hops, std::uint64_t fp);
+
+// The largest robots.txt shared through Redis (bigger ones are fetched by each worker).
+inline constexpr std::size_t robots_share_max_bytes = 64 * 1024;
 
 // Work that may still go out: everything queued, or once --max-pages is spent (handed >=
 // max_pages > 0) only the re-deliveries among it (their first delivery was counted). The
@@ -121,7 +128,7 @@ struct shared_round {
   // first), and answers it fetched (host key, "STATUS\nBODY"), kept for robots_ttl.
   std::vector<std::string> robots_get;
   std::vector<std::pair<std::string, std::string>> robots_set;
-  std::chrono::milliseconds robots_ttl{std::chrono::hours(24)};
+  std::chrono::milliseconds robots_ttl{std::chrono::hours(1)};
   bool reap = false;
   bool heartbeat = false;
   int take = 0;

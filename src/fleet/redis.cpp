@@ -354,14 +354,18 @@ asio::awaitable<redis_error> connection::read_one(reply& out) {
   }
 }
 
-asio::awaitable<redis_error> connection::exec(std::vector<std::vector<std::string>> cmds, std::vector<reply>& out,
-                                              std::chrono::milliseconds timeout) {
+std::vector<std::vector<std::string_view>> command_views(const std::vector<std::vector<std::string>>& cmds) {
   std::vector<std::vector<std::string_view>> views;
   views.reserve(cmds.size());
   for (const auto& c : cmds) {
     views.emplace_back(c.begin(), c.end());
   }
-  co_return co_await exec(views, out, timeout);  // `cmds` lives in this frame until then
+  return views;
+}
+
+asio::awaitable<redis_error> connection::exec(std::vector<std::vector<std::string>> cmds, std::vector<reply>& out,
+                                              std::chrono::milliseconds timeout) {
+  co_return co_await exec(command_views(cmds), out, timeout);  // `cmds` lives in this frame until then
 }
 
 asio::awaitable<redis_error> connection::exec(const std::vector<std::vector<std::string_view>>& cmds,

@@ -62,6 +62,8 @@ struct reply {
 // One command in RESP (hiredis' redisFormatCommandArgv): binary-safe arguments.
 std::string format_command(std::span<const std::string> args);
 std::string format_command(std::span<const std::string_view> args);
+// Views of a batch of owned commands (for exec over views); they point into `cmds`.
+std::vector<std::vector<std::string_view>> command_views(const std::vector<std::vector<std::string>>& cmds);
 
 // Incremental RESP parser (hiredis' reader). Feed bytes as they arrive; next() returns
 // each complete reply in order. A protocol error is sticky: failed() stays true.
